@@ -1,0 +1,30 @@
+"""CLI test helpers: invoke the real app with CliRunner, stdout and stderr kept apart."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from tradebot.cli import app
+from tradebot.core.trades import ClosedTrade
+from tradebot.trade_journal import TradeJournal
+
+
+def invoke(args: Sequence[str], input: str | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def journal(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Append trades to the journal the default config reads (./logs/journal/trades.jsonl)."""
+
+    def _add(*trades: ClosedTrade) -> Path:
+        j = TradeJournal(tmp_path / "logs")
+        for t in trades:
+            j.append(t)
+        return j.path
+
+    return _add

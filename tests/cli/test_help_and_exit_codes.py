@@ -1,0 +1,76 @@
+"""Every command has help; main() maps errors onto the documented exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from tests.cli.conftest import invoke
+from tradebot.cli import app
+from tradebot.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _commands(group, prefix=()):  # type: ignore[no-untyped-def]
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+
+
+ALL = list(_commands(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize("path,command", ALL, ids=[" ".join(p) for p, _ in ALL])
+def test_every_command_has_help(path, command) -> None:  # type: ignore[no-untyped-def]
+    assert command.help, f"tradebot {' '.join(path)} has no help text"
+    result = invoke([*path, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout
+
+
+def test_version() -> None:
+    result = invoke(["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("tradebot ")
+
+
+def test_unknown_command_is_usage_error() -> None:
+    result = CliRunner_invoke(["jornal"])
+    assert result.exit_code == ExitCode.USAGE
+
+
+def CliRunner_invoke(args):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, args)
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "tradebot", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_console_entry_point_exit_codes(tmp_path: Path) -> None:
+    """The real process: bad config → 3 without traceback; ok → 0; usage → 2."""
+    (tmp_path / "config.toml").write_text("[risk]\nmax_risk_pct = 500\n")
+    bad = _run(["config", "check"], tmp_path)
+    assert bad.returncode == ExitCode.BAD_CONFIG
+    assert "risk.max_risk_pct" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    (tmp_path / "config.toml").write_text("")
+    assert _run(["config", "check"], tmp_path).returncode == ExitCode.OK
+    assert _run(["journal", "--since", "x"], tmp_path).returncode == ExitCode.USAGE

@@ -1,0 +1,41 @@
+"""Shared fixtures: every test runs in its own directory with no TRADEBOT_* variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A clean working directory and environment, so the developer's shell cannot leak in."""
+    for name in list(os.environ):
+        if name.upper().startswith("TRADEBOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a config.toml (the default path) with the given body and return its path."""
+
+    def _write(body: str = "", name: str = "config.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(body, encoding="utf-8")
+        return path
+
+    return _write
+
+
+def shared_data(relative: str) -> Path:
+    """A file in ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real market data not available: {path} is absent (see README, Tests)")
+    return path

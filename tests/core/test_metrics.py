@@ -1,0 +1,164 @@
+"""Metrics against hand-computed numbers, and invariants with hypothesis."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.factories import trade
+from tradebot.core.metrics import INFINITY, equity_curve, filter_trades, group_by, summarize
+
+D = Decimal
+BASE = D(10000)
+
+
+def _at(day: int, minute: int) -> datetime:
+    return datetime(2025, 7, day, 14, 0, tzinfo=UTC) + timedelta(minutes=minute)
+
+
+def test_hand_computed_example() -> None:
+    # risk per trade = 1.00 × 1 × 100 × 50 % = $50, so R = pnl / 50
+    trades = [
+        trade(100, exit_time=_at(1, 0)),
+        trade(-50, exit_time=_at(1, 10)),
+        trade(200, exit_time=_at(2, 0)),
+        trade(-50, exit_time=_at(3, 0)),
+        trade(50, exit_time=_at(3, 10)),
+    ]
+    s = summarize(trades, BASE)
+    assert (s.trades, s.wins, s.losses) == (5, 3, 2)
+    assert s.win_rate == D("0.6")
+    assert s.avg_win == D(350) / 3
+    assert s.avg_loss == D(-50)
+    assert s.avg_rr == (D(350) / 3) / 50  # 2.333…
+    assert s.expectancy_r == D(1)  # mean of 2, -1, 4, -1, 1
+    assert s.profit_factor == D("3.5")
+    assert s.total_pnl == D(250)
+    # equity 10100, 10050, 10250, 10200, 10250: worst drop 50 from the 10100 peak
+    assert s.max_drawdown_usd == D(50)
+    assert s.max_drawdown_pct == D(50) / D(10100) * 100
+    assert (s.best_pnl, s.worst_pnl) == (D(200), D(-50))
+    # sessions: 07-01 +50, 07-02 +200, 07-03 0 (not profitable, not losing)
+    assert (s.sessions, s.profitable_sessions, s.losing_sessions) == (3, 2, 0)
+    assert s.consecutive_losses == 0
+
+
+def test_no_losers_gives_infinite_rr_and_profit_factor() -> None:
+    s = summarize([trade(10), trade(20)], BASE)
+    assert s.win_rate == 1
+    assert s.avg_rr == INFINITY
+    assert s.profit_factor == INFINITY
+    assert s.avg_loss is None
+    assert s.max_drawdown_usd == 0
+
+
+def test_no_winners_gives_zero_rr() -> None:
+    s = summarize([trade(-10, exit_time=_at(1, 0)), trade(0, exit_time=_at(1, 5))], BASE)
+    assert s.win_rate == 0
+    assert s.avg_rr == 0
+    assert s.profit_factor == 0
+    assert s.losses == 2  # break-even counts as a loss
+    assert s.consecutive_losses == 2
+    assert s.avg_win is None
+
+
+def test_empty() -> None:
+    s = summarize([], BASE)
+    assert s.trades == 0
+    assert s.win_rate is None and s.avg_rr is None and s.expectancy_r is None
+    assert s.total_pnl == 0 and s.best_pnl is None
+    assert s.as_record()["win_rate"] is None
+
+
+def test_trailing_loss_run() -> None:
+    trades = [trade(p, exit_time=_at(1, i)) for i, p in enumerate([-5, 10, -5, -5, -1])]
+    assert summarize(trades, BASE).consecutive_losses == 3
+
+
+def test_session_is_exchange_date_of_exit() -> None:
+    # 23:30 UTC on 07-01 is 19:30 in New York: still the 07-01 session, not 07-02.
+    late = trade(10, exit_time=datetime(2025, 7, 1, 23, 30, tzinfo=UTC))
+    early = trade(10, exit_time=datetime(2025, 7, 1, 14, 0, tzinfo=UTC))
+    assert late.session == date(2025, 7, 1)
+    assert summarize([late, early], BASE).sessions == 1
+
+
+def test_as_record_is_json_ready() -> None:
+    rec = summarize([trade(100), trade(-50)], BASE).as_record()
+    assert rec["win_rate"] == "0.5000"
+    assert rec["avg_rr"] == "2.0000"
+    assert rec["total_pnl"] == "50.00"
+    assert summarize([trade(1)], BASE).as_record()["avg_rr"] == "Infinity"
+
+
+def test_groups_filters_and_curve() -> None:
+    trades = [
+        trade(10, symbol="SPY", strategy="scalp", session=date(2025, 7, 1)),
+        trade(-5, symbol="QQQ", strategy="whale", session=date(2025, 7, 2), mode="live"),
+        trade(7, symbol="SPY", strategy="whale", session=date(2025, 7, 3)),
+    ]
+    assert list(group_by(trades, lambda t: t.symbol)) == ["QQQ", "SPY"]
+    assert len(filter_trades(trades, symbol="spy")) == 2
+    assert len(filter_trades(trades, strategy="whale", mode="paper")) == 1
+    assert len(filter_trades(trades, since=date(2025, 7, 2), until=date(2025, 7, 2))) == 1
+    assert [e for _, e in equity_curve(trades, BASE)] == [D(10010), D(10005), D(10012)]
+
+
+pnls = st.lists(
+    st.decimals(min_value=-95, max_value=500, places=2, allow_nan=False, allow_infinity=False),
+    min_size=0,
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pnls, st.randoms(use_true_random=False))
+def test_invariants(values: list[Decimal], rnd) -> None:  # type: ignore[no-untyped-def]
+    trades = [trade(v, exit_time=_at(1 + i % 5, i)) for i, v in enumerate(values)]
+    s = summarize(trades, BASE)
+    if trades:
+        assert s.win_rate is not None and 0 <= s.win_rate <= 1
+    assert s.wins + s.losses == s.trades == len(values)
+    assert s.total_pnl == sum(values, D(0))
+    assert s.max_drawdown_usd >= 0 and s.max_drawdown_pct >= 0
+    assert s.profitable_sessions + s.losing_sessions <= s.sessions
+    shuffled = list(trades)
+    rnd.shuffle(shuffled)
+    assert summarize(shuffled, BASE) == s  # line order never changes a number
+
+
+def _naive_drawdowns(values: list[Decimal]) -> tuple[Decimal, Decimal]:
+    equity = peak = BASE
+    worst_usd = worst_pct = D(0)
+    for v in values:
+        equity += v
+        peak = max(peak, equity)
+        worst_usd = max(worst_usd, peak - equity)
+        worst_pct = max(worst_pct, (peak - equity) / peak * 100)
+    return worst_usd, worst_pct
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.decimals(min_value=-95, max_value=300, places=2), max_size=60))
+def test_drawdown_matches_naive_reference(values: list[Decimal]) -> None:
+    trades = [trade(v, exit_time=_at(1, i)) for i, v in enumerate(values)]
+    s = summarize(trades, BASE)
+    usd, pct = _naive_drawdowns(values)
+    assert s.max_drawdown_usd == usd
+    assert s.max_drawdown_pct == pct
+    assert s.profitable_sessions + s.losing_sessions <= 1
+
+
+def test_more_than_six_decimal_places_is_rejected() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    good = trade(10).model_dump()
+    good["pnl"] = "10.0000001"
+    with pytest.raises(ValidationError, match="6 decimal places"):
+        type(trade(1)).model_validate(good)
+    good["pnl"] = "10.1000000"  # trailing zeros are fine
+    assert type(trade(1)).model_validate(good).pnl == D("10.1")

@@ -1,0 +1,105 @@
+"""The append-only JSONL store: round trips, torn tails, corrupt lines, locking."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tradebot.errors import CorruptRecordError
+from tradebot.storage import JsonlFile
+
+
+def test_missing_file_reads_empty(tmp_path: Path) -> None:
+    contents = JsonlFile(tmp_path / "none.jsonl").read()
+    assert contents.records == []
+    assert not (tmp_path / "none.jsonl").exists()  # reading never creates the file
+
+
+def test_round_trip_keeps_decimals_and_utc(tmp_path: Path) -> None:
+    store = JsonlFile(tmp_path / "j" / "a.jsonl")
+    when = datetime(2025, 7, 1, 13, 30, tzinfo=UTC)
+    store.append({"v": 1, "pnl": Decimal("-12.30"), "ts": when, "note": "line\nbreak"})
+    store.append_many([{"v": 1, "n": 2}, {"v": 1, "n": 3}])
+    raw = (tmp_path / "j" / "a.jsonl").read_text()
+    assert raw.count("\n") == 3  # one object per line, a newline inside a string is escaped
+    assert '"pnl":"-12.30"' in raw  # money as a decimal string
+    assert '"ts":"2025-07-01T13:30:00Z"' in raw
+    contents = store.read()
+    assert contents.records[0]["pnl"] == "-12.30"
+    assert contents.records[0]["note"] == "line\nbreak"
+    assert [r.get("n") for r in contents.records] == [None, 2, 3]
+    assert contents.line_numbers == [1, 2, 3]
+
+
+def test_naive_datetime_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        JsonlFile(tmp_path / "a.jsonl").append({"v": 1, "ts": datetime(2025, 1, 1)})
+
+
+def test_torn_last_line_is_skipped_with_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1,"n":1}\n{"v":1,"n":2}\n{"v":1,"n"')
+    with caplog.at_level(logging.WARNING):
+        contents = JsonlFile(path).read()
+    assert [r["n"] for r in contents.records] == [1, 2]
+    assert contents.torn_tail
+    assert "a.jsonl:3" in contents.warnings[0]
+    assert "torn last line" in caplog.text
+
+
+def test_append_after_torn_tail_sets_it_aside(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1,"n":1}\n{"v":1,"n":2')
+    JsonlFile(path).append({"v": 1, "n": 3})
+    contents = JsonlFile(path).read()
+    assert [r["n"] for r in contents.records] == [1, 3]
+    assert not contents.torn_tail
+    assert (tmp_path / "a.jsonl.torn").read_bytes() == b'{"v":1,"n":2\n'
+
+
+def test_torn_tail_without_any_newline(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1,"n')
+    assert JsonlFile(path).read().records == []
+    JsonlFile(path).append({"v": 1, "n": 1})
+    assert path.read_bytes() == b'{"v":1,"n":1}\n'
+
+
+def test_corrupt_middle_line_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1}\n{"v":1}\nnot json\n{"v":1}\n')
+    with pytest.raises(CorruptRecordError) as err:
+        JsonlFile(path).read()
+    assert err.value.line == 3
+    assert f"{path}:3" in str(err.value)
+
+
+def test_non_object_line_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1}\n[1,2]\n')
+    with pytest.raises(CorruptRecordError, match=r"a.jsonl:2: not a JSON object"):
+        JsonlFile(path).read()
+
+
+def test_blank_lines_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1,"n":1}\n\n{"v":1,"n":2}\n')
+    contents = JsonlFile(path).read()
+    assert [r["n"] for r in contents.records] == [1, 2]
+    assert contents.line_numbers == [1, 3]
+
+
+def test_locked_read_then_append(tmp_path: Path) -> None:
+    store = JsonlFile(tmp_path / "a.jsonl")
+    store.append({"v": 1, "n": 1})
+    with store.locked() as locked:
+        assert len(locked.read().records) == 1
+        locked.append({"v": 1, "n": 2})
+        assert len(locked.read().records) == 2
+    assert len(store.read().records) == 2

@@ -1,0 +1,5 @@
+"""`python -m tradebot` runs the CLI."""
+
+from tradebot.cli import main
+
+main()

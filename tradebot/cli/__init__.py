@@ -1,0 +1,137 @@
+"""The `tradebot` command: a thin layer that parses, calls the core, and renders.
+
+Each command group lives in its own module with its own small Typer app. Our errors become one
+line on stderr and the exit code of spec §1, in one place (`_ErrorsAsExitCodes`), so the same
+mapping holds for the console script and for CliRunner tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from tradebot import __version__
+from tradebot.cli.context import CliState
+from tradebot.errors import ExitCode, TradebotError
+
+log = logging.getLogger("tradebot")
+
+
+class _ErrorsAsExitCodes(TyperGroup):
+    """Turns TradebotError into its exit code, and anything unexpected into exit 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TradebotError as exc:
+            from tradebot.cli.output import error_line
+
+            error_line(exc.message, exc.details)
+            if _debug(ctx):
+                log.exception("details")
+            raise typer.Exit(int(exc.exit_code)) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:
+            # Typer's own usage errors (bad option, unknown command) keep their exit code 2.
+            if _debug(ctx) or (hasattr(exc, "exit_code") and hasattr(exc, "format_message")):
+                raise
+            from tradebot.cli.output import error_line
+
+            error_line(
+                f"unexpected error: {type(exc).__name__}: {exc}; run again with --debug for the "
+                "traceback and report it"
+            )
+            raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
+
+
+def _debug(ctx: Any) -> bool:
+    obj = ctx.find_root().obj
+    return isinstance(obj, CliState) and obj.debug
+
+
+app = typer.Typer(
+    cls=_ErrorsAsExitCodes,
+    name="tradebot",
+    help="Safety-first options-buying bot for Interactive Brokers.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tradebot {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (TOML). Default: $TRADEBOT_CONFIG, else ./config.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Verbose logs and full tracebacks on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Safety-first options-buying bot for Interactive Brokers."""
+    from tradebot.config import resolve_config_path
+
+    ctx.obj = CliState(
+        config_path=resolve_config_path(config),
+        config_explicit=config is not None or _env_has_config(),
+        debug=debug,
+    )
+
+
+def _env_has_config() -> bool:
+    import os
+
+    return bool(os.environ.get("TRADEBOT_CONFIG"))
+
+
+def _register() -> None:
+    from tradebot.cli import config_cmd, journal_cmd
+
+    app.add_typer(config_cmd.app, name="config")
+    app.command(name="journal")(journal_cmd.journal)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except TradebotError as exc:  # raised outside a command (should not happen; be safe)
+        from tradebot.cli.output import error_line
+
+        error_line(exc.message, exc.details)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,0 +1,79 @@
+"""`tradebot config check | show`: validate the configuration and show what is in effect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tradebot.cli.context import state_of
+from tradebot.cli.output import print_json, stdout_console
+
+app = typer.Typer(help="Validate and show the configuration.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+
+
+@app.command("check")
+def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Validate the config file and TRADEBOT_* variables; exit 0 when valid, 3 when not."""
+    loaded = state_of(ctx).config(log_to_file=False)
+    s = loaded.settings
+    source = str(loaded.path) if loaded.file_found else f"built-in defaults ({loaded.path} absent)"
+    summary = {
+        "valid": True,
+        "source": source,
+        "env_overrides": list(loaded.env_keys),
+        "broker": s.broker.kind,
+        "mode": s.trading.mode,
+        "symbols": s.trading.symbols,
+        "initial_phase": s.phase.initial,
+        "logs_dir": str(loaded.logs_dir),
+        "state_dir": str(loaded.state_dir),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    out = stdout_console()
+    out.print(f"[green]config OK[/]: {source}")
+    out.print(
+        f"  broker {s.broker.kind}, mode {s.trading.mode}, symbols {', '.join(s.trading.symbols)}"
+    )
+    out.print(f"  logs in {loaded.logs_dir}, state in {loaded.state_dir}")
+    if loaded.env_keys:
+        out.print(f"  overridden by environment: {', '.join(loaded.env_keys)}")
+
+
+@app.command("show")
+def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Print the effective configuration (file + environment + defaults), secrets masked."""
+    loaded = state_of(ctx).config(log_to_file=False)
+    document = loaded.settings.model_dump(mode="json")
+    if as_json:
+        print_json(document)
+        return
+    import tomli_w
+
+    header = (
+        f"# effective configuration from {loaded.path}"
+        if loaded.file_found
+        else f"# built-in defaults ({loaded.path} not found)"
+    )
+    text = tomli_w.dumps(_tomlable(loaded.settings.model_dump()))
+    stdout_console().print(header + "\n" + text, markup=False, highlight=False)
+
+
+def _tomlable(value: Any) -> Any:
+    """Python values TOML can hold: secrets masked, paths as text, no nulls (TOML has none)."""
+    from pydantic import SecretStr
+
+    if isinstance(value, dict):
+        return {k: _tomlable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_tomlable(v) for v in value]
+    if isinstance(value, SecretStr):
+        return str(value)  # "**********"
+    if isinstance(value, Path):
+        return str(value)
+    return value

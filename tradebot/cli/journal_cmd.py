@@ -1,0 +1,261 @@
+"""`tradebot journal`: closed trades and their metrics as tables, JSON or CSV."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tradebot.cli.context import state_of
+from tradebot.cli.output import (
+    csv_text,
+    fmt_money,
+    fmt_pct,
+    fmt_ratio,
+    print_json,
+    stdout_console,
+    write_csv,
+)
+from tradebot.errors import UsageError
+
+# The core (pydantic models) loads only when a command runs, keeping `tradebot --help` fast.
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from tradebot.core.metrics import TradeStats
+    from tradebot.core.trades import ClosedTrade
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    """A YYYY-MM-DD option value, or a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def journal(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option(help="First session to include (YYYY-MM-DD).", show_default=False)
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last session to include (YYYY-MM-DD).", show_default=False)
+    ] = None,
+    symbol: Annotated[
+        str | None, typer.Option(help="Only this underlying, e.g. SPY.", show_default=False)
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="Only this strategy (scalp, whale).", show_default=False)
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="Only this mode (paper, live, sim).", show_default=False)
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document for scripts.")
+    ] = False,
+    csv_target: Annotated[
+        str | None,
+        typer.Option("--csv", metavar="PATH|-", help="Write the trades as CSV ('-' = stdout)."),
+    ] = None,
+    chart: Annotated[
+        bool, typer.Option("--chart", help="Draw the equity curve in the terminal.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Rows in the trades table (most recent; 0 = all).")
+    ] = 50,
+) -> None:
+    """Show closed trades and summary metrics: overall, by strategy and by symbol."""
+    if as_json and csv_target == "-":
+        raise UsageError("--json and --csv - both write to stdout; choose one")
+    if mode is not None and mode not in ("paper", "live", "sim"):
+        raise UsageError(f"--mode {mode!r} is not one of paper, live, sim")
+    since_d = parse_day(since, "--since")
+    until_d = parse_day(until, "--until")
+    loaded = state_of(ctx).config()
+    from tradebot.core.metrics import equity_curve, filter_trades, group_by, summarize
+    from tradebot.core.trades import TRADE_FIELDS
+    from tradebot.trade_journal import TradeJournal
+
+    trade_journal = TradeJournal(loaded.logs_dir)
+    contents = trade_journal.read()
+    trades = filter_trades(
+        contents.trades, since=since_d, until=until_d, symbol=symbol, strategy=strategy, mode=mode
+    )
+    base_equity = loaded.settings.risk.paper_equity
+    filters = {
+        "since": since_d,
+        "until": until_d,
+        "symbol": symbol,
+        "strategy": strategy,
+        "mode": mode,
+    }
+
+    if csv_target is not None:
+        path = write_csv(csv_target, csv_text(TRADE_FIELDS, (_row(t) for t in trades)))
+        if path is not None and not as_json:
+            stdout_console().print(f"wrote {len(trades)} trade(s) to {path}")
+    if as_json:
+        print_json(journal_document(trades, base_equity, filters, contents.warnings))
+        return
+    if csv_target == "-":
+        return
+
+    out = stdout_console()
+    if not trades:
+        if contents.trades:
+            out.print(
+                f"No trades match the filters ({len(contents.trades)} in {trade_journal.path})."
+            )
+        else:
+            out.print(f"No closed trades yet: {trade_journal.path} is empty or absent.")
+        return
+    if csv_target is None:
+        shown = trades if limit == 0 else _most_recent(trades, limit)
+        out.print(_trades_table(shown, len(trades)))
+    stats = summarize(trades, base_equity)
+    out.print(_summary_table(stats, base_equity))
+    out.print(_group_table("By strategy", group_by(trades, lambda t: t.strategy), base_equity))
+    out.print(_group_table("By symbol", group_by(trades, lambda t: t.symbol), base_equity))
+    if chart:
+        from tradebot.cli.charts import equity_chart
+
+        points = [e for _, e in equity_curve(trades, base_equity)]
+        width = max(20, min(out.width - 12, 120))
+        out.print(equity_chart([base_equity, *points], width=width, height=12))
+
+
+def journal_document(
+    trades: list[ClosedTrade],
+    base_equity: Decimal,
+    filters: dict[str, Any],
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The `journal --json` contract (version 1)."""
+    from tradebot.core.metrics import group_by, summarize
+
+    return {
+        "v": 1,
+        "filters": filters,
+        "base_equity": base_equity,
+        "summary": summarize(trades, base_equity).as_record(),
+        "by_strategy": {
+            k: summarize(v, base_equity).as_record()
+            for k, v in group_by(trades, lambda t: t.strategy).items()
+        },
+        "by_symbol": {
+            k: summarize(v, base_equity).as_record()
+            for k, v in group_by(trades, lambda t: t.symbol).items()
+        },
+        "trades": [_row(t) for t in trades],
+        "warnings": warnings,
+    }
+
+
+def _row(trade: ClosedTrade) -> dict[str, Any]:
+    return trade.model_dump(mode="json")
+
+
+def _most_recent(trades: list[ClosedTrade], limit: int) -> list[ClosedTrade]:
+    return sorted(trades, key=lambda t: (t.exit_time, t.trade_id))[-limit:]
+
+
+def _trades_table(trades: list[ClosedTrade], total: int) -> Table:
+    from tradebot.core.trades import EXCHANGE_TZ
+
+    title = (
+        "Closed trades"
+        if len(trades) == total
+        else f"Closed trades (last {len(trades)} of {total})"
+    )
+    table = Table(title=title, title_justify="left")
+    for name in (
+        "exit (NY)",
+        "symbol",
+        "contract",
+        "strategy",
+        "qty",
+        "entry",
+        "exit",
+        "P&L",
+        "R",
+        "reason",
+        "mode",
+    ):
+        numeric = name in ("qty", "entry", "exit", "P&L", "R")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+    for t in trades:
+        pnl_style = "green" if t.pnl > 0 else "red"
+        table.add_row(
+            t.exit_time.astimezone(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"),
+            t.symbol,
+            t.contract,
+            t.strategy,
+            str(t.qty),
+            str(t.entry_price),
+            str(t.exit_price),
+            f"[{pnl_style}]{fmt_money(t.pnl)}[/]",
+            fmt_ratio(t.pnl / t.risk),
+            t.exit_reason,
+            t.mode,
+        )
+    return table
+
+
+def _summary_table(stats: TradeStats, base_equity: Decimal) -> Table:
+    table = Table(title="Summary", title_justify="left", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("trades", f"{stats.trades} ({stats.wins} won, {stats.losses} lost)"),
+        ("win rate", fmt_pct(stats.win_rate)),
+        ("avg R:R (realized)", fmt_ratio(stats.avg_rr)),
+        ("expectancy", f"{fmt_ratio(stats.expectancy_r)} R"),
+        ("profit factor", fmt_ratio(stats.profit_factor)),
+        ("total P&L", fmt_money(stats.total_pnl)),
+        (
+            "max drawdown",
+            f"{fmt_money(stats.max_drawdown_usd)} "
+            f"({fmt_ratio(stats.max_drawdown_pct)} % of {fmt_money(base_equity)} + P&L)",
+        ),
+        ("best / worst trade", f"{fmt_money(stats.best_pnl)} / {fmt_money(stats.worst_pnl)}"),
+        ("sessions", f"{stats.sessions} ({stats.profitable_sessions} profitable)"),
+        ("consecutive losses now", str(stats.consecutive_losses)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _group_table(title: str, groups: dict[str, list[ClosedTrade]], base_equity: Decimal) -> Table:
+    from tradebot.core.metrics import summarize
+
+    table = Table(title=title, title_justify="left")
+    for name in (
+        "",
+        "trades",
+        "win rate",
+        "avg R:R",
+        "expectancy R",
+        "profit factor",
+        "P&L",
+        "max DD",
+    ):
+        table.add_column(name, justify="right" if name else "left")
+    for key, trades in groups.items():
+        s = summarize(trades, base_equity)
+        table.add_row(
+            key,
+            str(s.trades),
+            fmt_pct(s.win_rate),
+            fmt_ratio(s.avg_rr),
+            fmt_ratio(s.expectancy_r),
+            fmt_ratio(s.profit_factor),
+            fmt_money(s.total_pnl),
+            fmt_money(s.max_drawdown_usd),
+        )
+    return table

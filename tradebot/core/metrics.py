@@ -1,0 +1,356 @@
+"""Performance metrics over closed trades: pure functions, Decimal in and out.
+
+Definitions (spec §3), used by `tradebot journal` and by the phase ladder alike:
+
+* a win is `pnl > 0`; anything else (including break-even) is a loss;
+* avg R:R = mean P&L of winners ÷ |mean P&L of losers| — realized, never the planned target/stop;
+  infinite with winners and no losers, 0 with no winners, undefined with no trades;
+* expectancy in R = mean(pnl / risk), each term rounded to 1e-9 R;
+* profit factor = gross profit ÷ |gross loss| (infinite with no losing dollars);
+* max drawdown is measured on the closed-trade equity curve `base_equity + cumulative pnl`, trades
+  ordered by exit time (ties by trade id), so line order in the file never changes a number;
+* consecutive losses is the trailing run of losses at the end of that order;
+* a session is the exchange date of a trade's exit.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from itertools import accumulate
+from typing import Any
+
+from tradebot.core.trades import ClosedTrade
+
+INFINITY = Decimal("Infinity")
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class TradeStats:
+    """Summary of a set of closed trades. Ratios are None when there are no trades."""
+
+    trades: int
+    wins: int
+    losses: int
+    win_rate: Decimal | None
+    avg_win: Decimal | None
+    avg_loss: Decimal | None
+    avg_rr: Decimal | None
+    expectancy_r: Decimal | None
+    profit_factor: Decimal | None
+    total_pnl: Decimal
+    gross_profit: Decimal
+    gross_loss: Decimal
+    max_drawdown_usd: Decimal
+    max_drawdown_pct: Decimal
+    best_pnl: Decimal | None
+    worst_pnl: Decimal | None
+    sessions: int
+    profitable_sessions: int
+    losing_sessions: int
+    consecutive_losses: int
+
+    def as_record(self, places: int = 4) -> dict[str, Any]:
+        """JSON-ready dict: money exact, ratios rounded to `places`, all as decimal strings."""
+        ratio_q = Decimal(1).scaleb(-places)
+
+        def ratio(value: Decimal | None) -> str | None:
+            if value is None:
+                return None
+            if not value.is_finite():
+                return str(value)
+            return str(value.quantize(ratio_q))
+
+        return {
+            "trades": self.trades,
+            "wins": self.wins,
+            "losses": self.losses,
+            "win_rate": ratio(self.win_rate),
+            "avg_win": _money(self.avg_win),
+            "avg_loss": _money(self.avg_loss),
+            "avg_rr": ratio(self.avg_rr),
+            "expectancy_r": ratio(self.expectancy_r),
+            "profit_factor": ratio(self.profit_factor),
+            "total_pnl": _money(self.total_pnl),
+            "gross_profit": _money(self.gross_profit),
+            "gross_loss": _money(self.gross_loss),
+            "max_drawdown_usd": _money(self.max_drawdown_usd),
+            "max_drawdown_pct": ratio(self.max_drawdown_pct),
+            "best_pnl": _money(self.best_pnl),
+            "worst_pnl": _money(self.worst_pnl),
+            "sessions": self.sessions,
+            "profitable_sessions": self.profitable_sessions,
+            "losing_sessions": self.losing_sessions,
+            "consecutive_losses": self.consecutive_losses,
+        }
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(Decimal("0.01")))
+
+
+MICROS = 1_000_000  # money inside metrics: integer micro-dollars, exact for ≤ 6 decimal places
+R_UNITS = 1_000_000_000  # R multiples inside metrics: integer nano-R
+
+
+def to_micros(amount: Decimal) -> int:
+    """Exact integer micro-dollars (ClosedTrade guarantees at most 6 decimal places)."""
+    return int(amount.scaleb(6))
+
+
+def from_micros(micros: int) -> Decimal:
+    """Back to dollars, exactly."""
+    return Decimal(micros) / MICROS
+
+
+@dataclass(frozen=True)
+class TradeSeries:
+    """Closed trades in exit order, with parallel integer columns for fast, exact metrics.
+
+    Python-level Decimal arithmetic costs ~150 ns per operation; summing integers costs ~10 ns.
+    Building the columns once per journal load keeps phase evaluation over 100,000 trades under
+    50 ms while every result is still an exact Decimal.
+    """
+
+    trades: list[ClosedTrade]
+    entry_us: list[int]
+    pnl: list[int]
+    r: list[int]
+    session: list[int]
+    mode: list[str]
+
+    @classmethod
+    def of(cls, trades: Iterable[ClosedTrade]) -> TradeSeries:
+        """Build from trades in any order (sorted by exit time, then trade id)."""
+        ordered = chronological(trades)
+        return cls(
+            trades=ordered,
+            entry_us=[_epoch_us(t.entry_time) for t in ordered],
+            pnl=[to_micros(t.pnl) for t in ordered],
+            r=[int((t.pnl / t.risk).scaleb(9).to_integral_value()) for t in ordered],
+            session=[t.session.toordinal() for t in ordered],
+            mode=[t.mode for t in ordered],
+        )
+
+    def __len__(self) -> int:
+        return len(self.trades)
+
+    def take(self, indices: list[int]) -> TradeSeries:
+        """The trades at `indices` (ascending), as a series."""
+        if len(indices) == len(self.trades):
+            return self
+        return TradeSeries(
+            trades=[self.trades[i] for i in indices],
+            entry_us=[self.entry_us[i] for i in indices],
+            pnl=[self.pnl[i] for i in indices],
+            r=[self.r[i] for i in indices],
+            session=[self.session[i] for i in indices],
+            mode=[self.mode[i] for i in indices],
+        )
+
+    def window(self, modes: Iterable[str], opened_since: datetime | None) -> TradeSeries:
+        """Trades in `modes` opened at or after `opened_since` (all when None)."""
+        wanted = frozenset(modes)
+        since = _epoch_us(opened_since) if opened_since is not None else None
+        mode, entry = self.mode, self.entry_us
+        if since is None:
+            indices = [i for i, m in enumerate(mode) if m in wanted]
+        else:
+            indices = [i for i, m in enumerate(mode) if m in wanted and entry[i] >= since]
+        return self.take(indices)
+
+    def tail(self, count: int) -> TradeSeries:
+        """The last `count` trades."""
+        n = len(self.trades)
+        return self.take(list(range(max(0, n - count), n)))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def chronological(trades: Iterable[ClosedTrade]) -> list[ClosedTrade]:
+    """Trades ordered by exit time, then trade id: the one order every metric uses.
+
+    An append-only journal is almost always in this order already; checking is much cheaper than
+    sorting 100,000 trades, so sort only when needed.
+    """
+    items = list(trades)
+    times = [t.exit_time for t in items]
+    if all(map(operator.lt, times, times[1:])):
+        return items
+    return sorted(items, key=lambda t: (t.exit_time, t.trade_id))
+
+
+def summarize(trades: TradeSeries | Iterable[ClosedTrade], base_equity: Decimal) -> TradeStats:
+    """Compute every metric; `base_equity` anchors the drawdown percentage."""
+    series = trades if isinstance(trades, TradeSeries) else TradeSeries.of(trades)
+    n = len(series)
+    if n == 0:
+        return _EMPTY
+    pnls = series.pnl
+    win_pnls = [p for p in pnls if p > 0]
+    wins = len(win_pnls)
+    losses = n - wins
+    total = sum(pnls)
+    gross_profit = sum(win_pnls)
+    gross_loss = total - gross_profit
+
+    curve = list(accumulate(pnls, initial=to_micros(base_equity)))
+    max_dd, dd_drop, dd_peak = _drawdowns(curve)
+
+    trailing_losses = 0
+    for pnl in reversed(pnls):
+        if pnl > 0:
+            break
+        trailing_losses += 1
+
+    # In exit order each session is one contiguous run: its P&L is the equity after its last
+    # trade minus the equity before its first.
+    ends = sorted({day: i for i, day in enumerate(series.session)}.values())
+    starts = [0, *(e + 1 for e in ends[:-1])]
+    session_pnls = [curve[e + 1] - curve[s] for s, e in zip(starts, ends, strict=True)]
+
+    avg_win = from_micros(gross_profit) / wins if wins else None
+    avg_loss = from_micros(gross_loss) / losses if losses else None
+    return TradeStats(
+        trades=n,
+        wins=wins,
+        losses=losses,
+        win_rate=Decimal(wins) / n,
+        avg_win=avg_win,
+        avg_loss=avg_loss,
+        avg_rr=avg_rr(avg_win, avg_loss, n),
+        expectancy_r=Decimal(sum(series.r)) / R_UNITS / n,
+        profit_factor=_profit_factor(from_micros(gross_profit), from_micros(gross_loss), n),
+        total_pnl=from_micros(total),
+        gross_profit=from_micros(gross_profit),
+        gross_loss=from_micros(gross_loss),
+        max_drawdown_usd=from_micros(max_dd),
+        max_drawdown_pct=Decimal(dd_drop) / Decimal(dd_peak) * 100 if dd_drop else ZERO,
+        best_pnl=from_micros(max(pnls)),
+        worst_pnl=from_micros(min(pnls)),
+        sessions=len(ends),
+        profitable_sessions=sum(1 for p in session_pnls if p > 0),
+        losing_sessions=sum(1 for p in session_pnls if p < 0),
+        consecutive_losses=trailing_losses,
+    )
+
+
+def _drawdowns(curve: list[int]) -> tuple[int, int, int]:
+    """(largest drop, and the drop/peak pair with the largest drop ÷ peak) of an equity curve.
+
+    The peak is constant between new highs, so the worst ratio of each such episode is its
+    largest drop over that peak; ratios are compared by cross-multiplying (exact integers).
+    """
+    peak = curve[0]
+    episode_drop = max_drop = 0
+    pct_drop, pct_peak = 0, 1
+    for equity in curve:
+        if equity > peak:
+            if episode_drop * pct_peak > pct_drop * peak:
+                pct_drop, pct_peak = episode_drop, peak
+            peak = equity
+            episode_drop = 0
+        elif peak - equity > episode_drop:
+            episode_drop = peak - equity
+            if episode_drop > max_drop:
+                max_drop = episode_drop
+    if peak > 0 and episode_drop * pct_peak > pct_drop * peak:
+        pct_drop, pct_peak = episode_drop, peak
+    return max_drop, pct_drop, pct_peak
+
+
+_EMPTY = TradeStats(
+    trades=0,
+    wins=0,
+    losses=0,
+    win_rate=None,
+    avg_win=None,
+    avg_loss=None,
+    avg_rr=None,
+    expectancy_r=None,
+    profit_factor=None,
+    total_pnl=ZERO,
+    gross_profit=ZERO,
+    gross_loss=ZERO,
+    max_drawdown_usd=ZERO,
+    max_drawdown_pct=ZERO,
+    best_pnl=None,
+    worst_pnl=None,
+    sessions=0,
+    profitable_sessions=0,
+    losing_sessions=0,
+    consecutive_losses=0,
+)
+
+
+def avg_rr(avg_win: Decimal | None, avg_loss: Decimal | None, trades: int) -> Decimal | None:
+    """Realized reward:risk; infinite with no losers, 0 with no winners, None with no trades."""
+    if trades == 0:
+        return None
+    if avg_win is None:
+        return ZERO
+    if avg_loss is None or avg_loss == 0:
+        return INFINITY
+    return avg_win / abs(avg_loss)
+
+
+def _profit_factor(gross_profit: Decimal, gross_loss: Decimal, trades: int) -> Decimal | None:
+    if trades == 0:
+        return None
+    if gross_loss == 0:
+        return INFINITY if gross_profit > 0 else ZERO
+    return gross_profit / abs(gross_loss)
+
+
+def group_by(
+    trades: Iterable[ClosedTrade], key: Callable[[ClosedTrade], str]
+) -> dict[str, list[ClosedTrade]]:
+    """Split trades into groups (by strategy, by symbol, ...), keys sorted."""
+    groups: dict[str, list[ClosedTrade]] = {}
+    for trade in trades:
+        groups.setdefault(key(trade), []).append(trade)
+    return dict(sorted(groups.items()))
+
+
+def equity_curve(
+    trades: Sequence[ClosedTrade], base_equity: Decimal
+) -> list[tuple[datetime, Decimal]]:
+    """(exit time, equity after the trade) for each trade, in chronological order."""
+    equity = base_equity
+    points = []
+    for trade in chronological(trades):
+        equity += trade.pnl
+        points.append((trade.exit_time, equity))
+    return points
+
+
+def filter_trades(
+    trades: Iterable[ClosedTrade],
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    symbol: str | None = None,
+    strategy: str | None = None,
+    mode: str | None = None,
+) -> list[ClosedTrade]:
+    """Trades whose session lies in [since, until] and that match every given field."""
+    symbol_u = symbol.upper() if symbol else None
+    return [
+        t
+        for t in trades
+        if (since is None or t.session >= since)
+        and (until is None or t.session <= until)
+        and (symbol_u is None or t.symbol.upper() == symbol_u)
+        and (strategy is None or t.strategy == strategy)
+        and (mode is None or t.mode == mode)
+    ]

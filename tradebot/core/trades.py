@@ -1,0 +1,155 @@
+"""The closed-trade record (spec §7): one line of `journal/trades.jsonl` per round trip."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+_MICRO = Decimal("0.000001")
+
+Right = Literal["C", "P"]
+ExitReason = Literal["take_profit", "stop_loss", "flatten", "manual", "expired"]
+PhaseName = Literal["experience", "proof", "trial", "scaling"]
+TradeMode = Literal["paper", "live", "sim"]
+
+TRADE_FIELDS: tuple[str, ...] = (
+    "v",
+    "trade_id",
+    "symbol",
+    "contract",
+    "right",
+    "strike",
+    "expiry",
+    "strategy",
+    "qty",
+    "multiplier",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "commission",
+    "risk",
+    "pnl",
+    "r_multiple",
+    "exit_reason",
+    "phase",
+    "mode",
+    "session",
+)
+
+
+def session_of(moment: datetime) -> date:
+    """The exchange session date (America/New_York) that a UTC moment belongs to."""
+    return moment.astimezone(EXCHANGE_TZ).date()
+
+
+class ClosedTrade(BaseModel):
+    """A finished round trip. Money is Decimal, times are UTC, `pnl` is after commissions."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: Literal[1] = 1
+    trade_id: Annotated[str, Field(min_length=1)]
+    symbol: Annotated[str, Field(min_length=1)]
+    contract: Annotated[str, Field(min_length=1)]
+    right: Right
+    strike: Annotated[Decimal, Field(gt=0)]
+    expiry: date
+    strategy: Annotated[str, Field(min_length=1)]
+    qty: Annotated[int, Field(gt=0)]
+    multiplier: Annotated[int, Field(gt=0)]
+    entry_time: AwareDatetime
+    exit_time: AwareDatetime
+    entry_price: Annotated[Decimal, Field(ge=0)]
+    exit_price: Annotated[Decimal, Field(ge=0)]
+    commission: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    # Money at risk when the trade was opened: entry_price × qty × multiplier × stop-loss fraction.
+    risk: Annotated[Decimal, Field(gt=0)]
+    pnl: Decimal
+    r_multiple: Decimal
+    exit_reason: ExitReason
+    phase: PhaseName
+    mode: TradeMode
+    session: date
+
+    @field_validator("entry_time", "exit_time")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("pnl", "commission", "entry_price", "exit_price")
+    @classmethod
+    def _at_most_six_places(cls, value: Decimal) -> Decimal:
+        # Metrics sum money as exact integer micro-dollars.
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -6 and value != value.quantize(_MICRO):
+            raise ValueError("has more than 6 decimal places")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> ClosedTrade:
+        if self.exit_time < self.entry_time:
+            raise ValueError("exit_time is before entry_time")
+        expected = session_of(self.exit_time)
+        if self.session != expected:
+            raise ValueError(
+                f"session {self.session} is not the exchange date of exit_time ({expected})"
+            )
+        return self
+
+
+def close_trade(
+    *,
+    trade_id: str,
+    symbol: str,
+    contract: str,
+    right: Right,
+    strike: Decimal,
+    expiry: date,
+    strategy: str,
+    qty: int,
+    multiplier: int,
+    entry_time: datetime,
+    exit_time: datetime,
+    entry_price: Decimal,
+    exit_price: Decimal,
+    stop_loss_pct: Decimal,
+    exit_reason: ExitReason,
+    phase: PhaseName,
+    mode: TradeMode,
+    commission: Decimal = Decimal(0),
+) -> ClosedTrade:
+    """Build a closed trade, deriving risk, P&L (after commission), R multiple and session."""
+    notional = entry_price * qty * multiplier
+    risk = notional * stop_loss_pct / 100
+    pnl = (exit_price - entry_price) * qty * multiplier - commission
+    return ClosedTrade(
+        trade_id=trade_id,
+        symbol=symbol,
+        contract=contract,
+        right=right,
+        strike=strike,
+        expiry=expiry,
+        strategy=strategy,
+        qty=qty,
+        multiplier=multiplier,
+        entry_time=entry_time,
+        exit_time=exit_time,
+        entry_price=entry_price,
+        exit_price=exit_price,
+        commission=commission,
+        risk=risk,
+        pnl=pnl,
+        r_multiple=pnl / risk if risk else Decimal(0),
+        exit_reason=exit_reason,
+        phase=phase,
+        mode=mode,
+        session=session_of(exit_time),
+    )

@@ -1,0 +1,82 @@
+"""Exit codes (spec §1) and the error types that map onto them.
+
+Every error the operator can cause or fix is a `TradebotError`: the CLI prints its message as one
+sentence on stderr and exits with its code, with no traceback unless `--debug`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, unique
+from pathlib import Path
+
+
+@unique
+class ExitCode(IntEnum):
+    """Process exit codes, the same for every command."""
+
+    OK = 0
+    UNEXPECTED = 1
+    USAGE = 2
+    BAD_CONFIG = 3
+    REFUSED = 4
+    GATEWAY_UNREACHABLE = 5
+    INTERRUPTED = 130
+
+
+class TradebotError(Exception):
+    """An expected failure with a message for the operator and an exit code."""
+
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+
+    def __init__(self, message: str, *, details: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        # Extra lines printed after the message (one problem per line), e.g. every config error.
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(TradebotError):
+    """The configuration file or a TRADEBOT_* environment variable is invalid."""
+
+    exit_code = ExitCode.BAD_CONFIG
+
+
+class UsageError(TradebotError):
+    """A command was called with options that make no sense together."""
+
+    exit_code = ExitCode.USAGE
+
+
+class RefusedError(TradebotError):
+    """A risk or phase rule said no, a password was wrong, or overrides are locked."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class GatewayUnreachableError(TradebotError):
+    """The IB gateway could not be reached."""
+
+    exit_code = ExitCode.GATEWAY_UNREACHABLE
+
+
+class CorruptRecordError(TradebotError):
+    """A line in the middle of a JSONL file (or a state file) cannot be read.
+
+    A torn *last* line is not this error: it is the normal trace of a crash mid-write and is skipped
+    with a warning. Anything else means the file was damaged or edited, and the bot fails safe.
+    """
+
+    exit_code = ExitCode.UNEXPECTED
+
+    def __init__(self, path: Path, line: int | None, problem: str) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(
+            f"{where}: {problem}; repair or remove that line (keep a backup), then run the "
+            "command again"
+        )
+        self.path = path
+        self.line = line
+        self.problem = problem

@@ -1,0 +1,49 @@
+"""How records become JSON text: Decimal as strings, times as UTC ISO-8601.
+
+One encoder for every file tradebot writes, so money never passes through a float.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+def json_default(value: Any) -> Any:
+    """`json.dumps(default=...)` hook: Decimal → exact string, datetime → UTC ISO, date → ISO."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in a record")
+
+
+def utc_iso(moment: datetime) -> str:
+    """Return `moment` as UTC ISO-8601 with a trailing Z; naive datetimes are refused."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: every stored time must be timezone-aware")
+    text = moment.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+def dumps_record(record: Mapping[str, Any]) -> str:
+    """Serialise one record as a single line of compact JSON (no newline)."""
+    return json.dumps(record, default=json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def loads_record(text: str | bytes) -> Any:
+    """Parse JSON text; any float is read as an exact Decimal."""
+    return json.loads(text, parse_float=Decimal)

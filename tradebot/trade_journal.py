@@ -1,0 +1,58 @@
+"""`journal/trades.jsonl`: closed round trips, read and written through the durable JSONL store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from tradebot.core.trades import ClosedTrade
+from tradebot.errors import CorruptRecordError
+from tradebot.storage import JsonlFile
+
+TRADES_FILE = Path("journal") / "trades.jsonl"
+
+
+@dataclass(frozen=True)
+class TradeJournalContents:
+    trades: list[ClosedTrade]
+    warnings: list[str] = field(default_factory=list)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One short sentence naming each bad field (values are not echoed)."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+class TradeJournal:
+    """The closed-trade journal under `logs_dir`."""
+
+    def __init__(self, logs_dir: Path) -> None:
+        self.file = JsonlFile(Path(logs_dir) / TRADES_FILE)
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def read(self) -> TradeJournalContents:
+        """Every closed trade; a bad line raises CorruptRecordError naming file and line."""
+        contents = self.file.read()
+        trades = []
+        for record, line in zip(contents.records, contents.line_numbers, strict=True):
+            try:
+                trades.append(ClosedTrade.model_validate(record))
+            except ValidationError as exc:
+                raise CorruptRecordError(
+                    self.path, line, f"not a valid trade record ({describe_validation_error(exc)})"
+                ) from None
+        return TradeJournalContents(trades, contents.warnings)
+
+    def append(self, trade: ClosedTrade) -> None:
+        """Record a closed trade durably."""
+        self.file.append(trade.model_dump(mode="json"))
