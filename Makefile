@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Byte-compile like a normal install does (some machines set PYTHONDONTWRITEBYTECODE).
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q tradebot > /dev/null
 	touch $(STAMP)
 
 lint: $(STAMP)

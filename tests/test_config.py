@@ -107,7 +107,8 @@ def test_unknown_env_variable_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("TRADEBOT_RISKK__MAX_RISK_PCT", "2")
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "none.toml")
-    assert "TRADEBOT_RISKK__MAX_RISK_PCT" in err.value.details[0]
+    assert err.value.exit_code == ExitCode.BAD_CONFIG
+    assert err.value.details[0].startswith("TRADEBOT_RISKK__MAX_RISK_PCT: no setting 'riskk'")
     assert "did you mean 'risk'" in err.value.details[0]
 
 
@@ -117,7 +118,30 @@ def test_unknown_nested_env_key_is_rejected(
     monkeypatch.setenv("TRADEBOT_RISK__MAX_RISK_PC", "2")
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "none.toml")
-    assert err.value.details[0].startswith("risk.max_risk_pc: unknown key (did you mean")
+    assert err.value.details == (
+        "TRADEBOT_RISK__MAX_RISK_PC: no setting 'max_risk_pc' in risk (did you mean "
+        "'max_risk_pct'?); unset the variable or fix its name",
+    )
+
+
+def test_env_names_are_case_insensitive_and_nested(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("tradebot_strategies__scalp__rsi_buy", "[55, 75]")
+    monkeypatch.setenv("TRADEBOT_STRATEGIES__WHALE__ENABLED", "false")
+    s = load_config(tmp_path / "none.toml").settings
+    assert s.strategies.scalp.rsi_buy == (Decimal(55), Decimal(75))
+    assert s.strategies.whale.enabled is False
+    assert s.strategies.scalp.ema_fast == 9
+
+
+def test_env_cannot_replace_a_table_with_a_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TRADEBOT_RISK__MAX_RISK_PCT__X", "1")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "none.toml")
+    assert "'risk.max_risk_pct' is not a table" in err.value.details[0]
 
 
 def test_bad_env_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -131,7 +155,7 @@ def test_env_list_must_be_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("TRADEBOT_TRADING__SYMBOLS", "SPY,QQQ")
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "none.toml")
-    assert "TRADEBOT_TRADING__SYMBOLS" in err.value.message
+    assert err.value.details[0].startswith("TRADEBOT_TRADING__SYMBOLS: the value is not valid JSON")
     monkeypatch.setenv("TRADEBOT_TRADING__SYMBOLS", '["IWM"]')
     assert load_config(tmp_path / "none.toml").settings.trading.symbols == ["IWM"]
 

@@ -1,5 +1,9 @@
 """Configuration: `config.toml` plus `TRADEBOT_*` environment overrides (spec §2).
 
+Validation is pydantic; the environment source is our own small merge (see
+docs/decisions.md: pydantic-settings costs 50–100 ms of import on every command, a third of the
+0.3 s budget for `tradebot phase status`).
+
 * Missing file → built-in defaults: the simulated broker in dry-run, so nothing real can happen.
 * Every key can be overridden by `TRADEBOT_<SECTION>__<KEY>` (lists as JSON).
 * Unknown keys (in the file or in `TRADEBOT_*` variables) are errors, with a "did you mean".
@@ -12,17 +16,16 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.exceptions import SettingsError
 
 from tradebot.core.trades import PhaseName, TradeMode
 from tradebot.errors import ConfigError
@@ -255,16 +258,8 @@ class PathsConfig(Section):
     state_dir: Path = Path("logs/state")
 
 
-class Settings(BaseSettings):
+class Settings(Section):
     """The whole effective configuration."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-        case_sensitive=False,
-    )
 
     broker: BrokerConfig = BrokerConfig()
     trading: TradingConfig = TradingConfig()
@@ -284,18 +279,6 @@ class Settings(BaseSettings):
                 "real money"
             )
         return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Highest priority first: TRADEBOT_* variables, then the TOML file (passed as init kwargs).
-        return (env_settings, init_settings)
 
 
 class LoadedConfig(BaseModel):
@@ -329,9 +312,9 @@ def load_config(path: Path) -> LoadedConfig:
         data = _read_toml(path)
     elif path.exists():
         raise ConfigError(f"{path} is not a file; pass the path of a TOML config with --config")
-    env_keys = _check_env_names(os.environ)
+    overrides, env_keys = env_overrides(os.environ)
     try:
-        settings = Settings(**data)
+        settings = Settings.model_validate(_deep_merge(data, overrides))
     except ValidationError as exc:
         problems = [
             _describe(err, env_keys) for err in exc.errors(include_url=False, include_input=False)
@@ -341,16 +324,6 @@ def load_config(path: Path) -> LoadedConfig:
             "`tradebot config check`",
             details=tuple(problems),
         ) from None
-    except SettingsError as exc:
-        field = re.search(r'field "(\w+)"', str(exc))
-        section = field[1] if field else ""
-        names = sorted(v for k, v in env_keys.items() if k.split(".")[0] == section) or [
-            "TRADEBOT_*"
-        ]
-        raise ConfigError(
-            f"{', '.join(names)}: the environment value could not be parsed; list values must "
-            'be JSON, e.g. TRADEBOT_TRADING__SYMBOLS=\'["SPY", "QQQ"]\''
-        ) from None
     base_dir = path.resolve().parent if found else Path.cwd()
     return LoadedConfig(
         settings=settings,
@@ -359,6 +332,78 @@ def load_config(path: Path) -> LoadedConfig:
         base_dir=base_dir,
         env_keys=tuple(sorted(env_keys)),
     )
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """TRADEBOT_<SECTION>__<KEY> variables as a nested dict, and dotted key → variable name.
+
+    Names are case-insensitive. Lists, tuples and tables are written as JSON; scalars as plain
+    text (pydantic converts them). Unknown names are errors, with a "did you mean".
+    """
+    data: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    problems = []
+    for name, raw in sorted(environ.items()):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in ENV_NOT_SETTINGS:
+            continue
+        parts = upper[len(ENV_PREFIX) :].lower().split("__")
+        model: type[BaseModel] = Settings
+        node = data
+        for depth, part in enumerate(parts):
+            field = model.model_fields.get(part)
+            if field is None:
+                where = ".".join(parts[:depth]) or "the top level"
+                hint = _did_you_mean(part, list(model.model_fields))
+                problems.append(
+                    f"{name}: no setting '{part}' in {where}{hint}; unset the variable or fix "
+                    "its name"
+                )
+                break
+            annotation = field.annotation
+            if depth < len(parts) - 1:
+                if not _is_model(annotation):
+                    problems.append(f"{name}: '{'.'.join(parts[: depth + 1])}' is not a table")
+                    break
+                node = node.setdefault(part, {})
+                model = annotation  # type: ignore[assignment]
+                continue
+            if _is_structured(annotation):
+                try:
+                    node[part] = json.loads(raw, parse_float=Decimal)
+                except ValueError:
+                    problems.append(
+                        f"{name}: the value is not valid JSON; lists are written as JSON, e.g. "
+                        f'{name}=\'["SPY", "QQQ"]\''
+                    )
+                    break
+            else:
+                node[part] = raw
+            keys[".".join(parts)] = name
+    if problems:
+        raise ConfigError(
+            f"{len(problems)} problem(s) in TRADEBOT_* environment variables",
+            details=tuple(problems),
+        )
+    return data, keys
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _is_structured(annotation: Any) -> bool:
+    return _is_model(annotation) or get_origin(annotation) in (list, tuple, dict)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -378,31 +423,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
-
-
-def _check_env_names(environ: Mapping[str, str]) -> dict[str, str]:
-    """Map each TRADEBOT_* setting variable to its dotted key; unknown sections are errors."""
-    keys: dict[str, str] = {}
-    problems = []
-    sections = list(Settings.model_fields)
-    for name in environ:
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper in ENV_NOT_SETTINGS:
-            continue
-        dotted = ".".join(upper[len(ENV_PREFIX) :].lower().split("__"))
-        section = dotted.split(".")[0]
-        if section not in sections:
-            hint = _did_you_mean(section, sections)
-            problems.append(
-                f"{name}: unknown setting section '{section}'{hint}; unset the variable or fix "
-                "its name"
-            )
-        keys[dotted] = name
-    if problems:
-        raise ConfigError(
-            f"{len(problems)} unknown TRADEBOT_* environment variable(s)", details=tuple(problems)
-        )
-    return keys
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

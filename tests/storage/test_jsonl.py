@@ -103,3 +103,29 @@ def test_locked_read_then_append(tmp_path: Path) -> None:
         locked.append({"v": 1, "n": 2})
         assert len(locked.read().records) == 2
     assert len(store.read().records) == 2
+
+
+def test_line_numbers_are_exact_across_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    lines = [f'{{"v":1,"n":{i}}}' for i in range(1, 2501)]
+    lines[1499] = ""  # a blank line inside the second chunk
+    path.write_text("\n".join(lines) + "\n")
+    contents = JsonlFile(path).read()
+    assert len(contents.records) == 2499
+    assert contents.line_numbers[1498:1501] == [1499, 1501, 1502]
+    assert all(r["n"] == n for r, n in zip(contents.records, contents.line_numbers, strict=True))
+    lines[2099] = '{"v":1,"n":2100},{"v":1}'  # two objects on one line, in the third chunk
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CorruptRecordError) as err:
+        JsonlFile(path).read()
+    assert err.value.line == 2100
+
+
+def test_iter_chunks_streams_the_same_records(tmp_path: Path) -> None:
+    store = JsonlFile(tmp_path / "a.jsonl")
+    store.append_many({"v": 1, "n": i} for i in range(2345))
+    with store.locked() as locked:
+        locked.append({"v": 1, "n": 2345})
+    streamed = [r["n"] for chunk, _ in store.iter_chunks() for r in chunk]
+    assert streamed == list(range(2346))
+    assert [len(chunk) for chunk, _ in store.iter_chunks()] == [1000, 1000, 346]

@@ -48,19 +48,15 @@ def warning_line(message: str) -> None:
 def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
     """CSV with a header; Decimals as exact strings, times in UTC ISO-8601."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    plain = (str, int, bool)
     for row in rows:
-        writer.writerow({k: _csv_cell(row.get(k)) for k in columns})
+        cells = [row.get(k) for k in columns]
+        writer.writerow(
+            [v if type(v) in plain else ("" if v is None else json_default(v)) for v in cells]
+        )
     return buffer.getvalue()
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, (bool, int, str)):
-        return value
-    return json_default(value)
 
 
 def write_csv(target: str, text: str) -> Path | None:

@@ -14,9 +14,10 @@ Guarantees:
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +40,76 @@ class JsonlContents:
     warnings: list[str] = field(default_factory=list)
 
 
+CHUNK_LINES = 1000  # decode this many lines per call: fast, and keeps the working set in cache
+
+
+def _split_tail(data: bytes) -> tuple[bytes, bytes]:
+    """(complete lines, torn tail): everything after the last newline is an unfinished line."""
+    end = data.rfind(b"\n") + 1
+    return data[:end], data[end:]
+
+
+def _torn_tail_warning(path: Path, body: bytes, tail: bytes) -> str | None:
+    if not tail.strip():
+        return None
+    line_no = body.count(b"\n") + 1
+    message = (
+        f"{path}:{line_no}: ignoring a torn last line ({len(tail)} bytes, "
+        "no newline): the writer stopped mid-line"
+    )
+    log.warning(message)
+    return message
+
+
 def _parse(path: Path, data: bytes) -> JsonlContents:
+    body, tail = _split_tail(data)
     records: list[dict[str, Any]] = []
-    line_numbers: list[int] = []
-    warnings: list[str] = []
-    lines = data.split(b"\n")
-    # After the final newline split() leaves b""; anything else there is a torn (unfinished) line.
-    tail = lines.pop()
-    for number, raw in enumerate(lines, start=1):
+    numbers: list[int] = []
+    with gc_paused():
+        for chunk, chunk_numbers in _iter_chunks(path, body):
+            records.extend(chunk)
+            numbers.extend(chunk_numbers)
+    warning = _torn_tail_warning(path, body, tail)
+    return JsonlContents(records, numbers, warning is not None, [warning] if warning else [])
+
+
+def _iter_chunks(path: Path, body: bytes) -> Iterator[tuple[list[dict[str, Any]], list[int]]]:
+    """Complete lines as (records, 1-based line numbers), CHUNK_LINES at a time."""
+    try:
+        lines: list[str] | list[bytes] = body.decode("utf-8").split("\n")[:-1]
+    except UnicodeDecodeError:
+        lines = body.split(b"\n")[:-1]  # slow path, so the bad line can be named
+    for start in range(0, len(lines), CHUNK_LINES):
+        part = lines[start : start + CHUNK_LINES]
+        yield _parse_chunk(path, part, start)
+
+
+def _parse_chunk(
+    path: Path, lines: list[str] | list[bytes], offset: int
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """One C-level decode for a clean chunk; each line must hold exactly one JSON object."""
+    records: Any = None
+    if lines and isinstance(lines[0], str):
+        try:
+            records = loads_record("[" + ",".join(lines) + "]")
+        except ValueError:
+            records = None
+    if (
+        isinstance(records, list)
+        and len(records) == len(lines)
+        and all(type(r) is dict for r in records)
+    ):
+        return records, list(range(offset + 1, offset + len(lines) + 1))
+    # Blank lines, or a line that is not exactly one object: go line by line to name it.
+    return _parse_line_by_line(path, lines, offset)
+
+
+def _parse_line_by_line(
+    path: Path, lines: Sequence[str | bytes], offset: int = 0
+) -> tuple[list[dict[str, Any]], list[int]]:
+    records: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    for number, raw in enumerate(lines, start=offset + 1):
         if not raw.strip():
             continue
         try:
@@ -56,16 +119,20 @@ def _parse(path: Path, data: bytes) -> JsonlContents:
         if not isinstance(obj, dict):
             raise CorruptRecordError(path, number, "not a JSON object")
         records.append(obj)
-        line_numbers.append(number)
-    torn = bool(tail.strip())
-    if torn:
-        message = (
-            f"{path}:{len(lines) + 1}: ignoring a torn last line ({len(tail)} bytes, no newline): "
-            "the writer stopped mid-line"
-        )
-        log.warning(message)
-        warnings.append(message)
-    return JsonlContents(records, line_numbers, torn, warnings)
+        numbers.append(number)
+    return records, numbers
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many containers (it would rescan them repeatedly)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class JsonlFile:
@@ -76,16 +143,28 @@ class JsonlFile:
 
     def read(self) -> JsonlContents:
         """Read every complete record; a missing file is empty."""
+        return _parse(self.path, self._read_bytes())
+
+    def iter_chunks(self) -> Iterator[tuple[list[dict[str, Any]], list[int]]]:
+        """Stream (records, line numbers) in chunks, for big files processed piece by piece.
+
+        The file is read once under the shared lock; a torn last line is skipped with a
+        warning, and a corrupt line raises CorruptRecordError when its chunk is reached.
+        """
+        body, tail = _split_tail(self._read_bytes())
+        _torn_tail_warning(self.path, body, tail)
+        yield from _iter_chunks(self.path, body)
+
+    def _read_bytes(self) -> bytes:
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            return JsonlContents([], [])
+            return b""
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
-            data = _read_all(fd)
+            return _read_all(fd)
         finally:
             os.close(fd)
-        return _parse(self.path, data)
 
     def append(self, record: Mapping[str, Any]) -> None:
         """Append one record durably (returns after fsync)."""

@@ -44,6 +44,12 @@ def dumps_record(record: Mapping[str, Any]) -> str:
     return json.dumps(record, default=json_default, ensure_ascii=False, separators=(",", ":"))
 
 
+# One decoder for every read: json.loads(parse_float=...) would build a new one per call.
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def loads_record(text: str | bytes) -> Any:
     """Parse JSON text; any float is read as an exact Decimal."""
-    return json.loads(text, parse_float=Decimal)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return _DECODER.decode(text)

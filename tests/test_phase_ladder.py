@@ -1,0 +1,185 @@
+"""The phase ladder service over real files: transitions, downgrades, sessions, fail-safe."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.phase_helpers import NOW, series_of
+from tradebot.config import load_config
+from tradebot.core.trades import session_of
+from tradebot.order_journal import OrderJournal
+from tradebot.phase_ladder import PhaseLadder
+from tradebot.storage import JsonlFile
+from tradebot.trade_journal import TradeJournal
+
+
+@pytest.fixture
+def loaded(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return load_config(tmp_path / "config.toml")
+
+
+def _journal(loaded, trades) -> None:  # type: ignore[no-untyped-def]
+    j = TradeJournal(loaded.logs_dir)
+    for t in trades:
+        j.append(t)
+
+
+def _history_lines(loaded) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    return JsonlFile(loaded.logs_dir / "phase" / "phase-history.jsonl").read().records
+
+
+def _to_proof(loaded) -> PhaseLadder:  # type: ignore[no-untyped-def]
+    _journal(loaded, series_of([100] * 20))
+    ladder = PhaseLadder(loaded)
+    ladder.advance(NOW - timedelta(days=5), to=None, operator="alice", reason="earned")
+    return ladder
+
+
+def test_earned_advance_is_one_durable_record(loaded) -> None:  # type: ignore[no-untyped-def]
+    ladder = _to_proof(loaded)
+    lines = _history_lines(loaded)
+    assert len(lines) == 1
+    rec = lines[0]
+    assert rec["v"] == 1
+    assert (rec["from_phase"], rec["to_phase"], rec["trigger"]) == (
+        "experience",
+        "proof",
+        "advance",
+    )
+    assert rec["validation_passed"] is True and rec["failures"] == []
+    assert rec["metrics"]["trades"] == 20 and rec["metrics"]["win_rate"] == "1.0000"
+    assert rec["operator"] == "alice" and rec["reason"] == "earned"
+    assert rec["ts"].endswith("Z")
+    snap = ladder.snapshot(NOW)
+    assert snap.evaluation is not None and snap.evaluation.phase == "proof"
+    assert snap.evaluation.stats.trades == 0  # the window restarted
+
+
+def test_auto_downgrade_once_with_notice_and_entries_stopped(loaded) -> None:  # type: ignore[no-untyped-def]
+    ladder = _to_proof(loaded)
+    notices: list[tuple[str, str]] = []
+    ladder.notify = lambda event, msg: notices.append((event, msg))
+    _journal(loaded, series_of([-10, -10, -10], mode="live", start_day=62))  # Sep 1
+    assert ladder.check_entry(NOW, "live").refusals[0].rule == "downgrade_pending"
+    result = ladder.on_tick(NOW)
+    assert result.transition is not None
+    assert (result.transition.from_phase, result.transition.to_phase) == ("proof", "experience")
+    assert result.transition.trigger == "auto_downgrade"
+    assert result.transition.failures == ("3 consecutive losses (limit 3)",)
+    assert [e for e, _ in notices] == ["downgrade"]
+    lines = _history_lines(loaded)
+    assert len(lines) == 2 and lines[-1]["trigger"] == "auto_downgrade"
+    # Entries stop for the rest of the session, even paper ones in the lower phase ...
+    decision = ladder.check_entry(NOW + timedelta(minutes=5), "paper")
+    assert [r.rule for r in decision.refusals] == ["downgraded_this_session"]
+    # ... a second tick changes nothing, and exits are never blocked.
+    assert ladder.on_tick(NOW + timedelta(minutes=5)).transition is None
+    assert PhaseLadder.check_exit().allowed
+    # Next session: entries resume.
+    assert ladder.check_entry(NOW + timedelta(days=1), "paper").allowed
+
+
+def test_daily_loss_does_not_cascade_through_phases(loaded) -> None:  # type: ignore[no-untyped-def]
+    _journal(loaded, series_of([100] * 20))
+    ladder = PhaseLadder(loaded)
+    ladder.advance(NOW - timedelta(days=5), to=None, operator="a", reason=None)
+    # Straight to trial with a forced history line is not needed: proof -> experience is enough
+    # to show one step per session. Start-of-day equity 10,000, current 9,000: a 10 % loss.
+    ladder.state.record_start_of_day(session_of(NOW), Decimal(10000), "test", NOW)
+    first = ladder.on_tick(NOW, equity=Decimal(9000))
+    assert first.transition is not None and first.transition.to_phase == "experience"
+    assert "today's loss 10.0 %" in first.transition.failures[0]
+    assert ladder.on_tick(NOW + timedelta(minutes=3), equity=Decimal(9000)).transition is None
+    assert len(_history_lines(loaded)) == 2
+
+
+def test_proof_entry_limit_survives_a_restart(loaded) -> None:  # type: ignore[no-untyped-def]
+    ladder = _to_proof(loaded)
+    assert ladder.check_entry(NOW, "live").allowed
+    OrderJournal(loaded.logs_dir).append(
+        {
+            "v": 1,
+            "ts": NOW,
+            "event": "intent",
+            "order_ref": "tb-1",
+            "role": "entry",
+            "session": session_of(NOW),
+            "mode": "live",
+            "symbol": "SPY",
+        }
+    )
+    restarted = PhaseLadder(load_config(loaded.path))  # a new process would do exactly this
+    decision = restarted.check_entry(NOW + timedelta(minutes=30), "live")
+    assert [r.rule for r in decision.refusals] == ["entry_limit"]
+    assert restarted.check_exit().allowed
+
+
+def test_corrupt_middle_line_refuses_entries_and_names_the_line(loaded) -> None:  # type: ignore[no-untyped-def]
+    _to_proof(loaded)
+    path = loaded.logs_dir / "phase" / "phase-history.jsonl"
+    good = path.read_text()
+    path.write_text("{oops\n" + good)
+    ladder = PhaseLadder(loaded)
+    decision = ladder.check_entry(NOW, "live")
+    assert not decision.allowed
+    assert decision.refusals[0].rule == "phase_unknown"
+    assert "phase-history.jsonl:1" in decision.refusals[0].message
+    assert not ladder.check_entry(NOW, "paper").allowed
+    assert PhaseLadder.check_exit().allowed  # exits still go through
+
+
+def test_torn_last_history_line_is_a_warning(loaded) -> None:  # type: ignore[no-untyped-def]
+    _to_proof(loaded)
+    path = loaded.logs_dir / "phase" / "phase-history.jsonl"
+    with path.open("a") as fh:
+        fh.write('{"v":1,"transition_id":"x","ts":"2025-')
+    snap = PhaseLadder(loaded).snapshot(NOW)
+    assert snap.evaluation is not None and snap.evaluation.phase == "proof"
+    assert any("torn last line" in w for w in snap.warnings)
+
+
+def test_closed_sessions_are_recorded_once(tmp_path: Path) -> None:
+    (tmp_path / "sim.toml").write_text('[phase.experience]\ncounted_modes = ["sim"]\n')
+    loaded = load_config(tmp_path / "sim.toml")
+    trades = series_of([100, -40, 60], per_session=2, mode="sim")
+    _journal(loaded, trades + series_of([5], start_day=60, mode="sim"))
+    ladder = PhaseLadder(loaded)
+    # NOW is 2025-09-02; sessions 07-01, 07-02 and 08-30 are closed.
+    assert ladder.close_sessions(NOW) == 3
+    assert ladder.close_sessions(NOW) == 0
+    lines = JsonlFile(loaded.logs_dir / "phase" / "session-metrics.jsonl").read().records
+    first = lines[0]
+    assert set(first) == {
+        "v",
+        "session",
+        "phase",
+        "trades",
+        "wins",
+        "losses",
+        "win_rate",
+        "avg_rr",
+        "pnl",
+        "start_equity",
+        "end_equity",
+    }
+    assert (first["session"], first["trades"], first["wins"], first["pnl"]) == (
+        "2025-07-01",
+        2,
+        1,
+        "60",
+    )
+    assert first["start_equity"] == "10000" and first["end_equity"] == "10060"
+    assert lines[1]["start_equity"] == "10060" and lines[1]["end_equity"] == "10120"
+
+
+def test_eligibility_notice_is_sent_once(loaded) -> None:  # type: ignore[no-untyped-def]
+    _journal(loaded, series_of([100] * 20))
+    notices: list[str] = []
+    ladder = PhaseLadder(loaded, notify=lambda e, m: notices.append(e))
+    ladder.on_tick(NOW)
+    ladder.on_tick(NOW + timedelta(minutes=3))
+    assert notices == ["eligible"]

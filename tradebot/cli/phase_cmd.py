@@ -1,0 +1,369 @@
+"""`tradebot phase status | advance | set-password | export`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from tradebot.cli.context import state_of
+from tradebot.cli.journal_cmd import parse_day
+from tradebot.cli.output import (
+    fmt_money,
+    fmt_pct,
+    fmt_ratio,
+    print_json,
+    stdout_console,
+    write_csv,
+)
+from tradebot.errors import CorruptRecordError, UsageError
+
+if TYPE_CHECKING:
+    from tradebot.core.phase_rules import Criterion, PhaseEvaluation, WatchItem
+    from tradebot.phase_ladder import LadderSnapshot, PhaseLadder
+
+app = typer.Typer(
+    help="The phase ladder: status, advance, override password, history export.",
+    no_args_is_help=True,
+)
+
+PHASE_CHOICES = ("experience", "proof", "trial", "scaling")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ladder(ctx: typer.Context) -> PhaseLadder:
+    from tradebot.phase_ladder import PhaseLadder
+
+    return PhaseLadder(state_of(ctx).config())
+
+
+# -- status -----------------------------------------------------------------------------------
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document for scripts.")
+    ] = False,
+) -> None:
+    """Current phase, its limits, progress toward the next phase, and the downgrade watch."""
+    ladder = _ladder(ctx)
+    now = _now()
+    snap = ladder.snapshot(now)
+    if snap.evaluation is None:
+        raise CorruptRecordError(
+            ladder.records.history.path,
+            None,
+            f"{snap.error} — the phase is unknown, so every new entry is refused until it is fixed",
+        )
+    stored, source = ladder.password_hash()
+    lockout = ladder.lockout(now)
+    document = status_document(snap, password_source=source if stored else None, lockout=lockout)
+    if as_json:
+        print_json(document)
+        return
+    _render_status(snap.evaluation, snap, document)
+
+
+def status_document(
+    snap: LadderSnapshot, *, password_source: str | None, lockout: datetime | None
+) -> dict[str, Any]:
+    """The `phase status --json` contract (version 1)."""
+    from tradebot.core.phase_rules import metrics_record
+
+    ev = snap.evaluation
+    assert ev is not None
+    eq = snap.equity
+    return {
+        "v": 1,
+        "phase": ev.phase,
+        "next_phase": ev.next_phase,
+        "since": ev.since,
+        "session": ev.session,
+        "counted_modes": list(ev.counted_modes),
+        "eligible": ev.eligible,
+        "criteria": [c.as_record() for c in ev.criteria],
+        "metrics": metrics_record(ev.stats),
+        "limits": ev.limits.as_record(),
+        "downgrade": {"reasons": ev.downgrade_reasons} if ev.downgrade_reasons else None,
+        "downgrade_watch": [w.as_record() for w in ev.watch],
+        "downgraded_this_session": ev.downgraded_this_session,
+        "equity": None
+        if eq is None
+        else {
+            "current": eq.current,
+            "source": eq.source,
+            "start_of_day": eq.start_of_day,
+            "start_source": eq.start_source,
+        },
+        "override": {
+            "password_set": password_source is not None,
+            "password_source": password_source,
+            "locked_until": lockout,
+        },
+        "warnings": snap.warnings,
+    }
+
+
+def _criterion_row(c: Criterion) -> list[Any]:
+    from tradebot.core.phase_rules import _show
+
+    if c.op == ">=":
+        actual = c.actual if c.actual is not None and c.actual.is_finite() else None
+        done = c.required if c.met else min(actual or 0, c.required)
+        bar: Any = ProgressBar(total=float(c.required), completed=float(done), width=20)
+    else:
+        bar = Text(f"must stay below {_show(c.required, c.unit)}", style="dim")
+    mark = Text("✔ met", style="green") if c.met else Text("✘ not met", style="red")
+    return [c.name, f"{c.op} {_show(c.required, c.unit)}", _show(c.actual, c.unit), bar, mark]
+
+
+def _watch_row(w: WatchItem) -> list[Any]:
+    from tradebot.core.phase_rules import _show
+
+    unit: Any = "count" if w.name == "consecutive_losses" else "percent"
+    rule = {
+        "consecutive_losses": f"drop at {_show(w.threshold, unit)} in a row",
+        "rolling_win_rate": f"drop below {_show(w.threshold, unit)}",
+        "daily_loss": f"drop above {_show(w.threshold, unit)}",
+    }[w.name]
+    if w.triggered:
+        state = Text("TRIGGERED", style="bold red")
+    elif not w.active:
+        state = Text(w.note or "inactive", style="dim")
+    else:
+        state = Text("ok", style="green")
+    return [w.name, _show(w.actual, unit), rule, state]
+
+
+def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any]) -> None:
+    out = stdout_console()
+    since = f"since {ev.since:%Y-%m-%d %H:%M} UTC" if ev.since else "since the start (no history)"
+    out.print(f"[bold]Phase: {ev.phase}[/]  ({since})")
+    limits = ev.limits
+    entries = (
+        f"{limits.entries_this_session} / {limits.max_entries_per_session}"
+        if limits.max_entries_per_session
+        else f"{limits.entries_this_session} / unlimited"
+    )
+    cap = fmt_money(limits.position_cap_usd) if limits.position_cap_usd is not None else "unknown"
+    out.print(
+        f"  live trading: {'allowed' if limits.live_allowed else 'refused (paper only)'} · "
+        f"entries in the {ev.session} session: {entries} · position cap: {cap}"
+    )
+    s = ev.stats
+    out.print(
+        f"  window: {s.trades} trade(s) in {', '.join(ev.counted_modes)} mode over "
+        f"{s.sessions} session(s) · win rate {fmt_pct(s.win_rate)} · avg R:R "
+        f"{fmt_ratio(s.avg_rr)} · P&L {fmt_money(s.total_pnl)}"
+    )
+    if ev.next_phase is None:
+        out.print("  [green]top of the ladder[/]: the position cap grows with profitable sessions")
+    else:
+        table = Table(title=f"Criteria for {ev.next_phase}", title_justify="left")
+        for col in ("criterion", "required", "actual", "progress", ""):
+            table.add_column(col)
+        for c in ev.criteria:
+            table.add_row(*_criterion_row(c))
+        verdict = (
+            Text(f"eligible: `tradebot phase advance` moves to {ev.next_phase}", style="green")
+            if ev.eligible
+            else Text(f"not yet eligible ({len(ev.unmet)} criterion(s) not met)", style="yellow")
+        )
+        out.print(Group(table, verdict))
+    watch = Table(title="Downgrade watch", title_justify="left")
+    for col in ("trigger", "now", "rule", "state"):
+        watch.add_column(col)
+    for w in ev.watch:
+        watch.add_row(*_watch_row(w))
+    out.print(watch)
+    if ev.downgraded_this_session:
+        out.print("[red]Downgraded during this session: new entries resume next session.[/]")
+    override = doc["override"]
+    if override["locked_until"] is not None:
+        out.print(f"[red]Overrides locked until {override['locked_until']:%Y-%m-%d %H:%M} UTC[/]")
+    elif not override["password_set"]:
+        out.print("[dim]No override password set (`tradebot phase set-password`).[/]")
+    for warning in snap.warnings:
+        out.print(f"[yellow]warning:[/] {warning}")
+
+
+# -- advance ----------------------------------------------------------------------------------
+def _read_secret(prompt: str, from_stdin: bool, *, confirm: bool = False) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise UsageError("--password-stdin: nothing to read on stdin")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise UsageError("stdin is not a terminal: pipe the password with --password-stdin")
+    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    return value
+
+
+@app.command("advance")
+def advance(
+    ctx: typer.Context,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Target phase (experience, proof, trial, scaling). Needed with --force.",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Move to --to (up or down, any distance); needs the override password."
+        ),
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the override password from stdin.")
+    ] = False,
+    operator: Annotated[
+        str | None,
+        typer.Option(help="Who is acting (default: the OS user).", show_default=False),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why; stored in the history.", show_default=False)
+    ] = None,
+) -> None:
+    """Move up one phase when every criterion is met; or --force to any phase (password)."""
+    from tradebot.phase_ladder import default_operator
+
+    if to is not None and to not in PHASE_CHOICES:
+        raise UsageError(f"--to {to!r} is not a phase; choose one of {', '.join(PHASE_CHOICES)}")
+    if force and to is None:
+        raise UsageError("--force needs --to PHASE")
+    if password_stdin and not force:
+        raise UsageError("--password-stdin only applies with --force")
+    ladder = _ladder(ctx)
+    who = operator or default_operator()
+    if force:
+        transition = ladder.force(
+            _now(),
+            to=to,  # type: ignore[arg-type]
+            password=lambda: _read_secret("Override password", password_stdin),
+            operator=who,
+            reason=reason,
+        )
+    else:
+        transition = ladder.advance(_now(), to=to, operator=who, reason=reason)  # type: ignore[arg-type]
+    out = stdout_console()
+    out.print(
+        f"phase: {transition.from_phase} → [bold]{transition.to_phase}[/] "
+        f"({transition.trigger}, by {who})"
+    )
+    if transition.trigger == "manual_override" and not transition.validation_passed:
+        out.print("[yellow]criteria were not met; recorded in the history:[/]")
+        for failure in transition.failures:
+            out.print(f"  {failure}", markup=False)
+
+
+# -- set-password -----------------------------------------------------------------------------
+@app.command("set-password")
+def set_password(
+    ctx: typer.Context,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read from stdin: the current password first (when one is set), then the new one.",
+        ),
+    ] = False,
+) -> None:
+    """Set or change the override password (only a salted scrypt hash is stored)."""
+    from tradebot.phase_ladder import default_operator
+
+    ladder = _ladder(ctx)
+    stored, source = ladder.password_hash()
+    current = ""
+    if stored is not None and source == "state":
+        current = _read_secret("Current override password", password_stdin)
+    new = _read_secret("New override password", password_stdin, confirm=not password_stdin)
+    ladder.set_password(
+        _now(), new_password=new, current_password=lambda: current, operator=default_operator()
+    )
+    stdout_console().print(
+        f"override password {'changed' if stored else 'set'} (salted scrypt hash in "
+        f"{ladder.state.dir})"
+    )
+
+
+# -- export -----------------------------------------------------------------------------------
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    csv_target: Annotated[
+        str | None,
+        typer.Option("--csv", metavar="PATH|-", help="Write CSV to PATH ('-' = stdout)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document for scripts.")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="First date to include (YYYY-MM-DD, New York).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last date to include (YYYY-MM-DD, New York).")
+    ] = None,
+) -> None:
+    """The phase history (transitions) as a table, CSV or JSON."""
+    if as_json and csv_target == "-":
+        raise UsageError("--json and --csv - both write to stdout; choose one")
+    since_d = parse_day(since, "--since")
+    until_d = parse_day(until, "--until")
+    from tradebot.phase_records import PhaseRecords, export_history_csv, select_history
+
+    records = PhaseRecords(state_of(ctx).config().logs_dir)
+    if csv_target is not None:
+        count, text = export_history_csv(records, since_d, until_d)
+        path = write_csv(csv_target, text)
+        if path is not None and not as_json:
+            stdout_console().print(f"wrote {count} transition(s) to {path}")
+        if not as_json:
+            return
+    transitions = select_history(records, since_d, until_d).transitions
+    if as_json:
+        print_json({"v": 1, "transitions": [t.as_record() for t in transitions]})
+        return
+    out = stdout_console()
+    if not transitions:
+        out.print(f"No phase transitions recorded ({records.history.path}).")
+        return
+    table = Table(title="Phase history", title_justify="left")
+    for col in (
+        "time (UTC)",
+        "from",
+        "to",
+        "trigger",
+        "criteria",
+        "trades",
+        "win rate",
+        "by",
+        "reason",
+    ):
+        table.add_column(col)
+    for t in transitions:
+        m = t.metrics
+        table.add_row(
+            f"{t.ts:%Y-%m-%d %H:%M}",
+            t.from_phase,
+            t.to_phase,
+            t.trigger,
+            "met" if t.validation_passed else "not met",
+            str(m.get("trades", "")),
+            str(m.get("win_rate") or ""),
+            t.operator or "",
+            t.reason or "",
+        )
+    out.print(table)

@@ -1,0 +1,411 @@
+"""The phase ladder's rules (spec §3) as pure functions of trades, history, config and `now`.
+
+Nothing here reads a file or the clock: the service (`tradebot.phase_ladder`) gathers the inputs
+and acts on the verdicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any, Literal
+
+from tradebot.config import PhaseConfig, PhaseRules, ScalingRules
+from tradebot.core.metrics import TradeSeries, TradeStats, summarize
+from tradebot.core.orders import OrderEvent, entries_in_session
+from tradebot.core.phase_history import (
+    PhaseTransition,
+    current_phase,
+    next_phase,
+    previous_phase,
+)
+from tradebot.core.trades import PhaseName, session_of
+
+HUNDRED = Decimal(100)
+Unit = Literal["count", "percent", "ratio"]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One advancement criterion: required / actual / met."""
+
+    name: str
+    op: Literal[">=", "<"]
+    required: Decimal
+    actual: Decimal | None
+    met: bool
+    unit: Unit
+
+    def describe(self) -> str:
+        """E.g. 'win_rate 57.9 % (needs >= 60 %)'."""
+        return f"{self.name} {_show(self.actual, self.unit)} (needs {self.op} " + (
+            f"{_show(self.required, self.unit)})"
+        )
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "op": self.op,
+            "required": _num(self.required),
+            "actual": _num(self.actual),
+            "met": self.met,
+            "unit": self.unit,
+        }
+
+
+def _show(value: Decimal | None, unit: Unit) -> str:
+    if value is None:
+        return "n/a"
+    if not value.is_finite():
+        return "∞"
+    if unit == "count":
+        return str(int(value))
+    if unit == "percent":
+        return f"{value.quantize(Decimal('0.1'))} %"
+    return str(value.quantize(Decimal("0.01")))
+
+
+def _num(value: Decimal | None) -> str | None:
+    if value is None:
+        return None
+    if not value.is_finite() or value == value.to_integral_value():
+        return str(value) if not value.is_finite() else str(int(value))
+    return str(value.quantize(Decimal("0.0001")))
+
+
+@dataclass(frozen=True)
+class DayLoss:
+    """Today's equity change against the session's start-of-day equity."""
+
+    start_equity: Decimal
+    current_equity: Decimal
+
+    @property
+    def loss_pct(self) -> Decimal:
+        """Loss as a percent of start-of-day equity (negative when up on the day)."""
+        if self.start_equity <= 0:
+            return Decimal(0)
+        return (self.start_equity - self.current_equity) / self.start_equity * HUNDRED
+
+
+@dataclass(frozen=True)
+class WatchItem:
+    """A downgrade trigger and how close it is."""
+
+    name: str
+    threshold: Decimal
+    actual: Decimal | None
+    active: bool
+    triggered: bool
+    note: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "threshold": _num(self.threshold),
+            "actual": _num(self.actual),
+            "active": self.active,
+            "triggered": self.triggered,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Limits:
+    live_allowed: bool
+    max_entries_per_session: int | None  # None = unlimited
+    entries_this_session: int
+    position_cap_usd: Decimal | None  # None when it depends on an unknown equity
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "live_allowed": self.live_allowed,
+            "max_entries_per_session": self.max_entries_per_session,
+            "entries_this_session": self.entries_this_session,
+            "position_cap_usd": self.position_cap_usd,
+        }
+
+
+@dataclass(frozen=True)
+class PhaseEvaluation:
+    """Everything `phase status`, `risk check` and the loop need to know about the ladder."""
+
+    phase: PhaseName
+    next_phase: PhaseName | None
+    since: datetime | None  # when the current phase (and its metrics window) began
+    session: date  # the exchange session `now` belongs to
+    counted_modes: tuple[str, ...]
+    stats: TradeStats
+    criteria: list[Criterion]
+    eligible: bool
+    downgrade_reasons: list[str]
+    watch: list[WatchItem]
+    limits: Limits
+    downgraded_this_session: bool
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def unmet(self) -> list[Criterion]:
+        return [c for c in self.criteria if not c.met]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A rule that said no, with its numbers."""
+
+    rule: str
+    message: str
+
+    def as_record(self) -> dict[str, str]:
+        return {"rule": self.rule, "message": self.message}
+
+
+@dataclass(frozen=True)
+class EntryDecision:
+    allowed: bool
+    refusals: list[Refusal]
+    position_cap_usd: Decimal | None
+
+
+def metrics_record(stats: TradeStats) -> dict[str, Any]:
+    """The §3 metrics as stored in a phase-history record."""
+    rec = stats.as_record()
+    keys = (
+        "trades",
+        "wins",
+        "losses",
+        "sessions",
+        "profitable_sessions",
+        "losing_sessions",
+        "win_rate",
+        "avg_rr",
+        "total_pnl",
+        "consecutive_losses",
+        "max_drawdown_pct",
+        "expectancy_r",
+    )
+    return {k: rec[k] for k in keys}
+
+
+def evaluate_criteria(rules: PhaseRules, stats: TradeStats) -> list[Criterion]:
+    """Every criterion to leave `rules`' phase upward (thresholds of 0 are not criteria)."""
+    out: list[Criterion] = []
+
+    def at_least(name: str, required: Decimal, actual: Decimal | None, unit: Unit) -> None:
+        if required > 0:
+            met = actual is not None and actual >= required
+            out.append(Criterion(name, ">=", required, actual, met, unit))
+
+    at_least("sessions", Decimal(rules.min_sessions), Decimal(stats.sessions), "count")
+    at_least(
+        "profitable_sessions",
+        Decimal(rules.min_profitable_sessions),
+        Decimal(stats.profitable_sessions),
+        "count",
+    )
+    at_least("trades", Decimal(rules.min_trades), Decimal(stats.trades), "count")
+    win_pct = None if stats.win_rate is None else stats.win_rate * HUNDRED
+    at_least("win_rate", rules.min_win_rate_pct, win_pct, "percent")
+    at_least("avg_rr", rules.min_avg_rr, stats.avg_rr, "ratio")
+    if rules.max_drawdown_pct > 0:
+        actual = stats.max_drawdown_pct if stats.trades else None
+        met = actual is not None and actual < rules.max_drawdown_pct
+        out.append(Criterion("max_drawdown", "<", rules.max_drawdown_pct, actual, met, "percent"))
+    return out
+
+
+def scaling_cap(rules: ScalingRules, stats: TradeStats, equity: Decimal | None) -> Decimal | None:
+    """min(cap_max, cap_equity_pct % of equity, base + step × floor(n / k)); None if equity unknown.
+
+    n = profitable sessions − losing sessions since entering scaling, floored at 0.
+    """
+    n = max(0, stats.profitable_sessions - stats.losing_sessions)
+    graduated = rules.position_cap_usd + rules.cap_step_usd * (n // rules.cap_step_sessions)
+    cap = min(rules.cap_max_usd, graduated)
+    if equity is None:
+        return None
+    by_equity = (equity * rules.cap_equity_pct / HUNDRED).quantize(Decimal("0.01"), ROUND_FLOOR)
+    return max(Decimal(0), min(cap, by_equity))
+
+
+def downgrade_watch(
+    phase: PhaseName,
+    cfg: PhaseConfig,
+    window: TradeSeries,
+    stats: TradeStats,
+    day_loss: DayLoss | None,
+    max_daily_loss_pct: Decimal,
+) -> list[WatchItem]:
+    """The three automatic-downgrade triggers and where each stands (experience never drops)."""
+    dg = cfg.downgrade
+    can_drop = previous_phase(phase) is not None
+    items = [
+        WatchItem(
+            "consecutive_losses",
+            Decimal(dg.consecutive_losses),
+            Decimal(stats.consecutive_losses),
+            active=can_drop,
+            triggered=can_drop and stats.consecutive_losses >= dg.consecutive_losses,
+        )
+    ]
+    enough = len(window) >= dg.rolling_trades
+    rolling_pct = None
+    if enough:
+        last = window.pnl[-dg.rolling_trades :]
+        rolling_pct = Decimal(sum(1 for p in last if p > 0)) / len(last) * HUNDRED
+    items.append(
+        WatchItem(
+            "rolling_win_rate",
+            dg.rolling_min_win_rate_pct,
+            rolling_pct,
+            active=can_drop and enough,
+            triggered=can_drop
+            and rolling_pct is not None
+            and rolling_pct < dg.rolling_min_win_rate_pct,
+            note="" if enough else f"inactive below {dg.rolling_trades} trades in the window",
+        )
+    )
+    loss = day_loss.loss_pct if day_loss is not None else None
+    items.append(
+        WatchItem(
+            "daily_loss",
+            max_daily_loss_pct,
+            loss,
+            active=can_drop and loss is not None,
+            triggered=can_drop and loss is not None and loss > max_daily_loss_pct,
+            note="" if loss is not None else "start-of-day or current equity unknown",
+        )
+    )
+    return items
+
+
+def _reason(item: WatchItem, cfg: PhaseConfig) -> str:
+    if item.name == "consecutive_losses":
+        limit = _show(item.threshold, "count")
+        return f"{_show(item.actual, 'count')} consecutive losses (limit {limit})"
+    if item.name == "rolling_win_rate":
+        return (
+            f"win rate over the last {cfg.downgrade.rolling_trades} trades "
+            f"{_show(item.actual, 'percent')} < {_show(item.threshold, 'percent')}"
+        )
+    return (
+        f"today's loss {_show(item.actual, 'percent')} of start-of-day equity > "
+        f"{_show(item.threshold, 'percent')}"
+    )
+
+
+def evaluate(
+    *,
+    history: Sequence[PhaseTransition],
+    trades: TradeSeries,
+    order_events: Sequence[OrderEvent],
+    cfg: PhaseConfig,
+    max_daily_loss_pct: Decimal,
+    now: datetime,
+    base_equity: Decimal,
+    equity: Decimal | None,
+    day_loss: DayLoss | None,
+) -> PhaseEvaluation:
+    """Evaluate the ladder at `now`."""
+    phase = current_phase(list(history), cfg.initial)
+    rules = cfg.rules(phase)
+    since = history[-1].ts if history else None
+    window = trades.window(rules.counted_modes, since)
+    stats = summarize(window, base_equity)
+    upward = next_phase(phase)
+    criteria = evaluate_criteria(rules, stats) if upward is not None else []
+    eligible = upward is not None and all(c.met for c in criteria)
+    watch = downgrade_watch(phase, cfg, window, stats, day_loss, max_daily_loss_pct)
+    session = session_of(now)
+    warnings: list[str] = []
+    if isinstance(rules, ScalingRules):
+        cap = scaling_cap(rules, stats, equity)
+        if cap is None:
+            warnings.append("equity unknown: the scaling position cap cannot be computed")
+    else:
+        cap = rules.position_cap_usd
+    last = history[-1] if history else None
+    downgraded_today = (
+        last is not None and last.trigger == "auto_downgrade" and session_of(last.ts) == session
+    )
+    limits = Limits(
+        live_allowed=rules.live_allowed,
+        max_entries_per_session=rules.max_entries_per_session or None,
+        entries_this_session=entries_in_session(order_events, session),
+        position_cap_usd=cap,
+    )
+    return PhaseEvaluation(
+        phase=phase,
+        next_phase=upward,
+        since=since,
+        session=session,
+        counted_modes=tuple(rules.counted_modes),
+        stats=stats,
+        criteria=criteria,
+        eligible=eligible,
+        downgrade_reasons=[_reason(w, cfg) for w in watch if w.triggered],
+        watch=watch,
+        limits=limits,
+        downgraded_this_session=downgraded_today,
+        warnings=warnings,
+    )
+
+
+def entry_decision(
+    evaluation: PhaseEvaluation,
+    *,
+    mode: str,
+    next_session_open: datetime | None = None,
+) -> EntryDecision:
+    """May the bot open a new position now, as far as the phase ladder is concerned?
+
+    `mode` is the trading mode of the entry (`dry_run`, `paper`, `live`). Exits are never asked
+    here: no phase rule ever blocks an exit, a stop, a flatten or `halt --flatten`.
+    """
+    ev = evaluation
+    refusals: list[Refusal] = []
+    if mode == "live" and not ev.limits.live_allowed:
+        refusals.append(
+            Refusal(
+                "live_not_allowed",
+                f"phase {ev.phase} trades paper only; live entries are refused until the ladder "
+                "reaches proof",
+            )
+        )
+    limit = ev.limits.max_entries_per_session
+    if limit is not None and ev.limits.entries_this_session >= limit:
+        when = (
+            f"; next allowed at the next session open ({next_session_open:%Y-%m-%d %H:%M} UTC)"
+            if next_session_open is not None
+            else "; next allowed at the next session open"
+        )
+        refusals.append(
+            Refusal(
+                "entry_limit",
+                f"phase {ev.phase} allows {limit} entr{'y' if limit == 1 else 'ies'} per session "
+                f"and {ev.limits.entries_this_session} were made in the {ev.session} session"
+                + when,
+            )
+        )
+    if ev.downgraded_this_session:
+        refusals.append(
+            Refusal(
+                "downgraded_this_session",
+                f"the ladder dropped to {ev.phase} during the {ev.session} session; new entries "
+                "resume next session",
+            )
+        )
+    if ev.downgrade_reasons:
+        refusals.append(
+            Refusal(
+                "downgrade_pending",
+                "a downgrade trigger holds (" + "; ".join(ev.downgrade_reasons) + ")",
+            )
+        )
+    if ev.limits.position_cap_usd is None:
+        refusals.append(
+            Refusal("position_cap_unknown", "equity unknown, so the position cap is unknown")
+        )
+    return EntryDecision(not refusals, refusals, ev.limits.position_cap_usd)

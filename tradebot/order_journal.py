@@ -1,0 +1,43 @@
+"""`journal/orders.jsonl`: order intents, submissions, status changes and fills (spec §7).
+
+The trading loop appends here (an intent always before the order is sent); the phase ladder and
+the risk check count the session's entries from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tradebot.core.orders import OrderEvent
+from tradebot.errors import CorruptRecordError
+from tradebot.storage import JsonlFile
+
+ORDERS_FILE = Path("journal") / "orders.jsonl"
+
+
+class OrderJournal:
+    def __init__(self, logs_dir: Path) -> None:
+        self.file = JsonlFile(Path(logs_dir) / ORDERS_FILE)
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def read_events(self) -> list[OrderEvent]:
+        """Every event; a malformed line raises CorruptRecordError naming file and line."""
+        contents = self.file.read()
+        events = []
+        for record, line in zip(contents.records, contents.line_numbers, strict=True):
+            try:
+                events.append(OrderEvent.from_record(record))
+            except (ValueError, TypeError) as exc:
+                raise CorruptRecordError(
+                    self.path, line, f"not a valid order event ({exc})"
+                ) from None
+        return events
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Record one event durably (must carry v, ts, event, order_ref, role, session, mode)."""
+        OrderEvent.from_record(record)  # refuse to write what could not be read back
+        self.file.append(record)

@@ -1,0 +1,506 @@
+"""The phase ladder as the loop and the commands use it (spec §3).
+
+Reads the journal (trades and order events), the phase history and the state, evaluates the pure
+rules in `tradebot.core.phase_rules`, and makes every transition one durable append under the
+history file's exclusive lock, so `tradebot run` and `tradebot phase advance` in another terminal
+can never interleave. Nothing is kept in memory between calls: a restart loses nothing.
+
+Loop-facing calls:
+
+* `check_entry(now, mode)` before each entry: allowed, or refused with each rule and its numbers,
+  plus the position cap. A history file that cannot be read refuses every entry (fail safe).
+* `check_exit()` always allows: exits, stops, flattening and `halt --flatten` are never blocked.
+* `on_tick(now)` after each closed trade and at every tick: downgrades one step when a trigger
+  holds (at most once per session), writes closed sessions to `session-metrics.jsonl`, and sends
+  the "next phase eligible" notice once per phase.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tradebot.config import LoadedConfig
+from tradebot.core.metrics import TradeSeries, from_micros, summarize
+from tradebot.core.phase_history import PHASES, PhaseTransition, current_phase, next_phase
+from tradebot.core.phase_rules import (
+    DayLoss,
+    EntryDecision,
+    PhaseEvaluation,
+    Refusal,
+    entry_decision,
+    evaluate,
+    metrics_record,
+)
+from tradebot.core.trades import PhaseName, session_of
+from tradebot.equity import EquityView, equity_view
+from tradebot.errors import CorruptRecordError, RefusedError, UsageError
+from tradebot.order_journal import OrderJournal
+from tradebot.override_password import (
+    MIN_LENGTH,
+    Attempt,
+    hash_password,
+    lockout_until,
+    verify_password,
+)
+from tradebot.phase_records import PhaseRecords, parse_attempts, parse_history
+from tradebot.state_store import StateStore
+from tradebot.trade_journal import TradeJournal
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str, str], None]
+
+
+def _log_notify(event: str, message: str) -> None:
+    log.warning("[%s] %s", event, message)
+
+
+def default_operator() -> str:
+    """The OS user running the command."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class LadderSnapshot:
+    """The ladder at one moment, or why it cannot be known."""
+
+    evaluation: PhaseEvaluation | None
+    error: str | None
+    equity: EquityView | None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    transition: PhaseTransition | None
+    snapshot: LadderSnapshot
+    sessions_recorded: int = 0
+
+
+class PhaseLadder:
+    """The ladder over one configuration's files."""
+
+    def __init__(self, loaded: LoadedConfig, *, notify: Notify | None = None) -> None:
+        self.loaded = loaded
+        self.cfg = loaded.settings.phase
+        self.records = PhaseRecords(loaded.logs_dir)
+        self.state = StateStore(loaded.state_dir)
+        self.trades = TradeJournal(loaded.logs_dir)
+        self.orders = OrderJournal(loaded.logs_dir)
+        self.notify: Notify = notify or _log_notify
+
+    # -- reading ------------------------------------------------------------------------------
+    def _evaluate(
+        self,
+        history: list[PhaseTransition],
+        trades: TradeSeries,
+        now: datetime,
+        equity: Decimal | None,
+        warnings: list[str],
+    ) -> tuple[PhaseEvaluation, EquityView]:
+        session = session_of(now)
+        view = equity_view(self.loaded, trades, self.state, now, session)
+        if equity is not None:
+            view = EquityView(equity, "broker", view.start_of_day, view.start_source, view.warnings)
+        warnings.extend(view.warnings)
+        day_loss = None
+        if view.current is not None and view.start_of_day is not None:
+            day_loss = DayLoss(view.start_of_day, view.current)
+        phase = current_phase(history, self.cfg.initial)
+        since = history[-1].ts if history else None
+        window = trades.window(self.cfg.rules(phase).counted_modes, since)
+        # Drawdown % is anchored at the equity when the window began: current minus its P&L.
+        base = self.loaded.settings.risk.paper_equity
+        if view.current is not None:
+            base = view.current - from_micros(sum(window.pnl))
+        evaluation = evaluate(
+            history=history,
+            trades=trades,
+            order_events=self.orders.read_events(),
+            cfg=self.cfg,
+            max_daily_loss_pct=self.loaded.settings.risk.max_daily_loss_pct,
+            now=now,
+            base_equity=base if base > 0 else self.loaded.settings.risk.paper_equity,
+            equity=view.current,
+            day_loss=day_loss,
+        )
+        evaluation.warnings.extend(warnings)
+        return evaluation, view
+
+    def _read_trades(self, warnings: list[str]) -> TradeSeries:
+        contents = self.trades.read()
+        warnings.extend(contents.warnings)
+        return TradeSeries.of(contents.trades)
+
+    def snapshot(self, now: datetime, *, equity: Decimal | None = None) -> LadderSnapshot:
+        """Evaluate the ladder at `now`. An unreadable history gives `error`, never a guess."""
+        warnings: list[str] = []
+        try:
+            read = self.records.read_history()
+        except CorruptRecordError as exc:
+            return LadderSnapshot(None, exc.message, None, warnings)
+        warnings.extend(read.warnings)
+        trades = self._read_trades(warnings)
+        evaluation, view = self._evaluate(read.transitions, trades, now, equity, warnings)
+        return LadderSnapshot(evaluation, None, view, evaluation.warnings)
+
+    # -- the loop's questions -----------------------------------------------------------------
+    def check_entry(
+        self,
+        now: datetime,
+        mode: str,
+        *,
+        equity: Decimal | None = None,
+        next_session_open: datetime | None = None,
+    ) -> EntryDecision:
+        """May a new position be opened now? Every refusal names its rule and numbers."""
+        try:
+            snap = self.snapshot(now, equity=equity)
+        except CorruptRecordError as exc:
+            return EntryDecision(False, [Refusal("journal_unreadable", exc.message)], None)
+        if snap.evaluation is None:
+            return EntryDecision(
+                False,
+                [Refusal("phase_unknown", f"the phase history cannot be read: {snap.error}")],
+                None,
+            )
+        return entry_decision(snap.evaluation, mode=mode, next_session_open=next_session_open)
+
+    @staticmethod
+    def check_exit() -> EntryDecision:
+        """Exits, stop-losses, end-of-day flattening and `halt --flatten` are never blocked."""
+        return EntryDecision(True, [], None)
+
+    def on_tick(self, now: datetime, *, equity: Decimal | None = None) -> TickResult:
+        """Auto-downgrade when a trigger holds; record closed sessions; notice eligibility."""
+        transition = self._maybe_downgrade(now, equity)
+        recorded = self.close_sessions(now)
+        snap = self.snapshot(now, equity=equity)
+        ev = snap.evaluation
+        if ev is not None and ev.eligible and ev.next_phase is not None:
+            key = f"eligible:{ev.phase}:{ev.since.isoformat() if ev.since else 'start'}"
+            if not self.state.notice_sent(key):
+                self.notify(
+                    "eligible",
+                    f"phase {ev.phase} has met every criterion for {ev.next_phase}; advance with "
+                    "`tradebot phase advance` when you are ready",
+                )
+                self.state.mark_notice_sent(key)
+        return TickResult(transition, snap, recorded)
+
+    def _maybe_downgrade(self, now: datetime, equity: Decimal | None) -> PhaseTransition | None:
+        with self.records.history.locked() as locked:
+            read = parse_history(self.records.history.path, locked.read())
+            warnings: list[str] = []
+            trades = self._read_trades(warnings)
+            ev, _ = self._evaluate(read.transitions, trades, now, equity, warnings)
+            below = PHASES[PHASES.index(ev.phase) - 1] if ev.phase != PHASES[0] else None
+            # At most one automatic step down per session: the daily-loss trigger is
+            # account-wide and would otherwise cascade through every phase on one bad day.
+            if not ev.downgrade_reasons or below is None or ev.downgraded_this_session:
+                return None
+            transition = PhaseTransition(
+                transition_id=uuid.uuid4().hex,
+                ts=now,
+                from_phase=ev.phase,
+                to_phase=below,
+                trigger="auto_downgrade",
+                validation_passed=False,
+                failures=tuple(ev.downgrade_reasons),
+                metrics=metrics_record(ev.stats),
+                operator="tradebot",
+                reason="; ".join(ev.downgrade_reasons),
+            )
+            locked.append(transition.as_record())
+        self.notify(
+            "downgrade",
+            f"phase dropped {transition.from_phase} → {transition.to_phase}: "
+            f"{transition.reason}. New entries stop for the rest of this session.",
+        )
+        return transition
+
+    # -- operator commands --------------------------------------------------------------------
+    def advance(
+        self, now: datetime, *, to: PhaseName | None, operator: str, reason: str | None
+    ) -> PhaseTransition:
+        """An earned, one-step advance; RefusedError lists every unmet criterion."""
+        with self.records.history.locked() as locked:
+            read = parse_history(self.records.history.path, locked.read())
+            ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
+            if ev.next_phase is None:
+                raise RefusedError(f"already in {ev.phase}, the top of the ladder")
+            if to is not None and to != ev.next_phase:
+                raise UsageError(
+                    f"an earned advance moves one step ({ev.phase} → {ev.next_phase}); to move "
+                    f"to {to} use --force --to {to} (needs the override password)"
+                )
+            if not ev.eligible:
+                raise RefusedError(
+                    f"{ev.phase} → {ev.next_phase} refused: {len(ev.unmet)} criterion(s) not met",
+                    details=tuple(c.describe() for c in ev.unmet),
+                )
+            transition = PhaseTransition(
+                transition_id=uuid.uuid4().hex,
+                ts=now,
+                from_phase=ev.phase,
+                to_phase=ev.next_phase,
+                trigger="advance",
+                validation_passed=True,
+                metrics=metrics_record(ev.stats),
+                operator=operator,
+                reason=reason,
+            )
+            locked.append(transition.as_record())
+        log.info(
+            "phase advanced %s -> %s by %s", transition.from_phase, transition.to_phase, operator
+        )
+        return transition
+
+    def password_hash(self) -> tuple[str | None, str]:
+        """The stored override hash and where it comes from (config wins over the state dir)."""
+        configured = self.cfg.override_password_hash
+        if configured is not None:
+            return configured.get_secret_value(), "config"
+        return self.state.password_hash(), "state"
+
+    def lockout(self, now: datetime, attempts: list[Attempt] | None = None) -> datetime | None:
+        """When overrides unlock, or None."""
+        return lockout_until(
+            self.records.read_attempts() if attempts is None else attempts,
+            now,
+            max_failures=self.cfg.override_max_failures,
+            window=timedelta(minutes=self.cfg.override_failure_window_minutes),
+            lockout=timedelta(minutes=self.cfg.override_lockout_minutes),
+        )
+
+    def force(
+        self,
+        now: datetime,
+        *,
+        to: PhaseName,
+        password: Callable[[], str],
+        operator: str,
+        reason: str | None,
+    ) -> PhaseTransition:
+        """A manual override to any phase. Every attempt is audited; the password never is.
+
+        `password` is called only when the attempt can proceed (a password is set and overrides
+        are not locked), so nobody is prompted in vain.
+        """
+        history_path = self.records.history.path
+        with self.records.overrides.locked() as audit:
+            attempts = parse_attempts(self.records.overrides.path, audit.read())
+            current = current_phase(self.records.read_history().transitions, self.cfg.initial)
+
+            def record(outcome: str, granted: bool, detail: str, **extra: Any) -> None:
+                audit.append(
+                    {
+                        "v": 1,
+                        "ts": now,
+                        "action": "override",
+                        "operator": operator,
+                        "from_phase": current,
+                        "to_phase": to,
+                        "granted": granted,
+                        "outcome": outcome,
+                        "reason": reason,
+                        "detail": detail,
+                        **extra,
+                    }
+                )
+
+            until = self.lockout(now, attempts)
+            if until is not None:
+                record("locked_out", False, f"overrides locked until {until:%Y-%m-%d %H:%M}Z")
+                raise RefusedError(
+                    f"overrides are locked after {self.cfg.override_max_failures} wrong passwords; "
+                    f"try again after {until:%Y-%m-%d %H:%M} UTC"
+                )
+            stored, _source = self.password_hash()
+            if stored is None:
+                record("no_password", False, "no override password is set")
+                raise RefusedError(
+                    "no override password is set, so --force is refused; set one with "
+                    "`tradebot phase set-password`"
+                )
+            if not verify_password(password(), stored):
+                record("wrong_password", False, "wrong password")
+                window = timedelta(minutes=self.cfg.override_failure_window_minutes)
+                failures = _recent_failures(attempts, now - window) + 1
+                left = self.cfg.override_max_failures - failures
+                hint = f"{left} attempt(s) left before a lockout" if left > 0 else "now locked"
+                raise RefusedError(f"wrong override password ({hint})")
+            with self.records.history.locked() as locked:
+                read = parse_history(history_path, locked.read())
+                ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
+                if to == ev.phase:
+                    record("no_change", False, f"already in {to}")
+                    raise RefusedError(f"already in {to}; nothing changed")
+                failures_now = [c.describe() for c in ev.unmet]
+                skipped = PHASES[PHASES.index(ev.phase) + 1 : PHASES.index(to)]
+                failures_now += [f"skips {p}: its criteria were never evaluated" for p in skipped]
+                transition = PhaseTransition(
+                    transition_id=uuid.uuid4().hex,
+                    ts=now,
+                    from_phase=ev.phase,
+                    to_phase=to,
+                    trigger="manual_override",
+                    validation_passed=ev.eligible and not skipped,
+                    failures=tuple(failures_now),
+                    metrics=metrics_record(ev.stats),
+                    operator=operator,
+                    reason=reason,
+                )
+                # Audit first: a crash between the two appends leaves a granted attempt with no
+                # transition (harmless), never a transition without its audit line.
+                record(
+                    "granted",
+                    True,
+                    "criteria met"
+                    if transition.validation_passed
+                    else "criteria not met: " + "; ".join(failures_now),
+                    transition_id=transition.transition_id,
+                )
+                locked.append(transition.as_record())
+        log.warning(
+            "phase override %s -> %s by %s (%s)",
+            transition.from_phase,
+            transition.to_phase,
+            operator,
+            "criteria met" if transition.validation_passed else "criteria NOT met",
+        )
+        return transition
+
+    def set_password(
+        self,
+        now: datetime,
+        *,
+        new_password: str,
+        current_password: Callable[[], str],
+        operator: str,
+    ) -> None:
+        """Store a salted hash of `new_password`; changing it needs the current one."""
+        stored, source = self.password_hash()
+        if source == "config":
+            raise RefusedError(
+                "the override password hash is set in the configuration "
+                "(phase.override_password_hash or its TRADEBOT_ variable); change it there"
+            )
+        if len(new_password) < MIN_LENGTH:
+            raise UsageError(f"the override password must have at least {MIN_LENGTH} characters")
+        with self.records.overrides.locked() as audit:
+            attempts = parse_attempts(self.records.overrides.path, audit.read())
+            phase = current_phase(self.records.read_history().transitions, self.cfg.initial)
+
+            def record(outcome: str, granted: bool, detail: str) -> None:
+                audit.append(
+                    {
+                        "v": 1,
+                        "ts": now,
+                        "action": "set_password",
+                        "operator": operator,
+                        "from_phase": phase,
+                        "to_phase": phase,
+                        "granted": granted,
+                        "outcome": outcome,
+                        "reason": None,
+                        "detail": detail,
+                    }
+                )
+
+            if stored is not None:
+                until = self.lockout(now, attempts)
+                if until is not None:
+                    record("locked_out", False, f"overrides locked until {until:%Y-%m-%d %H:%M}Z")
+                    raise RefusedError(
+                        f"overrides are locked; try again after {until:%Y-%m-%d %H:%M} UTC"
+                    )
+                if not verify_password(current_password(), stored):
+                    record("wrong_password", False, "wrong current password")
+                    raise RefusedError("the current override password is wrong; nothing changed")
+            self.state.set_password_hash(hash_password(new_password), now)
+            record("password_set", True, "override password changed" if stored else "set")
+        log.warning("phase override password %s by %s", "changed" if stored else "set", operator)
+
+    # -- session records ----------------------------------------------------------------------
+    def close_sessions(self, now: datetime) -> int:
+        """Append a `session-metrics.jsonl` line for each finished session not yet recorded."""
+        today = session_of(now)
+        with self.records.session_metrics.locked() as locked:
+            done = {str(r.get("session")) for r in locked.read().records}
+            history = self.records.read_history().transitions
+            contents = self.trades.read()
+            by_session: dict[str, list[Any]] = {}
+            for t in contents.trades:
+                if t.session < today and t.session.isoformat() not in done:
+                    by_session.setdefault(t.session.isoformat(), []).append(t)
+            lines = []
+            all_trades = TradeSeries.of(contents.trades)
+            for key in sorted(by_session):
+                day = by_session[key][0].session
+                phase = _phase_at(history, day, self.cfg.initial)
+                counted = [
+                    t for t in by_session[key] if t.mode in self.cfg.rules(phase).counted_modes
+                ]
+                start = self._start_equity(all_trades, day)
+                stats = summarize(counted, start or self.loaded.settings.risk.paper_equity)
+                rec = stats.as_record()
+                lines.append(
+                    {
+                        "v": 1,
+                        "session": key,
+                        "phase": phase,
+                        "trades": stats.trades,
+                        "wins": stats.wins,
+                        "losses": stats.losses,
+                        "win_rate": rec["win_rate"],
+                        "avg_rr": rec["avg_rr"],
+                        "pnl": stats.total_pnl,
+                        "start_equity": start,
+                        "end_equity": None if start is None else start + stats.total_pnl,
+                    }
+                )
+            locked.append_many(lines)
+        return len(lines)
+
+    def _start_equity(self, trades: TradeSeries, day: Any) -> Decimal | None:
+        recorded = self.state.start_of_day_equity(day)
+        if recorded is not None:
+            return recorded.amount
+        if self.loaded.settings.broker.kind == "sim":
+            from tradebot.equity import sim_equity
+
+            return sim_equity(self.loaded.settings.risk.paper_equity, trades, before=day)
+        return None
+
+
+def _phase_at(history: list[PhaseTransition], day: Any, initial: PhaseName) -> PhaseName:
+    phase = initial
+    for t in history:
+        if session_of(t.ts) <= day:
+            phase = t.to_phase
+    return phase
+
+
+def _recent_failures(attempts: list[Attempt], since: datetime) -> int:
+    """Wrong passwords at or after `since` and after the last success."""
+    count = 0
+    for a in attempts:
+        if a.outcome in ("granted", "password_set"):
+            count = 0
+        elif a.outcome == "wrong_password" and a.ts >= since:
+            count += 1
+    return count
+
+
+__all__ = ["LadderSnapshot", "PhaseLadder", "TickResult", "default_operator", "next_phase"]

@@ -1,0 +1,119 @@
+"""Small, atomically replaced state files under `paths.state_dir` (spec §7).
+
+Each file is one JSON object with `"v": 1`. Read-modify-write cycles hold `state_lock`, so the
+loop and an operator's command in another terminal never lose each other's update.
+
+| file | contents |
+|---|---|
+| `override-password.json` | the salted scrypt hash of the phase override password |
+| `start-of-day-equity.json` | equity at each session's first look, keyed by session date |
+| `equity.json` | the last equity the loop read from the broker |
+| `phase-notices.json` | which "next phase eligible" notices were already sent |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from tradebot.errors import CorruptRecordError
+from tradebot.storage import read_json_state, state_lock, write_json_state
+
+PASSWORD_FILE = "override-password.json"
+START_OF_DAY_FILE = "start-of-day-equity.json"
+EQUITY_FILE = "equity.json"
+NOTICES_FILE = "phase-notices.json"
+KEEP_SESSIONS = 400  # start-of-day records kept (well over a year of sessions)
+
+
+@dataclass(frozen=True)
+class EquityReading:
+    amount: Decimal
+    source: str
+    ts: datetime
+
+
+class StateStore:
+    """Typed access to the files in the state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = Path(state_dir)
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    # -- override password ------------------------------------------------------------------
+    def password_hash(self) -> str | None:
+        state = read_json_state(self.path(PASSWORD_FILE))
+        if state is None:
+            return None
+        value = state.get("hash")
+        if not isinstance(value, str) or not value:
+            raise CorruptRecordError(self.path(PASSWORD_FILE), None, "no 'hash' string")
+        return value
+
+    def set_password_hash(self, encoded: str, now: datetime) -> None:
+        write_json_state(self.path(PASSWORD_FILE), {"v": 1, "hash": encoded, "set_at": now})
+
+    # -- start-of-day equity ----------------------------------------------------------------
+    def start_of_day_equity(self, session: date) -> EquityReading | None:
+        """The equity recorded at the first look of `session`, if any."""
+        entry = self._sessions().get(session.isoformat())
+        return None if entry is None else self._reading(START_OF_DAY_FILE, entry)
+
+    def record_start_of_day(
+        self, session: date, amount: Decimal, source: str, now: datetime
+    ) -> EquityReading:
+        """Record `amount` for `session` unless already recorded; return the recorded value."""
+        path = self.path(START_OF_DAY_FILE)
+        with state_lock(path):
+            sessions = self._sessions()
+            key = session.isoformat()
+            if key not in sessions:
+                sessions[key] = {"equity": str(amount), "source": source, "ts": now}
+                kept = dict(sorted(sessions.items())[-KEEP_SESSIONS:])
+                write_json_state(path, {"v": 1, "sessions": kept})
+                return EquityReading(amount, source, now)
+            return self._reading(START_OF_DAY_FILE, sessions[key])
+
+    def _sessions(self) -> dict[str, Any]:
+        state = read_json_state(self.path(START_OF_DAY_FILE)) or {}
+        sessions = state.get("sessions", {})
+        if not isinstance(sessions, dict):
+            raise CorruptRecordError(self.path(START_OF_DAY_FILE), None, "'sessions' not an object")
+        return sessions
+
+    # -- last broker equity -----------------------------------------------------------------
+    def equity_snapshot(self) -> EquityReading | None:
+        state = read_json_state(self.path(EQUITY_FILE))
+        return None if state is None else self._reading(EQUITY_FILE, state)
+
+    def record_equity(self, amount: Decimal, source: str, now: datetime) -> None:
+        write_json_state(
+            self.path(EQUITY_FILE), {"v": 1, "equity": str(amount), "source": source, "ts": now}
+        )
+
+    # -- notices already sent ---------------------------------------------------------------
+    def notice_sent(self, key: str) -> bool:
+        state = read_json_state(self.path(NOTICES_FILE)) or {}
+        return key in state.get("sent", [])
+
+    def mark_notice_sent(self, key: str) -> None:
+        path = self.path(NOTICES_FILE)
+        with state_lock(path):
+            state = read_json_state(path) or {}
+            sent = [k for k in state.get("sent", []) if k != key][-50:]
+            write_json_state(path, {"v": 1, "sent": [*sent, key]})
+
+    def _reading(self, name: str, entry: dict[str, Any]) -> EquityReading:
+        try:
+            return EquityReading(
+                Decimal(str(entry["equity"])),
+                str(entry.get("source", "")),
+                datetime.fromisoformat(str(entry["ts"])),
+            )
+        except (KeyError, ValueError, InvalidOperation) as exc:
+            raise CorruptRecordError(self.path(name), None, f"bad equity entry ({exc})") from None
