@@ -31,6 +31,14 @@ class EquityView:
     start_source: str
     warnings: tuple[str, ...] = ()
 
+    def as_record(self) -> dict[str, Decimal | str | None]:
+        return {
+            "current": self.current,
+            "source": self.source,
+            "start_of_day": self.start_of_day,
+            "start_source": self.start_source,
+        }
+
 
 def sim_equity(paper_equity: Decimal, trades: TradeSeries, before: date | None = None) -> Decimal:
     """paper_equity + P&L of sim trades (only those whose session is before `before`, if given)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import getpass
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,7 +28,13 @@ from typing import Any
 
 from tradebot.config import LoadedConfig
 from tradebot.core.metrics import TradeSeries, from_micros, summarize
-from tradebot.core.phase_history import PHASES, PhaseTransition, current_phase, next_phase
+from tradebot.core.phase_history import (
+    PHASES,
+    PhaseTransition,
+    Trigger,
+    current_phase,
+    previous_phase,
+)
 from tradebot.core.phase_rules import (
     DayLoss,
     EntryDecision,
@@ -85,6 +91,61 @@ class TickResult:
     transition: PhaseTransition | None
     snapshot: LadderSnapshot
     sessions_recorded: int = 0
+
+
+def _transition(
+    ev: PhaseEvaluation,
+    now: datetime,
+    *,
+    to: PhaseName,
+    trigger: Trigger,
+    passed: bool,
+    failures: Sequence[str] = (),
+    operator: str | None,
+    reason: str | None,
+) -> PhaseTransition:
+    """A transition out of `ev.phase`, carrying the §3 metrics at that moment."""
+    return PhaseTransition(
+        transition_id=uuid.uuid4().hex,
+        ts=now,
+        from_phase=ev.phase,
+        to_phase=to,
+        trigger=trigger,
+        validation_passed=passed,
+        failures=tuple(failures),
+        metrics=metrics_record(ev.stats),
+        operator=operator,
+        reason=reason,
+    )
+
+
+def _audit(
+    now: datetime,
+    *,
+    action: str,
+    operator: str,
+    from_phase: PhaseName,
+    to_phase: PhaseName,
+    granted: bool,
+    outcome: str,
+    reason: str | None,
+    detail: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One `phase-overrides.jsonl` record (never the password)."""
+    return {
+        "v": 1,
+        "ts": now,
+        "action": action,
+        "operator": operator,
+        "from_phase": from_phase,
+        "to_phase": to_phase,
+        "granted": granted,
+        "outcome": outcome,
+        "reason": reason,
+        "detail": detail,
+        **extra,
+    }
 
 
 class PhaseLadder:
@@ -204,20 +265,18 @@ class PhaseLadder:
             warnings: list[str] = []
             trades = self._read_trades(warnings)
             ev, _ = self._evaluate(read.transitions, trades, now, equity, warnings)
-            below = PHASES[PHASES.index(ev.phase) - 1] if ev.phase != PHASES[0] else None
+            below = previous_phase(ev.phase)
             # At most one automatic step down per session: the daily-loss trigger is
             # account-wide and would otherwise cascade through every phase on one bad day.
             if not ev.downgrade_reasons or below is None or ev.downgraded_this_session:
                 return None
-            transition = PhaseTransition(
-                transition_id=uuid.uuid4().hex,
-                ts=now,
-                from_phase=ev.phase,
-                to_phase=below,
+            transition = _transition(
+                ev,
+                now,
+                to=below,
                 trigger="auto_downgrade",
-                validation_passed=False,
-                failures=tuple(ev.downgrade_reasons),
-                metrics=metrics_record(ev.stats),
+                passed=False,
+                failures=ev.downgrade_reasons,
                 operator="tradebot",
                 reason="; ".join(ev.downgrade_reasons),
             )
@@ -249,14 +308,12 @@ class PhaseLadder:
                     f"{ev.phase} → {ev.next_phase} refused: {len(ev.unmet)} criterion(s) not met",
                     details=tuple(c.describe() for c in ev.unmet),
                 )
-            transition = PhaseTransition(
-                transition_id=uuid.uuid4().hex,
-                ts=now,
-                from_phase=ev.phase,
-                to_phase=ev.next_phase,
+            transition = _transition(
+                ev,
+                now,
+                to=ev.next_phase,
                 trigger="advance",
-                validation_passed=True,
-                metrics=metrics_record(ev.stats),
+                passed=True,
                 operator=operator,
                 reason=reason,
             )
@@ -304,19 +361,18 @@ class PhaseLadder:
 
             def record(outcome: str, granted: bool, detail: str, **extra: Any) -> None:
                 audit.append(
-                    {
-                        "v": 1,
-                        "ts": now,
-                        "action": "override",
-                        "operator": operator,
-                        "from_phase": current,
-                        "to_phase": to,
-                        "granted": granted,
-                        "outcome": outcome,
-                        "reason": reason,
-                        "detail": detail,
+                    _audit(
+                        now,
+                        action="override",
+                        operator=operator,
+                        from_phase=current,
+                        to_phase=to,
+                        granted=granted,
+                        outcome=outcome,
+                        reason=reason,
+                        detail=detail,
                         **extra,
-                    }
+                    )
                 )
 
             until = self.lockout(now, attempts)
@@ -349,15 +405,13 @@ class PhaseLadder:
                 failures_now = [c.describe() for c in ev.unmet]
                 skipped = PHASES[PHASES.index(ev.phase) + 1 : PHASES.index(to)]
                 failures_now += [f"skips {p}: its criteria were never evaluated" for p in skipped]
-                transition = PhaseTransition(
-                    transition_id=uuid.uuid4().hex,
-                    ts=now,
-                    from_phase=ev.phase,
-                    to_phase=to,
+                transition = _transition(
+                    ev,
+                    now,
+                    to=to,
                     trigger="manual_override",
-                    validation_passed=ev.eligible and not skipped,
-                    failures=tuple(failures_now),
-                    metrics=metrics_record(ev.stats),
+                    passed=ev.eligible and not skipped,
+                    failures=failures_now,
                     operator=operator,
                     reason=reason,
                 )
@@ -404,18 +458,17 @@ class PhaseLadder:
 
             def record(outcome: str, granted: bool, detail: str) -> None:
                 audit.append(
-                    {
-                        "v": 1,
-                        "ts": now,
-                        "action": "set_password",
-                        "operator": operator,
-                        "from_phase": phase,
-                        "to_phase": phase,
-                        "granted": granted,
-                        "outcome": outcome,
-                        "reason": None,
-                        "detail": detail,
-                    }
+                    _audit(
+                        now,
+                        action="set_password",
+                        operator=operator,
+                        from_phase=phase,
+                        to_phase=phase,
+                        granted=granted,
+                        outcome=outcome,
+                        reason=None,
+                        detail=detail,
+                    )
                 )
 
             if stored is not None:
@@ -503,4 +556,4 @@ def _recent_failures(attempts: list[Attempt], since: datetime) -> int:
     return count
 
 
-__all__ = ["LadderSnapshot", "PhaseLadder", "TickResult", "default_operator", "next_phase"]
+__all__ = ["LadderSnapshot", "PhaseLadder", "TickResult", "default_operator"]

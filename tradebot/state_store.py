@@ -9,6 +9,8 @@ loop and an operator's command in another terminal never lose each other's updat
 | `start-of-day-equity.json` | equity at each session's first look, keyed by session date |
 | `equity.json` | the last equity the loop read from the broker |
 | `phase-notices.json` | which "next phase eligible" notices were already sent |
+| `halt.json` | the operator's kill switch (`tradebot halt` / `resume`) |
+| `daily-loss.json` | the session in which the daily-loss guard last tripped, with its numbers |
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from tradebot.core.guards import Halt
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import read_json_state, state_lock, write_json_state
 
@@ -26,6 +29,8 @@ PASSWORD_FILE = "override-password.json"
 START_OF_DAY_FILE = "start-of-day-equity.json"
 EQUITY_FILE = "equity.json"
 NOTICES_FILE = "phase-notices.json"
+HALT_FILE = "halt.json"
+DAILY_LOSS_FILE = "daily-loss.json"
 KEEP_SESSIONS = 400  # start-of-day records kept (well over a year of sessions)
 
 
@@ -107,6 +112,78 @@ class StateStore:
             state = read_json_state(path) or {}
             sent = [k for k in state.get("sent", []) if k != key][-50:]
             write_json_state(path, {"v": 1, "sent": [*sent, key]})
+
+    # -- halt ----------------------------------------------------------------------------------
+    def halt(self) -> Halt:
+        """The kill switch; a missing file means not halted."""
+        state = read_json_state(self.path(HALT_FILE))
+        if state is None or not state.get("halted"):
+            return Halt(False)
+        try:
+            since = datetime.fromisoformat(str(state["since"]))
+        except (KeyError, ValueError):
+            # Unreadable details must not lift a halt: keep it, without the time.
+            since = None
+        return Halt(
+            True,
+            since,
+            state.get("operator"),
+            state.get("reason"),
+            bool(state.get("flatten", False)),
+        )
+
+    def write_halt(self, halt: Halt) -> None:
+        write_json_state(
+            self.path(HALT_FILE),
+            {
+                "v": 1,
+                "halted": halt.halted,
+                "since": halt.since,
+                "operator": halt.operator,
+                "reason": halt.reason,
+                "flatten": halt.flatten,
+            },
+        )
+
+    # -- daily-loss trip ------------------------------------------------------------------------
+    def daily_loss_trip(self) -> tuple[date, dict[str, Any]] | None:
+        """(session, details) of the last recorded trip, if any."""
+        state = read_json_state(self.path(DAILY_LOSS_FILE))
+        if state is None:
+            return None
+        try:
+            return date.fromisoformat(str(state["session"])), state
+        except (KeyError, ValueError) as exc:
+            raise CorruptRecordError(
+                self.path(DAILY_LOSS_FILE), None, f"bad trip ({exc})"
+            ) from None
+
+    def record_daily_loss_trip(
+        self,
+        session: date,
+        now: datetime,
+        start_equity: Decimal,
+        equity: Decimal,
+        loss_pct: Decimal,
+    ) -> bool:
+        """Persist the session's trip (once); True when this call recorded it."""
+        path = self.path(DAILY_LOSS_FILE)
+        with state_lock(path):
+            existing = self.daily_loss_trip()
+            if existing is not None and existing[0] == session:
+                return False
+            write_json_state(
+                path,
+                {
+                    "v": 1,
+                    "session": session,
+                    "tripped_at": now,
+                    "start_equity": start_equity,
+                    "equity": equity,
+                    "loss_pct": loss_pct.quantize(Decimal("0.0001")),
+                },
+            )
+            return True
 
     def _reading(self, name: str, entry: dict[str, Any]) -> EquityReading:
         try:

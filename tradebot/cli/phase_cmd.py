@@ -96,14 +96,7 @@ def status_document(
         "downgrade": {"reasons": ev.downgrade_reasons} if ev.downgrade_reasons else None,
         "downgrade_watch": [w.as_record() for w in ev.watch],
         "downgraded_this_session": ev.downgraded_this_session,
-        "equity": None
-        if eq is None
-        else {
-            "current": eq.current,
-            "source": eq.source,
-            "start_of_day": eq.start_of_day,
-            "start_source": eq.start_source,
-        },
+        "equity": None if eq is None else eq.as_record(),
         "override": {
             "password_set": password_source is not None,
             "password_source": password_source,

@@ -1,0 +1,72 @@
+"""The kill switch: set, lift and read the halt, each change journaled (`journal/events.jsonl`).
+
+The halt lives in `state/halt.json` so it survives restarts; the loop checks it at least every
+few seconds and stops new entries within one second of noticing. Lifting it never touches open
+positions; flattening (closing positions, cancelling working orders) is the loop's job when
+`flatten` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from tradebot.core.guards import Halt
+from tradebot.state_store import StateStore
+from tradebot.storage import JsonlFile
+
+EVENTS_FILE = Path("journal") / "events.jsonl"
+log = logging.getLogger(__name__)
+
+
+class KillSwitch:
+    def __init__(self, state_dir: Path, logs_dir: Path) -> None:
+        self.state = StateStore(state_dir)
+        self.events = JsonlFile(Path(logs_dir) / EVENTS_FILE)
+
+    def status(self) -> Halt:
+        return self.state.halt()
+
+    def halt(
+        self, now: datetime, *, operator: str, reason: str | None, flatten: bool = False
+    ) -> Halt:
+        """Persist a halt (idempotent: an existing halt keeps its time, gains --flatten)."""
+        current = self.state.halt()
+        halt = Halt(
+            True,
+            current.since if current.halted else now,
+            operator if not current.halted else current.operator,
+            reason if not current.halted or reason else current.reason,
+            flatten or current.flatten,
+        )
+        self.state.write_halt(halt)
+        self.events.append(
+            {
+                "v": 1,
+                "ts": now,
+                "event": "halt",
+                "operator": operator,
+                "reason": reason,
+                "flatten": flatten,
+            }
+        )
+        log.warning("HALT by %s (flatten=%s): %s", operator, flatten, reason or "no reason given")
+        return halt
+
+    def resume(self, now: datetime, *, operator: str, reason: str | None) -> Halt:
+        """Lift the halt; returns what was lifted (not halted = nothing to do)."""
+        current = self.state.halt()
+        self.state.write_halt(Halt(False))
+        self.events.append(
+            {
+                "v": 1,
+                "ts": now,
+                "event": "resume",
+                "operator": operator,
+                "reason": reason,
+                "was_halted": current.halted,
+            }
+        )
+        log.warning("RESUME by %s: %s", operator, reason or "no reason given")
+        return current

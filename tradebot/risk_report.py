@@ -1,0 +1,269 @@
+"""Can the bot open a trade right now, and how big? Every guard with its numbers (spec §5).
+
+One function, `build_risk_report`, shared by `tradebot risk check` (read-only) and the trading
+loop (which passes the broker's equity and `persist=True`, so a daily-loss trip is recorded once
+and holds for the rest of the session across restarts).
+
+Guards, each a blocking reason when it says no:
+
+* halt — the operator's kill switch;
+* daily loss — equity down ≥ `risk.max_daily_loss_pct` from start-of-day equity;
+* equity / start-of-day equity unknown — fail safe;
+* entry window — inside the session, after `open_delay_minutes`, before `close_buffer_minutes`;
+* the phase ladder — live allowed, entries per session, downgrade, unknown phase;
+* the symbol — must be one of `trading.symbols`;
+* size — with a premium, 0 contracts (the cap does not fit one contract) blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tradebot.config import LoadedConfig
+from tradebot.core.guards import DailyLoss, EntryWindow, Halt, daily_loss_guard, entry_window
+from tradebot.core.metrics import TradeSeries, from_micros
+from tradebot.core.phase_rules import PhaseEvaluation, Refusal, entry_decision
+from tradebot.core.sizing import PositionSize, position_size
+from tradebot.core.trades import session_of
+from tradebot.equity import EquityView
+from tradebot.phase_ladder import PhaseLadder
+from tradebot.state_store import StateStore
+
+_EQUITY_KEYS = ("current", "source", "start_of_day", "start_source")
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    now: datetime
+    broker: str
+    mode: str
+    can_open: bool
+    blocking: list[Refusal]
+    equity: EquityView | None
+    realized_today: Decimal
+    daily_loss: DailyLoss
+    halt: Halt
+    window: EntryWindow
+    phase: PhaseEvaluation | None
+    phase_error: str | None
+    symbol: str | None
+    sizing: PositionSize | None
+    premium: Decimal | None
+    multiplier: int
+    warnings: list[str] = field(default_factory=list)
+
+    def as_record(self) -> dict[str, Any]:
+        """The `risk check --json` contract (version 1)."""
+        ev, eq, dl, w = self.phase, self.equity, self.daily_loss, self.window
+        return {
+            "v": 1,
+            "now": self.now,
+            "session": dl.session,
+            "broker": self.broker,
+            "mode": self.mode,
+            "can_open": self.can_open,
+            "blocking": [r.as_record() for r in self.blocking],
+            "equity": eq.as_record() if eq else dict.fromkeys(_EQUITY_KEYS),
+            "today": {
+                "realized_pnl": self.realized_today,
+                "loss_pct": None
+                if dl.loss_pct is None
+                else dl.loss_pct.quantize(Decimal("0.0001")),
+            },
+            "daily_loss": {
+                "tripped": dl.tripped,
+                "tripped_earlier": dl.tripped_earlier,
+                "limit_pct": dl.limit_pct,
+                "message": dl.message,
+            },
+            "halt": {
+                "halted": self.halt.halted,
+                "since": self.halt.since,
+                "operator": self.halt.operator,
+                "reason": self.halt.reason,
+            },
+            "entry_window": {
+                "in_window": w.in_window,
+                "session": w.session,
+                "opens": w.window_open,
+                "closes": w.window_close,
+                "next_open": w.next_window_open,
+                "message": w.message,
+            },
+            "phase": None
+            if ev is None
+            else {
+                "phase": ev.phase,
+                **ev.limits.as_record(),
+                "downgrade_reasons": ev.downgrade_reasons,
+            },
+            "phase_error": self.phase_error,
+            "symbol": self.symbol,
+            "sizing": None
+            if self.sizing is None
+            else {
+                "premium": self.premium,
+                "multiplier": self.multiplier,
+                "risk_based_contracts": self.sizing.risk_based_contracts,
+                "cap_based_contracts": self.sizing.cap_based_contracts,
+                "contracts": self.sizing.contracts,
+                "contract_cost": self.sizing.contract_cost,
+                "cost": self.sizing.cost,
+                "risk_budget": self.sizing.risk_budget,
+                "reason": self.sizing.reason,
+            },
+            "warnings": self.warnings,
+        }
+
+
+def upcoming_sessions(now: datetime, calendar: str) -> list[tuple[Any, datetime, datetime]]:
+    """(session, open, close) from the session around `now` to about two weeks ahead (UTC)."""
+    from tradebot.core.sessions import session_open_close, sessions_between
+
+    day = session_of(now)
+    days = sessions_between(day - timedelta(days=1), day + timedelta(days=14), calendar)
+    return [(d, *session_open_close(d, calendar)) for d in days]
+
+
+def account_modes(loaded: LoadedConfig) -> set[str]:
+    """Trade modes whose P&L moves this configuration's account."""
+    s = loaded.settings
+    if s.broker.kind == "sim":
+        return {"sim"}
+    return {"live"} if s.trading.mode == "live" else {"paper"}
+
+
+def build_risk_report(
+    loaded: LoadedConfig,
+    now: datetime,
+    *,
+    symbol: str | None = None,
+    premium: Decimal | None = None,
+    multiplier: int = 100,
+    equity: Decimal | None = None,
+    persist: bool = False,
+    ladder: PhaseLadder | None = None,
+) -> RiskReport:
+    """Evaluate every guard at `now`; `persist` records a daily-loss trip (the loop's job)."""
+    settings = loaded.settings
+    ladder = ladder or PhaseLadder(loaded)
+    state = StateStore(loaded.state_dir)
+    warnings: list[str] = []
+    blocking: list[Refusal] = []
+
+    halt = state.halt()
+    if halt.halted:
+        blocking.append(Refusal("halt", halt.message()))
+
+    snap = ladder.snapshot(now, equity=equity)
+    warnings.extend(snap.warnings)
+    view = snap.equity
+    session = session_of(now)
+
+    trades = TradeSeries.of(ladder.trades.read().trades)
+    modes = account_modes(loaded)
+    today = session.toordinal()
+    realized = from_micros(
+        sum(
+            p
+            for p, m, s in zip(trades.pnl, trades.mode, trades.session, strict=True)
+            if s == today and m in modes
+        )
+    )
+
+    trip = state.daily_loss_trip()
+    daily = daily_loss_guard(
+        session=session,
+        start_equity=view.start_of_day if view else None,
+        equity=view.current if view else None,
+        limit_pct=settings.risk.max_daily_loss_pct,
+        recorded_trip_session=trip[0] if trip else None,
+    )
+    if daily.tripped:
+        blocking.append(Refusal("daily_loss", daily.message))
+        if persist and not daily.tripped_earlier:
+            assert daily.start_equity is not None and daily.equity is not None
+            assert daily.loss_pct is not None
+            state.record_daily_loss_trip(
+                session, now, daily.start_equity, daily.equity, daily.loss_pct
+            )
+    if view is None or view.current is None:
+        blocking.append(
+            Refusal(
+                "equity_unknown",
+                f"current equity is unknown ({view.source if view else 'no data'}); no entries "
+                "until it is known",
+            )
+        )
+    elif view.start_of_day is None:
+        blocking.append(
+            Refusal(
+                "start_of_day_unknown",
+                "start-of-day equity is not recorded for this session (the loop records it at "
+                "its first look); the daily-loss guard cannot be checked",
+            )
+        )
+
+    window = entry_window(
+        now,
+        upcoming_sessions(now, settings.schedule.calendar),
+        open_delay_minutes=settings.schedule.open_delay_minutes,
+        close_buffer_minutes=settings.schedule.close_buffer_minutes,
+    )
+    if not window.in_window:
+        blocking.append(Refusal("outside_entry_window", window.message))
+
+    ev = snap.evaluation
+    cap: Decimal | None = None
+    if ev is None:
+        blocking.append(Refusal("phase_unknown", f"the phase history cannot be read: {snap.error}"))
+    else:
+        decision = entry_decision(
+            ev, mode=settings.trading.mode, next_session_open=window.next_session_open
+        )
+        blocking.extend(decision.refusals)
+        cap = decision.position_cap_usd
+
+    if symbol is not None and symbol.upper() not in settings.trading.symbols:
+        blocking.append(
+            Refusal(
+                "symbol_not_configured",
+                f"{symbol.upper()} is not in trading.symbols "
+                f"({', '.join(settings.trading.symbols)})",
+            )
+        )
+
+    sizing = None
+    if premium is not None:
+        if cap is None or view is None or view.current is None:
+            warnings.append("no sizing preview: equity or the position cap is unknown")
+        else:
+            sizing = position_size(view.current, premium, multiplier, settings.risk, cap)
+            if sizing.contracts == 0:
+                blocking.append(Refusal("position_size", sizing.reason))
+
+    return RiskReport(
+        now=now,
+        broker=settings.broker.kind,
+        mode=settings.trading.mode,
+        can_open=not blocking,
+        blocking=blocking,
+        equity=view,
+        realized_today=realized,
+        daily_loss=daily,
+        halt=halt,
+        window=window,
+        phase=ev,
+        phase_error=snap.error,
+        symbol=symbol.upper() if symbol else None,
+        sizing=sizing,
+        premium=premium,
+        multiplier=multiplier,
+        warnings=warnings,
+    )
+
+
+__all__ = ["RiskReport", "account_modes", "build_risk_report"]
