@@ -197,3 +197,14 @@ def test_shipped_example_config_is_valid_and_safe() -> None:
     s = load_config(example).settings
     assert s.broker.kind == "sim"
     assert s.trading.mode == "dry_run"
+
+
+def test_override_hash_must_be_a_scrypt_hash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TRADEBOT_PHASE__OVERRIDE_PASSWORD_HASH", "my-plain-password")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "none.toml")
+    text = err.value.message + "\n".join(err.value.details)
+    assert "phase.override_password_hash: not a hash written by" in text
+    assert "my-plain-password" not in text

@@ -25,7 +25,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tradebot.core.trades import PhaseName, TradeMode
 from tradebot.errors import ConfigError
@@ -239,6 +247,18 @@ class PhaseConfig(Section):
     override_max_failures: int = Field(5, ge=1)
     override_failure_window_minutes: int = Field(15, ge=1)
     override_lockout_minutes: int = Field(15, ge=1)
+
+    @field_validator("override_password_hash")
+    @classmethod
+    def _check_hash(cls, value: SecretStr | None) -> SecretStr | None:
+        from tradebot.override_password import is_valid_hash
+
+        if value is not None and not is_valid_hash(value.get_secret_value()):
+            raise ValueError(
+                "not a hash written by `tradebot phase set-password` (scrypt$...); the value is "
+                "not shown"
+            )
+        return value
 
     def rules(self, phase: Phase) -> PhaseRules:
         """The limits and criteria table of `phase`."""

@@ -49,12 +49,16 @@ def test_show_masks_secrets_in_text_and_json(write_config, monkeypatch: pytest.M
     secret = "tgram://999:VERY-SECRET-TOKEN/42"
     write_config("")
     monkeypatch.setenv("TRADEBOT_MONITORING__NOTIFY_URLS", json.dumps([secret]))
-    monkeypatch.setenv("TRADEBOT_PHASE__OVERRIDE_PASSWORD_HASH", "scrypt$SECRET-HASH")
+    from tradebot.override_password import hash_password
+
+    stored = hash_password("a good password")
+    monkeypatch.setenv("TRADEBOT_PHASE__OVERRIDE_PASSWORD_HASH", stored)
     for args in (["config", "show"], ["config", "show", "--json"]):
         result = invoke(args)
         assert result.exit_code == 0
         assert "VERY-SECRET-TOKEN" not in result.stdout + result.stderr
-        assert "SECRET-HASH" not in result.stdout + result.stderr
+        assert stored not in result.stdout + result.stderr
+        assert stored.split("$")[-1] not in result.stdout + result.stderr
         assert "**********" in result.stdout
 
 

@@ -294,6 +294,18 @@ def test_changing_the_password_needs_the_current_one(tmp_path: Path) -> None:
     assert _force("proof", "new password 2").exit_code == 0
 
 
+def test_set_password_refused_when_the_hash_comes_from_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tradebot.override_password import hash_password
+
+    monkeypatch.setenv("TRADEBOT_PHASE__OVERRIDE_PASSWORD_HASH", hash_password(PASSWORD))
+    result = invoke(["phase", "set-password"])  # refused before any prompt
+    assert result.exit_code == 4
+    assert "set in the configuration" in result.stderr
+    assert _force("proof", PASSWORD).exit_code == 0  # the configured hash is the one used
+
+
 def test_short_password_is_a_usage_error() -> None:
     result = invoke(["phase", "set-password", "--password-stdin"], input="short\n")
     assert result.exit_code == 2

@@ -22,7 +22,7 @@ from tradebot.cli.output import (
     stdout_console,
     write_csv,
 )
-from tradebot.errors import CorruptRecordError, UsageError
+from tradebot.errors import CorruptRecordError, RefusedError, UsageError
 
 if TYPE_CHECKING:
     from tradebot.core.phase_rules import Criterion, PhaseEvaluation, WatchItem
@@ -279,8 +279,13 @@ def set_password(
 
     ladder = _ladder(ctx)
     stored, source = ladder.password_hash()
+    if source == "config":
+        raise RefusedError(
+            "the override password hash is set in the configuration "
+            "(phase.override_password_hash or its TRADEBOT_ variable); change it there"
+        )
     current = ""
-    if stored is not None and source == "state":
+    if stored is not None:
         current = _read_secret("Current override password", password_stdin)
     new = _read_secret("New override password", password_stdin, confirm=not password_stdin)
     ladder.set_password(
