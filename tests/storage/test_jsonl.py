@@ -129,3 +129,20 @@ def test_iter_chunks_streams_the_same_records(tmp_path: Path) -> None:
     streamed = [r["n"] for chunk, _ in store.iter_chunks() for r in chunk]
     assert streamed == list(range(2346))
     assert [len(chunk) for chunk, _ in store.iter_chunks()] == [1000, 1000, 346]
+
+
+def test_two_objects_on_a_line_with_another_split_across_lines_is_caught(tmp_path: Path) -> None:
+    """The joined-array fast path must not be fooled when the object count still adds up."""
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"v":1,"a":1},{"v":1,"b":2}\n{"v":1,"c":[{"x":1}\n{"y":2}]}\n')
+    with pytest.raises(CorruptRecordError) as err:
+        JsonlFile(path).read()
+    assert err.value.line == 1
+
+
+def test_a_brace_after_a_comma_inside_a_string_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"v":1,"note":"a, {b}"}\n{"v":1,"items":[{"x":1},{"x":2}]}\n')
+    contents = JsonlFile(path).read()
+    assert contents.records[0]["note"] == "a, {b}"
+    assert contents.line_numbers == [1, 2]

@@ -17,6 +17,7 @@ import fcntl
 import gc
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,23 +85,38 @@ def _iter_chunks(path: Path, body: bytes) -> Iterator[tuple[list[dict[str, Any]]
         yield _parse_chunk(path, part, start)
 
 
+# A comma before an opening brace: the only way a line that starts with "{" and ends with "}"
+# can hold a second top-level value. Lines containing it (even inside a string) are parsed one
+# by one, which is slower but exact.
+_SECOND_VALUE = re.compile(r",\s*\{")
+
+
 def _parse_chunk(
     path: Path, lines: list[str] | list[bytes], offset: int
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    """One C-level decode for a clean chunk; each line must hold exactly one JSON object."""
+    """One C-level decode for a clean chunk; each line must hold exactly one JSON object.
+
+    The bulk result is used only when every line starts with "{" and ends with "}", no line has
+    a comma before a "{", and there are as many objects as lines. Together these rule out one
+    line holding two objects while another object spans two lines (the joined array would still
+    count right). Anything else is parsed line by line, which names the offending line.
+    """
     records: Any = None
     if lines and isinstance(lines[0], str):
-        try:
-            records = loads_record("[" + ",".join(lines) + "]")
-        except ValueError:
-            records = None
+        text_lines = lines
+        if all(line[:1] == "{" and line[-1:] == "}" for line in text_lines):
+            joined = "\n".join(text_lines)
+            if not _SECOND_VALUE.search(joined):
+                try:
+                    records = loads_record("[" + joined.replace("\n", ",") + "]")
+                except ValueError:
+                    records = None
     if (
         isinstance(records, list)
         and len(records) == len(lines)
         and all(type(r) is dict for r in records)
     ):
         return records, list(range(offset + 1, offset + len(lines) + 1))
-    # Blank lines, or a line that is not exactly one object: go line by line to name it.
     return _parse_line_by_line(path, lines, offset)
 
 
