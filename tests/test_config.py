@@ -208,3 +208,11 @@ def test_override_hash_must_be_a_scrypt_hash(
     text = err.value.message + "\n".join(err.value.details)
     assert "phase.override_password_hash: not a hash written by" in text
     assert "my-plain-password" not in text
+
+
+def test_experience_can_never_allow_live(write_config) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config("[phase.experience]\nlive_allowed = true\n"))
+    assert err.value.details[0].startswith(
+        "phase.experience.live_allowed: experience is paper only"
+    )

@@ -183,3 +183,81 @@ def test_eligibility_notice_is_sent_once(loaded) -> None:  # type: ignore[no-unt
     ladder.on_tick(NOW)
     ladder.on_tick(NOW + timedelta(minutes=3))
     assert notices == ["eligible"]
+
+
+def test_no_earned_advance_while_a_downgrade_trigger_holds(loaded) -> None:  # type: ignore[no-untyped-def]
+    from tradebot.errors import RefusedError
+
+    # A proof -> trial table that 3 live trades can meet, so only the downgrade stands in the way.
+    (loaded.path).write_text(
+        "[phase.proof]\nmin_sessions = 1\nmin_trades = 3\nmin_win_rate_pct = 0\nmin_avg_rr = 0\n"
+    )
+    relaxed = load_config(loaded.path)
+    _journal(relaxed, series_of([100] * 20))
+    ladder = PhaseLadder(relaxed)
+    ladder.advance(NOW - timedelta(days=5), to=None, operator="a", reason=None)
+    _journal(relaxed, series_of([50, -10, -10, -10], mode="live", start_day=62))
+    snap = ladder.snapshot(NOW)
+    assert snap.evaluation is not None and snap.evaluation.eligible
+    assert snap.evaluation.downgrade_reasons
+    with pytest.raises(RefusedError, match="refused while a downgrade holds"):
+        ladder.advance(NOW, to=None, operator="a", reason=None)
+    assert len(_history_lines(relaxed)) == 1
+
+
+def test_unknown_equity_never_meets_the_drawdown_criterion(tmp_path: Path) -> None:
+    from tests.phase_helpers import transition
+    from tradebot.phase_records import PhaseRecords
+
+    (tmp_path / "c.toml").write_text(
+        '[broker]\nkind = "ibkr"\n[phase.trial]\nmin_sessions = 1\n'
+        "min_trades = 1\nmin_win_rate_pct = 0\nmin_avg_rr = 0\n"
+    )
+    loaded = load_config(tmp_path / "c.toml")
+    PhaseRecords(loaded.logs_dir).history.append(
+        transition("trial", NOW - timedelta(days=90), frm="proof").as_record()
+    )
+    _journal(loaded, series_of([100, -300, 400], mode="live", start_day=40, entry_price="10.00"))
+    ladder = PhaseLadder(loaded)
+    ev = ladder.snapshot(NOW).evaluation
+    assert ev is not None
+    dd = next(c for c in ev.criteria if c.name == "max_drawdown")
+    assert dd.actual is None and not dd.met and not ev.eligible
+    assert any("max drawdown % cannot be measured" in w for w in ev.warnings)
+    # With a fresh broker reading of $2,000 the $300 drop is 14 %: measured, and not met.
+    ladder.state.record_equity(Decimal(2000), "NetLiquidation", NOW)
+    ev = ladder.snapshot(NOW).evaluation
+    assert ev is not None
+    dd = next(c for c in ev.criteria if c.name == "max_drawdown")
+    assert dd.actual is not None and dd.actual > 14 and not dd.met
+
+
+def test_no_lock_is_held_while_the_password_is_typed(loaded) -> None:  # type: ignore[no-untyped-def]
+    import fcntl
+    import os
+
+    from tradebot.override_password import hash_password
+
+    ladder = PhaseLadder(loaded)
+    ladder.state.set_password_hash(hash_password("a long password"), NOW)
+    audit_path = ladder.records.overrides.path
+
+    def typing_slowly() -> str:
+        fd = os.open(audit_path, os.O_RDWR | os.O_CREAT)
+        try:  # another process could take the exclusive lock right now
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        return "a long password"
+
+    t = ladder.force(NOW, to="proof", password=typing_slowly, operator="o", reason=None)
+    assert t.to_phase == "proof"
+    # A forced move down needs no criteria.
+    down = ladder.force(
+        NOW + timedelta(minutes=1),
+        to="experience",
+        password=lambda: "a long password",
+        operator="o",
+        reason=None,
+    )
+    assert down.validation_passed is True and down.failures == ()

@@ -193,6 +193,17 @@ class PhaseRules(Section):
 class ExperienceRules(PhaseRules):
     counted_modes: list[TradeMode] = Field(default_factory=_modes("paper"))
     live_allowed: bool = False
+
+    @field_validator("live_allowed")
+    @classmethod
+    def _paper_only(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "experience is paper only (spec §3); live trading starts in proof, earned by "
+                "`tradebot phase advance`"
+            )
+        return value
+
     position_cap_usd: Usd = Decimal(100)
     min_profitable_sessions: int = Field(20, ge=0)
     min_trades: int = Field(20, ge=0)

@@ -57,6 +57,7 @@ from tradebot.override_password import (
 )
 from tradebot.phase_records import PhaseRecords, parse_attempts, parse_history
 from tradebot.state_store import StateStore
+from tradebot.storage.jsonl import LockedJsonl
 from tradebot.trade_journal import TradeJournal
 
 log = logging.getLogger(__name__)
@@ -181,9 +182,12 @@ class PhaseLadder:
         since = history[-1].ts if history else None
         window = trades.window(self.cfg.rules(phase).counted_modes, since)
         # Drawdown % is anchored at the equity when the window began: current minus its P&L.
-        base = self.loaded.settings.risk.paper_equity
+        # Unknown equity leaves it unknown (never the simulated account size for a real one).
+        base = None
         if view.current is not None:
             base = view.current - from_micros(sum(window.pnl))
+            if base <= 0:
+                base = None
         evaluation = evaluate(
             history=history,
             trades=trades,
@@ -191,7 +195,7 @@ class PhaseLadder:
             cfg=self.cfg,
             max_daily_loss_pct=self.loaded.settings.risk.max_daily_loss_pct,
             now=now,
-            base_equity=base if base > 0 else self.loaded.settings.risk.paper_equity,
+            base_equity=base,
             equity=view.current,
             day_loss=day_loss,
         )
@@ -303,6 +307,12 @@ class PhaseLadder:
                     f"an earned advance moves one step ({ev.phase} → {ev.next_phase}); to move "
                     f"to {to} use --force --to {to} (needs the override password)"
                 )
+            if ev.downgrade_reasons or ev.downgraded_this_session:
+                why = "; ".join(ev.downgrade_reasons) or "a downgrade happened this session"
+                raise RefusedError(
+                    f"{ev.phase} → {ev.next_phase} refused while a downgrade holds ({why}); "
+                    "the ladder re-evaluates from the next session"
+                )
             if not ev.eligible:
                 raise RefusedError(
                     f"{ev.phase} → {ev.next_phase} refused: {len(ev.unmet)} criterion(s) not met",
@@ -351,45 +361,19 @@ class PhaseLadder:
     ) -> PhaseTransition:
         """A manual override to any phase. Every attempt is audited; the password never is.
 
-        `password` is called only when the attempt can proceed (a password is set and overrides
-        are not locked), so nobody is prompted in vain.
+        `password` is asked only when the attempt can proceed (a password is set and overrides
+        are not locked), and no lock is held while the operator types it: `phase status`, the
+        loop and other commands carry on. Everything is checked again once it is entered.
         """
+        with self.records.overrides.locked() as audit:
+            self._override_gate(audit, now, to=to, operator=operator, reason=reason)
+        secret = password()
         history_path = self.records.history.path
         with self.records.overrides.locked() as audit:
-            attempts = parse_attempts(self.records.overrides.path, audit.read())
-            current = current_phase(self.records.read_history().transitions, self.cfg.initial)
-
-            def record(outcome: str, granted: bool, detail: str, **extra: Any) -> None:
-                audit.append(
-                    _audit(
-                        now,
-                        action="override",
-                        operator=operator,
-                        from_phase=current,
-                        to_phase=to,
-                        granted=granted,
-                        outcome=outcome,
-                        reason=reason,
-                        detail=detail,
-                        **extra,
-                    )
-                )
-
-            until = self.lockout(now, attempts)
-            if until is not None:
-                record("locked_out", False, f"overrides locked until {until:%Y-%m-%d %H:%M}Z")
-                raise RefusedError(
-                    f"overrides are locked after {self.cfg.override_max_failures} wrong passwords; "
-                    f"try again after {until:%Y-%m-%d %H:%M} UTC"
-                )
-            stored, _source = self.password_hash()
-            if stored is None:
-                record("no_password", False, "no override password is set")
-                raise RefusedError(
-                    "no override password is set, so --force is refused; set one with "
-                    "`tradebot phase set-password`"
-                )
-            if not verify_password(password(), stored):
+            record, attempts, stored = self._override_gate(
+                audit, now, to=to, operator=operator, reason=reason
+            )
+            if not verify_password(secret, stored):
                 record("wrong_password", False, "wrong password")
                 window = timedelta(minutes=self.cfg.override_failure_window_minutes)
                 failures = _recent_failures(attempts, now - window) + 1
@@ -402,7 +386,10 @@ class PhaseLadder:
                 if to == ev.phase:
                     record("no_change", False, f"already in {to}")
                     raise RefusedError(f"already in {to}; nothing changed")
-                failures_now = [c.describe() for c in ev.unmet]
+                upward = PHASES.index(to) > PHASES.index(ev.phase)
+                # Moving down needs no criteria; moving up records which were unmet, and names
+                # every phase skipped without its criteria ever being evaluated.
+                failures_now = [c.describe() for c in ev.unmet] if upward else []
                 skipped = PHASES[PHASES.index(ev.phase) + 1 : PHASES.index(to)]
                 failures_now += [f"skips {p}: its criteria were never evaluated" for p in skipped]
                 transition = _transition(
@@ -410,7 +397,7 @@ class PhaseLadder:
                     now,
                     to=to,
                     trigger="manual_override",
-                    passed=ev.eligible and not skipped,
+                    passed=not upward or (ev.eligible and not skipped),
                     failures=failures_now,
                     operator=operator,
                     reason=reason,
@@ -434,6 +421,51 @@ class PhaseLadder:
             "criteria met" if transition.validation_passed else "criteria NOT met",
         )
         return transition
+
+    def _override_gate(
+        self,
+        audit: LockedJsonl,
+        now: datetime,
+        *,
+        to: PhaseName,
+        operator: str,
+        reason: str | None,
+    ) -> tuple[Callable[..., None], list[Attempt], str]:
+        """Refuse (audited) when overrides are locked or no password is set."""
+        attempts = parse_attempts(self.records.overrides.path, audit.read())
+        current = current_phase(self.records.read_history().transitions, self.cfg.initial)
+
+        def record(outcome: str, granted: bool, detail: str, **extra: Any) -> None:
+            audit.append(
+                _audit(
+                    now,
+                    action="override",
+                    operator=operator,
+                    from_phase=current,
+                    to_phase=to,
+                    granted=granted,
+                    outcome=outcome,
+                    reason=reason,
+                    detail=detail,
+                    **extra,
+                )
+            )
+
+        until = self.lockout(now, attempts)
+        if until is not None:
+            record("locked_out", False, f"overrides locked until {until:%Y-%m-%d %H:%M}Z")
+            raise RefusedError(
+                f"overrides are locked after {self.cfg.override_max_failures} wrong passwords; "
+                f"try again after {until:%Y-%m-%d %H:%M} UTC"
+            )
+        stored, _source = self.password_hash()
+        if stored is None:
+            record("no_password", False, "no override password is set")
+            raise RefusedError(
+                "no override password is set, so --force is refused; set one with "
+                "`tradebot phase set-password`"
+            )
+        return record, attempts, stored
 
     def set_password(
         self,

@@ -33,13 +33,15 @@ def test_hand_computed_example() -> None:
     assert s.win_rate == D("0.6")
     assert s.avg_win == D(350) / 3
     assert s.avg_loss == D(-50)
-    assert s.avg_rr == (D(350) / 3) / 50  # 2.333…
+    assert s.avg_rr is not None
+    assert s.avg_rr.quantize(D("1e-20")) == (D(350) / 150).quantize(D("1e-20"))  # 2.333…
     assert s.expectancy_r == D(1)  # mean of 2, -1, 4, -1, 1
     assert s.profit_factor == D("3.5")
     assert s.total_pnl == D(250)
     # equity 10100, 10050, 10250, 10200, 10250: worst drop 50 from the 10100 peak
     assert s.max_drawdown_usd == D(50)
-    assert s.max_drawdown_pct == D(50) / D(10100) * 100
+    assert s.max_drawdown_pct is not None
+    assert s.max_drawdown_pct.quantize(D("1e-20")) == (D(5000) / D(10100)).quantize(D("1e-20"))
     assert (s.best_pnl, s.worst_pnl) == (D(200), D(-50))
     # sessions: 07-01 +50, 07-02 +200, 07-03 0 (not profitable, not losing)
     assert (s.sessions, s.profitable_sessions, s.losing_sessions) == (3, 2, 0)
@@ -148,7 +150,8 @@ def test_drawdown_matches_naive_reference(values: list[Decimal]) -> None:
     s = summarize(trades, BASE)
     usd, pct = _naive_drawdowns(values)
     assert s.max_drawdown_usd == usd
-    assert s.max_drawdown_pct == pct
+    assert s.max_drawdown_pct is not None
+    assert s.max_drawdown_pct.quantize(D("1e-20")) == pct.quantize(D("1e-20"))
     assert s.profitable_sessions + s.losing_sessions <= 1
 
 
@@ -162,3 +165,19 @@ def test_more_than_six_decimal_places_is_rejected() -> None:
         type(trade(1)).model_validate(good)
     good["pnl"] = "10.1000000"  # trailing zeros are fine
     assert type(trade(1)).model_validate(good).pnl == D("10.1")
+
+
+def test_avg_rr_exactly_at_a_threshold_is_exact() -> None:
+    """21 winners totalling $49 and 9 losers totalling -$14: R:R is exactly 1.5, not 1.4999…"""
+    wins = [D("2.33")] * 20 + [D("2.40")]
+    losses = [D("-1.56")] * 8 + [D("-1.52")]
+    assert sum(wins) == 49 and sum(losses) == -14
+    s = summarize([trade(p, exit_time=_at(1, i)) for i, p in enumerate(wins + losses)], BASE)
+    assert s.avg_rr == D("1.5")
+
+
+def test_unknown_base_equity_leaves_drawdown_percent_unknown() -> None:
+    s = summarize([trade(100, exit_time=_at(1, 0)), trade(-50, exit_time=_at(1, 5))], None)
+    assert s.max_drawdown_usd == 50
+    assert s.max_drawdown_pct is None
+    assert s.as_record()["max_drawdown_pct"] is None

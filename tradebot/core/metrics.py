@@ -19,7 +19,7 @@ import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from itertools import accumulate
 from typing import Any
 
@@ -46,7 +46,7 @@ class TradeStats:
     gross_profit: Decimal
     gross_loss: Decimal
     max_drawdown_usd: Decimal
-    max_drawdown_pct: Decimal
+    max_drawdown_pct: Decimal | None  # None when the base equity is unknown
     best_pnl: Decimal | None
     worst_pnl: Decimal | None
     sessions: int
@@ -190,8 +190,10 @@ def chronological(trades: Iterable[ClosedTrade]) -> list[ClosedTrade]:
     return sorted(items, key=lambda t: (t.exit_time, t.trade_id))
 
 
-def summarize(trades: TradeSeries | Iterable[ClosedTrade], base_equity: Decimal) -> TradeStats:
-    """Compute every metric; `base_equity` anchors the drawdown percentage."""
+def summarize(
+    trades: TradeSeries | Iterable[ClosedTrade], base_equity: Decimal | None
+) -> TradeStats:
+    """Compute every metric; `base_equity` anchors the drawdown % (None: the % is unknown)."""
     series = trades if isinstance(trades, TradeSeries) else TradeSeries.of(trades)
     n = len(series)
     if n == 0:
@@ -204,8 +206,14 @@ def summarize(trades: TradeSeries | Iterable[ClosedTrade], base_equity: Decimal)
     gross_profit = sum(win_pnls)
     gross_loss = total - gross_profit
 
-    curve = list(accumulate(pnls, initial=to_micros(base_equity)))
+    curve = list(accumulate(pnls, initial=to_micros(base_equity or ZERO)))
     max_dd, dd_drop, dd_peak = _drawdowns(curve)
+    if base_equity is None:
+        dd_pct = None
+    elif dd_drop:
+        dd_pct = _exact_ratio(dd_drop * 100, dd_peak)
+    else:
+        dd_pct = ZERO
 
     trailing_losses = 0
     for pnl in reversed(pnls):
@@ -228,14 +236,18 @@ def summarize(trades: TradeSeries | Iterable[ClosedTrade], base_equity: Decimal)
         win_rate=Decimal(wins) / n,
         avg_win=avg_win,
         avg_loss=avg_loss,
-        avg_rr=avg_rr(avg_win, avg_loss, n),
+        # One division of exact integers: two rounded averages could turn an exact 1.5 into
+        # 1.4999… and fail a criterion that is met.
+        avg_rr=_exact_ratio(gross_profit * losses, wins * -gross_loss)
+        if wins and losses and gross_loss
+        else avg_rr(avg_win, avg_loss, n),
         expectancy_r=Decimal(sum(series.r)) / R_UNITS / n,
         profit_factor=_profit_factor(from_micros(gross_profit), from_micros(gross_loss), n),
         total_pnl=from_micros(total),
         gross_profit=from_micros(gross_profit),
         gross_loss=from_micros(gross_loss),
         max_drawdown_usd=from_micros(max_dd),
-        max_drawdown_pct=Decimal(dd_drop) / Decimal(dd_peak) * 100 if dd_drop else ZERO,
+        max_drawdown_pct=dd_pct,
         best_pnl=from_micros(max(pnls)),
         worst_pnl=from_micros(min(pnls)),
         sessions=len(ends),
@@ -243,6 +255,13 @@ def summarize(trades: TradeSeries | Iterable[ClosedTrade], base_equity: Decimal)
         losing_sessions=sum(1 for p in session_pnls if p < 0),
         consecutive_losses=trailing_losses,
     )
+
+
+def _exact_ratio(numerator: int, denominator: int) -> Decimal:
+    """numerator / denominator with enough precision that a comparison to a threshold is exact."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return Decimal(numerator) / Decimal(denominator)
 
 
 def _drawdowns(curve: list[int]) -> tuple[int, int, int]:

@@ -304,11 +304,11 @@ def evaluate(
     cfg: PhaseConfig,
     max_daily_loss_pct: Decimal,
     now: datetime,
-    base_equity: Decimal,
+    base_equity: Decimal | None,
     equity: Decimal | None,
     day_loss: DayLoss | None,
 ) -> PhaseEvaluation:
-    """Evaluate the ladder at `now`."""
+    """Evaluate the ladder at `now`; `base_equity` None = the drawdown % cannot be measured."""
     phase = current_phase(list(history), cfg.initial)
     rules = cfg.rules(phase)
     since = history[-1].ts if history else None
@@ -320,6 +320,10 @@ def evaluate(
     watch = downgrade_watch(phase, cfg, window, stats, day_loss, max_daily_loss_pct)
     session = session_of(now)
     warnings: list[str] = []
+    if base_equity is None and rules.max_drawdown_pct > 0:
+        warnings.append(
+            "equity unknown: the max drawdown % cannot be measured, so that criterion is not met"
+        )
     if isinstance(rules, ScalingRules):
         cap = scaling_cap(rules, stats, equity)
         if cap is None:
