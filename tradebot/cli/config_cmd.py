@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tradebot.cli.context import state_of
-from tradebot.cli.output import print_json, stdout_console
+from tradebot.cli.output import esc, print_json, stdout_console
 
 app = typer.Typer(help="Validate and show the configuration.", no_args_is_help=True)
 
@@ -36,13 +36,12 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         print_json(summary)
         return
     out = stdout_console()
-    out.print(f"[green]config OK[/]: {source}")
-    out.print(
-        f"  broker {s.broker.kind}, mode {s.trading.mode}, symbols {', '.join(s.trading.symbols)}"
-    )
-    out.print(f"  logs in {loaded.logs_dir}, state in {loaded.state_dir}")
+    out.print(f"[green]config OK[/]: {esc(source)}")
+    symbols = esc(", ".join(s.trading.symbols))
+    out.print(f"  broker {s.broker.kind}, mode {s.trading.mode}, symbols {symbols}")
+    out.print(f"  logs in {esc(loaded.logs_dir)}, state in {esc(loaded.state_dir)}")
     if loaded.env_keys:
-        out.print(f"  overridden by environment: {', '.join(loaded.env_keys)}")
+        out.print(f"  overridden by environment: {esc(', '.join(loaded.env_keys))}")
 
 
 @app.command("show")

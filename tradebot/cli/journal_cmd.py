@@ -11,6 +11,7 @@ from rich.table import Table
 from tradebot.cli.context import state_of
 from tradebot.cli.output import (
     csv_text,
+    esc,
     fmt_money,
     fmt_pct,
     fmt_ratio,
@@ -98,7 +99,7 @@ def journal(
     if csv_target is not None:
         path = write_csv(csv_target, csv_text(TRADE_FIELDS, (_row(t) for t in trades)))
         if path is not None and not as_json:
-            stdout_console().print(f"wrote {len(trades)} trade(s) to {path}")
+            stdout_console().print(f"wrote {len(trades)} trade(s) to {esc(path)}")
     if as_json:
         print_json(journal_document(trades, base_equity, filters, contents.warnings))
         return
@@ -109,10 +110,11 @@ def journal(
     if not trades:
         if contents.trades:
             out.print(
-                f"No trades match the filters ({len(contents.trades)} in {trade_journal.path})."
+                f"No trades match the filters ({len(contents.trades)} in "
+                f"{esc(trade_journal.path)})."
             )
         else:
-            out.print(f"No closed trades yet: {trade_journal.path} is empty or absent.")
+            out.print(f"No closed trades yet: {esc(trade_journal.path)} is empty or absent.")
         return
     if csv_target is None:
         shown = trades if limit == 0 else _most_recent(trades, limit)
@@ -192,9 +194,9 @@ def _trades_table(trades: list[ClosedTrade], total: int) -> Table:
         pnl_style = "green" if t.pnl > 0 else "red"
         table.add_row(
             t.exit_time.astimezone(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"),
-            t.symbol,
-            t.contract,
-            t.strategy,
+            esc(t.symbol),
+            esc(t.contract),
+            esc(t.strategy),
             str(t.qty),
             str(t.entry_price),
             str(t.exit_price),
@@ -249,7 +251,7 @@ def _group_table(title: str, groups: dict[str, list[ClosedTrade]], base_equity: 
     for key, trades in groups.items():
         s = summarize(trades, base_equity)
         table.add_row(
-            key,
+            esc(key),
             str(s.trades),
             fmt_pct(s.win_rate),
             fmt_ratio(s.avg_rr),

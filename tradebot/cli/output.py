@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from tradebot.storage.records import json_default
 
@@ -25,6 +26,11 @@ def stderr_console() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
+def esc(value: object) -> str:
+    """Text for rich markup strings: brackets in operator input or file data print literally."""
+    return escape(str(value))
+
+
 def print_json(document: Mapping[str, Any]) -> None:
     """Exactly one JSON document on stdout (Decimals as strings), nothing else."""
     sys.stdout.write(
@@ -36,13 +42,13 @@ def print_json(document: Mapping[str, Any]) -> None:
 def error_line(message: str, details: Sequence[str] = ()) -> None:
     """An error for the operator on stderr: one sentence, then one line per detail."""
     console = stderr_console()
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    console.print(f"[bold red]error:[/] {esc(message)}", markup=True, highlight=False)
     for line in details:
         console.print(f"  {line}", markup=False, highlight=False)
 
 
 def warning_line(message: str) -> None:
-    stderr_console().print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+    stderr_console().print(f"[yellow]warning:[/] {esc(message)}", markup=True, highlight=False)
 
 
 def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:

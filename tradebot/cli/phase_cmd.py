@@ -15,6 +15,7 @@ from rich.text import Text
 from tradebot.cli.context import state_of
 from tradebot.cli.journal_cmd import parse_day
 from tradebot.cli.output import (
+    esc,
     fmt_money,
     fmt_pct,
     fmt_ratio,
@@ -186,7 +187,7 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
     elif not override["password_set"]:
         out.print("[dim]No override password set (`tradebot phase set-password`).[/]")
     for warning in snap.warnings:
-        out.print(f"[yellow]warning:[/] {warning}")
+        out.print(f"[yellow]warning:[/] {esc(warning)}")
 
 
 # -- advance ----------------------------------------------------------------------------------
@@ -254,7 +255,7 @@ def advance(
     out = stdout_console()
     out.print(
         f"phase: {transition.from_phase} → [bold]{transition.to_phase}[/] "
-        f"({transition.trigger}, by {who})"
+        f"({transition.trigger}, by {esc(who)})"
     )
     if transition.trigger == "manual_override" and not transition.validation_passed:
         out.print("[yellow]criteria were not met; recorded in the history:[/]")
@@ -293,7 +294,7 @@ def set_password(
     )
     stdout_console().print(
         f"override password {'changed' if stored else 'set'} (salted scrypt hash in "
-        f"{ladder.state.dir})"
+        f"{esc(ladder.state.dir)})"
     )
 
 
@@ -327,7 +328,7 @@ def export(
         count, text = export_history_csv(records, since_d, until_d)
         path = write_csv(csv_target, text)
         if path is not None and not as_json:
-            stdout_console().print(f"wrote {count} transition(s) to {path}")
+            stdout_console().print(f"wrote {count} transition(s) to {esc(path)}")
         if not as_json:
             return
     transitions = select_history(records, since_d, until_d).transitions
@@ -336,7 +337,7 @@ def export(
         return
     out = stdout_console()
     if not transitions:
-        out.print(f"No phase transitions recorded ({records.history.path}).")
+        out.print(f"No phase transitions recorded ({esc(records.history.path)}).")
         return
     table = Table(title="Phase history", title_justify="left")
     for col in (
@@ -359,9 +360,9 @@ def export(
             t.to_phase,
             t.trigger,
             "met" if t.validation_passed else "not met",
-            str(m.get("trades", "")),
-            str(m.get("win_rate") or ""),
-            t.operator or "",
-            t.reason or "",
+            esc(m.get("trades", "")),
+            esc(m.get("win_rate") or ""),
+            esc(t.operator or ""),
+            esc(t.reason or ""),
         )
     out.print(table)

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tradebot.cli.context import state_of
-from tradebot.cli.output import fmt_money, print_json, stdout_console
+from tradebot.cli.output import esc, fmt_money, print_json, stdout_console
 from tradebot.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def _render(r: RiskReport) -> None:
     table.add_row(
         "equity",
         _state(eq is not None and eq.current is not None, "known" if eq and eq.current else ""),
-        f"{fmt_money(eq.current if eq else None)} ({eq.source if eq else 'unknown'})",
+        esc(f"{fmt_money(eq.current if eq else None)} ({eq.source if eq else 'unknown'})"),
     )
     table.add_row(
         "start-of-day equity",
@@ -115,15 +115,17 @@ def _render(r: RiskReport) -> None:
             eq is not None and eq.start_of_day is not None,
             "known" if eq and eq.start_of_day else "",
         ),
-        f"{fmt_money(eq.start_of_day if eq else None)} ({eq.start_source if eq else 'unknown'})",
+        esc(
+            f"{fmt_money(eq.start_of_day if eq else None)} ({eq.start_source if eq else 'unknown'})"
+        ),
     )
     table.add_row("today's realized P&L", Text(""), fmt_money(r.realized_today))
-    table.add_row("daily loss", _state(not r.daily_loss.tripped), r.daily_loss.message)
-    table.add_row("halt", _state(not r.halt.halted), r.halt.message())
-    table.add_row("entry window", _state(r.window.in_window), r.window.message)
+    table.add_row("daily loss", _state(not r.daily_loss.tripped), esc(r.daily_loss.message))
+    table.add_row("halt", _state(not r.halt.halted), esc(r.halt.message()))
+    table.add_row("entry window", _state(r.window.in_window), esc(r.window.message))
     ev = r.phase
     if ev is None:
-        table.add_row("phase", _state(False), r.phase_error or "unknown")
+        table.add_row("phase", _state(False), esc(r.phase_error or "unknown"))
     else:
         limits = ev.limits
         entries = (
@@ -147,14 +149,16 @@ def _render(r: RiskReport) -> None:
         )
     if r.symbol:
         ok = not any(b.rule == "symbol_not_configured" for b in r.blocking)
-        table.add_row("symbol", _state(ok), r.symbol)
+        table.add_row("symbol", _state(ok), esc(r.symbol))
     if r.sizing is not None:
         s = r.sizing
         table.add_row(
             "size",
             _state(s.contracts > 0, f"{s.contracts} contract(s)"),
-            f"by risk {s.risk_based_contracts}, by cap {s.cap_based_contracts} → {s.contracts}: "
-            f"{s.reason}",
+            esc(
+                f"by risk {s.risk_based_contracts}, by cap {s.cap_based_contracts} → "
+                f"{s.contracts}: {s.reason}"
+            ),
         )
     out.print(table)
     if r.can_open:
@@ -162,6 +166,6 @@ def _render(r: RiskReport) -> None:
     else:
         out.print(f"[bold red]can_open: false[/] — {len(r.blocking)} blocking reason(s):")
         for b in r.blocking:
-            out.print(f"  [red]{b.rule}[/]: {b.message}", highlight=False)
+            out.print(f"  [red]{b.rule}[/]: {esc(b.message)}", highlight=False)
     for warning in r.warnings:
-        out.print(f"[yellow]warning:[/] {warning}")
+        out.print(f"[yellow]warning:[/] {esc(warning)}")
