@@ -261,3 +261,35 @@ def test_no_lock_is_held_while_the_password_is_typed(loaded) -> None:  # type: i
         reason=None,
     )
     assert down.validation_passed is True and down.failures == ()
+
+
+def test_reserve_entry_gives_proofs_one_entry_to_exactly_one_caller(loaded) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    ladder = _to_proof(loaded)
+    barrier = threading.Barrier(4)
+    results: list[bool] = []
+
+    def try_entry(n: int) -> None:
+        mine = PhaseLadder(load_config(loaded.path))  # each as if its own process: own fds
+        barrier.wait()
+        intent = {
+            "v": 1,
+            "ts": NOW,
+            "event": "intent",
+            "order_ref": f"tb-{n}",
+            "role": "entry",
+            "session": session_of(NOW),
+            "mode": "live",
+            "symbol": "SPY",
+        }
+        results.append(mine.reserve_entry(NOW, "live", intent).allowed)
+
+    threads = [threading.Thread(target=try_entry, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, False, False, True]
+    assert len(OrderJournal(loaded.logs_dir).read_events()) == 1
+    assert [r.rule for r in ladder.check_entry(NOW, "live").refusals] == ["entry_limit"]

@@ -21,6 +21,7 @@ from tradebot.core.metrics import TradeSeries, from_micros
 from tradebot.state_store import StateStore
 
 STALE_AFTER = timedelta(minutes=15)
+CLOCK_SKEW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,12 @@ def equity_view(
     source = "unknown (the loop has not recorded broker equity)"
     if snapshot is not None:
         age = now - snapshot.ts
-        if age <= STALE_AFTER:
+        if age < -CLOCK_SKEW:
+            source = f"dated in the future ({snapshot.source} at {snapshot.ts:%Y-%m-%d %H:%M}Z)"
+            warnings.append(
+                "the last broker equity is dated after now (clock trouble?); treated as unknown"
+            )
+        elif age <= STALE_AFTER:
             current, source = snapshot.amount, f"{snapshot.source} at {snapshot.ts:%H:%M:%S}Z"
         else:
             source = f"stale ({snapshot.source} from {snapshot.ts:%Y-%m-%d %H:%M}Z)"

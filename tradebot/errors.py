@@ -73,9 +73,10 @@ class CorruptRecordError(TradebotError):
 
     def __init__(self, path: Path, line: int | None, problem: str) -> None:
         where = f"{path}:{line}" if line is not None else str(path)
+        what = "that line" if line is not None else "the file"
         super().__init__(
-            f"{where}: {problem}; repair or remove that line (keep a backup), then run the "
-            "command again"
+            f"{where}: {problem}; repair or remove {what} (keep a backup), then run the command "
+            "again"
         )
         self.path = path
         self.line = line

@@ -11,9 +11,20 @@ from typing import Any
 
 from tradebot.core.orders import OrderEvent
 from tradebot.errors import CorruptRecordError
-from tradebot.storage import JsonlFile
+from tradebot.storage import JsonlContents, JsonlFile
 
 ORDERS_FILE = Path("journal") / "orders.jsonl"
+
+
+def parse_order_events(path: Path, contents: JsonlContents) -> list[OrderEvent]:
+    """Typed events from a read of the order journal (under a lock or not)."""
+    events = []
+    for record, line in zip(contents.records, contents.line_numbers, strict=True):
+        try:
+            events.append(OrderEvent.from_record(record))
+        except (ValueError, TypeError) as exc:
+            raise CorruptRecordError(path, line, f"not a valid order event ({exc})") from None
+    return events
 
 
 class OrderJournal:
@@ -26,16 +37,7 @@ class OrderJournal:
 
     def read_events(self) -> list[OrderEvent]:
         """Every event; a malformed line raises CorruptRecordError naming file and line."""
-        contents = self.file.read()
-        events = []
-        for record, line in zip(contents.records, contents.line_numbers, strict=True):
-            try:
-                events.append(OrderEvent.from_record(record))
-            except (ValueError, TypeError) as exc:
-                raise CorruptRecordError(
-                    self.path, line, f"not a valid order event ({exc})"
-                ) from None
-        return events
+        return parse_order_events(self.path, self.file.read())
 
     def append(self, record: dict[str, Any]) -> None:
         """Record one event durably (must carry v, ts, event, order_ref, role, session, mode)."""

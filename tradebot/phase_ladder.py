@@ -28,6 +28,7 @@ from typing import Any
 
 from tradebot.config import LoadedConfig
 from tradebot.core.metrics import TradeSeries, from_micros, summarize
+from tradebot.core.orders import OrderEvent
 from tradebot.core.phase_history import (
     PHASES,
     PhaseTransition,
@@ -47,7 +48,7 @@ from tradebot.core.phase_rules import (
 from tradebot.core.trades import PhaseName, session_of
 from tradebot.equity import EquityView, equity_view
 from tradebot.errors import CorruptRecordError, RefusedError, UsageError
-from tradebot.order_journal import OrderJournal
+from tradebot.order_journal import OrderJournal, parse_order_events
 from tradebot.override_password import (
     MIN_LENGTH,
     Attempt,
@@ -169,12 +170,9 @@ class PhaseLadder:
         now: datetime,
         equity: Decimal | None,
         warnings: list[str],
+        order_events: list[OrderEvent] | None = None,
     ) -> tuple[PhaseEvaluation, EquityView]:
-        session = session_of(now)
-        view = equity_view(self.loaded, trades, self.state, now, session)
-        if equity is not None:
-            view = EquityView(equity, "broker", view.start_of_day, view.start_source, view.warnings)
-        warnings.extend(view.warnings)
+        view = self._equity(trades, now, equity, warnings)
         day_loss = None
         if view.current is not None and view.start_of_day is not None:
             day_loss = DayLoss(view.start_of_day, view.current)
@@ -191,7 +189,7 @@ class PhaseLadder:
         evaluation = evaluate(
             history=history,
             trades=trades,
-            order_events=self.orders.read_events(),
+            order_events=self.orders.read_events() if order_events is None else order_events,
             cfg=self.cfg,
             max_daily_loss_pct=self.loaded.settings.risk.max_daily_loss_pct,
             now=now,
@@ -202,21 +200,43 @@ class PhaseLadder:
         evaluation.warnings.extend(warnings)
         return evaluation, view
 
+    def _equity(
+        self, trades: TradeSeries, now: datetime, equity: Decimal | None, warnings: list[str]
+    ) -> EquityView:
+        view = equity_view(self.loaded, trades, self.state, now, session_of(now))
+        if equity is not None:
+            view = EquityView(equity, "broker", view.start_of_day, view.start_source, view.warnings)
+        warnings.extend(view.warnings)
+        return view
+
     def _read_trades(self, warnings: list[str]) -> TradeSeries:
         contents = self.trades.read()
         warnings.extend(contents.warnings)
         return TradeSeries.of(contents.trades)
 
-    def snapshot(self, now: datetime, *, equity: Decimal | None = None) -> LadderSnapshot:
-        """Evaluate the ladder at `now`. An unreadable history gives `error`, never a guess."""
+    def snapshot(
+        self,
+        now: datetime,
+        *,
+        equity: Decimal | None = None,
+        order_events: list[OrderEvent] | None = None,
+    ) -> LadderSnapshot:
+        """Evaluate the ladder at `now`. Any unreadable file gives `error`, never a guess.
+
+        The equity view is still filled in when only the phase history is unreadable.
+        """
         warnings: list[str] = []
+        view: EquityView | None = None
         try:
+            trades = self._read_trades(warnings)
+            view = self._equity(trades, now, equity, [])
             read = self.records.read_history()
+            warnings.extend(read.warnings)
+            evaluation, view = self._evaluate(
+                read.transitions, trades, now, equity, warnings, order_events
+            )
         except CorruptRecordError as exc:
-            return LadderSnapshot(None, exc.message, None, warnings)
-        warnings.extend(read.warnings)
-        trades = self._read_trades(warnings)
-        evaluation, view = self._evaluate(read.transitions, trades, now, equity, warnings)
+            return LadderSnapshot(None, exc.message, view, warnings)
         return LadderSnapshot(evaluation, None, view, evaluation.warnings)
 
     # -- the loop's questions -----------------------------------------------------------------
@@ -240,6 +260,37 @@ class PhaseLadder:
                 None,
             )
         return entry_decision(snap.evaluation, mode=mode, next_session_open=next_session_open)
+
+    def reserve_entry(
+        self,
+        now: datetime,
+        mode: str,
+        intent: dict[str, Any],
+        *,
+        equity: Decimal | None = None,
+        next_session_open: datetime | None = None,
+    ) -> EntryDecision:
+        """`check_entry` and, when allowed, append the entry `intent` — atomically.
+
+        Both happen under the order journal's exclusive lock, so two symbols (or two processes)
+        can never both take proof's one entry of the session.
+        """
+        with self.orders.file.locked() as locked:
+            try:
+                events = parse_order_events(self.orders.path, locked.read())
+            except CorruptRecordError as exc:
+                return EntryDecision(False, [Refusal("phase_unknown", exc.message)], None)
+            snap = self.snapshot(now, equity=equity, order_events=events)
+            if snap.evaluation is None:
+                refusal = Refusal("phase_unknown", f"the phase is unknown: {snap.error}")
+                return EntryDecision(False, [refusal], None)
+            decision = entry_decision(
+                snap.evaluation, mode=mode, next_session_open=next_session_open
+            )
+            if decision.allowed:
+                OrderEvent.from_record(intent)  # never write what could not be read back
+                locked.append(intent)
+            return decision
 
     @staticmethod
     def check_exit() -> EntryDecision:

@@ -29,6 +29,7 @@ from tradebot.core.phase_rules import PhaseEvaluation, Refusal, entry_decision
 from tradebot.core.sizing import PositionSize, position_size
 from tradebot.core.trades import session_of
 from tradebot.equity import EquityView
+from tradebot.errors import ConfigError, CorruptRecordError
 from tradebot.phase_ladder import PhaseLadder
 from tradebot.state_store import StateStore
 
@@ -121,11 +122,29 @@ class RiskReport:
 
 def upcoming_sessions(now: datetime, calendar: str) -> list[tuple[Any, datetime, datetime]]:
     """(session, open, close) from the session around `now` to about two weeks ahead (UTC)."""
-    from tradebot.core.sessions import session_open_close, sessions_between
+    from tradebot.core.sessions import exchange_calendar, session_open_close, sessions_between
 
+    check_calendar(calendar)
+    exchange_calendar(calendar)
     day = session_of(now)
     days = sessions_between(day - timedelta(days=1), day + timedelta(days=14), calendar)
     return [(d, *session_open_close(d, calendar)) for d in days]
+
+
+def check_calendar(name: str) -> None:
+    """ConfigError (exit 3) unless `name` is an exchange calendar exchange_calendars knows."""
+    import exchange_calendars
+
+    names = exchange_calendars.get_calendar_names(include_aliases=True)
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"schedule.calendar: unknown exchange calendar '{name}'{hint}; use an "
+            "exchange_calendars name such as XNYS"
+        )
 
 
 def account_modes(loaded: LoadedConfig) -> set[str]:
@@ -154,7 +173,15 @@ def build_risk_report(
     warnings: list[str] = []
     blocking: list[Refusal] = []
 
-    halt = state.halt()
+    def unreadable(exc: CorruptRecordError) -> None:
+        # A damaged file is never a guess: it blocks new entries and says which file.
+        blocking.append(Refusal("state_unreadable", exc.message))
+
+    try:
+        halt = state.halt()
+    except CorruptRecordError as exc:
+        unreadable(exc)
+        halt = Halt(True, reason="the halt state cannot be read")
     if halt.halted:
         blocking.append(Refusal("halt", halt.message()))
 
@@ -162,25 +189,40 @@ def build_risk_report(
     warnings.extend(snap.warnings)
     view = snap.equity
     session = session_of(now)
-
-    trades = TradeSeries.of(ladder.trades.read().trades)
-    modes = account_modes(loaded)
-    today = session.toordinal()
-    realized = from_micros(
-        sum(
-            p
-            for p, m, s in zip(trades.pnl, trades.mode, trades.session, strict=True)
-            if s == today and m in modes
+    if persist and view is not None and view.current is not None and view.start_of_day is None:
+        # The loop's first look of the session anchors the daily-loss guard.
+        recorded = state.record_start_of_day(session, view.current, view.source, now)
+        view = EquityView(
+            view.current, view.source, recorded.amount, "recorded at session start", view.warnings
         )
-    )
 
-    trip = state.daily_loss_trip()
+    realized = Decimal(0)
+    try:
+        trades = TradeSeries.of(ladder.trades.read().trades)
+        modes = account_modes(loaded)
+        today = session.toordinal()
+        realized = from_micros(
+            sum(
+                p
+                for p, m, s in zip(trades.pnl, trades.mode, trades.session, strict=True)
+                if s == today and m in modes
+            )
+        )
+    except CorruptRecordError:
+        pass  # already reported through the ladder snapshot below
+
+    trip_session = None
+    try:
+        trip = state.daily_loss_trip()
+        trip_session = trip[0] if trip else None
+    except CorruptRecordError as exc:
+        unreadable(exc)
     daily = daily_loss_guard(
         session=session,
         start_equity=view.start_of_day if view else None,
         equity=view.current if view else None,
         limit_pct=settings.risk.max_daily_loss_pct,
-        recorded_trip_session=trip[0] if trip else None,
+        recorded_trip_session=trip_session,
     )
     if daily.tripped:
         blocking.append(Refusal("daily_loss", daily.message))

@@ -37,9 +37,11 @@ class _ErrorsAsExitCodes(TyperGroup):
             if _debug(ctx):
                 log.exception("details")
             raise typer.Exit(int(exc.exit_code)) from None
-        except (typer.Exit, typer.Abort):
+        except typer.Exit:
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, typer.Abort):
+            # Ctrl-C (also at a password prompt, which Typer reports as Abort).
+            sys.stderr.write("\ninterrupted\n")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:
             # Typer's own usage errors (bad option, unknown command) keep their exit code 2.

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from tradebot.errors import UsageError
 from tradebot.storage.records import json_default
 
 
@@ -74,7 +75,13 @@ def write_csv(target: str, text: str) -> Path | None:
     from tradebot.storage import write_atomic
 
     path = Path(target)
-    write_atomic(path, text.encode("utf-8"), mode=0o644)
+    try:
+        write_atomic(path, text.encode("utf-8"), mode=0o644)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {target}: {exc.strerror or exc}; give a file path in a writable "
+            "directory, or - for stdout"
+        ) from None
     return path
 
 

@@ -23,7 +23,7 @@ from tradebot.cli.output import (
     stdout_console,
     write_csv,
 )
-from tradebot.errors import CorruptRecordError, RefusedError, UsageError
+from tradebot.errors import CorruptRecordError, RefusedError, TradebotError, UsageError
 
 if TYPE_CHECKING:
     from tradebot.core.phase_rules import Criterion, PhaseEvaluation, WatchItem
@@ -35,6 +35,10 @@ app = typer.Typer(
 )
 
 PHASE_CHOICES = ("experience", "proof", "trial", "scaling")
+
+
+class PhaseUnknownError(TradebotError):
+    """`phase status` cannot know the phase: a file it depends on is unreadable (exit 1)."""
 
 
 def _now() -> datetime:
@@ -60,13 +64,17 @@ def status(
     now = _now()
     snap = ladder.snapshot(now)
     if snap.evaluation is None:
-        raise CorruptRecordError(
-            ladder.records.history.path,
-            None,
-            f"{snap.error} — the phase is unknown, so every new entry is refused until it is fixed",
+        raise PhaseUnknownError(
+            f"{snap.error}. Until then the phase is unknown and every new entry is refused "
+            "(exits still go through)"
         )
     stored, source = ladder.password_hash()
-    lockout = ladder.lockout(now)
+    try:
+        lockout = ladder.lockout(now)
+    except CorruptRecordError as exc:
+        # Overrides are refused anyway while the audit cannot be read; status still shows.
+        snap.warnings.append(f"override audit unreadable, overrides refused: {exc.message}")
+        lockout = None
     document = status_document(snap, password_source=source if stored else None, lockout=lockout)
     if as_json:
         print_json(document)

@@ -29,8 +29,10 @@ def _parse_premium(value: str | None) -> Decimal | None:
         premium = Decimal(value)
     except InvalidOperation:
         raise UsageError(f"--premium {value!r} is not a number; write it like 0.80") from None
-    if not premium.is_finite() or premium <= 0:
-        raise UsageError(f"--premium must be a positive option price, got {value}")
+    if not premium.is_finite() or not Decimal("0.0001") <= premium <= Decimal(100000):
+        raise UsageError(
+            f"--premium must be an option price between 0.0001 and 100000, got {value}"
+        )
     return premium
 
 
@@ -45,6 +47,8 @@ def _parse_at(value: str | None) -> datetime:
         ) from None
     if moment.tzinfo is None:
         raise UsageError("--at needs a timezone (e.g. a trailing Z for UTC)")
+    if not 1990 <= moment.year <= 2200:
+        raise UsageError(f"--at {value!r} is out of range; use a year between 1990 and 2200")
     return moment.astimezone(UTC)
 
 

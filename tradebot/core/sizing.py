@@ -23,6 +23,7 @@ from tradebot.config import RiskConfig
 from tradebot.core.option_selection import OptionQuote, round_to_tick, round_up_to_tick
 
 _HUNDRED = Decimal(100)
+_MANY = Decimal(10) ** 9  # more contracts than any cap allows
 
 
 def _usd(value: Decimal) -> str:
@@ -120,8 +121,17 @@ def position_size(
             risk_per_contract=risk_per_contract,
         )
     # Decimal `//` is the exact integer part (not a rounded quotient), and both sides are > 0.
-    by_risk = max(1, int(risk_budget // risk_per_contract))
-    by_cap = int(position_cap_usd // contract_cost) if position_cap_usd > 0 else 0
+    # Absurdly small premiums would overflow it; the cap decides those anyway.
+    if risk_budget / risk_per_contract >= _MANY:
+        by_risk = int(_MANY)
+    else:
+        by_risk = max(1, int(risk_budget // risk_per_contract))
+    if position_cap_usd <= 0:
+        by_cap = 0
+    elif position_cap_usd / contract_cost >= _MANY:
+        by_cap = int(_MANY)
+    else:
+        by_cap = int(position_cap_usd // contract_cost)
     contracts = min(by_risk, by_cap)
     risk_text = (
         f"risk {_usd(risk_budget)} ({_pct(risk.max_risk_pct)} of {_usd(equity)}) / "
