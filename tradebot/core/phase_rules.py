@@ -241,6 +241,7 @@ def downgrade_watch(
     """The three automatic-downgrade triggers and where each stands (experience never drops)."""
     dg = cfg.downgrade
     can_drop = previous_phase(phase) is not None
+    never = "" if can_drop else f"{phase} never downgrades"
     items = [
         WatchItem(
             "consecutive_losses",
@@ -248,6 +249,7 @@ def downgrade_watch(
             Decimal(stats.consecutive_losses),
             active=can_drop,
             triggered=can_drop and stats.consecutive_losses >= dg.consecutive_losses,
+            note=never,
         )
     ]
     enough = len(window) >= dg.rolling_trades
@@ -264,7 +266,7 @@ def downgrade_watch(
             triggered=can_drop
             and rolling_pct is not None
             and rolling_pct < dg.rolling_min_win_rate_pct,
-            note="" if enough else f"inactive below {dg.rolling_trades} trades in the window",
+            note=never or ("" if enough else f"inactive below {dg.rolling_trades} trades"),
         )
     )
     loss = day_loss.loss_pct if day_loss is not None else None
@@ -275,7 +277,7 @@ def downgrade_watch(
             loss,
             active=can_drop and loss is not None,
             triggered=can_drop and loss is not None and loss > max_daily_loss_pct,
-            note="" if loss is not None else "start-of-day or current equity unknown",
+            note=never or ("" if loss is not None else "start-of-day or current equity unknown"),
         )
     )
     return items
