@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +18,22 @@ from tradebot.trade_journal import TradeJournal
 
 def invoke(args: Sequence[str], input: str | None = None) -> Result:
     return CliRunner().invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+def run_process(
+    args: Sequence[str], cwd: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m tradebot ARGS` as a real, separate process (no TRADEBOT_* from this shell)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "tradebot", *args],
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import typer.main
 
-from tests.cli.conftest import invoke
+from tests.cli.conftest import invoke, run_process
 from tradebot.cli import app
 from tradebot.errors import ExitCode
 
@@ -52,25 +49,13 @@ def CliRunner_invoke(args):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(app, args)
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
-    return subprocess.run(
-        [sys.executable, "-m", "tradebot", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_console_entry_point_exit_codes(tmp_path: Path) -> None:
     """The real process: bad config → 3 without traceback; ok → 0; usage → 2."""
     (tmp_path / "config.toml").write_text("[risk]\nmax_risk_pct = 500\n")
-    bad = _run(["config", "check"], tmp_path)
+    bad = run_process(["config", "check"], tmp_path)
     assert bad.returncode == ExitCode.BAD_CONFIG
     assert "risk.max_risk_pct" in bad.stderr
     assert "Traceback" not in bad.stderr
     (tmp_path / "config.toml").write_text("")
-    assert _run(["config", "check"], tmp_path).returncode == ExitCode.OK
-    assert _run(["journal", "--since", "x"], tmp_path).returncode == ExitCode.USAGE
+    assert run_process(["config", "check"], tmp_path).returncode == ExitCode.OK
+    assert run_process(["journal", "--since", "x"], tmp_path).returncode == ExitCode.USAGE

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import invoke
+from tests.cli.conftest import invoke, run_process
 from tests.phase_helpers import series_of
 from tradebot.storage import JsonlFile
 
@@ -70,19 +70,6 @@ def _force(to: str, password: str, *extra: str):  # type: ignore[no-untyped-def]
             *extra,
         ],
         input=password + "\n",
-    )
-
-
-def _cli(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
-    return subprocess.run(
-        [sys.executable, "-m", "tradebot", *args],
-        cwd=cwd,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
 
 
@@ -249,7 +236,7 @@ def test_five_failures_lock_overrides_across_processes(tmp_path: Path) -> None:
     for _ in range(5):
         assert _force("proof", "nope-nope").exit_code == 4
     # Even the right password is refused now, and a brand-new process sees the lock.
-    result = _cli(
+    result = run_process(
         ["phase", "advance", "--force", "--to", "proof", "--password-stdin"],
         tmp_path,
         stdin=PASSWORD + "\n",

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import invoke
+from tests.cli.conftest import invoke, run_process
 from tests.factories import trade
 from tradebot.config import load_config
 from tradebot.core.trades import session_of
@@ -145,24 +142,7 @@ def test_daily_loss_trip_persists_across_processes_and_resets_next_session(
     trip = StateStore(loaded.state_dir).daily_loss_trip()
     assert trip is not None and trip[0] == date(2025, 7, 1)
     _sim_loss(journal, "300", minute=30)  # equity recovers to -3 % ...
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tradebot",
-            "risk",
-            "check",
-            "--at",
-            "2025-07-01T16:00:00Z",
-            "--json",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_process(["risk", "check", "--at", "2025-07-01T16:00:00Z", "--json"], cwd=tmp_path)
     assert proc.returncode == 4  # ... but a new process still refuses for the rest of the session
     doc = json.loads(proc.stdout)
     assert doc["daily_loss"]["tripped_earlier"] is True
