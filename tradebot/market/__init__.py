@@ -1,0 +1,32 @@
+"""The simulated market shared by the simulated broker and the IB Gateway simulator.
+
+* `MarketModel`: underlying prices and option quotes at any moment (`model`);
+* bar sources: `SyntheticBars` (deterministic, seeded) and `CsvBars` (`--bars DIR`);
+* `pricing`: Black–Scholes, spread and volume models; `fills`: how orders fill against quotes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tradebot.core.sessions import DEFAULT_CALENDAR
+from tradebot.market.model import BarSource, ChainListing, MarketModel
+
+
+def make_market(
+    *, seed: int = 1, bars_dir: Path | None = None, calendar: str = DEFAULT_CALENDAR
+) -> MarketModel:
+    """The synthetic market (seeded) or, with `bars_dir`, one modelled on CSV bars."""
+    source: BarSource
+    if bars_dir is not None:
+        from tradebot.market.csv_bars import CsvBars
+
+        source = CsvBars(bars_dir, calendar)
+    else:
+        from tradebot.market.synthetic import SyntheticBars
+
+        source = SyntheticBars(seed, calendar)
+    return MarketModel(source, calendar)
+
+
+__all__ = ["BarSource", "ChainListing", "MarketModel", "make_market"]

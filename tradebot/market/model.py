@@ -1,0 +1,314 @@
+"""The simulated market: underlying bars from a source (synthetic or CSV) and option quotes
+modelled on them. Shared by the simulated broker and the IB Gateway simulator, so a rehearsal
+against either sees the same prices.
+
+Everything is a function of (symbol, time): nothing here remembers what was asked before, and
+nothing looks ahead — the underlying's price at `t` is the close of the last bar completed by `t`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+
+from tradebot.core.instruments import DataType, OptionContract, Quote, StockContract
+from tradebot.core.sessions import (
+    DEFAULT_CALENDAR,
+    previous_sessions,
+    session_open_close,
+    sessions_between,
+)
+from tradebot.core.trades import Right, session_of
+from tradebot.market import pricing
+from tradebot.market.profiles import profile
+
+MINUTE = timedelta(minutes=1)
+MINUTE_NS = 60_000_000_000
+REALIZED_VOL_SESSIONS = 5
+VOL_FLOOR, VOL_CAP = 0.08, 1.5
+STRIKE_SPAN = 0.15  # strikes listed within ±15 % of the previous close
+EXPIRY_HORIZON_DAYS = 45
+DELAYED_BY = timedelta(minutes=15)  # what "delayed" market data lags by
+
+
+class BarSource(Protocol):
+    kind: str
+
+    def describe(self) -> str: ...
+
+    def symbols(self) -> list[str] | None: ...
+
+    def has_session(self, symbol: str, session: date) -> bool: ...
+
+    def session_bars(self, symbol: str, session: date) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class ChainListing:
+    """What reqSecDefOptParams would say: expiries and strikes of one underlying."""
+
+    symbol: str
+    trading_class: str
+    multiplier: int
+    expiries: tuple[date, ...]
+    strikes: tuple[Decimal, ...]
+    exchange: str = "SMART"
+
+
+def day_volume_fraction(x: float) -> float:
+    """Share of a session's volume traded by fraction `x` of it (the U-shape, integrated)."""
+    x = min(1.0, max(0.0, x))
+    return (x + 2.5 * ((2 * x - 1) ** 3 + 1) / 6) / (1 + 2.5 * 2 / 6)
+
+
+def option_con_id(local_symbol: str) -> int:
+    return 0x40000000 | (zlib.crc32(local_symbol.encode("ascii")) & 0x3FFFFFFF)
+
+
+class MarketModel:
+    """Prices of underlyings and their options at any moment, from one bar source."""
+
+    def __init__(self, source: BarSource, calendar: str = DEFAULT_CALENDAR) -> None:
+        self.source = source
+        self.calendar = calendar
+        self.vol_cache: dict[tuple[str, date], float] = {}
+
+    def describe(self) -> str:
+        return self.source.describe()
+
+    def supports(self, symbol: str) -> bool:
+        symbols = self.source.symbols()
+        return symbols is None or symbol.upper() in symbols
+
+    # -- underlying ------------------------------------------------------------------------------
+    def stock(self, symbol: str) -> StockContract:
+        prof = profile(symbol)
+        return StockContract(symbol.upper(), con_id=prof.con_id)
+
+    def session_bars(self, symbol: str, session: date) -> pd.DataFrame:
+        return self.source.session_bars(symbol.upper(), session)
+
+    def completed_bars(self, symbol: str, session: date, now: datetime) -> pd.DataFrame:
+        """The session's bars whose minute has fully passed by `now`."""
+        frame = self.session_bars(symbol, session)
+        if frame.empty:
+            return frame
+        cutoff = pd.Timestamp(now - MINUTE).as_unit("ns").value
+        count = int(np.searchsorted(frame.index.asi8, cutoff, side="right"))
+        return frame.iloc[:count]
+
+    def bars_between(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """Completed RTH bars with start ≤ bar start and bar start + 1 min ≤ end."""
+        days = sessions_between(session_of(start), session_of(end), self.calendar)
+        parts = [self.completed_bars(symbol, d, end) for d in days]
+        parts = [p for p in parts if not p.empty]
+        if not parts:
+            return self.session_bars(symbol, session_of(end)).iloc[0:0]
+        frame = pd.concat(parts) if len(parts) > 1 else parts[0]
+        lo = pd.Timestamp(start).as_unit("ns").value
+        return frame.iloc[int(np.searchsorted(frame.index.asi8, lo, side="left")) :]
+
+    def last_price(self, symbol: str, t: datetime) -> float | None:
+        """Close of the last bar completed by `t` (the open before the first one completes)."""
+        session = session_of(t)
+        for day in (session, *reversed(previous_sessions(session, 5, self.calendar))):
+            frame = self.session_bars(symbol, day)
+            if frame.empty:
+                continue
+            cutoff = pd.Timestamp(t - MINUTE).as_unit("ns").value
+            count = int(np.searchsorted(frame.index.asi8, cutoff, side="right"))
+            if count:
+                return float(frame["close"].iat[count - 1])
+            if frame.index.asi8[0] <= pd.Timestamp(t).as_unit("ns").value:
+                return float(frame["open"].iat[0])
+        return None
+
+    def minute_bar(self, symbol: str, minute_start: datetime) -> tuple[float, ...] | None:
+        """(open, high, low, close) of the bar starting at `minute_start`, if there is one."""
+        frame = self.session_bars(symbol, session_of(minute_start))
+        if frame.empty:
+            return None
+        key = pd.Timestamp(minute_start).as_unit("ns").value
+        i = int(np.searchsorted(frame.index.asi8, key))
+        if i >= len(frame) or frame.index.asi8[i] != key:
+            return None
+        row = frame.iloc[i]
+        return (float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"]))
+
+    def session_minutes(self, session: date) -> tuple[datetime, datetime]:
+        return session_open_close(session, self.calendar)
+
+    def stock_quote(self, symbol: str, t: datetime, data_type: DataType = "live") -> Quote | None:
+        as_of = t - DELAYED_BY if data_type == "delayed" else t
+        price = self.last_price(symbol, as_of)
+        if price is None:
+            return None
+        last = Decimal(repr(round(price, 2)))
+        half = Decimal("0.01")
+        return Quote(
+            bid=last - half,
+            ask=last + half,
+            last=last,
+            time=as_of,
+            data_type=data_type,
+            volume=int(profile(symbol).daily_volume * self._day_fraction(as_of)),
+            bid_size=100,
+            ask_size=100,
+        )
+
+    # -- options ---------------------------------------------------------------------------------
+    def reference_price(self, symbol: str, day: date) -> float | None:
+        """The previous session's close (today's open when there is none): strikes centre here."""
+        for prev in reversed(previous_sessions(day, 5, self.calendar)):
+            frame = self.session_bars(symbol, prev)
+            if not frame.empty:
+                return float(frame["close"].iat[-1])
+        frame = self.session_bars(symbol, day)
+        return None if frame.empty else float(frame["open"].iat[0])
+
+    def expiries(self, day: date) -> list[date]:
+        """Weekly expiries from `day` on: the last session of each week (Friday, or Thursday
+        when Friday is a holiday), never a computed calendar date that is not a session."""
+        horizon = day + timedelta(days=EXPIRY_HORIZON_DAYS)
+        days = sessions_between(day, horizon + timedelta(days=7), self.calendar)
+        return [
+            d
+            for d, nxt in itertools.pairwise(days)
+            if d.isocalendar()[:2] != nxt.isocalendar()[:2] and d <= horizon
+        ]
+
+    def strikes(self, symbol: str, day: date) -> list[Decimal]:
+        ref = self.reference_price(symbol, day)
+        if ref is None:
+            return []
+        step = profile(symbol).strike_step
+        lo = math.floor(ref * (1 - STRIKE_SPAN) / float(step))
+        hi = math.ceil(ref * (1 + STRIKE_SPAN) / float(step))
+        return [Decimal(k) * step for k in range(max(lo, 1), hi + 1)]
+
+    def chain(self, symbol: str, day: date) -> ChainListing:
+        return ChainListing(
+            symbol=symbol.upper(),
+            trading_class=symbol.upper(),
+            multiplier=100,
+            expiries=tuple(self.expiries(day)),
+            strikes=tuple(self.strikes(symbol, day)),
+        )
+
+    def option(
+        self, symbol: str, expiry: date, strike: Decimal, right: Right, day: date
+    ) -> OptionContract | None:
+        """The listed option (qualified: conId and tick), or None when it does not exist."""
+        symbol = symbol.upper()
+        if not self.supports(symbol) or right not in ("C", "P"):
+            return None
+        if expiry not in self.expiries(min(day, expiry)) or strike not in self.strikes(
+            symbol, min(day, expiry)
+        ):
+            return None
+        base = OptionContract(symbol, expiry, strike, right, trading_class=symbol)
+        return base.qualified(option_con_id(base.local_symbol), profile(symbol).option_tick)
+
+    def volatility(self, symbol: str, session: date) -> float:
+        return _volatility(self, symbol.upper(), session)
+
+    def option_value(self, contract: OptionContract, spot: float, t: datetime) -> float:
+        close = self.expiry_close(contract.expiry)
+        years = (close - t).total_seconds() / pricing.YEAR_SECONDS
+        vol = pricing.smile_vol(
+            self.volatility(contract.symbol, session_of(t)), spot, float(contract.strike)
+        )
+        return pricing.black_scholes(spot, float(contract.strike), years, vol, contract.right)
+
+    def option_bid_ask(
+        self, contract: OptionContract, spot: float, t: datetime
+    ) -> tuple[Decimal, Decimal]:
+        fair = self.option_value(contract, spot, t)
+        return pricing.bid_ask(fair, spot, float(contract.strike), contract.tick)
+
+    def option_quote(
+        self, contract: OptionContract, t: datetime, data_type: DataType = "live"
+    ) -> Quote | None:
+        as_of = t - DELAYED_BY if data_type == "delayed" else t
+        if as_of >= self.expiry_close(contract.expiry):
+            return None
+        spot = self.last_price(contract.symbol, as_of)
+        if spot is None:
+            return None
+        bid, ask = self.option_bid_ask(contract, spot, as_of)
+        volume = pricing.option_volume(
+            profile(contract.symbol).option_atm_volume,
+            spot,
+            float(contract.strike),
+            self._day_fraction(as_of),
+        )
+        return Quote(
+            bid=bid,
+            ask=ask,
+            last=((bid + ask) / 2).quantize(contract.tick) if bid > 0 else ask,
+            time=as_of,
+            data_type=data_type,
+            volume=volume,
+            bid_size=10 + volume // 500 if bid > 0 else 0,
+            ask_size=10 + volume // 500,
+        )
+
+    def expiry_close(self, expiry: date) -> datetime:
+        return session_open_close(expiry, self.calendar)[1]
+
+    def intrinsic(self, contract: OptionContract, t: datetime) -> Decimal:
+        """Settlement value per share at expiry, from the underlying's last price by `t`."""
+        spot = self.last_price(contract.symbol, t)
+        if spot is None:
+            return Decimal(0)
+        s = Decimal(repr(round(spot, 2)))
+        value = s - contract.strike if contract.right == "C" else contract.strike - s
+        return max(Decimal(0), value)
+
+    def _day_fraction(self, t: datetime) -> float:
+        session = session_of(t)
+        try:
+            opens, closes = session_open_close(session, self.calendar)
+        except ValueError:
+            return 0.0
+        if t <= opens:
+            return 0.0
+        span = (closes - opens).total_seconds()
+        return day_volume_fraction(min(1.0, (t - opens).total_seconds() / span))
+
+
+def _volatility(model: MarketModel, symbol: str, session: date) -> float:
+    """Synthetic: the symbol's profile vol. CSV: realized vol of up to 5 prior sessions."""
+    if model.source.kind == "synthetic":
+        return profile(symbol).vol
+    key = (symbol, session)
+    cached = model.vol_cache.get(key)
+    if cached is not None:
+        return cached
+    returns = []
+    for prev in previous_sessions(session, REALIZED_VOL_SESSIONS, model.calendar):
+        frame = model.session_bars(symbol, prev)
+        if len(frame) > 1:
+            closes = frame["close"].to_numpy(dtype=np.float64)
+            returns.append(np.diff(np.log(closes)))
+    if returns:
+        r = np.concatenate(returns)
+        vol = float(np.std(r) * math.sqrt(252 * 390))
+        vol = min(VOL_CAP, max(VOL_FLOOR, vol))
+    else:
+        vol = profile(symbol).vol
+    model.vol_cache[key] = vol
+    return vol
+
+
+def floor_minute(t: datetime) -> datetime:
+    t = t.astimezone(UTC)
+    return t.replace(second=0, microsecond=0)
