@@ -1,0 +1,649 @@
+"""The simulated venue and account: orders, fills, positions, cash, commissions, expiries.
+
+Both the built-in simulated broker (`tradebot.brokers.sim`) and the IB Gateway simulator
+(`tradebot.gateway_sim`) wrap one `SimExchange`, so an order fills the same way in both. It knows
+nothing about wire protocols or journals: callers submit and cancel orders and advance time; it
+returns what happened as events and keeps state that round-trips through `to_state` /
+`from_state` (JSON-ready) for persistence.
+
+Semantics (IB's, simplified to what tradebot sends: LMT, STP, MKT on options and stocks):
+
+* an order whose `parent_id` names an unfilled parent waits as PreSubmitted and becomes
+  Submitted when the parent fills; when one child of a parent fills, its siblings are cancelled
+  (IB's attached-order OCA), as are orders sharing a non-empty `oca_group`;
+* cancelling a parent that has not filled cancels its children; cancelling a filled order is an
+  error (10148), not a cancel;
+* fills follow `tradebot.market.fills` (the touch for marketable orders, the limit for resting
+  ones, stops at the bid), evaluated at four points of each completed minute;
+* a sell never takes a position below zero: a fill that would is refused and the order cancelled
+  (the account cannot write options);
+* DAY orders are cancelled at the session close; options settle at intrinsic value at the close
+  of their expiry session (a fill of kind "expiry", no commission);
+* commission per order: max(minimum, rate × contracts), charged on its first fill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from tradebot.core.instruments import DataType, OptionContract, Quote, StockContract
+from tradebot.core.sessions import session_open_close, sessions_between
+from tradebot.core.trades import session_of
+from tradebot.market.fills import POINT_OFFSETS, commission, fill_price, holder_path
+from tradebot.market.model import MINUTE, MarketModel, floor_minute
+
+Action = Literal["BUY", "SELL"]
+OrderType = Literal["LMT", "STP", "MKT"]
+Status = Literal["PreSubmitted", "Submitted", "Filled", "Cancelled", "Inactive"]
+WORKING: frozenset[str] = frozenset({"PreSubmitted", "Submitted"})
+Contract = OptionContract | StockContract
+KEEP_DAYS = 10  # finished orders and fills older than this are dropped from the state
+
+
+@dataclass
+class SimOrder:
+    """One order at the venue. Mutable: the exchange updates status and fills in place."""
+
+    order_id: int
+    contract: Contract
+    action: Action
+    qty: int
+    order_type: OrderType
+    limit: Decimal | None = None
+    stop: Decimal | None = None
+    tif: str = "DAY"
+    order_ref: str = ""
+    parent_id: int = 0
+    oca_group: str = ""
+    client_id: int = 0
+    account: str = ""
+    perm_id: int = 0
+    status: Status = "Submitted"
+    filled: int = 0
+    avg_fill_price: Decimal = Decimal(0)
+    last_fill_price: Decimal = Decimal(0)
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    reason: str = ""
+
+    @property
+    def remaining(self) -> int:
+        return self.qty - self.filled
+
+    @property
+    def working(self) -> bool:
+        return self.status in WORKING
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "contract": contract_record(self.contract),
+            "action": self.action,
+            "qty": self.qty,
+            "order_type": self.order_type,
+            "limit": self.limit,
+            "stop": self.stop,
+            "tif": self.tif,
+            "order_ref": self.order_ref,
+            "parent_id": self.parent_id,
+            "oca_group": self.oca_group,
+            "client_id": self.client_id,
+            "account": self.account,
+            "perm_id": self.perm_id,
+            "status": self.status,
+            "filled": self.filled,
+            "avg_fill_price": self.avg_fill_price,
+            "last_fill_price": self.last_fill_price,
+            "submitted_at": self.submitted_at,
+            "finished_at": self.finished_at,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> SimOrder:
+        return cls(
+            order_id=int(r["order_id"]),
+            contract=contract_from_record(r["contract"]),
+            action=r["action"],
+            qty=int(r["qty"]),
+            order_type=r["order_type"],
+            limit=_dec(r.get("limit")),
+            stop=_dec(r.get("stop")),
+            tif=str(r.get("tif") or "DAY"),
+            order_ref=str(r.get("order_ref") or ""),
+            parent_id=int(r.get("parent_id") or 0),
+            oca_group=str(r.get("oca_group") or ""),
+            client_id=int(r.get("client_id") or 0),
+            account=str(r.get("account") or ""),
+            perm_id=int(r.get("perm_id") or 0),
+            status=r["status"],
+            filled=int(r.get("filled") or 0),
+            avg_fill_price=Decimal(str(r.get("avg_fill_price") or 0)),
+            last_fill_price=Decimal(str(r.get("last_fill_price") or 0)),
+            submitted_at=_time(r.get("submitted_at")),
+            finished_at=_time(r.get("finished_at")),
+            reason=str(r.get("reason") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class SimFill:
+    """One execution. `kind` is "trade", or "expiry" for a settlement at expiration."""
+
+    exec_id: str
+    order_id: int
+    perm_id: int
+    client_id: int
+    order_ref: str
+    contract: Contract
+    side: Literal["BOT", "SLD"]
+    qty: int
+    price: Decimal
+    time: datetime
+    commission: Decimal
+    cum_qty: int
+    avg_price: Decimal
+    account: str = ""
+    kind: Literal["trade", "expiry"] = "trade"
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "exec_id": self.exec_id,
+            "order_id": self.order_id,
+            "perm_id": self.perm_id,
+            "client_id": self.client_id,
+            "order_ref": self.order_ref,
+            "contract": contract_record(self.contract),
+            "side": self.side,
+            "qty": self.qty,
+            "price": self.price,
+            "time": self.time,
+            "commission": self.commission,
+            "cum_qty": self.cum_qty,
+            "avg_price": self.avg_price,
+            "account": self.account,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> SimFill:
+        t = _time(r["time"])
+        assert t is not None
+        return cls(
+            exec_id=str(r["exec_id"]),
+            order_id=int(r["order_id"]),
+            perm_id=int(r["perm_id"]),
+            client_id=int(r.get("client_id") or 0),
+            order_ref=str(r.get("order_ref") or ""),
+            contract=contract_from_record(r["contract"]),
+            side=r["side"],
+            qty=int(r["qty"]),
+            price=Decimal(str(r["price"])),
+            time=t,
+            commission=Decimal(str(r["commission"])),
+            cum_qty=int(r["cum_qty"]),
+            avg_price=Decimal(str(r["avg_price"])),
+            account=str(r.get("account") or ""),
+            kind=r.get("kind", "trade"),
+        )
+
+
+@dataclass
+class SimPosition:
+    contract: Contract
+    qty: int
+    avg_cost: Decimal  # per share (options: per share of the 100, IB reports × multiplier)
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """An order's status, filled quantity or prices changed."""
+
+    order: SimOrder
+
+
+@dataclass(frozen=True)
+class FillEvent:
+    fill: SimFill
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """What IB would send as an error message for an order (code and text)."""
+
+    order_id: int
+    code: int
+    message: str
+
+
+Event = OrderUpdate | FillEvent | ErrorEvent
+
+
+def contract_record(contract: Contract) -> dict[str, Any]:
+    if isinstance(contract, OptionContract):
+        return {"sec_type": "OPT", **contract.as_record()}
+    return {
+        "sec_type": "STK",
+        "symbol": contract.symbol,
+        "exchange": contract.exchange,
+        "primary_exchange": contract.primary_exchange,
+        "currency": contract.currency,
+        "con_id": contract.con_id,
+        "tick": contract.tick,
+    }
+
+
+def contract_from_record(r: dict[str, Any]) -> Contract:
+    if r.get("sec_type") == "STK":
+        return StockContract(
+            symbol=str(r["symbol"]),
+            exchange=str(r.get("exchange") or "SMART"),
+            primary_exchange=str(r.get("primary_exchange") or "ARCA"),
+            currency=str(r.get("currency") or "USD"),
+            con_id=int(r.get("con_id") or 0),
+            tick=Decimal(str(r.get("tick") or "0.01")),
+        )
+    return OptionContract.from_record(r)
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None or value == "" else Decimal(str(value))
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def multiplier_of(contract: Contract) -> int:
+    return contract.multiplier if isinstance(contract, OptionContract) else 1
+
+
+@dataclass
+class SimExchange:
+    """The venue plus one account. Advance it with `advance(now)` before reading it."""
+
+    market: MarketModel
+    cash: Decimal
+    per_contract: Decimal = Decimal("0.65")
+    minimum: Decimal = Decimal("1.00")
+    account: str = "DUSIM0001"
+    orders: dict[int, SimOrder] = field(default_factory=dict)
+    positions: dict[int, SimPosition] = field(default_factory=dict)
+    fills: list[SimFill] = field(default_factory=list)
+    processed_until: datetime | None = None
+    next_perm_id: int = 1_000_001
+    exec_seq: int = 0
+    realized_pnl: Decimal = Decimal(0)
+    commissions: Decimal = Decimal(0)
+    refuse_brackets: bool = False  # fault: refuse orders that have a parent (tests OCO emulation)
+
+    # -- orders ----------------------------------------------------------------------------------
+    def submit(self, order: SimOrder, now: datetime) -> list[Event]:
+        """Accept (or reject) an order at `now`; a marketable one may fill at once."""
+        events = self.advance(now)
+        problem = self._check(order)
+        if problem is not None:
+            code, text = problem
+            order.status, order.reason = "Inactive" if code != 201 else "Cancelled", text
+            order.perm_id = order.perm_id or self._perm_id()
+            order.submitted_at = order.finished_at = now
+            self.orders[order.order_id] = order
+            return [*events, ErrorEvent(order.order_id, code, text), OrderUpdate(order)]
+        order.perm_id = order.perm_id or self._perm_id()
+        order.submitted_at = now
+        parent = self.orders.get(order.parent_id) if order.parent_id else None
+        order.status = "PreSubmitted" if parent is not None and parent.filled == 0 else "Submitted"
+        self.orders[order.order_id] = order
+        events.append(OrderUpdate(order))
+        if order.status == "Submitted":
+            quote = self._quote_now(order.contract, now)
+            if quote is not None:
+                events.extend(self._try_fill(order, quote[0], quote[1], now, resting=False))
+        return events
+
+    def cancel(self, order_id: int, now: datetime) -> list[Event]:
+        """Cancel a working order (and the children of an unfilled parent)."""
+        events = self.advance(now)
+        order = self.orders.get(order_id)
+        if order is None:
+            return [*events, ErrorEvent(order_id, 135, f"Can't find order with id ={order_id}")]
+        if not order.working:
+            code = 10148 if order.status == "Filled" else 161
+            text = (
+                f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: "
+                f"{order.status}."
+            )
+            return [*events, ErrorEvent(order_id, code, text)]
+        events.extend(self._finish(order, "Cancelled", now, "cancelled by request"))
+        events.append(ErrorEvent(order_id, 202, "Order Canceled - reason: cancelled by request"))
+        if order.filled == 0:
+            for child in self._children(order_id):
+                if child.working:
+                    events.extend(self._finish(child, "Cancelled", now, "parent cancelled"))
+        return events
+
+    def _check(self, order: SimOrder) -> tuple[int, str] | None:
+        if self.refuse_brackets and order.parent_id:
+            return 201, "Order rejected - reason: attached orders are refused by this venue"
+        if order.qty <= 0:
+            return 201, "Order rejected - reason: the quantity must be positive"
+        if order.contract.con_id <= 0:
+            return 200, "No security definition has been found for the request"
+        tick = order.contract.tick
+        for name, price in (("limit", order.limit), ("stop", order.stop)):
+            if price is not None and (price <= 0 or price % tick != 0):
+                return 110, f"The price does not conform to the minimum price variation ({name})"
+        if order.order_type == "LMT" and order.limit is None:
+            return 201, "Order rejected - reason: a limit order needs a limit price"
+        if order.order_type == "STP" and order.stop is None:
+            return 201, "Order rejected - reason: a stop order needs a stop price"
+        if order.parent_id and order.parent_id not in self.orders:
+            return 201, f"Order rejected - reason: parent order {order.parent_id} is unknown"
+        return None
+
+    def working_orders(self) -> list[SimOrder]:
+        return [o for o in self.orders.values() if o.working]
+
+    # -- time --------------------------------------------------------------------------------------
+    def advance(self, now: datetime) -> list[Event]:
+        """Process everything that happened before `now`: fills at each minute's four path
+        points, DAY orders at the close, option settlement at expiry. Each point in time is
+        processed exactly once, so the result does not depend on how often this is called."""
+        if self.processed_until is None:
+            self.processed_until = now
+            return []
+        start = self.processed_until
+        if now <= start:
+            return []
+        events: list[Event] = []
+        for session in sessions_between(session_of(start), session_of(now), self.market.calendar):
+            opens, closes = session_open_close(session, self.market.calendar)
+            minute = max(opens, floor_minute(start))
+            while minute < min(now, closes):
+                if self.working_orders():
+                    events.extend(self._process_minute(minute, start, now))
+                minute += MINUTE
+            if start < closes <= now:
+                events.extend(self._session_close(session, closes))
+        self.processed_until = now
+        return events
+
+    def _process_minute(self, minute: datetime, start: datetime, now: datetime) -> list[Event]:
+        events: list[Event] = []
+        bars: dict[str, tuple[float, ...] | None] = {}
+        for index, offset in enumerate(POINT_OFFSETS):
+            t = minute + offset
+            if not start <= t < now:
+                continue
+            for order in sorted(self.working_orders(), key=lambda o: o.order_id):
+                # Orders become live after their submission instant (the arrival check covers
+                # that instant); children released by a fill at `t` start at the next point.
+                if order.status != "Submitted" or (order.submitted_at and order.submitted_at >= t):
+                    continue
+                symbol = order.contract.symbol
+                if symbol not in bars:
+                    bars[symbol] = self.market.minute_bar(symbol, minute)
+                bar = bars[symbol]
+                if bar is None:
+                    continue
+                bid, ask = self._quote_at(order.contract, bar, index, t)
+                events.extend(self._try_fill(order, bid, ask, t, resting=True))
+        return events
+
+    def _session_close(self, session: date, closes: datetime) -> list[Event]:
+        events: list[Event] = []
+        for order in self.working_orders():
+            expiring = (
+                isinstance(order.contract, OptionContract) and order.contract.expiry <= session
+            )
+            if order.tif == "DAY" or expiring:
+                why = "option expired" if expiring else "DAY order expired at the close"
+                events.extend(self._finish(order, "Cancelled", closes, why))
+        for con_id, pos in list(self.positions.items()):
+            c = pos.contract
+            if isinstance(c, OptionContract) and c.expiry <= session and pos.qty != 0:
+                price = self.market.intrinsic(c, closes)
+                events.extend(self._settle(con_id, pos, price, closes))
+        return events
+
+    # -- fills -------------------------------------------------------------------------------------
+    def _quote_now(self, contract: Contract, now: datetime) -> tuple[Decimal, Decimal] | None:
+        q = self.quote(contract, now)
+        return None if q is None else (q.bid, q.ask)
+
+    def _quote_at(
+        self, contract: Contract, bar: tuple[float, ...], index: int, t: datetime
+    ) -> tuple[Decimal, Decimal]:
+        o, h, lo, c = bar
+        if isinstance(contract, OptionContract):
+            spot = holder_path(o, h, lo, c, contract.right)[index]
+            return self.market.option_bid_ask(contract, spot, t)
+        price = Decimal(repr(round([o, lo, h, c][index], 2)))
+        return price - Decimal("0.01"), price + Decimal("0.01")
+
+    def quote(
+        self, contract: Contract, now: datetime, data_type: DataType = "live"
+    ) -> Quote | None:
+        if isinstance(contract, OptionContract):
+            return self.market.option_quote(contract, now, data_type)
+        return self.market.stock_quote(contract.symbol, now, data_type)
+
+    def _try_fill(
+        self, order: SimOrder, bid: Decimal, ask: Decimal, t: datetime, *, resting: bool
+    ) -> list[Event]:
+        price = fill_price(
+            order.action,
+            order.order_type,
+            limit=order.limit,
+            stop=order.stop,
+            bid=bid,
+            ask=ask,
+            resting=resting,
+        )
+        if price is None:
+            return []
+        held = self.positions.get(order.contract.con_id)
+        if order.action == "SELL" and (held is None or held.qty < order.remaining):
+            have = 0 if held is None else held.qty
+            return self._finish(
+                order,
+                "Cancelled",
+                t,
+                f"a sell of {order.remaining} would exceed the position of {have}: refused",
+            )
+        return self._fill(order, order.remaining, price, t)
+
+    def _fill(self, order: SimOrder, qty: int, price: Decimal, t: datetime) -> list[Event]:
+        fee = (
+            commission(order.qty, self.per_contract, self.minimum)
+            if order.filled == 0
+            else Decimal(0)
+        )
+        if isinstance(order.contract, StockContract):
+            fee = max(self.minimum, Decimal("0.005") * qty) if order.filled == 0 else Decimal(0)
+        total = order.avg_fill_price * order.filled + price * qty
+        order.filled += qty
+        order.avg_fill_price = total / order.filled
+        order.last_fill_price = price
+        self.exec_seq += 1
+        fill = SimFill(
+            exec_id=f"{order.perm_id:08x}.{self.exec_seq:06d}.01",
+            order_id=order.order_id,
+            perm_id=order.perm_id,
+            client_id=order.client_id,
+            order_ref=order.order_ref,
+            contract=order.contract,
+            side="BOT" if order.action == "BUY" else "SLD",
+            qty=qty,
+            price=price,
+            time=t,
+            commission=fee,
+            cum_qty=order.filled,
+            avg_price=order.avg_fill_price,
+            account=self.account,
+        )
+        self._book(fill)
+        events: list[Event] = [FillEvent(fill)]
+        if order.remaining == 0:
+            events.extend(self._finish(order, "Filled", t, ""))
+            for child in self._children(order.order_id):
+                if child.status == "PreSubmitted":
+                    child.status = "Submitted"
+                    child.submitted_at = t
+                    events.append(OrderUpdate(child))
+            if order.parent_id or order.oca_group:
+                for sibling in self._siblings(order):
+                    if sibling.working:
+                        events.extend(self._finish(sibling, "Cancelled", t, "OCA sibling filled"))
+        else:
+            events.append(OrderUpdate(order))
+        return events
+
+    def _settle(self, con_id: int, pos: SimPosition, price: Decimal, t: datetime) -> list[Event]:
+        self.exec_seq += 1
+        qty = abs(pos.qty)
+        fill = SimFill(
+            exec_id=f"exp{con_id:08x}.{self.exec_seq:06d}.01",
+            order_id=0,
+            perm_id=0,
+            client_id=0,
+            order_ref="",
+            contract=pos.contract,
+            side="SLD" if pos.qty > 0 else "BOT",
+            qty=qty,
+            price=price,
+            time=t,
+            commission=Decimal(0),
+            cum_qty=qty,
+            avg_price=price,
+            account=self.account,
+            kind="expiry",
+        )
+        self._book(fill)
+        return [FillEvent(fill)]
+
+    def _book(self, fill: SimFill) -> None:
+        mult = multiplier_of(fill.contract)
+        signed = fill.qty if fill.side == "BOT" else -fill.qty
+        self.cash -= fill.price * signed * mult + fill.commission
+        self.commissions += fill.commission
+        pos = self.positions.get(fill.contract.con_id)
+        if pos is None:
+            pos = SimPosition(fill.contract, 0, Decimal(0))
+            self.positions[fill.contract.con_id] = pos
+        if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+            cost = pos.avg_cost * abs(pos.qty) + fill.price * abs(signed)
+            pos.qty += signed
+            pos.avg_cost = cost / abs(pos.qty)
+        else:
+            closing = min(abs(signed), abs(pos.qty))
+            direction = 1 if pos.qty > 0 else -1
+            self.realized_pnl += (fill.price - pos.avg_cost) * closing * mult * direction
+            pos.qty += signed
+        if pos.qty == 0:
+            del self.positions[fill.contract.con_id]
+        self.fills.append(fill)
+
+    def _finish(self, order: SimOrder, status: Status, t: datetime, reason: str) -> list[Event]:
+        order.status = status
+        order.finished_at = t
+        order.reason = reason
+        return [OrderUpdate(order)]
+
+    def _children(self, parent_id: int) -> list[SimOrder]:
+        return [o for o in self.orders.values() if o.parent_id == parent_id]
+
+    def _siblings(self, order: SimOrder) -> Iterable[SimOrder]:
+        for other in self.orders.values():
+            if other.order_id == order.order_id:
+                continue
+            if (order.parent_id and other.parent_id == order.parent_id) or (
+                order.oca_group and other.oca_group == order.oca_group
+            ):
+                yield other
+
+    def _perm_id(self) -> int:
+        self.next_perm_id += 1
+        return self.next_perm_id
+
+    # -- account -----------------------------------------------------------------------------------
+    def net_liquidation(self, now: datetime) -> Decimal:
+        """Cash plus positions marked at the mid (intrinsic when there is no quote)."""
+        total = self.cash
+        for pos in self.positions.values():
+            total += self.mark(pos.contract, now) * pos.qty * multiplier_of(pos.contract)
+        return total
+
+    def mark(self, contract: Contract, now: datetime) -> Decimal:
+        q = self.quote(contract, now)
+        if q is not None and q.mid is not None:
+            return q.mid
+        if isinstance(contract, OptionContract):
+            return self.market.intrinsic(contract, now)
+        return Decimal(0) if q is None or q.last is None else q.last
+
+    # -- persistence -------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state; finished orders and fills older than KEEP_DAYS are dropped."""
+        horizon = (
+            None
+            if self.processed_until is None
+            else self.processed_until - timedelta(days=KEEP_DAYS)
+        )
+        orders = [
+            o.as_record()
+            for o in self.orders.values()
+            if o.working
+            or horizon is None
+            or (o.finished_at or o.submitted_at or horizon) >= horizon
+        ]
+        fills = [f.as_record() for f in self.fills if horizon is None or f.time >= horizon]
+        return {
+            "account": self.account,
+            "cash": self.cash,
+            "realized_pnl": self.realized_pnl,
+            "commissions": self.commissions,
+            "processed_until": self.processed_until,
+            "next_perm_id": self.next_perm_id,
+            "exec_seq": self.exec_seq,
+            "orders": orders,
+            "positions": [
+                {"contract": contract_record(p.contract), "qty": p.qty, "avg_cost": p.avg_cost}
+                for p in self.positions.values()
+            ],
+            "fills": fills,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Replace this exchange's account with `state` (from `to_state`)."""
+        self.account = str(state.get("account") or self.account)
+        self.cash = Decimal(str(state["cash"]))
+        self.realized_pnl = Decimal(str(state.get("realized_pnl") or 0))
+        self.commissions = Decimal(str(state.get("commissions") or 0))
+        self.processed_until = _time(state.get("processed_until"))
+        self.next_perm_id = int(state.get("next_perm_id") or self.next_perm_id)
+        self.exec_seq = int(state.get("exec_seq") or 0)
+        self.orders = {}
+        for r in state.get("orders", []):
+            order = SimOrder.from_record(r)
+            self.orders[order.order_id] = order
+        self.positions = {}
+        for r in state.get("positions", []):
+            contract = contract_from_record(r["contract"])
+            self.positions[contract.con_id] = SimPosition(
+                contract, int(r["qty"]), Decimal(str(r["avg_cost"]))
+            )
+        self.fills = [SimFill.from_record(r) for r in state.get("fills", [])]
+
+    def next_order_id(self) -> int:
+        return max(self.orders, default=0) + 1
+
+
+def copy_order(order: SimOrder, **changes: Any) -> SimOrder:
+    return replace(order, **changes)
