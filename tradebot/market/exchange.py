@@ -287,7 +287,7 @@ class SimExchange:
     def submit(self, order: SimOrder, now: datetime) -> list[Event]:
         """Accept (or reject) an order at `now`; a marketable one may fill at once."""
         events = self.advance(now)
-        problem = self._check(order)
+        problem = self.check(order)
         if problem is not None:
             code, text = problem
             order.status, order.reason = "Inactive" if code != 201 else "Cancelled", text
@@ -328,7 +328,11 @@ class SimExchange:
                     events.extend(self._finish(child, "Cancelled", now, "parent cancelled"))
         return events
 
-    def _check(self, order: SimOrder) -> tuple[int, str] | None:
+    def check(self, order: SimOrder, *, parent_pending: bool = False) -> tuple[int, str] | None:
+        """(IB error code, text) when the venue would refuse `order`, else None.
+
+        `parent_pending`: the parent is part of the same submission (a bracket validated as a
+        whole before any of it goes live, as IB does with transmit=False)."""
         if self.refuse_brackets and order.parent_id:
             return 201, "Order rejected - reason: attached orders are refused by this venue"
         if order.qty <= 0:
@@ -343,7 +347,7 @@ class SimExchange:
             return 201, "Order rejected - reason: a limit order needs a limit price"
         if order.order_type == "STP" and order.stop is None:
             return 201, "Order rejected - reason: a stop order needs a stop price"
-        if order.parent_id and order.parent_id not in self.orders:
+        if order.parent_id and order.parent_id not in self.orders and not parent_pending:
             return 201, f"Order rejected - reason: parent order {order.parent_id} is unknown"
         return None
 
