@@ -175,7 +175,7 @@ class PhaseLadder:
         self.notify: Notify = notify or _log_notify
         self._sessions_closed_on: Any = None  # the day close_sessions last ran (once a day)
 
-    # -- reading ------------------------------------------------------------------------------
+    # -- reading -------------------------------------------------------------------------------
     def _evaluate(
         self,
         history: list[PhaseTransition],
@@ -254,7 +254,7 @@ class PhaseLadder:
             return LadderSnapshot(None, exc.message, view, warnings)
         return LadderSnapshot(evaluation, None, view, evaluation.warnings)
 
-    # -- the loop's questions -----------------------------------------------------------------
+    # -- the loop's questions ------------------------------------------------------------------
     def check_entry(
         self,
         now: datetime,
@@ -358,7 +358,7 @@ class PhaseLadder:
         )
         return transition
 
-    # -- operator commands --------------------------------------------------------------------
+    # -- operator commands ---------------------------------------------------------------------
     def advance(
         self, now: datetime, *, to: PhaseName | None, operator: str, reason: str | None
     ) -> PhaseTransition:
@@ -583,7 +583,7 @@ class PhaseLadder:
             record("password_set", True, "override password changed" if stored else "set")
         log.warning("phase override password %s by %s", "changed" if stored else "set", operator)
 
-    # -- session records ----------------------------------------------------------------------
+    # -- session records -----------------------------------------------------------------------
     def close_sessions(self, now: datetime) -> int:
         """Append a `session-metrics.jsonl` line for each finished session not yet recorded."""
         today = session_of(now)

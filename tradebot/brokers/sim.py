@@ -34,6 +34,7 @@ from tradebot.brokers.base import (
 )
 from tradebot.core.instruments import DataType, OptionContract, Quote
 from tradebot.core.trades import session_of
+from tradebot.errors import UsageError
 from tradebot.market.exchange import ErrorEvent, Event, SimExchange, SimOrder
 from tradebot.market.model import MarketModel
 from tradebot.storage import read_json_state, write_json_state
@@ -89,6 +90,13 @@ class SimBroker:
         state = read_json_state(self.path)
         if state is not None:
             self.exchange.load_state(state)
+            last = self.exchange.processed_until
+            if last is not None and last > self.now() + timedelta(minutes=1):
+                raise UsageError(
+                    f"the simulated account in {self.path} was last used at {last:%Y-%m-%d %H:%M} "
+                    f"UTC, after the clock's start ({self.now():%Y-%m-%d %H:%M} UTC); start "
+                    "later (--start) or use a fresh logs directory"
+                )
             log.info("simulated account resumed from %s", self.path)
         else:
             self.exchange.advance(self.now())
@@ -106,7 +114,7 @@ class SimBroker:
     def is_connected(self) -> bool:
         return self._connected
 
-    # -- account and market data -----------------------------------------------------------------
+    # -- account and market data ---------------------------------------------------------------
     async def account(self) -> AccountSnapshot:
         self._advance()
         now = self.now()
@@ -143,7 +151,7 @@ class SimBroker:
         as_of = self.now() - self.quote_delay
         return [self.exchange.quote(c, as_of, self.data_type) for c in contracts]
 
-    # -- orders ------------------------------------------------------------------------------------
+    # -- orders --------------------------------------------------------------------------------
     async def place_bracket(self, bracket: BracketSpec) -> list[PlacedOrder]:
         if self.refuse_brackets:
             raise BracketRefused(
@@ -218,7 +226,7 @@ class SimBroker:
             if f.time >= since and isinstance(f.contract, OptionContract)
         ]
 
-    # -- helpers -----------------------------------------------------------------------------------
+    # -- helpers -------------------------------------------------------------------------------
     def _require(self, symbol: str) -> None:
         if not self.market.supports(symbol):
             raise BrokerError(

@@ -283,7 +283,7 @@ class SimExchange:
     commissions: Decimal = Decimal(0)
     refuse_brackets: bool = False  # fault: refuse orders that have a parent (tests OCO emulation)
 
-    # -- orders ----------------------------------------------------------------------------------
+    # -- orders --------------------------------------------------------------------------------
     def submit(self, order: SimOrder, now: datetime) -> list[Event]:
         """Accept (or reject) an order at `now`; a marketable one may fill at once."""
         events = self.advance(now)
@@ -354,7 +354,7 @@ class SimExchange:
     def working_orders(self) -> list[SimOrder]:
         return [o for o in self.orders.values() if o.working]
 
-    # -- time --------------------------------------------------------------------------------------
+    # -- time ----------------------------------------------------------------------------------
     def advance(self, now: datetime) -> list[Event]:
         """Process everything that happened before `now`: fills at each minute's four path
         points, DAY orders at the close, option settlement at expiry. Each point in time is
@@ -416,7 +416,7 @@ class SimExchange:
                 events.extend(self._settle(con_id, pos, price, closes))
         return events
 
-    # -- fills -------------------------------------------------------------------------------------
+    # -- fills ---------------------------------------------------------------------------------
     def _quote_now(self, contract: Contract, now: datetime) -> tuple[Decimal, Decimal] | None:
         q = self.quote(contract, now)
         return None if q is None else (q.bid, q.ask)
@@ -576,7 +576,7 @@ class SimExchange:
         self.next_perm_id += 1
         return self.next_perm_id
 
-    # -- account -----------------------------------------------------------------------------------
+    # -- account -------------------------------------------------------------------------------
     def net_liquidation(self, now: datetime) -> Decimal:
         """Cash plus positions marked at the mid (intrinsic when there is no quote)."""
         total = self.cash
@@ -592,7 +592,7 @@ class SimExchange:
             return self.market.intrinsic(contract, now)
         return Decimal(0) if q is None or q.last is None else q.last
 
-    # -- persistence -------------------------------------------------------------------------
+    # -- persistence ---------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state; finished orders and fills older than KEEP_DAYS are dropped."""
         horizon = (

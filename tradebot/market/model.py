@@ -88,7 +88,7 @@ class MarketModel:
         symbols = self.source.symbols()
         return symbols is None or symbol.upper() in symbols
 
-    # -- underlying ------------------------------------------------------------------------------
+    # -- underlying ----------------------------------------------------------------------------
     def stock(self, symbol: str) -> StockContract:
         prof = profile(symbol)
         return StockContract(symbol.upper(), con_id=prof.con_id)
@@ -164,7 +164,7 @@ class MarketModel:
             ask_size=100,
         )
 
-    # -- options ---------------------------------------------------------------------------------
+    # -- options -------------------------------------------------------------------------------
     def reference_price(self, symbol: str, day: date) -> float | None:
         """The previous session's close (today's open when there is none): strikes centre here."""
         for prev in reversed(previous_sessions(day, 5, self.calendar)):
