@@ -147,8 +147,9 @@ class TradingLoop:
                 book.mark_status(
                     now,
                     order.ref,
-                    "not_sent",
-                    "never reached the broker (stopped between intent and send); not re-sent",
+                    "abandoned",
+                    "never reached the broker (stopped between intent and send); not re-sent, "
+                    "and it still counts toward the session's entries",
                 )
                 self.summary.reconcile.append(f"{order.ref}: intent never sent, closed")
         report = await book.sync(ctx.broker, now)

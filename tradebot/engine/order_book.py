@@ -14,7 +14,7 @@ Order records (`"v": 1`, `ts`, `event`, `order_ref`, `role`, `session`, `mode` o
   for an entry its signal, sizing, quote and bracket prices;
 * `submitted` — the broker accepted it: order_id, perm_id, status;
 * `status` — a new status (`presubmitted`, `submitted`, `filled`, `cancelled`, `inactive`,
-  `rejected`, `not_sent`, `unknown`) with a reason;
+  `rejected`, `not_sent` (dry run), `abandoned` (intent never sent), `unknown`) with a reason;
 * `fill` — exec_id, qty, price, commission, time, filled_qty (cumulative), kind (trade/expiry).
 """
 
@@ -34,7 +34,9 @@ from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
 
 log = logging.getLogger("tradebot.engine")
 
-FINAL = frozenset({"filled", "cancelled", "rejected", "inactive", "not_sent"})
+# "abandoned": journaled, never reached the broker (a crash between intent and send). Final for
+# the book, but unlike "not_sent" it still counts toward the session's entries (fail safe).
+FINAL = frozenset({"filled", "cancelled", "rejected", "inactive", "not_sent", "abandoned"})
 _EXIT_REASON: dict[str, ExitReason] = {
     "take_profit": "take_profit",
     "stop_loss": "stop_loss",

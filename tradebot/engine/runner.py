@@ -185,10 +185,13 @@ def make_context(
     return build_context(loaded, broker, clock, notify)
 
 
-def refuse_live_in_experience(ctx: EngineContext) -> None:
-    if ctx.trading_mode != "live":
+def refuse_live_in_experience(loaded: LoadedConfig, now: datetime) -> None:
+    """`live` is refused in experience (and while the phase is unknown), before connecting."""
+    if loaded.settings.trading.mode != "live":
         return
-    snap = ctx.ladder.snapshot(ctx.clock.now())
+    from tradebot.phase_ladder import PhaseLadder
+
+    snap = PhaseLadder(loaded).snapshot(now)
     phase = snap.evaluation.phase if snap.evaluation is not None else None
     if phase == "experience" or phase is None:
         raise RefusedError(
@@ -206,9 +209,9 @@ def run(
 ) -> RunSummary:
     """Run the loop to its end (until, once, or a stop signal); returns what happened."""
     clock = make_clock(loaded, options)
+    refuse_live_in_experience(loaded, clock.now())
     until = default_until(loaded, options, clock)
     ctx = make_context(loaded, options, clock, notify)
-    refuse_live_in_experience(ctx)
     with run_lock(loaded.state_dir):
         return asyncio.run(_main(ctx, until, options.once))
 
