@@ -141,13 +141,17 @@ class EntryPipeline:
         chain = await ctx.broker.option_chain(symbol)
         candidates = _candidates(chain, action.right, session, s.options, spot)
         if not candidates:
+            listed = ", ".join(
+                f"{e} (DTE {days_to_expiry(e, session)})" for e in chain.expiries[:4]
+            )
             self._refuse(
                 now,
                 symbol,
                 strategy,
                 "no_contract",
                 f"no {symbol} expiry with {s.options.min_days_to_expiry} ≤ DTE ≤ "
-                f"{s.options.max_days_to_expiry} and strikes near {spot:.2f} in the chain",
+                f"{s.options.max_days_to_expiry} in the chain (it lists {listed or 'none'}), or "
+                f"no strikes near {spot:.2f}: no trade",
             )
             return "no contract"
         qualified = [c for c in await ctx.broker.qualify(candidates) if c is not None]

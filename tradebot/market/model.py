@@ -174,11 +174,14 @@ class MarketModel:
         frame = self.session_bars(symbol, day)
         return None if frame.empty else float(frame["open"].iat[0])
 
-    def expiries(self, day: date) -> list[date]:
-        """Weekly expiries from `day` on: the last session of each week (Friday, or Thursday
-        when Friday is a holiday), never a computed calendar date that is not a session."""
+    def expiries(self, day: date, symbol: str | None = None) -> list[date]:
+        """Expiries from `day` on, always exchange sessions: every session for the index ETFs
+        that list dailies (SPY, QQQ, IWM), else weekly — the last session of each week (Friday,
+        or Thursday when Friday is a holiday)."""
         horizon = day + timedelta(days=EXPIRY_HORIZON_DAYS)
         days = sessions_between(day, horizon + timedelta(days=7), self.calendar)
+        if symbol is not None and profile(symbol).daily_expiries:
+            return [d for d in days if d <= horizon]
         return [
             d
             for d, nxt in itertools.pairwise(days)
@@ -199,7 +202,7 @@ class MarketModel:
             symbol=symbol.upper(),
             trading_class=symbol.upper(),
             multiplier=100,
-            expiries=tuple(self.expiries(day)),
+            expiries=tuple(self.expiries(day, symbol)),
             strikes=tuple(self.strikes(symbol, day)),
         )
 
@@ -210,7 +213,7 @@ class MarketModel:
         symbol = symbol.upper()
         if not self.supports(symbol) or right not in ("C", "P"):
             return None
-        if expiry not in self.expiries(min(day, expiry)) or strike not in self.strikes(
+        if expiry not in self.expiries(min(day, expiry), symbol) or strike not in self.strikes(
             symbol, min(day, expiry)
         ):
             return None
