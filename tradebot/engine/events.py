@@ -34,5 +34,7 @@ _WARN = frozenset(
         "bracket_refused",
         "exit_failed",
         "broker_error",
+        "ladder_error",
+        "error",
     }
 )

@@ -86,6 +86,8 @@ class TradingLoop:
         self.next_oco: datetime | None = None
         self.next_sync: datetime | None = None
         self.summary = RunSummary(started=ctx.clock.now())
+        self._ladder_errors: set[tuple[date | None, str]] = set()
+        ctx.book.on_close = self._trade_closed
 
     # -- life cycle ----------------------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -280,7 +282,7 @@ class TradingLoop:
     async def _first_look(self, now: datetime) -> None:
         """The session's first look: start-of-day equity is recorded (daily-loss guard)."""
         equity = await self._equity(now)
-        self.ctx.ladder.on_tick(now, equity=equity)
+        self._ladder_tick(now, equity)
         build_risk_report(self.ctx.loaded, now, equity=equity, persist=True, ladder=self.ctx.ladder)
 
     async def _equity(self, now: datetime) -> Decimal:
@@ -294,7 +296,7 @@ class TradingLoop:
         self.last_tick = now
         self.summary.ticks += 1
         equity = await self._equity(now)
-        ctx.ladder.on_tick(now, equity=equity)
+        self._ladder_tick(now, equity)
         risk = build_risk_report(ctx.loaded, now, equity=equity, persist=True, ladder=ctx.ladder)
         if not risk.can_open:
             log.debug(
@@ -326,7 +328,7 @@ class TradingLoop:
         ctx = self.ctx
         self.closed = plan.session
         equity = await self._equity(now)
-        ctx.ladder.on_tick(now, equity=equity)
+        self._ladder_tick(now, equity)
         today = [t for t in self.summary.trades if t.session == plan.session]
         pnl = sum((t.pnl for t in today), Decimal(0))
         text = (
@@ -338,14 +340,29 @@ class TradingLoop:
         self.plan = None
 
     def _closed(self) -> None:
-        trades = self.ctx.book.take_closed()
-        for t in trades:
-            self.summary.trades.append(t)
-            self.ctx.notify(
-                "exit",
-                f"exit {t.trade_id} {t.contract} ×{t.qty}: {t.exit_reason}, P&L {t.pnl:+.2f}",
-            )
-        if trades:
-            # After each closed trade: the downgrade triggers are checked at once (spec §3).
-            now = self.ctx.clock.now()
-            self.ctx.ladder.on_tick(now)
+        self.summary.trades.extend(self.ctx.book.take_closed())
+
+    def _trade_closed(self, trade: ClosedTrade) -> None:
+        """Called by the order book right after each trade is journaled."""
+        self.ctx.notify(
+            "exit",
+            f"exit {trade.trade_id} {trade.contract} ×{trade.qty}: {trade.exit_reason}, "
+            f"P&L {trade.pnl:+.2f}",
+        )
+        # After each closed trade the downgrade triggers are checked at once (spec §3), before
+        # the next one is journaled: three losses in a row downgrade at the third.
+        self._ladder_tick(self.ctx.clock.now(), None)
+
+    def _ladder_tick(self, now: datetime, equity: Decimal | None) -> None:
+        """The ladder's tick (downgrade, sessions, eligibility); a damaged record never stops
+        the loop — entries are refused by the guards while exits carry on."""
+        try:
+            self.ctx.ladder.on_tick(now, equity=equity)
+        except CorruptRecordError as exc:
+            key = (self.plan.session if self.plan else None, exc.message)
+            if key not in self._ladder_errors:
+                self._ladder_errors.add(key)
+                self.ctx.events.record(
+                    now, "ladder_error", f"phase ladder not updated: {exc.message}"
+                )
+                self.ctx.notify("error", f"phase ladder not updated: {exc.message}")

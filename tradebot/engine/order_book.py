@@ -21,6 +21,7 @@ Order records (`"v": 1`, `ts`, `event`, `order_ref`, `role`, `session`, `mode` o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -165,6 +166,7 @@ class OrderBook:
         self._consumed = 0
         self._reported: set[str] = set()
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
+        self.on_close: Callable[[ClosedTrade], None] | None = None
 
     def take_closed(self) -> list[ClosedTrade]:
         """Trades closed since the last call (whoever's sync closed them)."""
@@ -475,6 +477,8 @@ class OrderBook:
                 self.trades.append(trade)
                 closed.append(trade)
                 self._closed.append(trade)
+                if self.on_close is not None:
+                    self.on_close(trade)
                 log.info(
                     "trade closed: %s %s %s qty %d, %s → %s, P&L %s (%s)",
                     trade.trade_id,
