@@ -179,8 +179,8 @@ class Broker(Protocol):
 
     async def positions(self) -> list[BrokerPosition]: ...
 
-    async def orders(self) -> list[BrokerOrder]:
-        """Working orders and those finished recently (today's completed orders)."""
+    async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
+        """Working orders, and those finished since `since` (all it knows when None)."""
         ...
 
     async def executions(self, since: datetime) -> list[Execution]: ...

@@ -202,9 +202,13 @@ class SimBroker:
             if isinstance(p.contract, OptionContract)
         ]
 
-    async def orders(self) -> list[BrokerOrder]:
+    async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         self._advance()
-        return [self._broker_order(o) for o in self.exchange.orders.values()]
+        return [
+            self._broker_order(o)
+            for o in self.exchange.orders.values()
+            if since is None or o.working or (o.finished_at is not None and o.finished_at >= since)
+        ]
 
     async def executions(self, since: datetime) -> list[Execution]:
         self._advance()

@@ -250,10 +250,7 @@ class TradingLoop:
     def _due_tick(self, plan: SessionPlan, now: datetime, force: bool) -> datetime | None:
         if force:
             return now if plan.window_open <= now < plan.window_close else None
-        latest = None
-        for t in plan.ticks():
-            if t <= now:
-                latest = t
+        latest = plan.tick_at_or_before(now)
         if latest is None or (self.last_tick is not None and latest <= self.last_tick):
             return None
         if now - latest >= plan.interval:

@@ -40,9 +40,15 @@ class OcoWatcher:
     def __init__(self, ctx: EngineContext) -> None:
         self.ctx = ctx
         self.path = ctx.loaded.state_dir / STATE_FILE
+        self._legs: dict[str, OcoLegs] | None = None  # the loop is the only writer
 
     # -- persisted legs ------------------------------------------------------------------------
     def legs(self) -> dict[str, OcoLegs]:
+        if self._legs is None:
+            self._legs = self._read()
+        return dict(self._legs)
+
+    def _read(self) -> dict[str, OcoLegs]:
         state = read_json_state(self.path)
         if state is None:
             return {}
@@ -60,6 +66,7 @@ class OcoWatcher:
             raise CorruptRecordError(self.path, None, f"bad OCO legs ({exc})") from None
 
     def _write(self, legs: dict[str, OcoLegs]) -> None:
+        self._legs = dict(legs)
         write_json_state(
             self.path,
             {
@@ -78,15 +85,17 @@ class OcoWatcher:
     def arm(self, now: datetime, entry_ref: str, take_profit: Decimal, stop_loss: Decimal) -> None:
         """Persist the legs before the entry is sent (a crash right after still guards it)."""
         with state_lock(self.path):
-            legs = self.legs()
+            legs = self._read()
             legs[entry_ref] = OcoLegs(entry_ref, take_profit, stop_loss, now)
             self._write(legs)
 
     def disarm(self, entry_ref: str) -> None:
+        if entry_ref not in self.legs():
+            return
         with state_lock(self.path):
-            legs = self.legs()
-            if legs.pop(entry_ref, None) is not None:
-                self._write(legs)
+            legs = self._read()
+            legs.pop(entry_ref, None)
+            self._write(legs)
 
     def armed(self) -> bool:
         return bool(self.legs())

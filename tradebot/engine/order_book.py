@@ -163,6 +163,12 @@ class OrderBook:
         self.orders: dict[str, TrackedOrder] = {}
         self.exits_of: dict[str, list[str]] = {}
         self.seen_execs: set[str] = set()
+        # Indexes, so a wake costs the same after a thousand sessions as after one: entries
+        # whose round trip is not over, orders not final, entry refs per prefix.
+        self.unfinished: dict[str, TrackedOrder] = {}
+        self.live: dict[str, TrackedOrder] = {}
+        self._prefix_count: dict[str, int] = {}
+        self._last_sync: datetime | None = None
         self._consumed = 0
         self._reported: set[str] = set()
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
@@ -179,9 +185,28 @@ class OrderBook:
         records = self.journal.records()
         if len(records) < self._consumed:  # the journal was replaced: rebuild
             self.orders, self.exits_of, self.seen_execs, self._consumed = {}, {}, set(), 0
+            self.unfinished, self.live, self._prefix_count = {}, {}, {}
         for record in records[self._consumed :]:
             self._apply(record)
         self._consumed = len(records)
+
+    def _index(self, order: TrackedOrder) -> None:
+        """Keep `live` and `unfinished` true for `order` (and the entry it belongs to)."""
+        if order.final:
+            self.live.pop(order.ref, None)
+        else:
+            self.live[order.ref] = order
+        entry = order if order.role == "entry" else self.orders.get(order.parent_ref)
+        if entry is None or entry.role != "entry":
+            return
+        done = entry.final and (
+            entry.filled_qty == 0
+            or (self.position(entry).open_qty == 0 and self.trades.has_trade(entry.ref))
+        )
+        if done:
+            self.unfinished.pop(entry.ref, None)
+        else:
+            self.unfinished[entry.ref] = entry
 
     def _apply(self, r: dict[str, Any]) -> None:
         ref, event = str(r["order_ref"]), str(r["event"])
@@ -213,6 +238,10 @@ class OrderBook:
             self.orders[ref] = order
             if order.parent_ref:
                 self.exits_of.setdefault(order.parent_ref, []).append(ref)
+            if order.role == "entry":
+                prefix = ref.rstrip("0123456789")
+                self._prefix_count[prefix] = self._prefix_count.get(prefix, 0) + 1
+            self._index(order)
             return
         known = self.orders.get(ref)
         if known is None:
@@ -236,6 +265,7 @@ class OrderBook:
                 kind=str(r.get("kind") or "trade"),
             )
             self.seen_execs.add(exec_id)
+        self._index(order)
 
     # -- writing -------------------------------------------------------------------------------
     def _base(self, now: datetime, event: str, order: TrackedOrder) -> dict[str, Any]:
@@ -318,7 +348,8 @@ class OrderBook:
 
     # -- queries -------------------------------------------------------------------------------
     def entries(self) -> list[TrackedOrder]:
-        return [o for o in self.orders.values() if o.role == "entry"]
+        """Entries whose round trip is not over (working, or with something still open)."""
+        return list(self.unfinished.values())
 
     def position(self, entry: TrackedOrder) -> Position:
         return Position(entry, [self.orders[r] for r in self.exits_of.get(entry.ref, [])])
@@ -346,17 +377,16 @@ class OrderBook:
 
     def next_entry_ref(self, symbol: str, session: date, strategy: str) -> str:
         prefix = f"{symbol}-{session:%y%m%d}-{strategy[:1]}"
-        n = 1 + sum(1 for ref in self.orders if ref.startswith(prefix))
-        return f"{prefix}{n}"
+        return f"{prefix}{self._prefix_count.get(prefix, 0) + 1}"
 
     def has_activity(self) -> bool:
-        return any(o.working for o in self.orders.values()) or bool(self.open_positions())
+        return bool(self.live) or bool(self.unfinished)
 
     # -- broker sync ---------------------------------------------------------------------------
     def sync_since(self, now: datetime) -> datetime:
         """How far back executions must be asked for: our oldest unfinished business."""
-        times = [o.intent_ts for o in self.orders.values() if o.working]
-        times += [p.entry.intent_ts for p in self.open_positions()]
+        times = [o.intent_ts for o in self.live.values()]
+        times += [e.intent_ts for e in self.unfinished.values()]
         oldest = min(times, default=now)
         return min(oldest, now) - timedelta(minutes=1)
 
@@ -364,7 +394,14 @@ class OrderBook:
         """Adopt what the broker did: fills, status changes, expiries; close finished trades."""
         self.refresh()
         report = SyncReport()
-        broker_orders = await broker.orders()
+        # Orders that finished before the last sync were adopted then (a margin covers clock
+        # differences); the first sync looks back to our oldest unfinished business.
+        if self._last_sync is None:
+            since = self.sync_since(now) - timedelta(days=1)
+        else:
+            since = self._last_sync - timedelta(minutes=10)
+        broker_orders = await broker.orders(since)
+        self._last_sync = now
         executions = await broker.executions(self.sync_since(now) - timedelta(days=1))
         for x in sorted(executions, key=lambda e: (e.time, e.exec_id)):
             if x.exec_id in self.seen_execs:
@@ -477,6 +514,7 @@ class OrderBook:
                 self.trades.append(trade)
                 closed.append(trade)
                 self._closed.append(trade)
+                self._index(entry)
                 if self.on_close is not None:
                     self.on_close(trade)
                 log.info(

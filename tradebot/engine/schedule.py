@@ -36,6 +36,15 @@ class SessionPlan:
         tick = self.window_open + steps * self.interval
         return tick if tick < self.window_close else None
 
+    def tick_at_or_before(self, t: datetime) -> datetime | None:
+        """The last tick time ≤ `t`, or None before the first one."""
+        if t < self.window_open or self.window_open >= self.window_close:
+            return None
+        steps = (min(t, self.window_close - timedelta(microseconds=1)) - self.window_open) // (
+            self.interval
+        )
+        return self.window_open + steps * self.interval
+
     def ticks(self) -> list[datetime]:
         out = []
         t = self.tick_at_or_after(self.window_open)

@@ -80,6 +80,8 @@ class MarketModel:
         self.source = source
         self.calendar = calendar
         self.vol_cache: dict[tuple[str, date], float] = {}
+        self._last_price: dict[tuple[str, datetime], float | None] = {}
+        self._session_arrays: dict[tuple[str, date], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def describe(self) -> str:
         return self.source.describe()
@@ -118,18 +120,46 @@ class MarketModel:
 
     def last_price(self, symbol: str, t: datetime) -> float | None:
         """Close of the last bar completed by `t` (the open before the first one completes)."""
+        minute = floor_minute(t)
+        key = (symbol, minute)
+        cached = self._last_price.get(key)
+        if cached is not None or key in self._last_price:
+            return cached
+        price = self._last_price_uncached(symbol, t)
+        if t == minute:  # the price is the same for every t in this minute: cache it
+            if len(self._last_price) > 50_000:
+                self._last_price.clear()
+            self._last_price[key] = price
+        return price
+
+    def _last_price_uncached(self, symbol: str, t: datetime) -> float | None:
         session = session_of(t)
+        ns = int(t.timestamp() * 1_000_000) * 1000
         for day in (session, *reversed(previous_sessions(session, 5, self.calendar))):
-            frame = self.session_bars(symbol, day)
-            if frame.empty:
+            starts, opens, closes = self._arrays(symbol, day)
+            if len(starts) == 0:
                 continue
-            cutoff = pd.Timestamp(t - MINUTE).as_unit("ns").value
-            count = int(np.searchsorted(frame.index.asi8, cutoff, side="right"))
+            count = int(np.searchsorted(starts, ns - MINUTE_NS, side="right"))
             if count:
-                return float(frame["close"].iat[count - 1])
-            if frame.index.asi8[0] <= pd.Timestamp(t).as_unit("ns").value:
-                return float(frame["open"].iat[0])
+                return float(closes[count - 1])
+            if starts[0] <= ns:
+                return float(opens[0])
         return None
+
+    def _arrays(self, symbol: str, day: date) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = (symbol.upper(), day)
+        arrays = self._session_arrays.get(key)
+        if arrays is None:
+            frame = self.session_bars(symbol, day)
+            arrays = (
+                frame.index.asi8,
+                frame["open"].to_numpy(dtype=np.float64),
+                frame["close"].to_numpy(dtype=np.float64),
+            )
+            if len(self._session_arrays) > 2048:
+                self._session_arrays.clear()
+            self._session_arrays[key] = arrays
+        return arrays
 
     def minute_bar(self, symbol: str, minute_start: datetime) -> tuple[float, ...] | None:
         """(open, high, low, close) of the bar starting at `minute_start`, if there is one."""
