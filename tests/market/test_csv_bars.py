@@ -114,3 +114,19 @@ def test_newest_first_file_is_refused_with_a_sort_hint() -> None:
     path = shared_data("masonblier-eqker/data/SPY_1min.csv")
     with pytest.raises(BarsError, match="sort the file by time"):
         load_bar_file(path)
+
+
+def test_csv_bars_never_look_ahead(tmp_path: Path) -> None:
+    """Frames are in nanoseconds like every bar frame, so 'completed by now' means just that
+    (pandas parses CSV times to microseconds; comparing those with nanoseconds once hid bars)."""
+    from datetime import UTC, datetime
+
+    from tradebot.market.model import MarketModel
+
+    rows = _minutes("2025-07-01", "09:30", 30)
+    source = CsvBars(_write(tmp_path / "SPY.csv", rows).parent)
+    assert source.frame("SPY").index.unit == "ns"
+    model = MarketModel(source)
+    now = datetime(2025, 7, 1, 13, 35, 30, tzinfo=UTC)  # 09:35:30 New York
+    assert len(model.completed_bars("SPY", date(2025, 7, 1), now)) == 5
+    assert model.last_price("SPY", now) == 100.5

@@ -101,7 +101,7 @@ def load_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
                 f"{'non-negative' if name == 'volume' else 'positive'} number"
             )
         values[name] = arr
-    ns = times.asi8
+    ns = times.as_unit("ns").asi8
     order = np.diff(ns)
     if (order == 0).any():
         row = int(np.flatnonzero(order == 0)[0]) + 1
@@ -116,7 +116,8 @@ def load_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
     if high_low.any():
         row = int(np.flatnonzero(high_low)[0])
         raise BarsError(f"{path}, row {row + 2}: high is below low")
-    frame = pd.DataFrame(values, index=times)
+    # Nanoseconds like every bar frame in tradebot (pandas may parse to microseconds).
+    frame = pd.DataFrame(values, index=times.as_unit("ns"))
     try:
         return rth_bars(frame, calendar)
     except ValueError as exc:

@@ -25,6 +25,7 @@ from tradebot.core.sessions import (
     previous_sessions,
     session_open_close,
     sessions_between,
+    utc_ns,
 )
 from tradebot.core.trades import Right, session_of
 from tradebot.market import pricing
@@ -104,7 +105,7 @@ class MarketModel:
         if frame.empty:
             return frame
         cutoff = pd.Timestamp(now - MINUTE).as_unit("ns").value
-        count = int(np.searchsorted(frame.index.asi8, cutoff, side="right"))
+        count = int(np.searchsorted(utc_ns(frame.index), cutoff, side="right"))
         return frame.iloc[:count]
 
     def bars_between(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -116,7 +117,7 @@ class MarketModel:
             return self.session_bars(symbol, session_of(end)).iloc[0:0]
         frame = pd.concat(parts) if len(parts) > 1 else parts[0]
         lo = pd.Timestamp(start).as_unit("ns").value
-        return frame.iloc[int(np.searchsorted(frame.index.asi8, lo, side="left")) :]
+        return frame.iloc[int(np.searchsorted(utc_ns(frame.index), lo, side="left")) :]
 
     def last_price(self, symbol: str, t: datetime) -> float | None:
         """Close of the last bar completed by `t` (the open before the first one completes)."""
@@ -152,7 +153,7 @@ class MarketModel:
         if arrays is None:
             frame = self.session_bars(symbol, day)
             arrays = (
-                frame.index.asi8,
+                utc_ns(frame.index),
                 frame["open"].to_numpy(dtype=np.float64),
                 frame["close"].to_numpy(dtype=np.float64),
             )
@@ -167,8 +168,8 @@ class MarketModel:
         if frame.empty:
             return None
         key = pd.Timestamp(minute_start).as_unit("ns").value
-        i = int(np.searchsorted(frame.index.asi8, key))
-        if i >= len(frame) or frame.index.asi8[i] != key:
+        i = int(np.searchsorted(utc_ns(frame.index), key))
+        if i >= len(frame) or utc_ns(frame.index)[i] != key:
             return None
         row = frame.iloc[i]
         return (float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"]))
