@@ -44,12 +44,7 @@ class EquityView:
 def sim_equity(paper_equity: Decimal, trades: TradeSeries, before: date | None = None) -> Decimal:
     """paper_equity + P&L of sim trades (only those whose session is before `before`, if given)."""
     cutoff = None if before is None else before.toordinal()
-    total = sum(
-        p
-        for p, m, s in zip(trades.pnl, trades.mode, trades.session, strict=True)
-        if m == "sim" and (cutoff is None or s < cutoff)
-    )
-    return paper_equity + from_micros(total)
+    return paper_equity + from_micros(trades.sum_pnl(("sim",), before_session=cutoff))
 
 
 def equity_view(

@@ -199,15 +199,7 @@ def build_risk_report(
     realized = Decimal(0)
     try:
         trades, _ = ladder.trades.series()
-        modes = account_modes(loaded)
-        today = session.toordinal()
-        realized = from_micros(
-            sum(
-                p
-                for p, m, s in zip(trades.pnl, trades.mode, trades.session, strict=True)
-                if s == today and m in modes
-            )
-        )
+        realized = from_micros(trades.sum_pnl(account_modes(loaded), session=session.toordinal()))
     except CorruptRecordError:
         pass  # already reported through the ladder snapshot below
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from itertools import accumulate
@@ -122,6 +122,10 @@ class TradeSeries:
     r: list[int]
     session: list[int]
     mode: list[str]
+    # A series never changes, so derived values (windows, sums, the parts of `summarize` that do
+    # not depend on the base equity) are computed once per series. The long-running loop keeps
+    # one series per journal version, which makes a tick's metrics cost independent of history.
+    _memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, trades: Iterable[ClosedTrade]) -> TradeSeries:
@@ -156,6 +160,37 @@ class TradeSeries:
         """Trades in `modes` opened at or after `opened_since` (all when None)."""
         wanted = frozenset(modes)
         since = _epoch_us(opened_since) if opened_since is not None else None
+        key = ("window", wanted, since)
+        cached: TradeSeries | None = self._memo.get(key)
+        if cached is None:
+            cached = self._window(wanted, since)
+            self._memo[key] = cached
+        return cached
+
+    def sum_pnl(
+        self,
+        modes: Iterable[str],
+        *,
+        session: int | None = None,
+        before_session: int | None = None,
+    ) -> int:
+        """Micro-dollar P&L of trades in `modes`, of one session or before one (ordinals)."""
+        wanted = frozenset(modes)
+        key = ("sum", wanted, session, before_session)
+        total: int | None = self._memo.get(key)
+        if total is None:
+            total = sum(
+                p
+                for p, m, s in zip(self.pnl, self.mode, self.session, strict=True)
+                if m in wanted
+                and (session is None or s == session)
+                and (before_session is None or s < before_session)
+            )
+            self._memo[key] = total
+        return total
+
+    def _window(self, wanted: frozenset[str], since: int | None) -> TradeSeries:
+        mode, entry = self.mode, self.entry_us
         mode, entry = self.mode, self.entry_us
         if since is None:
             indices = [i for i, m in enumerate(mode) if m in wanted]
@@ -198,6 +233,24 @@ def summarize(
     n = len(series)
     if n == 0:
         return _EMPTY
+    core: _Core | None = series._memo.get("core")
+    if core is None:
+        core = _core(series)
+        series._memo["core"] = core
+    pct = None if base_equity is None else _drawdown_pct(core.episodes, to_micros(base_equity))
+    return replace(core.stats, max_drawdown_pct=pct)
+
+
+@dataclass(frozen=True)
+class _Core:
+    """What `summarize` computes without the base equity, and the drawdown episodes."""
+
+    stats: TradeStats
+    episodes: list[tuple[int, int]]  # (largest drop, cumulative P&L at its peak) per episode
+
+
+def _core(series: TradeSeries) -> _Core:
+    n = len(series)
     pnls = series.pnl
     win_pnls = [p for p in pnls if p > 0]
     wins = len(win_pnls)
@@ -206,14 +259,8 @@ def summarize(
     gross_profit = sum(win_pnls)
     gross_loss = total - gross_profit
 
-    curve = list(accumulate(pnls, initial=to_micros(base_equity or ZERO)))
-    max_dd, dd_drop, dd_peak = _drawdowns(curve)
-    if base_equity is None:
-        dd_pct = None
-    elif dd_drop:
-        dd_pct = _exact_ratio(dd_drop * 100, dd_peak)
-    else:
-        dd_pct = ZERO
+    curve = list(accumulate(pnls, initial=0))
+    max_dd, episodes = _drawdowns(curve)
 
     trailing_losses = 0
     for pnl in reversed(pnls):
@@ -229,7 +276,7 @@ def summarize(
 
     avg_win = from_micros(gross_profit) / wins if wins else None
     avg_loss = from_micros(gross_loss) / losses if losses else None
-    return TradeStats(
+    stats = TradeStats(
         trades=n,
         wins=wins,
         losses=losses,
@@ -247,7 +294,7 @@ def summarize(
         gross_profit=from_micros(gross_profit),
         gross_loss=from_micros(gross_loss),
         max_drawdown_usd=from_micros(max_dd),
-        max_drawdown_pct=dd_pct,
+        max_drawdown_pct=None,
         best_pnl=from_micros(max(pnls)),
         worst_pnl=from_micros(min(pnls)),
         sessions=len(ends),
@@ -255,6 +302,7 @@ def summarize(
         losing_sessions=sum(1 for p in session_pnls if p < 0),
         consecutive_losses=trailing_losses,
     )
+    return _Core(stats, episodes)
 
 
 def _exact_ratio(numerator: int, denominator: int) -> Decimal:
@@ -264,28 +312,44 @@ def _exact_ratio(numerator: int, denominator: int) -> Decimal:
         return Decimal(numerator) / Decimal(denominator)
 
 
-def _drawdowns(curve: list[int]) -> tuple[int, int, int]:
-    """(largest drop, and the drop/peak pair with the largest drop ÷ peak) of an equity curve.
+def _drawdowns(curve: list[int]) -> tuple[int, list[tuple[int, int]]]:
+    """The largest drop of a cumulative-P&L curve, and each drawdown episode as (its largest
+    drop, the cumulative P&L at its peak).
 
-    The peak is constant between new highs, so the worst ratio of each such episode is its
-    largest drop over that peak; ratios are compared by cross-multiplying (exact integers).
+    The peak is constant between new highs, so the worst drop ÷ peak of an episode is its largest
+    drop over that peak, whatever the base equity added to the whole curve.
     """
     peak = curve[0]
     episode_drop = max_drop = 0
-    pct_drop, pct_peak = 0, 1
+    episodes: list[tuple[int, int]] = []
     for equity in curve:
         if equity > peak:
-            if episode_drop * pct_peak > pct_drop * peak:
-                pct_drop, pct_peak = episode_drop, peak
+            if episode_drop:
+                episodes.append((episode_drop, peak))
             peak = equity
             episode_drop = 0
         elif peak - equity > episode_drop:
             episode_drop = peak - equity
             if episode_drop > max_drop:
                 max_drop = episode_drop
-    if peak > 0 and episode_drop * pct_peak > pct_drop * peak:
-        pct_drop, pct_peak = episode_drop, peak
-    return max_drop, pct_drop, pct_peak
+    if episode_drop:
+        episodes.append((episode_drop, peak))
+    return max_drop, episodes
+
+
+def _drawdown_pct(episodes: list[tuple[int, int]], base: int) -> Decimal:
+    """The largest drop ÷ peak equity, in %, with the curve anchored at `base` (micro-dollars).
+
+    Ratios are compared by cross-multiplying exact integers; a peak at or below zero equity
+    counts only when nothing else does (as before: the first episode wins ties)."""
+    best_drop, best_peak = 0, 1
+    for drop, peak in episodes:
+        equity = base + peak
+        if equity > 0 and drop * best_peak > best_drop * equity:
+            best_drop, best_peak = drop, equity
+    if not best_drop:
+        return ZERO
+    return _exact_ratio(best_drop * 100, best_peak)
 
 
 _EMPTY = TradeStats(
