@@ -35,6 +35,7 @@ from tradebot.market.exchange import (
     ErrorEvent,
     Event,
     FillEvent,
+    OrderType,
     OrderUpdate,
     SimExchange,
     SimFill,
@@ -43,7 +44,7 @@ from tradebot.market.exchange import (
 )
 from tradebot.market.fills import commission
 
-ORDER_TYPES = ("LMT", "STP", "MKT")
+ORDER_TYPES: dict[str, OrderType] = {"LMT": "LMT", "STP": "STP", "MKT": "MKT"}
 TIFS = ("DAY", "GTC", "IOC")
 UNKNOWN_PARENT = -1  # a venue id that never exists: the venue then refuses "parent unknown"
 
@@ -187,7 +188,7 @@ class OrderBook:
             contract=contract,
             action="BUY" if req.action == "BUY" else "SELL",
             qty=int(req.quantity),
-            order_type=req.order_type if req.order_type in ORDER_TYPES else "LMT",  # type: ignore[arg-type]
+            order_type=ORDER_TYPES.get(req.order_type, "LMT"),  # others are refused below
             limit=req.limit if req.order_type == "LMT" else None,
             stop=req.aux if req.order_type == "STP" else None,
             tif=req.tif,

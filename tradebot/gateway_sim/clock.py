@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 
 class SimClock:
@@ -65,4 +65,29 @@ class SimClock:
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("the simulated clock needs a timezone-aware time")
+    return moment.astimezone(UTC)
+
+
+def parse_moment(text: str, calendar: str) -> datetime:
+    """`--start` and `clock set`: an ISO date (that session's open, or 09:30 New York on a day
+    without a session) or an ISO date-time with a zone ('Z' for UTC). ValueError otherwise."""
+    from tradebot.core.sessions import session_open_close
+    from tradebot.core.trades import EXCHANGE_TZ
+
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            try:
+                return session_open_close(day, calendar)[0]
+            except ValueError:
+                opening = datetime(day.year, day.month, day.day, 9, 30, tzinfo=EXCHANGE_TZ)
+                return opening.astimezone(UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO date or date-time (e.g. 2025-07-01 or 2025-07-01T14:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} needs a time zone (e.g. a trailing Z for UTC)")
     return moment.astimezone(UTC)
