@@ -200,3 +200,33 @@ def test_the_decoder_watch_catches_a_message_with_a_missing_field(
     scenario(178, body)
     assert any("Error handling fields" in line for line in no_decoder_errors.bad)
     no_decoder_errors.bad.clear()
+
+
+def test_a_conid_from_before_a_restart_still_resolves(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        _, option = await _spy_option(ib, sim)
+        sim.universe.by_con_id.pop(option.conId)  # as if this server had never listed it
+        again = Option(conId=option.conId, symbol="SPY", exchange="SMART")
+        [details] = await ib.reqContractDetailsAsync(again)
+        assert details.contract is not None and details.contract.localSymbol == option.localSymbol
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_market_rule_and_what_if_order(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        _, option = await _spy_option(ib, sim)
+        [details] = await ib.reqContractDetailsAsync(option)
+        [increment] = await ib.reqMarketRuleAsync(int(details.marketRuleIds))
+        assert (increment.lowEdge, increment.increment) == (0, 0.01)
+        from ib_async import LimitOrder
+
+        state = await ib.whatIfOrderAsync(option, LimitOrder("BUY", 2, 1.25))
+        assert float(state.initMarginChange) == 250.0 and state.commission == 1.30
+        assert sim.exchange.orders == {}  # a what-if order is never placed
+        ib.disconnect()
+
+    scenario(version, body)

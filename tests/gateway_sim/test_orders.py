@@ -7,7 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from ib_async import IB, ExecutionFilter, LimitOrder, Option, Stock, Trade
+from ib_async import IB, ExecutionFilter, LimitOrder, Option, Stock
 
 from tests.gateway_sim.conftest import START, Errors, connect, scenario, until
 from tradebot.gateway_sim import GatewaySim
@@ -256,5 +256,41 @@ def test_executions_filter_by_symbol_and_side(version: int) -> None:
     scenario(version, body)
 
 
-def _status(trade: Trade) -> str:
-    return trade.orderStatus.status
+def test_a_fill_pushes_positions_portfolio_and_account_values(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        option = await _option(ib, sim)
+        ask = _ask(sim, option)
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, float(ask)))
+        await until(lambda: trade.isDone() and len(ib.portfolio()) == 1)
+        [item] = ib.portfolio()
+        assert item.contract.conId == option.conId and item.position == 1
+        assert item.averageCost == float(ask) * 100
+        cash = {v.tag: v.value for v in ib.accountValues() if v.currency == "USD"}
+        assert Decimal(cash["TotalCashValue"]) == Decimal(10000) - ask * 100 - 1
+        ib.client.reqPositionsMulti(99, "DUSIM0001", "")  # decoded without a complaint
+        ib.client.reqAllOpenOrders()
+        await asyncio.sleep(0.05)
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_a_held_parent_sent_again_with_transmit_goes_first(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        option = await _option(ib, sim)
+        parent = LimitOrder("BUY", 1, 0.05, transmit=False)
+        parent_trade = ib.placeOrder(option, parent)
+        child = LimitOrder("SELL", 1, 9.0, parentId=parent.orderId, transmit=False)
+        child_trade = ib.placeOrder(option, child)
+        await asyncio.sleep(0.05)
+        assert sim.exchange.orders == {}
+        parent.transmit = True
+        ib.placeOrder(option, parent)  # sends the whole group, parent first
+        await until(lambda: child_trade.orderStatus.status == "PreSubmitted")
+        assert parent_trade.orderStatus.status == "Submitted"
+        assert _venue(sim, 1, child.orderId).parent_id == _venue(sim, 1, parent.orderId).order_id
+        ib.disconnect()
+
+    scenario(version, body)

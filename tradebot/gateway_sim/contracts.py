@@ -12,7 +12,7 @@ handed out is remembered by conId, so later requests that carry only the conId r
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -152,9 +152,14 @@ class Universe:
         """Every listed contract the request describes (none, one, or several)."""
         if spec.con_id:
             known = self.by_con_id.get(spec.con_id)
-            if known is None or not _consistent(spec, known):
+            if known is not None:
+                return [known] if _consistent(spec, known) else []
+            # Not handed out by this server yet (a client that kept conIds across a restart):
+            # resolve the other fields and keep what carries that conId.
+            if not (spec.symbol or spec.local_symbol):
                 return []
-            return [known]
+            bare = replace(spec, con_id=0)
+            return [c for c in self.matches(bare, day) if c.con_id == spec.con_id]
         if spec.currency not in ("", "USD"):
             return []
         if spec.sec_type == "STK":

@@ -621,7 +621,10 @@ class GatewaySim:
                 audience = self._audience(view.client_id, only_owner=notice.only_owner)
                 for session in audience:
                     session.send(msg.open_order(session.version, view))
-                    session.send(msg.order_status(view))
+                    if not view.what_if:  # a what-if answer is the openOrder alone
+                        session.send(msg.order_status(view))
+                if view.what_if:
+                    continue
                 log.info(
                     "order %d of client %d (perm %d): %s, filled %d",
                     view.order_id,
