@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from ib_async import IB
+from ib_async import IB, Option, Stock
 
 from tradebot.gateway_sim import GatewaySim, SimClock, SimSettings
 
@@ -120,3 +120,21 @@ class Errors:
 
     def about(self, req_id: int) -> list[int]:
         return [code for r, code, _ in self.seen if r == req_id]
+
+
+async def spy_stock(ib: IB) -> Stock:
+    spy = Stock("SPY", "SMART", "USD")
+    await ib.qualifyContractsAsync(spy)
+    return spy
+
+
+async def near_money_call(ib: IB, sim: GatewaySim, above: float = 0.0) -> Option:
+    """The first-expiry SPY call at the strike nearest spot × (1 + above), qualified."""
+    spot = sim.market.last_price("SPY", sim.clock.now())
+    assert spot is not None
+    chain = sim.market.chain("SPY", sim.clock.now().date())
+    strike = min(chain.strikes, key=lambda k: abs(float(k) - spot * (1 + above)))
+    option = Option("SPY", f"{chain.expiries[0]:%Y%m%d}", float(strike), "C", "SMART")
+    [qualified] = await ib.qualifyContractsAsync(option)
+    assert qualified is not None
+    return option

@@ -7,26 +7,18 @@ import math
 from datetime import timedelta
 from pathlib import Path
 
-from ib_async import IB, LimitOrder, Option, Stock
+from ib_async import LimitOrder
 
-from tests.gateway_sim.conftest import START, Errors, connect, scenario, until
+from tests.gateway_sim.conftest import (
+    START,
+    Errors,
+    connect,
+    near_money_call,
+    scenario,
+    spy_stock,
+    until,
+)
 from tradebot.gateway_sim import GatewaySim
-
-
-async def _option(ib: IB, sim: GatewaySim) -> Option:
-    spot = sim.market.last_price("SPY", sim.clock.now())
-    assert spot is not None
-    chain = sim.market.chain("SPY", sim.clock.now().date())
-    strike = min(chain.strikes, key=lambda k: abs(float(k) - spot))
-    option = Option("SPY", f"{chain.expiries[0]:%Y%m%d}", float(strike), "C", "SMART")
-    await ib.qualifyContractsAsync(option)
-    return option
-
-
-async def _spy(ib: IB) -> Stock:
-    spy = Stock("SPY", "SMART", "USD")
-    await ib.qualifyContractsAsync(spy)
-    return spy
 
 
 def test_dropped_socket_fires_disconnected_event(version: int) -> None:
@@ -47,7 +39,7 @@ def test_connectivity_lost_then_restored_with_data_lost(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        spy = await _spy(ib)
+        spy = await spy_stock(ib)
         ticker = ib.reqMktData(spy)
         await until(lambda: ticker.lastTimestamp == START)
         sim.faults.connectivity_lost()
@@ -72,7 +64,7 @@ def test_connectivity_restored_with_data_maintained_resumes_streams(version: int
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        spy = await _spy(ib)
+        spy = await spy_stock(ib)
         ticker = ib.reqMktData(spy)
         await until(lambda: ticker.lastTimestamp == START)
         sim.faults.connectivity_lost()
@@ -91,7 +83,7 @@ def test_pacing_violation_162_on_historical_data(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        spy = await _spy(ib)
+        spy = await spy_stock(ib)
         sim.faults.pace_historical()
         bars = await ib.reqHistoricalDataAsync(spy, "", "1 D", "1 min", "TRADES", True)
         assert list(bars) == []
@@ -108,7 +100,7 @@ def test_no_market_data_permission_354(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim)
         sim.faults.market_data_permission("SPY", "none")
         [ticker] = await ib.reqTickersAsync(option)
         assert math.isnan(ticker.bid) and math.isnan(ticker.ask)
@@ -122,7 +114,7 @@ def test_delayed_only_permission_gives_10167_and_delayed_ticks(version: int) -> 
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        spy = await _spy(ib)
+        spy = await spy_stock(ib)
         sim.faults.market_data_permission("*", "delayed")
         [ticker] = await ib.reqTickersAsync(spy)  # asks for live data (type 1)
         assert errors.codes() == [10167]
@@ -138,7 +130,7 @@ def test_informational_10349_makes_ib_async_cancel_a_live_order(version: int) ->
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim)
         sim.faults.notice_next_order()  # 10349 "Order TIF was set to DAY based on order preset"
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05))
         await until(lambda: 10349 in errors.codes())
@@ -156,7 +148,7 @@ def test_cancel_racing_a_fill_gets_10148(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim)
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC"))
         await until(lambda: trade.orderStatus.status == "Submitted")
         sim.faults.fill_before_next_cancel()
@@ -172,7 +164,7 @@ def test_cancel_racing_a_fill_gets_10148(version: int) -> None:
 def test_fill_while_disconnected_is_seen_after_reconnect(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim, client_id=9)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim)
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC", orderRef="E1"))
         await until(lambda: trade.orderStatus.status == "Submitted")
         order_id, perm_id = trade.order.orderId, trade.order.permId
@@ -196,7 +188,7 @@ def test_fill_while_disconnected_is_seen_after_reconnect(version: int) -> None:
 def test_next_valid_id_rolled_back_after_reconnect(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim)
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05))
         await until(lambda: trade.orderStatus.status == "Submitted")
         ib.cancelOrder(trade.order)
@@ -223,7 +215,7 @@ def test_next_valid_id_rolled_back_after_reconnect(version: int) -> None:
 def test_stale_ticker_stops_moving(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        spy = await _spy(ib)
+        spy = await spy_stock(ib)
         ticker = ib.reqMktData(spy)
         await until(lambda: ticker.lastTimestamp == START)
         sim.faults.stale_quotes("SPY", since=sim.clock.now())
@@ -246,7 +238,7 @@ def test_informational_error_about_any_live_order(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim)
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05))
         await until(lambda: trade.orderStatus.status == "Submitted")
         assert sim.faults.order_error(1, trade.order.orderId, 399, "Order message: warning")
@@ -261,7 +253,7 @@ def test_refused_brackets_reject_children_with_201(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim)
         sim.faults.refuse_brackets()
         trades = [ib.placeOrder(option, o) for o in ib.bracketOrder("BUY", 1, 0.05, 9.0, 0.01)]
         await until(lambda: trades[1].isDone() and trades[2].isDone())
@@ -280,7 +272,7 @@ def test_state_file_resumes_the_account_after_a_restart(tmp_path: Path, version:
 
     async def first(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim)
         quote = sim.exchange.quote(sim.universe.by_con_id[option.conId], START)
         assert quote is not None
         bought = ib.placeOrder(option, LimitOrder("BUY", 1, float(quote.ask), tif="GTC"))

@@ -10,23 +10,22 @@ from decimal import Decimal
 import pytest
 from ib_async import IB, Option, Stock
 
-from tests.gateway_sim.conftest import START, DecoderWatch, Errors, connect, scenario, until
+from tests.gateway_sim.conftest import (
+    START,
+    DecoderWatch,
+    Errors,
+    connect,
+    near_money_call,
+    scenario,
+    spy_stock,
+    until,
+)
 from tradebot.core.trades import EXCHANGE_TZ
 from tradebot.gateway_sim import GatewaySim
 
 
 async def _spy_option(ib: IB, sim: GatewaySim) -> tuple[Stock, Option]:
-    """SPY and its first-expiry call nearest the money, qualified."""
-    spy = Stock("SPY", "SMART", "USD")
-    await ib.qualifyContractsAsync(spy)
-    spot = sim.market.last_price("SPY", sim.clock.now())
-    assert spot is not None
-    chain = sim.market.chain("SPY", sim.clock.now().date())
-    strike = min(chain.strikes, key=lambda k: abs(float(k) - spot))
-    option = Option("SPY", f"{chain.expiries[0]:%Y%m%d}", float(strike), "C", "SMART")
-    [qualified] = await ib.qualifyContractsAsync(option)
-    assert qualified is not None
-    return spy, option
+    return await spy_stock(ib), await near_money_call(ib, sim)
 
 
 def test_connect_finishes_its_whole_sync_quickly(version: int) -> None:

@@ -9,19 +9,16 @@ from decimal import Decimal
 import pytest
 from ib_async import IB, ExecutionFilter, LimitOrder, Option, Stock
 
-from tests.gateway_sim.conftest import START, Errors, connect, scenario, until
+from tests.gateway_sim.conftest import (
+    START,
+    Errors,
+    connect,
+    near_money_call,
+    scenario,
+    until,
+)
 from tradebot.gateway_sim import GatewaySim
 from tradebot.market.exchange import SimOrder
-
-
-async def _option(ib: IB, sim: GatewaySim) -> Option:
-    spot = sim.market.last_price("SPY", sim.clock.now())
-    assert spot is not None
-    chain = sim.market.chain("SPY", sim.clock.now().date())
-    strike = min(chain.strikes, key=lambda k: abs(float(k) - spot * 1.005))
-    option = Option("SPY", f"{chain.expiries[0]:%Y%m%d}", float(strike), "C", "SMART")
-    await ib.qualifyContractsAsync(option)
-    return option
 
 
 def _ask(sim: GatewaySim, option: Option) -> Decimal:
@@ -39,7 +36,7 @@ def _venue(sim: GatewaySim, client_id: int, order_id: int) -> SimOrder:
 def test_bracket_parent_fill_commission_then_take_profit_cancels_the_stop(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim, above=0.005)
         ask = _ask(sim, option)
         bracket = ib.bracketOrder("BUY", 2, float(ask), float(ask * 2), float(ask / 2))
         for o in bracket:
@@ -80,7 +77,7 @@ def test_bracket_parent_fill_commission_then_take_profit_cancels_the_stop(versio
 def test_children_wait_presubmitted_until_the_parent_fills(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim, above=0.005)
         low = float((_ask(sim, option) / 3).quantize(Decimal("0.01")))
         trades = [ib.placeOrder(option, o) for o in ib.bracketOrder("BUY", 1, low, 9.0, 0.01)]
         parent, take, stop = trades
@@ -99,7 +96,7 @@ def test_cancel_a_resting_order_and_error_202(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim, above=0.005)
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="DAY"))
         await until(lambda: trade.orderStatus.status == "Submitted")
         sim.advance(timedelta(minutes=5))  # rests: far under the market
@@ -116,7 +113,7 @@ def test_cancel_a_resting_order_and_error_202(version: int) -> None:
 def test_modify_changes_the_price_of_a_working_order(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim, above=0.005)
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC"))
         await until(lambda: trade.orderStatus.status == "Submitted")
         trade.order.lmtPrice = 0.07
@@ -132,7 +129,7 @@ def test_order_rejected_with_201(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
         errors = Errors(ib)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim, above=0.005)
         sim.faults.reject_next_order("insufficient buying power")
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05))
         await until(lambda: trade.orderStatus.status == "Cancelled")
@@ -182,7 +179,7 @@ def test_a_client_id_in_use_is_refused_with_326(version: int) -> None:
 def test_client_zero_sees_every_clients_orders(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         worker = await connect(sim, client_id=5)
-        option = await _option(worker, sim)
+        option = await near_money_call(worker, sim, above=0.005)
         early = worker.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC"))
         await until(lambda: early.orderStatus.status == "Submitted")
         master = await connect(sim, client_id=0)  # its start-up sync lists client 5's order
@@ -206,7 +203,7 @@ def test_client_zero_sees_every_clients_orders(version: int) -> None:
 def test_same_order_id_from_two_clients_are_two_orders(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         a, b = await connect(sim, client_id=1), await connect(sim, client_id=2)
-        option = await _option(a, sim)
+        option = await near_money_call(a, sim, above=0.005)
         await b.qualifyContractsAsync(option)
         ta = a.placeOrder(option, LimitOrder("BUY", 1, 0.05, orderId=100))
         tb = b.placeOrder(option, LimitOrder("BUY", 1, 0.06, orderId=100))
@@ -223,7 +220,7 @@ def test_same_order_id_from_two_clients_are_two_orders(version: int) -> None:
 def test_global_cancel_cancels_every_clients_orders(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         a, b = await connect(sim, client_id=1), await connect(sim, client_id=2)
-        option = await _option(a, sim)
+        option = await near_money_call(a, sim, above=0.005)
         await b.qualifyContractsAsync(option)
         trades = [
             a.placeOrder(option, LimitOrder("BUY", 1, 0.05)),
@@ -241,7 +238,7 @@ def test_global_cancel_cancels_every_clients_orders(version: int) -> None:
 def test_executions_filter_by_symbol_and_side(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim, above=0.005)
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, float(_ask(sim, option))))
         await until(trade.isDone)
         found = await ib.reqExecutionsAsync(ExecutionFilter(symbol="SPY", side="BUY"))
@@ -259,7 +256,7 @@ def test_executions_filter_by_symbol_and_side(version: int) -> None:
 def test_a_fill_pushes_positions_portfolio_and_account_values(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim, above=0.005)
         ask = _ask(sim, option)
         trade = ib.placeOrder(option, LimitOrder("BUY", 1, float(ask)))
         await until(lambda: trade.isDone() and len(ib.portfolio()) == 1)
@@ -279,7 +276,7 @@ def test_a_fill_pushes_positions_portfolio_and_account_values(version: int) -> N
 def test_a_held_parent_sent_again_with_transmit_goes_first(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)
-        option = await _option(ib, sim)
+        option = await near_money_call(ib, sim, above=0.005)
         parent = LimitOrder("BUY", 1, 0.05, transmit=False)
         parent_trade = ib.placeOrder(option, parent)
         child = LimitOrder("SELL", 1, 9.0, parentId=parent.orderId, transmit=False)

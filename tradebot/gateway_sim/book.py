@@ -236,29 +236,8 @@ class OrderBook:
         price = req.limit or (quote.ask if quote is not None else Decimal(0))
         qty = int(req.quantity)
         fee = commission(qty, self.exchange.per_contract, self.exchange.minimum)
-        view = OrderView(
-            order_id=req.order_id,
-            client_id=client_id,
-            perm_id=0,
-            parent_id=req.parent_id,
-            parent_perm_id=0,
-            contract=wire_contract(contract),
-            action=req.action,
-            quantity=qty,
-            order_type=req.order_type,
-            limit=req.limit,
-            aux=req.aux,
-            tif=req.tif,
-            oca_group=req.oca_group,
-            oca_type=req.oca_type,
-            account=self.account,
-            order_ref=req.order_ref,
-            outside_rth=req.outside_rth,
-            status="PreSubmitted",
-            filled=0,
-            remaining=qty,
-            avg_fill_price=Decimal(0),
-            last_fill_price=Decimal(0),
+        view = replace(
+            _request_view(client_id, req, contract, self.account, "PreSubmitted"),
             what_if=True,
             what_if_cost=price * qty * multiplier_of(contract),
             commission=fee,
@@ -331,31 +310,7 @@ class OrderBook:
         return notices
 
     def _held_cancelled(self, held: HeldOrder) -> OrderNotice:
-        req = held.request
-        view = OrderView(
-            order_id=req.order_id,
-            client_id=held.client_id,
-            perm_id=0,
-            parent_id=req.parent_id,
-            parent_perm_id=0,
-            contract=wire_contract(held.contract),
-            action=req.action,
-            quantity=int(req.quantity),
-            order_type=req.order_type,
-            limit=req.limit,
-            aux=req.aux,
-            tif=req.tif,
-            oca_group=req.oca_group,
-            oca_type=req.oca_type,
-            account=self.account,
-            order_ref=req.order_ref,
-            outside_rth=req.outside_rth,
-            status="Cancelled",
-            filled=0,
-            remaining=int(req.quantity),
-            avg_fill_price=Decimal(0),
-            last_fill_price=Decimal(0),
-        )
+        view = _request_view(held.client_id, held.request, held.contract, self.account, "Cancelled")
         return OrderNotice(view, only_owner=True)
 
     # -- time and faults -------------------------------------------------------------------------
@@ -558,6 +513,37 @@ class OrderBook:
         self.realized = {str(k): Decimal(str(v)) for k, v in state.get("realized", {}).items()}
         for order in self.exchange.orders.values():
             self.universe.remember(order.contract)
+
+
+def _request_view(
+    client_id: int, req: PlaceOrderRequest, contract: Contract, account: str, status: str
+) -> OrderView:
+    """An order that never reached the venue (held, or what-if), as its client sent it."""
+    qty = int(req.quantity)
+    return OrderView(
+        order_id=req.order_id,
+        client_id=client_id,
+        perm_id=0,
+        parent_id=req.parent_id,
+        parent_perm_id=0,
+        contract=wire_contract(contract),
+        action=req.action,
+        quantity=qty,
+        order_type=req.order_type,
+        limit=req.limit,
+        aux=req.aux,
+        tif=req.tif,
+        oca_group=req.oca_group,
+        oca_type=req.oca_type,
+        account=account,
+        order_ref=req.order_ref,
+        outside_rth=req.outside_rth,
+        status=status,
+        filled=0,
+        remaining=qty if status != "Cancelled" else 0,
+        avg_fill_price=Decimal(0),
+        last_fill_price=Decimal(0),
+    )
 
 
 def _about(event: Event, venue_id: int) -> bool:

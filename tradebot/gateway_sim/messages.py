@@ -246,19 +246,8 @@ def historical_data(req_id: int, start: str, end: str, bars: Sequence[WireBar]) 
 
 # -- orders ----------------------------------------------------------------------------------
 def open_order(version: int, o: OrderView) -> Fields:
-    fields: Fields = [5, o.order_id, *o.contract.short_block()]
+    fields: Fields = [5, o.order_id, *o.contract.short_block(), *_order_head(o)]
     fields += [
-        o.action,
-        o.quantity,
-        o.order_type,
-        o.limit,
-        o.aux,
-        o.tif,
-        o.oca_group,
-        o.account,
-        "O",  # openClose
-        0,  # origin: customer
-        o.order_ref,
         o.client_id,
         o.perm_id,
         o.outside_rth,
@@ -266,21 +255,7 @@ def open_order(version: int, o: OrderView) -> Fields:
         0,  # discretionaryAmt
         "",  # goodAfterTime
         "",  # sharesAllocation (deprecated)
-        "",  # faGroup
-        "",  # faMethod
-        "",  # faPercentage
-    ]
-    if version < 177:
-        fields.append("")  # faProfile
-    fields += [
-        "",  # modelCode
-        "",  # goodTillDate
-        "",  # rule80A
-        "",  # percentOffset
-        "",  # settlingFirm
-        0,  # shortSaleSlot
-        "",  # designatedLocation
-        -1,  # exemptCode
+        *_allocation_block(version),
         0,  # auctionStrategy
         "",  # startingPrice
         "",  # stockRefPrice
@@ -362,6 +337,41 @@ def open_order(version: int, o: OrderView) -> Fields:
     return fields
 
 
+def _order_head(o: OrderView) -> Fields:
+    """What openOrder and completedOrder both start with after the contract."""
+    return [
+        o.action,
+        o.quantity,
+        o.order_type,
+        o.limit,
+        o.aux,
+        o.tif,
+        o.oca_group,
+        o.account,
+        "O",  # openClose
+        0,  # origin: customer
+        o.order_ref,
+    ]
+
+
+def _allocation_block(version: int) -> Fields:
+    """faGroup … exemptCode, shared by openOrder and completedOrder (faProfile below 177)."""
+    fields: Fields = ["", "", ""]  # faGroup, faMethod, faPercentage
+    if version < 177:
+        fields.append("")  # faProfile
+    fields += [
+        "",  # modelCode
+        "",  # goodTillDate
+        "",  # rule80A
+        "",  # percentOffset
+        "",  # settlingFirm
+        0,  # shortSaleSlot
+        "",  # designatedLocation
+        -1,  # exemptCode
+    ]
+    return fields
+
+
 def _margins(o: OrderView) -> list[object]:
     """initMargin/maintMargin/equityWithLoan before, change, after (what-if orders only)."""
     if not o.what_if or o.what_if_cost is None:
@@ -392,39 +402,14 @@ def open_order_end() -> Fields:
 
 
 def completed_order(version: int, o: OrderView) -> Fields:
-    fields: Fields = [101, *o.contract.short_block()]
+    fields: Fields = [101, *o.contract.short_block(), *_order_head(o)]
     fields += [
-        o.action,
-        o.quantity,
-        o.order_type,
-        o.limit,
-        o.aux,
-        o.tif,
-        o.oca_group,
-        o.account,
-        "O",  # openClose
-        0,  # origin
-        o.order_ref,
         o.perm_id,
         o.outside_rth,
         0,  # hidden
         0,  # discretionaryAmt
         "",  # goodAfterTime
-        "",  # faGroup
-        "",  # faMethod
-        "",  # faPercentage
-    ]
-    if version < 177:
-        fields.append("")  # faProfile
-    fields += [
-        "",  # modelCode
-        "",  # goodTillDate
-        "",  # rule80A
-        "",  # percentOffset
-        "",  # settlingFirm
-        0,  # shortSaleSlot
-        "",  # designatedLocation
-        -1,  # exemptCode
+        *_allocation_block(version),
         "",  # startingPrice
         "",  # stockRefPrice
         "",  # delta
