@@ -116,7 +116,8 @@ def load_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
     if high_low.any():
         row = int(np.flatnonzero(high_low)[0])
         raise BarsError(f"{path}, row {row + 2}: high is below low")
-    frame = pd.DataFrame(values, index=times)
+    # Nanoseconds like every bar frame: the model compares `index.asi8` with epoch ns.
+    frame = pd.DataFrame(values, index=times.as_unit("ns"))
     try:
         return rth_bars(frame, calendar)
     except ValueError as exc:
