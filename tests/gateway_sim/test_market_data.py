@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from ib_async import IB, Option, Stock
@@ -229,3 +231,23 @@ def test_market_rule_and_what_if_order(version: int) -> None:
         ib.disconnect()
 
     scenario(version, body)
+
+
+def test_bars_from_csv_files_serve_only_their_symbols(tmp_path: Path) -> None:
+    folder = tmp_path / "bars"
+    folder.mkdir()
+    shutil.copy(
+        Path(__file__).parent.parent / "data" / "synthetic_spy_1min.csv", folder / "SPY.csv"
+    )
+
+    async def body(sim: GatewaySim) -> None:
+        assert sim.universe.symbols == ("SPY",) and "SPY" in sim.describe()
+        ib = await connect(sim)
+        spy, qqq = Stock("SPY", "SMART", "USD"), Stock("QQQ", "SMART", "USD")
+        assert await ib.qualifyContractsAsync(spy, qqq) == [spy, None]
+        bars = await ib.reqHistoricalDataAsync(spy, "", "1 D", "1 min", "TRADES", True)
+        assert len(bars) == 90  # 09:30 … 10:59 on 2025-07-03 (pre-market rows are not RTH)
+        assert bars[0].open == 498.63  # the file's 09:30 row
+        ib.disconnect()
+
+    scenario(178, body, start=datetime(2025, 7, 3, 15, 0, tzinfo=UTC), bars_dir=folder)
