@@ -31,9 +31,18 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-columns=min,median,max,rounds -q
 
+# One whole simulated session of the real loop, in a fresh temporary logs directory, then what
+# happened: the journal and the phase ladder. DEMO_DAY picks the session (a real XNYS session).
+DEMO_DAY ?= 2025-07-01
 demo: $(STAMP)
-	@echo "make demo arrives with the trading-loop issue (tradebot run on the simulated broker)."
-	@echo "Until then, try: $(BIN)/tradebot --help   and   $(BIN)/tradebot config show"
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/tradebot-demo.XXXXXX") && \
+	export TRADEBOT_PATHS__LOGS_DIR="$$dir/logs" TRADEBOT_PATHS__STATE_DIR="$$dir/logs/state" && \
+	echo "== tradebot run: the $(DEMO_DAY) session on the simulated broker (logs in $$dir/logs)" && \
+	$(BIN)/tradebot --config examples/demo.toml run --start $(DEMO_DAY) --speed max && \
+	echo && echo "== tradebot journal" && \
+	$(BIN)/tradebot --config examples/demo.toml journal && \
+	echo && echo "== tradebot phase status" && \
+	$(BIN)/tradebot --config examples/demo.toml phase status
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis .benchmarks

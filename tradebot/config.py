@@ -92,6 +92,18 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SimBrokerConfig(Section):
+    """The built-in simulated broker (`broker.kind = "sim"`)."""
+
+    seed: int = Field(1, ge=0, le=2**31 - 1)  # the synthetic market's seed
+    commission_per_contract: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("0.65")
+    commission_minimum: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("1.00")
+    # Rehearsal faults: refuse native brackets (the loop falls back to OCO emulation), and
+    # report quotes this many seconds old (stale quotes must never open a trade).
+    refuse_brackets: bool = False
+    quote_delay_s: int = Field(0, ge=0, le=86_400)
+
+
 class BrokerConfig(Section):
     kind: Literal["sim", "ibkr"] = "sim"
     host: str = "127.0.0.1"
@@ -100,6 +112,7 @@ class BrokerConfig(Section):
     account: str | None = None
     market_data_type: Literal["live", "delayed"] = "live"
     timeout_s: Decimal = Field(Decimal(10), gt=0)
+    sim: SimBrokerConfig = SimBrokerConfig()
 
 
 class TradingConfig(Section):
@@ -120,6 +133,8 @@ class RiskConfig(Section):
     max_spread_pct: PositivePercent = Decimal(10)
     min_option_volume: int = Field(100, ge=0)
     paper_equity: Annotated[Decimal, Field(gt=0)] = Decimal(10000)
+    # A quote older than this (by its own time) never opens a position.
+    max_quote_age_s: int = Field(10, ge=1, le=3600)
 
 
 class ScalpConfig(Section):

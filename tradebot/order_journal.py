@@ -6,12 +6,14 @@ the risk check count the session's entries from it.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from tradebot.core.orders import OrderEvent
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import JsonlContents, JsonlFile
+from tradebot.storage.jsonl import LockedJsonl
 
 ORDERS_FILE = Path("journal") / "orders.jsonl"
 
@@ -38,6 +40,14 @@ class OrderJournal:
     def read_events(self) -> list[OrderEvent]:
         """Every event; a malformed line raises CorruptRecordError naming file and line."""
         return parse_order_events(self.path, self.file.read())
+
+    def session_events(self, session: date) -> list[OrderEvent]:
+        """The events of one exchange session (what the per-session entry count needs)."""
+        return [e for e in self.read_events() if e.session == session]
+
+    def locked_session_events(self, locked: LockedJsonl, session: date) -> list[OrderEvent]:
+        """`session_events` through a file held under its exclusive lock."""
+        return [e for e in parse_order_events(self.path, locked.read()) if e.session == session]
 
     def append(self, record: dict[str, Any]) -> None:
         """Record one event durably (must carry v, ts, event, order_ref, role, session, mode)."""

@@ -48,7 +48,7 @@ from tradebot.core.phase_rules import (
 from tradebot.core.trades import PhaseName, session_of
 from tradebot.equity import EquityView, equity_view
 from tradebot.errors import CorruptRecordError, RefusedError, UsageError
-from tradebot.order_journal import OrderJournal, parse_order_events
+from tradebot.order_journal import OrderJournal
 from tradebot.override_password import (
     MIN_LENGTH,
     Attempt,
@@ -153,16 +153,29 @@ def _audit(
 class PhaseLadder:
     """The ladder over one configuration's files."""
 
-    def __init__(self, loaded: LoadedConfig, *, notify: Notify | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedConfig, *, notify: Notify | None = None, cached: bool = False
+    ) -> None:
+        """`cached`: keep the journals in memory and read only their appended tails (the
+        long-running loop); commands read the files afresh each time."""
         self.loaded = loaded
         self.cfg = loaded.settings.phase
         self.records = PhaseRecords(loaded.logs_dir)
         self.state = StateStore(loaded.state_dir)
-        self.trades = TradeJournal(loaded.logs_dir)
-        self.orders = OrderJournal(loaded.logs_dir)
-        self.notify: Notify = notify or _log_notify
+        self.trades: TradeJournal
+        self.orders: OrderJournal
+        if cached:
+            from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
 
-    # -- reading ------------------------------------------------------------------------------
+            self.trades = CachedTradeJournal(loaded.logs_dir)
+            self.orders = CachedOrderJournal(loaded.logs_dir)
+        else:
+            self.trades = TradeJournal(loaded.logs_dir)
+            self.orders = OrderJournal(loaded.logs_dir)
+        self.notify: Notify = notify or _log_notify
+        self._sessions_closed_on: Any = None  # the day close_sessions last ran (once a day)
+
+    # -- reading -------------------------------------------------------------------------------
     def _evaluate(
         self,
         history: list[PhaseTransition],
@@ -189,7 +202,9 @@ class PhaseLadder:
         evaluation = evaluate(
             history=history,
             trades=trades,
-            order_events=self.orders.read_events() if order_events is None else order_events,
+            order_events=self.orders.session_events(session_of(now))
+            if order_events is None
+            else order_events,
             cfg=self.cfg,
             max_daily_loss_pct=self.loaded.settings.risk.max_daily_loss_pct,
             now=now,
@@ -210,9 +225,9 @@ class PhaseLadder:
         return view
 
     def _read_trades(self, warnings: list[str]) -> TradeSeries:
-        contents = self.trades.read()
-        warnings.extend(contents.warnings)
-        return TradeSeries.of(contents.trades)
+        series, read_warnings = self.trades.series()
+        warnings.extend(read_warnings)
+        return series
 
     def snapshot(
         self,
@@ -239,7 +254,7 @@ class PhaseLadder:
             return LadderSnapshot(None, exc.message, view, warnings)
         return LadderSnapshot(evaluation, None, view, evaluation.warnings)
 
-    # -- the loop's questions -----------------------------------------------------------------
+    # -- the loop's questions ------------------------------------------------------------------
     def check_entry(
         self,
         now: datetime,
@@ -277,7 +292,7 @@ class PhaseLadder:
         """
         with self.orders.file.locked() as locked:
             try:
-                events = parse_order_events(self.orders.path, locked.read())
+                events = self.orders.locked_session_events(locked, session_of(now))
             except CorruptRecordError as exc:
                 return EntryDecision(False, [Refusal("phase_unknown", exc.message)], None)
             snap = self.snapshot(now, equity=equity, order_events=events)
@@ -343,7 +358,7 @@ class PhaseLadder:
         )
         return transition
 
-    # -- operator commands --------------------------------------------------------------------
+    # -- operator commands ---------------------------------------------------------------------
     def advance(
         self, now: datetime, *, to: PhaseName | None, operator: str, reason: str | None
     ) -> PhaseTransition:
@@ -568,10 +583,12 @@ class PhaseLadder:
             record("password_set", True, "override password changed" if stored else "set")
         log.warning("phase override password %s by %s", "changed" if stored else "set", operator)
 
-    # -- session records ----------------------------------------------------------------------
+    # -- session records -----------------------------------------------------------------------
     def close_sessions(self, now: datetime) -> int:
         """Append a `session-metrics.jsonl` line for each finished session not yet recorded."""
         today = session_of(now)
+        if self._sessions_closed_on == today:
+            return 0  # finished sessions only change when the day does
         with self.records.session_metrics.locked() as locked:
             done = {str(r.get("session")) for r in locked.read().records}
             history = self.records.read_history().transitions
@@ -607,6 +624,7 @@ class PhaseLadder:
                     }
                 )
             locked.append_many(lines)
+        self._sessions_closed_on = today
         return len(lines)
 
     def _start_equity(self, trades: TradeSeries, day: Any) -> Decimal | None:

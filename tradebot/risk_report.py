@@ -24,7 +24,7 @@ from typing import Any
 
 from tradebot.config import LoadedConfig
 from tradebot.core.guards import DailyLoss, EntryWindow, Halt, daily_loss_guard, entry_window
-from tradebot.core.metrics import TradeSeries, from_micros
+from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import PhaseEvaluation, Refusal, entry_decision
 from tradebot.core.sizing import PositionSize, position_size
 from tradebot.core.trades import session_of
@@ -198,7 +198,7 @@ def build_risk_report(
 
     realized = Decimal(0)
     try:
-        trades = TradeSeries.of(ladder.trades.read().trades)
+        trades, _ = ladder.trades.series()
         modes = account_modes(loaded)
         today = session.toordinal()
         realized = from_micros(

@@ -50,7 +50,7 @@ class StateStore:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    # -- override password ------------------------------------------------------------------
+    # -- override password ---------------------------------------------------------------------
     def password_hash(self) -> str | None:
         state = read_json_state(self.path(PASSWORD_FILE))
         if state is None:
@@ -91,7 +91,7 @@ class StateStore:
             raise CorruptRecordError(self.path(START_OF_DAY_FILE), None, "'sessions' not an object")
         return sessions
 
-    # -- last broker equity -----------------------------------------------------------------
+    # -- last broker equity --------------------------------------------------------------------
     def equity_snapshot(self) -> EquityReading | None:
         state = read_json_state(self.path(EQUITY_FILE))
         return None if state is None else self._reading(EQUITY_FILE, state)
@@ -101,7 +101,7 @@ class StateStore:
             self.path(EQUITY_FILE), {"v": 1, "equity": str(amount), "source": source, "ts": now}
         )
 
-    # -- notices already sent ---------------------------------------------------------------
+    # -- notices already sent ------------------------------------------------------------------
     def notice_sent(self, key: str) -> bool:
         state = read_json_state(self.path(NOTICES_FILE)) or {}
         return key in state.get("sent", [])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from tradebot.core.metrics import TradeSeries
 from tradebot.core.trades import ClosedTrade
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import JsonlFile
@@ -52,6 +53,11 @@ class TradeJournal:
                     self.path, line, f"not a valid trade record ({describe_validation_error(exc)})"
                 ) from None
         return TradeJournalContents(trades, contents.warnings)
+
+    def series(self) -> tuple[TradeSeries, list[str]]:
+        """Every closed trade as a `TradeSeries` (for metrics), with the read's warnings."""
+        contents = self.read()
+        return TradeSeries.of(contents.trades), contents.warnings
 
     def append(self, trade: ClosedTrade) -> None:
         """Record a closed trade durably."""

@@ -33,6 +33,17 @@ def test_weekly_expiries_are_sessions() -> None:
     assert m.expiries(date(2025, 7, 1))[:2] == [date(2025, 7, 3), date(2025, 7, 11)]
     assert m.expiries(date(2025, 4, 14))[0] == date(2025, 4, 17)  # Good Friday → Thursday
     assert m.expiries(date(2025, 7, 11))[0] == date(2025, 7, 11)  # expiry day: DTE 0
+    assert m.expiries(date(2025, 7, 1), "AAPL")[:2] == [date(2025, 7, 3), date(2025, 7, 11)]
+
+
+def test_index_etfs_list_an_expiry_every_session() -> None:
+    m = make_market()
+    assert m.expiries(date(2025, 7, 2), "SPY")[:3] == [
+        date(2025, 7, 2),
+        date(2025, 7, 3),
+        date(2025, 7, 7),  # the July 4 holiday and the weekend have none
+    ]
+    assert m.chain("QQQ", date(2025, 7, 3)).expiries[:2] == (date(2025, 7, 3), date(2025, 7, 7))
 
 
 def test_listed_options_are_qualified_and_unlisted_ones_are_not() -> None:
@@ -42,7 +53,7 @@ def test_listed_options_are_qualified_and_unlisted_ones_are_not() -> None:
     opt = m.option("SPY", date(2025, 7, 3), strike, "C", day)
     assert opt is not None and opt.con_id > 0 and opt.tick == Decimal("0.01")
     assert opt.local_symbol.startswith("SPY   250703C")
-    assert m.option("SPY", date(2025, 7, 2), strike, "C", day) is None  # not an expiry
+    assert m.option("AAPL", date(2025, 7, 2), strike, "C", day) is None  # not an expiry
     assert m.option("SPY", date(2025, 7, 3), strike + Decimal("0.5"), "C", day) is None
     aapl = m.option("AAPL", date(2025, 7, 3), m.strikes("AAPL", day)[60], "P", day)
     assert aapl is not None and aapl.tick == Decimal("0.05")

@@ -51,7 +51,7 @@ def _ladder(ctx: typer.Context) -> PhaseLadder:
     return PhaseLadder(state_of(ctx).config())
 
 
-# -- status -----------------------------------------------------------------------------------
+# -- status ------------------------------------------------------------------------------------
 @app.command("status")
 def status(
     ctx: typer.Context,
@@ -198,7 +198,7 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
         out.print(f"[yellow]warning:[/] {esc(warning)}")
 
 
-# -- advance ----------------------------------------------------------------------------------
+# -- advance -----------------------------------------------------------------------------------
 def _read_secret(prompt: str, from_stdin: bool, *, confirm: bool = False) -> str:
     if from_stdin:
         line = sys.stdin.readline()
@@ -306,7 +306,7 @@ def set_password(
     )
 
 
-# -- export -----------------------------------------------------------------------------------
+# -- export ------------------------------------------------------------------------------------
 @app.command("export")
 def export(
     ctx: typer.Context,

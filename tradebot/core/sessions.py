@@ -195,6 +195,7 @@ def is_session(day: date, calendar: str = DEFAULT_CALENDAR) -> bool:
     return i < len(sched.sessions) and sched.sessions[i] == d
 
 
+@lru_cache(maxsize=4096)
 def session_open_close(
     session: date, calendar: str = DEFAULT_CALENDAR
 ) -> tuple[datetime, datetime]:

@@ -283,7 +283,7 @@ class SimExchange:
     commissions: Decimal = Decimal(0)
     refuse_brackets: bool = False  # fault: refuse orders that have a parent (tests OCO emulation)
 
-    # -- orders ----------------------------------------------------------------------------------
+    # -- orders --------------------------------------------------------------------------------
     def submit(self, order: SimOrder, now: datetime, *, reject: str | None = None) -> list[Event]:
         """Accept (or reject) an order at `now`; a marketable one may fill at once.
 
@@ -291,7 +291,7 @@ class SimExchange:
         does for margin or permission problems, whatever the order looks like.
         """
         events = self.advance(now)
-        problem = (201, f"Order rejected - reason: {reject}") if reject else self._check(order)
+        problem = (201, f"Order rejected - reason: {reject}") if reject else self.check(order)
         if problem is not None:
             code, text = problem
             order.status, order.reason = "Inactive" if code != 201 else "Cancelled", text
@@ -357,7 +357,11 @@ class SimExchange:
         # Offered on both sides at `price`, every order type fills at exactly that price.
         return [*events, *self._try_fill(order, price, price, now, resting=True)]
 
-    def _check(self, order: SimOrder) -> tuple[int, str] | None:
+    def check(self, order: SimOrder, *, parent_pending: bool = False) -> tuple[int, str] | None:
+        """(IB error code, text) when the venue would refuse `order`, else None.
+
+        `parent_pending`: the parent is part of the same submission (a bracket validated as a
+        whole before any of it goes live, as IB does with transmit=False)."""
         if self.refuse_brackets and order.parent_id:
             return 201, "Order rejected - reason: attached orders are refused by this venue"
         if order.qty <= 0:
@@ -372,14 +376,14 @@ class SimExchange:
             return 201, "Order rejected - reason: a limit order needs a limit price"
         if order.order_type == "STP" and order.stop is None:
             return 201, "Order rejected - reason: a stop order needs a stop price"
-        if order.parent_id and order.parent_id not in self.orders:
+        if order.parent_id and order.parent_id not in self.orders and not parent_pending:
             return 201, f"Order rejected - reason: parent order {order.parent_id} is unknown"
         return None
 
     def working_orders(self) -> list[SimOrder]:
         return [o for o in self.orders.values() if o.working]
 
-    # -- time --------------------------------------------------------------------------------------
+    # -- time ----------------------------------------------------------------------------------
     def advance(self, now: datetime) -> list[Event]:
         """Process everything that happened before `now`: fills at each minute's four path
         points, DAY orders at the close, option settlement at expiry. Each point in time is
@@ -441,7 +445,7 @@ class SimExchange:
                 events.extend(self._settle(con_id, pos, price, closes))
         return events
 
-    # -- fills -------------------------------------------------------------------------------------
+    # -- fills ---------------------------------------------------------------------------------
     def _quote_now(self, contract: Contract, now: datetime) -> tuple[Decimal, Decimal] | None:
         q = self.quote(contract, now)
         return None if q is None else (q.bid, q.ask)
@@ -601,7 +605,7 @@ class SimExchange:
         self.next_perm_id += 1
         return self.next_perm_id
 
-    # -- account -----------------------------------------------------------------------------------
+    # -- account -------------------------------------------------------------------------------
     def net_liquidation(self, now: datetime) -> Decimal:
         """Cash plus positions marked at the mid (intrinsic when there is no quote)."""
         total = self.cash
@@ -617,7 +621,7 @@ class SimExchange:
             return self.market.intrinsic(contract, now)
         return Decimal(0) if q is None or q.last is None else q.last
 
-    # -- persistence -------------------------------------------------------------------------
+    # -- persistence ---------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state; finished orders and fills older than KEEP_DAYS are dropped."""
         horizon = (

@@ -80,6 +80,8 @@ class MarketModel:
         self.source = source
         self.calendar = calendar
         self.vol_cache: dict[tuple[str, date], float] = {}
+        self._last_price: dict[tuple[str, datetime], float | None] = {}
+        self._session_arrays: dict[tuple[str, date], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def describe(self) -> str:
         return self.source.describe()
@@ -88,7 +90,7 @@ class MarketModel:
         symbols = self.source.symbols()
         return symbols is None or symbol.upper() in symbols
 
-    # -- underlying ------------------------------------------------------------------------------
+    # -- underlying ----------------------------------------------------------------------------
     def stock(self, symbol: str) -> StockContract:
         prof = profile(symbol)
         return StockContract(symbol.upper(), con_id=prof.con_id)
@@ -118,18 +120,46 @@ class MarketModel:
 
     def last_price(self, symbol: str, t: datetime) -> float | None:
         """Close of the last bar completed by `t` (the open before the first one completes)."""
+        minute = floor_minute(t)
+        key = (symbol, minute)
+        cached = self._last_price.get(key)
+        if cached is not None or key in self._last_price:
+            return cached
+        price = self._last_price_uncached(symbol, t)
+        if t == minute:  # the price is the same for every t in this minute: cache it
+            if len(self._last_price) > 50_000:
+                self._last_price.clear()
+            self._last_price[key] = price
+        return price
+
+    def _last_price_uncached(self, symbol: str, t: datetime) -> float | None:
         session = session_of(t)
+        ns = int(t.timestamp() * 1_000_000) * 1000
         for day in (session, *reversed(previous_sessions(session, 5, self.calendar))):
-            frame = self.session_bars(symbol, day)
-            if frame.empty:
+            starts, opens, closes = self._arrays(symbol, day)
+            if len(starts) == 0:
                 continue
-            cutoff = pd.Timestamp(t - MINUTE).as_unit("ns").value
-            count = int(np.searchsorted(frame.index.asi8, cutoff, side="right"))
+            count = int(np.searchsorted(starts, ns - MINUTE_NS, side="right"))
             if count:
-                return float(frame["close"].iat[count - 1])
-            if frame.index.asi8[0] <= pd.Timestamp(t).as_unit("ns").value:
-                return float(frame["open"].iat[0])
+                return float(closes[count - 1])
+            if starts[0] <= ns:
+                return float(opens[0])
         return None
+
+    def _arrays(self, symbol: str, day: date) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = (symbol.upper(), day)
+        arrays = self._session_arrays.get(key)
+        if arrays is None:
+            frame = self.session_bars(symbol, day)
+            arrays = (
+                frame.index.asi8,
+                frame["open"].to_numpy(dtype=np.float64),
+                frame["close"].to_numpy(dtype=np.float64),
+            )
+            if len(self._session_arrays) > 2048:
+                self._session_arrays.clear()
+            self._session_arrays[key] = arrays
+        return arrays
 
     def minute_bar(self, symbol: str, minute_start: datetime) -> tuple[float, ...] | None:
         """(open, high, low, close) of the bar starting at `minute_start`, if there is one."""
@@ -164,7 +194,7 @@ class MarketModel:
             ask_size=100,
         )
 
-    # -- options ---------------------------------------------------------------------------------
+    # -- options -------------------------------------------------------------------------------
     def reference_price(self, symbol: str, day: date) -> float | None:
         """The previous session's close (today's open when there is none): strikes centre here."""
         for prev in reversed(previous_sessions(day, 5, self.calendar)):
@@ -174,11 +204,14 @@ class MarketModel:
         frame = self.session_bars(symbol, day)
         return None if frame.empty else float(frame["open"].iat[0])
 
-    def expiries(self, day: date) -> list[date]:
-        """Weekly expiries from `day` on: the last session of each week (Friday, or Thursday
-        when Friday is a holiday), never a computed calendar date that is not a session."""
+    def expiries(self, day: date, symbol: str | None = None) -> list[date]:
+        """Expiries from `day` on, always exchange sessions: every session for the index ETFs
+        that list dailies (SPY, QQQ, IWM), else weekly — the last session of each week (Friday,
+        or Thursday when Friday is a holiday)."""
         horizon = day + timedelta(days=EXPIRY_HORIZON_DAYS)
         days = sessions_between(day, horizon + timedelta(days=7), self.calendar)
+        if symbol is not None and profile(symbol).daily_expiries:
+            return [d for d in days if d <= horizon]
         return [
             d
             for d, nxt in itertools.pairwise(days)
@@ -199,7 +232,7 @@ class MarketModel:
             symbol=symbol.upper(),
             trading_class=symbol.upper(),
             multiplier=100,
-            expiries=tuple(self.expiries(day)),
+            expiries=tuple(self.expiries(day, symbol)),
             strikes=tuple(self.strikes(symbol, day)),
         )
 
@@ -210,7 +243,7 @@ class MarketModel:
         symbol = symbol.upper()
         if not self.supports(symbol) or right not in ("C", "P"):
             return None
-        if expiry not in self.expiries(min(day, expiry)) or strike not in self.strikes(
+        if expiry not in self.expiries(min(day, expiry), symbol) or strike not in self.strikes(
             symbol, min(day, expiry)
         ):
             return None

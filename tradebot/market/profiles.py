@@ -23,12 +23,14 @@ class SymbolProfile:
     option_atm_volume: int  # contracts per session in an at-the-money weekly
     option_tick: Decimal  # minimum price increment of its options
     con_id: int  # the underlying's contract id in the simulated universe
+    daily_expiries: bool = False  # SPY, QQQ, IWM list an expiry every session; others weekly
 
     @property
     def strike_step(self) -> Decimal:
         return Decimal(1) if self.base_price >= 25 else Decimal("0.5")
 
 
+DAILY_EXPIRIES = frozenset({"SPY", "QQQ", "IWM"})
 _KNOWN: dict[str, tuple[float, float, float, int, Decimal, int]] = {
     # symbol: (price, vol, shares/session, ATM option contracts/session, option tick, conId)
     "SPY": (600.0, 0.16, 60e6, 150_000, PENNY, 756733),
@@ -48,7 +50,8 @@ def profile(symbol: str) -> SymbolProfile:
     known = _KNOWN.get(symbol)
     if known is not None:
         price, vol, volume, atm, tick, con_id = known
-        return SymbolProfile(symbol, price, vol, volume, atm, tick, con_id)
+        dailies = symbol in DAILY_EXPIRIES
+        return SymbolProfile(symbol, price, vol, volume, atm, tick, con_id, dailies)
     h = zlib.crc32(symbol.encode("utf-8"))
     price = 20.0 + (h % 48_000) / 100.0  # 20 … 500
     vol = 0.20 + (h >> 16) % 30 / 100.0  # 0.20 … 0.49

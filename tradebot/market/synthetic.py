@@ -37,7 +37,7 @@ from tradebot.market.profiles import profile
 ANCHOR = np.datetime64("2000-01-03", "D")  # the daily walk starts here
 MINUTE_NS = 60_000_000_000
 MINUTES_PER_YEAR = 252 * 390
-REVERSION = 0.004  # per session, toward the price level
+REVERSION = 0.01  # per session, toward the price level
 DRIFT_PERSISTENCE = 0.95
 DRIFT_SCALE = 0.0008  # per-session trend innovations (log)
 
@@ -124,7 +124,7 @@ def _session_frame(seed: int, symbol: str, ordinal: int, calendar: str) -> pd.Da
     bounds = np.concatenate(([0], cuts, [n]))
     drift = np.empty(n)
     for a, b in itertools.pairwise(bounds):
-        drift[a:b] = 0.12 * sigma * float(rng.standard_normal()) * 2.0
+        drift[a:b] = 0.1 * sigma * float(rng.standard_normal())
     noise = rng.standard_normal(n)
     steps = drift + 0.8 * sigma * noise
     path = open_log + np.cumsum(steps)

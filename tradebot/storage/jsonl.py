@@ -213,6 +213,9 @@ class LockedJsonl:
         self.path = path
         self._fd = fd
 
+    def fileno(self) -> int:
+        return self._fd
+
     def read(self) -> JsonlContents:
         os.lseek(self._fd, 0, os.SEEK_SET)
         return _parse(self.path, _read_all(self._fd))

@@ -1,0 +1,186 @@
+"""The broker interface the trading loop needs, and the data it exchanges (spec §6).
+
+One asyncio event loop owns a broker (ib_async requires it): every method is a coroutine called
+from that loop, never from a thread. Orders are identified by our own `order_ref` (IB's orderRef),
+which survives reconnects and gateway restarts where numeric order ids do not.
+
+Statuses are normalised to lowercase words: `presubmitted`, `submitted`, `filled`, `cancelled`,
+`inactive`, `pending` (sent, not yet acknowledged). A broker reports an order as cancelled only
+when its own order status says so; an error message alone never means cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from tradebot.core.instruments import OptionContract, Quote
+from tradebot.errors import TradebotError
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
+
+Action = Literal["BUY", "SELL"]
+OrderType = Literal["LMT", "STP", "MKT"]
+OrderStatus = Literal["pending", "presubmitted", "submitted", "filled", "cancelled", "inactive"]
+FINAL_STATUSES: frozenset[str] = frozenset({"filled", "cancelled", "inactive"})
+
+
+class BrokerError(TradebotError):
+    """The broker could not do what was asked (not connected, timed out, refused a request)."""
+
+
+class OrderRejected(BrokerError):
+    """The broker refused an order; `code` is the broker's error code when it gave one."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BracketRefused(OrderRejected):
+    """The broker refused a native bracket: the loop falls back to OCO emulation."""
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    net_liquidation: Decimal
+    cash: Decimal
+    time: datetime
+    account: str
+    source: str  # e.g. "sim account", "IBKR DU123 NetLiquidation"
+
+
+@dataclass(frozen=True)
+class OptionChainInfo:
+    """An underlying's listed options: expiries (sorted) and strikes, from the broker's chain."""
+
+    symbol: str
+    trading_class: str
+    multiplier: int
+    expiries: tuple[date, ...]
+    strikes: tuple[Decimal, ...]
+    exchange: str = "SMART"
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    """One order the loop wants sent. Prices per share, on the contract's tick."""
+
+    order_ref: str
+    contract: OptionContract
+    action: Action
+    qty: int
+    order_type: OrderType
+    tif: str
+    limit: Decimal | None = None
+    stop: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class BracketSpec:
+    """Entry with attached take-profit and stop (IB native bracket)."""
+
+    entry: OrderSpec
+    take_profit: OrderSpec
+    stop_loss: OrderSpec
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order_ref: str
+    order_id: int
+    perm_id: int
+    status: OrderStatus
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """An order as the broker sees it now (working or finished)."""
+
+    order_ref: str
+    order_id: int
+    perm_id: int
+    parent_id: int
+    contract: OptionContract
+    action: Action
+    qty: int
+    order_type: OrderType
+    limit: Decimal | None
+    stop: Decimal | None
+    tif: str
+    status: OrderStatus
+    filled: int
+    avg_fill_price: Decimal
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One fill. `kind` "expiry" is a settlement at expiration (no order behind it)."""
+
+    exec_id: str
+    order_ref: str
+    order_id: int
+    perm_id: int
+    contract: OptionContract
+    side: Literal["BOT", "SLD"]
+    qty: int
+    price: Decimal
+    time: datetime
+    commission: Decimal | None  # None until the broker has reported it
+    kind: Literal["trade", "expiry"] = "trade"
+
+
+@dataclass(frozen=True)
+class BrokerPosition:
+    contract: OptionContract
+    qty: int
+    avg_cost: Decimal  # per share
+
+
+class Broker(Protocol):
+    """What the trading loop needs from a broker (simulated or IBKR)."""
+
+    kind: str
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    def is_connected(self) -> bool: ...
+
+    async def account(self) -> AccountSnapshot: ...
+
+    async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """Completed regular-session 1-minute bars with start ≤ bar start < end (bar frame)."""
+        ...
+
+    async def option_chain(self, symbol: str) -> OptionChainInfo: ...
+
+    async def qualify(self, contracts: Sequence[OptionContract]) -> list[OptionContract | None]:
+        """Each contract with its conId and tick, or None when the broker does not know it."""
+        ...
+
+    async def quotes(self, contracts: Sequence[OptionContract]) -> list[Quote | None]:
+        """A quote per (qualified) contract, with its time and live/delayed/frozen type."""
+        ...
+
+    async def place_bracket(self, bracket: BracketSpec) -> list[PlacedOrder]:
+        """Entry, take-profit, stop as one native bracket; BracketRefused when not accepted."""
+        ...
+
+    async def place_order(self, order: OrderSpec) -> PlacedOrder: ...
+
+    async def cancel(self, order_ref: str) -> None: ...
+
+    async def positions(self) -> list[BrokerPosition]: ...
+
+    async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
+        """Working orders, and those finished since `since` (all it knows when None)."""
+        ...
+
+    async def executions(self, since: datetime) -> list[Execution]: ...

@@ -1,0 +1,68 @@
+"""The loop's clock: the wall clock, or a simulated one that a whole session runs on in seconds.
+
+Everything in the loop asks the clock for `now()` and waits with `sleep_until`; nothing reads the
+system time directly, so a replay at `--speed max` makes exactly the decisions a real-time run
+makes at the same simulated moments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    simulated: bool
+
+    def now(self) -> datetime: ...
+
+    async def sleep_until(self, when: datetime) -> None: ...
+
+
+class WallClock:
+    """Real time (UTC)."""
+
+    simulated = False
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep_until(self, when: datetime) -> None:
+        delay = (when - self.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class SimClock:
+    """Simulated time from `start`: `speed` simulated seconds per real second, or None for as
+    fast as possible (time jumps straight to the next thing the loop waits for)."""
+
+    simulated = True
+
+    def __init__(self, start: datetime, speed: float | None = None) -> None:
+        if start.tzinfo is None:
+            raise ValueError("the simulated clock needs a timezone-aware start")
+        if speed is not None and speed <= 0:
+            raise ValueError("speed must be positive")
+        self._now = start.astimezone(UTC)
+        self.speed = speed
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep_until(self, when: datetime) -> None:
+        if when <= self._now:
+            await asyncio.sleep(0)
+            return
+        if self.speed is not None:
+            await asyncio.sleep((when - self._now).total_seconds() / self.speed)
+        else:
+            await asyncio.sleep(0)  # let other tasks (signal handlers, watchers) run
+        self._now = when
+
+    def set(self, when: datetime) -> None:
+        """Move the clock (tests, and the start of a replay); never backwards."""
+        if when < self._now:
+            raise ValueError("the simulated clock never goes backwards")
+        self._now = when

@@ -1,0 +1,365 @@
+"""`tradebot run`: the trading loop (spec §6).
+
+    start ─ connect ─ reconcile with the broker (before any entry) ─┐
+      ┌─────────────────────────────────────────────────────────────┘
+      └─ wake: sync fills and statuses → close trades → cancel stale entries → halt --flatten
+               → flatten scalp before the close → OCO legs → on a tick: equity, ladder
+               (downgrade, sessions), guards, then each symbol's entry pipeline
+         sleep until the next thing to do (tick, flatten, close, sync, OCO poll, next open)
+
+Only inside a session: ticks follow the entry window of the exchange calendar. The loop never
+reads the system clock itself, so the same code runs in real time and on a simulated clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from tradebot.core.trades import ClosedTrade
+from tradebot.engine.context import EngineContext
+from tradebot.engine.entries import EntryPipeline
+from tradebot.engine.exits import ExitManager
+from tradebot.engine.market_data import MarketData
+from tradebot.engine.oco import POLL, OcoWatcher
+from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
+from tradebot.errors import CorruptRecordError, TradebotError
+from tradebot.risk_report import build_risk_report
+
+log = logging.getLogger("tradebot.engine")
+
+SYNC_EVERY = timedelta(seconds=60)
+REFUSALS = frozenset(
+    {
+        "no data",
+        "no contract",
+        "quote refused",
+        "illiquid",
+        "size 0",
+        "no bracket",
+        "refused by the phase ladder",
+        "rejected",
+    }
+)
+
+
+@dataclass
+class RunSummary:
+    started: datetime
+    ended: datetime | None = None
+    ticks: int = 0
+    entries_sent: int = 0
+    trades: list[ClosedTrade] = field(default_factory=list)
+    refusals: int = 0
+    reconcile: list[str] = field(default_factory=list)
+    equity: Decimal | None = None
+    stopped_by: str = ""
+
+
+class TradingLoop:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        *,
+        until: datetime | None = None,
+        once: bool = False,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.until = until
+        self.once = once
+        self.stop = stop or asyncio.Event()
+        s = ctx.settings
+        self.oco = OcoWatcher(ctx)
+        self.exits = ExitManager(ctx, self.oco)
+        self.market_data = MarketData(ctx.broker, s.schedule.calendar, s.strategies.whale)
+        self.entries = EntryPipeline(ctx, self.market_data, self.oco)
+        self.plan: SessionPlan | None = None
+        self.opened: date | None = None
+        self.flattened: date | None = None
+        self.closed: date | None = None
+        self.last_tick: datetime | None = None
+        self.next_oco: datetime | None = None
+        self.next_sync: datetime | None = None
+        self.summary = RunSummary(started=ctx.clock.now())
+        self._ladder_errors: set[tuple[date | None, str]] = set()
+        ctx.book.on_close = self._trade_closed
+
+    # -- life cycle ----------------------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        await ctx.broker.connect()
+        ctx.events.record(
+            now,
+            "start",
+            f"tradebot run started: broker {ctx.broker.kind}, mode {ctx.trading_mode}, symbols "
+            f"{', '.join(ctx.settings.trading.symbols)}",
+        )
+        try:
+            await self.reconcile(now)
+            while not self.stop.is_set():
+                now = ctx.clock.now()
+                if self.until is not None and now >= self.until:
+                    self.summary.stopped_by = "until"
+                    break
+                await self.wake(now, force_tick=self.once)
+                if self.once:
+                    self.summary.stopped_by = "once"
+                    break
+                await self._sleep_until(self.next_wake(ctx.clock.now()))
+            else:
+                self.summary.stopped_by = "signal"
+        finally:
+            end = ctx.clock.now()
+            self.summary.ended = end
+            ctx.events.record(
+                end,
+                "stop",
+                f"tradebot run stopped ({self.summary.stopped_by or 'error'}); working orders "
+                "stay at the broker",
+            )
+            await ctx.broker.disconnect()
+        return self.summary
+
+    async def _sleep_until(self, when: datetime) -> None:
+        if self.until is not None:
+            when = min(when, self.until)
+        clock = self.ctx.clock
+        if clock.simulated:
+            await clock.sleep_until(when)
+            return
+        # Real time: wake early when asked to stop.
+        delay = max(0.0, (when - clock.now()).total_seconds())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=delay)
+
+    async def reconcile(self, now: datetime) -> None:
+        """Before any entry: adopt what the broker did while we were away; report the rest."""
+        ctx, book = self.ctx, self.ctx.book
+        book.refresh()
+        broker_refs = {o.order_ref for o in await ctx.broker.orders() if o.order_ref}
+        for order in list(book.orders.values()):
+            if order.status == "intent" and order.ref not in broker_refs:
+                # Journaled but never sent (a crash between the two): never re-sent late.
+                book.mark_status(
+                    now,
+                    order.ref,
+                    "abandoned",
+                    "never reached the broker (stopped between intent and send); not re-sent, "
+                    "and it still counts toward the session's entries",
+                )
+                self.summary.reconcile.append(f"{order.ref}: intent never sent, closed")
+        report = await book.sync(ctx.broker, now)
+        self._closed()
+        positions = await ctx.broker.positions()
+        ours: dict[int, int] = {}
+        for pos in book.open_positions():
+            key = pos.entry.contract.con_id
+            ours[key] = ours.get(key, 0) + pos.open_qty
+        for bp in positions:
+            if ours.get(bp.contract.con_id, 0) != bp.qty:
+                journal_qty = ours.get(bp.contract.con_id, 0)
+                message = (
+                    f"broker holds {bp.qty} {bp.contract.label}, the journal {journal_qty}: "
+                    "left alone; check the account"
+                )
+                ctx.events.record(now, "position_mismatch", message, con_id=bp.contract.con_id)
+                self.summary.reconcile.append(message)
+        held = {bp.contract.con_id for bp in positions}
+        for pos in book.open_positions():
+            if pos.entry.contract.con_id not in held:
+                message = (
+                    f"{pos.entry.ref}: the journal holds {pos.open_qty} {pos.entry.contract.label} "
+                    "but the broker has no position"
+                )
+                ctx.events.record(now, "position_mismatch", message, order_ref=pos.entry.ref)
+                self.summary.reconcile.append(message)
+        armed = self.oco.legs()
+        text = (
+            f"reconciled: {report.fills} fill(s) adopted, {report.status_changes} status "
+            f"change(s), {len(report.trades)} trade(s) closed, {len(report.unknown)} unknown "
+            f"order(s)/fill(s), {len(book.open_positions())} open position(s), "
+            f"{len(armed)} OCO leg set(s) re-armed"
+        )
+        self.summary.reconcile.insert(0, text)
+        self.summary.reconcile.extend(report.unknown)
+        ctx.events.record(now, "reconciled", text, fills=report.fills, unknown=report.unknown)
+
+    # -- one wake ------------------------------------------------------------------------------
+    def _plan(self, now: datetime) -> SessionPlan:
+        s = self.ctx.settings
+        if self.plan is None or now >= self.plan.closes:
+            if self.plan is not None and self.closed != self.plan.session:
+                return self.plan  # finish the session that just closed first
+            day = current_or_next_session(now, s.schedule.calendar)
+            self.plan = session_plan(
+                day,
+                s.schedule.calendar,
+                interval_s=s.trading.interval_s,
+                open_delay_minutes=s.schedule.open_delay_minutes,
+                close_buffer_minutes=s.schedule.close_buffer_minutes,
+                flatten_minutes=s.trading.flatten_minutes_before_close,
+            )
+        return self.plan
+
+    async def wake(self, now: datetime, *, force_tick: bool = False) -> None:
+        ctx = self.ctx
+        plan = self._plan(now)
+        await ctx.book.sync(ctx.broker, now)
+        self._closed()
+        self.next_sync = now + SYNC_EVERY
+        await self.exits.cancel_stale_entries(
+            now, timedelta(seconds=ctx.settings.trading.interval_s)
+        )
+        try:
+            halt = ctx.state.halt()
+        except CorruptRecordError:
+            halt = None
+        if halt is not None and halt.halted and halt.flatten and ctx.book.has_activity():
+            for line in await self.exits.flatten(now, strategy=None, reason="manual"):
+                log.warning("halt --flatten: %s", line)
+        if plan.in_session(now):
+            if self.opened != plan.session:
+                self.opened = plan.session
+                await self._first_look(now)
+            if now >= plan.flatten_at and self.flattened != plan.session:
+                self.flattened = plan.session
+                for line in await self.exits.flatten(now, strategy="scalp", reason="flatten"):
+                    log.info("before the close: %s", line)
+            elif now >= plan.flatten_at and any(
+                p.entry.strategy == "scalp" for p in ctx.book.open_positions()
+            ):
+                await self.exits.flatten(now, strategy="scalp", reason="flatten")
+            if self.oco.armed():
+                await self.oco.poll(now)
+                self.next_oco = now + POLL
+            tick = self._due_tick(plan, now, force_tick)
+            if tick is not None:
+                await self.tick(now, plan)
+        elif now >= plan.closes and self.closed != plan.session:
+            await self._session_end(now, plan)
+        elif force_tick:
+            log.info("outside the session (next open %s UTC): no tick", plan.opens)
+        self._closed()
+
+    def _due_tick(self, plan: SessionPlan, now: datetime, force: bool) -> datetime | None:
+        if force:
+            return now if plan.window_open <= now < plan.window_close else None
+        latest = plan.tick_at_or_before(now)
+        if latest is None or (self.last_tick is not None and latest <= self.last_tick):
+            return None
+        if now - latest >= plan.interval:
+            return None  # a tick missed long ago (suspended machine) is not run late
+        return latest
+
+    def next_wake(self, now: datetime) -> datetime:
+        plan = self._plan(now)
+        candidates = []
+        if now < plan.opens:
+            candidates.append(plan.opens)
+        else:
+            tick = plan.tick_at_or_after(now + timedelta(microseconds=1))
+            if tick is not None:
+                candidates.append(tick)
+            if now < plan.flatten_at:
+                candidates.append(plan.flatten_at)
+            candidates.append(max(plan.closes, now + timedelta(microseconds=1)))
+            if plan.in_session(now) and self.ctx.book.has_activity():
+                if self.next_sync is not None:
+                    candidates.append(self.next_sync)
+                if self.next_oco is not None and self.oco.armed():
+                    candidates.append(self.next_oco)
+        return max(min(candidates), now + timedelta(microseconds=1))
+
+    async def _first_look(self, now: datetime) -> None:
+        """The session's first look: start-of-day equity is recorded (daily-loss guard)."""
+        equity = await self._equity(now)
+        self._ladder_tick(now, equity)
+        build_risk_report(self.ctx.loaded, now, equity=equity, persist=True, ladder=self.ctx.ladder)
+
+    async def _equity(self, now: datetime) -> Decimal:
+        account = await self.ctx.broker.account()
+        self.ctx.state.record_equity(account.net_liquidation, account.source, now)
+        self.summary.equity = account.net_liquidation
+        return account.net_liquidation
+
+    async def tick(self, now: datetime, plan: SessionPlan) -> None:
+        ctx = self.ctx
+        self.last_tick = now
+        self.summary.ticks += 1
+        equity = await self._equity(now)
+        self._ladder_tick(now, equity)
+        risk = build_risk_report(ctx.loaded, now, equity=equity, persist=True, ladder=ctx.ladder)
+        if not risk.can_open:
+            log.debug(
+                "tick %s: no new entries (%s)",
+                now.strftime("%H:%M"),
+                "; ".join(r.rule for r in risk.blocking),
+            )
+        limit = asyncio.Semaphore(ctx.settings.trading.max_concurrent_symbols)
+        session = plan.session
+
+        async def one(symbol: str) -> str:
+            async with limit:
+                try:
+                    return await self.entries.evaluate(symbol, now, session, risk, equity)
+                except TradebotError as exc:
+                    ctx.events.record(now, "broker_error", f"{symbol}: {exc.message}")
+                    return "error"
+                except Exception as exc:  # one symbol's bug must not stop exits for the others
+                    log.exception("%s: unexpected error in the entry pipeline", symbol)
+                    ctx.events.record(now, "error", f"{symbol}: {type(exc).__name__}: {exc}")
+                    ctx.notify("error", f"{symbol}: {type(exc).__name__}: {exc}")
+                    return "error"
+
+        outcomes = await asyncio.gather(*(one(sym) for sym in ctx.settings.trading.symbols))
+        self.summary.entries_sent += sum(1 for o in outcomes if o.startswith("entry sent"))
+        self.summary.refusals += sum(1 for o in outcomes if o in REFUSALS)
+
+    async def _session_end(self, now: datetime, plan: SessionPlan) -> None:
+        ctx = self.ctx
+        self.closed = plan.session
+        equity = await self._equity(now)
+        self._ladder_tick(now, equity)
+        today = [t for t in self.summary.trades if t.session == plan.session]
+        pnl = sum((t.pnl for t in today), Decimal(0))
+        text = (
+            f"session {plan.session} closed: {len(today)} trade(s), P&L {pnl:+.2f}, equity "
+            f"{equity:.2f}"
+        )
+        ctx.events.record(now, "session_end", text, session=plan.session, equity=equity)
+        ctx.notify("summary", text)
+        self.plan = None
+
+    def _closed(self) -> None:
+        self.summary.trades.extend(self.ctx.book.take_closed())
+
+    def _trade_closed(self, trade: ClosedTrade) -> None:
+        """Called by the order book right after each trade is journaled."""
+        self.ctx.notify(
+            "exit",
+            f"exit {trade.trade_id} {trade.contract} ×{trade.qty}: {trade.exit_reason}, "
+            f"P&L {trade.pnl:+.2f}",
+        )
+        # After each closed trade the downgrade triggers are checked at once (spec §3), before
+        # the next one is journaled: three losses in a row downgrade at the third.
+        self._ladder_tick(self.ctx.clock.now(), None)
+
+    def _ladder_tick(self, now: datetime, equity: Decimal | None) -> None:
+        """The ladder's tick (downgrade, sessions, eligibility); a damaged record never stops
+        the loop — entries are refused by the guards while exits carry on."""
+        try:
+            self.ctx.ladder.on_tick(now, equity=equity)
+        except CorruptRecordError as exc:
+            key = (self.plan.session if self.plan else None, exc.message)
+            if key not in self._ladder_errors:
+                self._ladder_errors.add(key)
+                self.ctx.events.record(
+                    now, "ladder_error", f"phase ladder not updated: {exc.message}"
+                )
+                self.ctx.notify("error", f"phase ladder not updated: {exc.message}")

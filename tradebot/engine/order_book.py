@@ -1,0 +1,574 @@
+"""Our orders and positions: rebuilt from `journal/orders.jsonl`, kept in step with the broker.
+
+The order journal is the book. Every change is journaled before it is acted on or as soon as it
+is learnt: an intent before an order is sent, then its submission, status changes and fills. On
+start (and after a reconnect) `sync` adopts what the broker did while we were away — fills
+included — and reports orders it does not know, never touching them. A position closes into one
+line of `journal/trades.jsonl` when its exits have sold everything its entry bought; a trade is
+never written twice (`trade_id` = the entry's order_ref).
+
+Order records (`"v": 1`, `ts`, `event`, `order_ref`, `role`, `session`, `mode` on every line):
+
+* `intent` — what is about to be sent: symbol, strategy, phase, contract, action, qty, order_type,
+  tif, limit / stop, parent_ref (bracket legs and exits), stop_loss_pct, exit_reason (exits), and
+  for an entry its signal, sizing, quote and bracket prices;
+* `submitted` — the broker accepted it: order_id, perm_id, status;
+* `status` — a new status (`presubmitted`, `submitted`, `filled`, `cancelled`, `inactive`,
+  `rejected`, `not_sent` (dry run), `abandoned` (intent never sent), `unknown`) with a reason;
+* `fill` — exec_id, qty, price, commission, time, filled_qty (cumulative), kind (trade/expiry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tradebot.brokers.base import Broker, BrokerOrder, Execution, OrderSpec
+from tradebot.core.instruments import OptionContract
+from tradebot.core.trades import ClosedTrade, ExitReason, close_trade, session_of
+from tradebot.engine.events import EventLog
+from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
+
+log = logging.getLogger("tradebot.engine")
+
+# "abandoned": journaled, never reached the broker (a crash between intent and send). Final for
+# the book, but unlike "not_sent" it still counts toward the session's entries (fail safe).
+FINAL = frozenset({"filled", "cancelled", "rejected", "inactive", "not_sent", "abandoned"})
+_EXIT_REASON: dict[str, ExitReason] = {
+    "take_profit": "take_profit",
+    "stop_loss": "stop_loss",
+    "flatten": "flatten",
+    "manual": "manual",
+    "expired": "expired",
+}
+_SIX_PLACES = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class FillRecord:
+    exec_id: str
+    qty: int
+    price: Decimal
+    commission: Decimal
+    time: datetime
+    kind: str = "trade"
+
+
+@dataclass
+class TrackedOrder:
+    """One of our orders as the journal knows it."""
+
+    ref: str
+    role: str
+    symbol: str
+    strategy: str
+    contract: OptionContract
+    action: str
+    qty: int
+    order_type: str
+    tif: str
+    session: date
+    mode: str
+    phase: str
+    intent_ts: datetime
+    limit: Decimal | None = None
+    stop: Decimal | None = None
+    parent_ref: str = ""
+    stop_loss_pct: Decimal = Decimal(50)
+    exit_reason: str = ""
+    emulated: bool = False
+    status: str = "intent"
+    order_id: int = 0
+    perm_id: int = 0
+    reason: str = ""
+    fills: dict[str, FillRecord] = field(default_factory=dict)
+
+    @property
+    def filled_qty(self) -> int:
+        return sum(f.qty for f in self.fills.values())
+
+    @property
+    def avg_price(self) -> Decimal:
+        qty = self.filled_qty
+        if qty == 0:
+            return Decimal(0)
+        return sum((f.price * f.qty for f in self.fills.values()), Decimal(0)) / qty
+
+    @property
+    def commission(self) -> Decimal:
+        return sum((f.commission for f in self.fills.values()), Decimal(0))
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    def spec(self) -> OrderSpec:
+        """What the broker is asked to do for this order."""
+        return OrderSpec(
+            order_ref=self.ref,
+            contract=self.contract,
+            action="BUY" if self.action == "BUY" else "SELL",
+            qty=self.qty,
+            order_type=self.order_type,  # type: ignore[arg-type]
+            tif=self.tif,
+            limit=self.limit,
+            stop=self.stop,
+        )
+
+    @property
+    def working(self) -> bool:
+        return not self.final and self.status != "not_sent"
+
+
+@dataclass
+class Position:
+    """An entry that bought something, with the exits that sell it."""
+
+    entry: TrackedOrder
+    exits: list[TrackedOrder]
+
+    @property
+    def open_qty(self) -> int:
+        return self.entry.filled_qty - sum(e.filled_qty for e in self.exits)
+
+    @property
+    def working_exits(self) -> list[TrackedOrder]:
+        return [e for e in self.exits if e.working]
+
+
+@dataclass
+class SyncReport:
+    fills: int = 0
+    status_changes: int = 0
+    trades: list[ClosedTrade] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+class OrderBook:
+    """In-memory view of our orders, fed by the order journal (the only writer is the loop)."""
+
+    def __init__(
+        self,
+        journal: CachedOrderJournal,
+        trades: CachedTradeJournal,
+        events: EventLog,
+    ) -> None:
+        self.journal = journal
+        self.trades = trades
+        self.events = events
+        self.orders: dict[str, TrackedOrder] = {}
+        self.exits_of: dict[str, list[str]] = {}
+        self.seen_execs: set[str] = set()
+        # Indexes, so a wake costs the same after a thousand sessions as after one: entries
+        # whose round trip is not over, orders not final, entry refs per prefix.
+        self.unfinished: dict[str, TrackedOrder] = {}
+        self.live: dict[str, TrackedOrder] = {}
+        self._prefix_count: dict[str, int] = {}
+        self._last_sync: datetime | None = None
+        self._consumed = 0
+        self._reported: set[str] = set()
+        self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
+        self.on_close: Callable[[ClosedTrade], None] | None = None
+
+    def take_closed(self) -> list[ClosedTrade]:
+        """Trades closed since the last call (whoever's sync closed them)."""
+        closed, self._closed = self._closed, []
+        return closed
+
+    # -- reading the journal -------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Apply journal records appended since the last refresh (by us or by the ladder)."""
+        records = self.journal.records()
+        if len(records) < self._consumed:  # the journal was replaced: rebuild
+            self.orders, self.exits_of, self.seen_execs, self._consumed = {}, {}, set(), 0
+            self.unfinished, self.live, self._prefix_count = {}, {}, {}
+        for record in records[self._consumed :]:
+            self._apply(record)
+        self._consumed = len(records)
+
+    def _index(self, order: TrackedOrder) -> None:
+        """Keep `live` and `unfinished` true for `order` (and the entry it belongs to)."""
+        if order.final:
+            self.live.pop(order.ref, None)
+        else:
+            self.live[order.ref] = order
+        entry = order if order.role == "entry" else self.orders.get(order.parent_ref)
+        if entry is None or entry.role != "entry":
+            return
+        done = entry.final and (
+            entry.filled_qty == 0
+            or (self.position(entry).open_qty == 0 and self.trades.has_trade(entry.ref))
+        )
+        if done:
+            self.unfinished.pop(entry.ref, None)
+        else:
+            self.unfinished[entry.ref] = entry
+
+    def _apply(self, r: dict[str, Any]) -> None:
+        ref, event = str(r["order_ref"]), str(r["event"])
+        if event == "intent":
+            if ref in self.orders:
+                return
+            contract = OptionContract.from_record(r["contract"])
+            order = TrackedOrder(
+                ref=ref,
+                role=str(r["role"]),
+                symbol=str(r.get("symbol") or contract.symbol),
+                strategy=str(r.get("strategy") or ""),
+                contract=contract,
+                action=str(r.get("action") or "BUY"),
+                qty=int(r.get("qty") or 0),
+                order_type=str(r.get("order_type") or "LMT"),
+                tif=str(r.get("tif") or "DAY"),
+                session=date.fromisoformat(str(r["session"])),
+                mode=str(r["mode"]),
+                phase=str(r.get("phase") or "experience"),
+                intent_ts=datetime.fromisoformat(str(r["ts"])),
+                limit=_dec(r.get("limit")),
+                stop=_dec(r.get("stop")),
+                parent_ref=str(r.get("parent_ref") or ""),
+                stop_loss_pct=Decimal(str(r.get("stop_loss_pct") or 50)),
+                exit_reason=str(r.get("exit_reason") or ""),
+                emulated=bool(r.get("emulated", False)),
+            )
+            self.orders[ref] = order
+            if order.parent_ref:
+                self.exits_of.setdefault(order.parent_ref, []).append(ref)
+            if order.role == "entry":
+                prefix = ref.rstrip("0123456789")
+                self._prefix_count[prefix] = self._prefix_count.get(prefix, 0) + 1
+            self._index(order)
+            return
+        known = self.orders.get(ref)
+        if known is None:
+            return  # an event for an intent we never saw (journal edited by hand): ignore
+        order = known
+        if event == "submitted":
+            order.order_id = int(r.get("order_id") or 0)
+            order.perm_id = int(r.get("perm_id") or 0)
+            order.status = str(r.get("status") or "submitted")
+        elif event == "status":
+            order.status = str(r["status"])
+            order.reason = str(r.get("reason") or "")
+        elif event == "fill":
+            exec_id = str(r["exec_id"])
+            order.fills[exec_id] = FillRecord(
+                exec_id=exec_id,
+                qty=int(r["qty"]),
+                price=Decimal(str(r["price"])),
+                commission=Decimal(str(r.get("commission") or 0)),
+                time=datetime.fromisoformat(str(r["time"])),
+                kind=str(r.get("kind") or "trade"),
+            )
+            self.seen_execs.add(exec_id)
+        self._index(order)
+
+    # -- writing -------------------------------------------------------------------------------
+    def _base(self, now: datetime, event: str, order: TrackedOrder) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "ts": now,
+            "event": event,
+            "order_ref": order.ref,
+            "role": order.role,
+            "session": session_of(now),
+            "mode": order.mode,
+        }
+
+    def intent_record(self, now: datetime, order: TrackedOrder, **extra: Any) -> dict[str, Any]:
+        """The intent line for `order` (the caller appends it, e.g. through reserve_entry)."""
+        return {
+            **self._base(now, "intent", order),
+            "symbol": order.symbol,
+            "strategy": order.strategy,
+            "phase": order.phase,
+            "contract": order.contract.as_record(),
+            "action": order.action,
+            "qty": order.qty,
+            "order_type": order.order_type,
+            "tif": order.tif,
+            "limit": order.limit,
+            "stop": order.stop,
+            "parent_ref": order.parent_ref or None,
+            "stop_loss_pct": order.stop_loss_pct,
+            "exit_reason": order.exit_reason or None,
+            "emulated": order.emulated,
+            **extra,
+        }
+
+    def add_intent(self, now: datetime, order: TrackedOrder, **extra: Any) -> None:
+        """Journal an intent (durably, before sending) and track the order."""
+        self.journal.append(self.intent_record(now, order, **extra))
+        self.refresh()
+
+    def mark_submitted(
+        self, now: datetime, ref: str, order_id: int, perm_id: int, status: str
+    ) -> None:
+        order = self.orders[ref]
+        self.journal.append(
+            {
+                **self._base(now, "submitted", order),
+                "order_id": order_id,
+                "perm_id": perm_id,
+                "status": status,
+            }
+        )
+        self.refresh()
+
+    def mark_status(self, now: datetime, ref: str, status: str, reason: str = "") -> None:
+        order = self.orders[ref]
+        if order.status == status:
+            return
+        self.journal.append(
+            {**self._base(now, "status", order), "status": status, "reason": reason or None}
+        )
+        self.refresh()
+
+    def _record_fill(self, now: datetime, order: TrackedOrder, x: Execution, qty: int) -> None:
+        commission = x.commission if x.commission is not None else Decimal(0)
+        self.journal.append(
+            {
+                **self._base(now, "fill", order),
+                "exec_id": x.exec_id,
+                "qty": qty,
+                "price": x.price,
+                "commission": commission,
+                "time": x.time,
+                "filled_qty": order.filled_qty + qty,
+                "kind": x.kind,
+                "order_id": x.order_id,
+                "perm_id": x.perm_id,
+            }
+        )
+        self.refresh()
+
+    # -- queries -------------------------------------------------------------------------------
+    def entries(self) -> list[TrackedOrder]:
+        """Entries whose round trip is not over (working, or with something still open)."""
+        return list(self.unfinished.values())
+
+    def position(self, entry: TrackedOrder) -> Position:
+        return Position(entry, [self.orders[r] for r in self.exits_of.get(entry.ref, [])])
+
+    def open_positions(self) -> list[Position]:
+        out = []
+        for entry in self.entries():
+            if entry.filled_qty > 0:
+                pos = self.position(entry)
+                if pos.open_qty > 0:
+                    out.append(pos)
+        return out
+
+    def working_entries(self) -> list[TrackedOrder]:
+        return [o for o in self.entries() if o.working and o.status != "intent"]
+
+    def holds(self, symbol: str, strategy: str) -> TrackedOrder | None:
+        """The entry that already occupies (symbol, strategy): working or with an open position."""
+        for entry in self.entries():
+            if entry.symbol != symbol or entry.strategy != strategy:
+                continue
+            if entry.working or self.position(entry).open_qty > 0:
+                return entry
+        return None
+
+    def next_entry_ref(self, symbol: str, session: date, strategy: str) -> str:
+        prefix = f"{symbol}-{session:%y%m%d}-{strategy[:1]}"
+        return f"{prefix}{self._prefix_count.get(prefix, 0) + 1}"
+
+    def has_activity(self) -> bool:
+        return bool(self.live) or bool(self.unfinished)
+
+    # -- broker sync ---------------------------------------------------------------------------
+    def sync_since(self, now: datetime) -> datetime:
+        """How far back executions must be asked for: our oldest unfinished business."""
+        times = [o.intent_ts for o in self.live.values()]
+        times += [e.intent_ts for e in self.unfinished.values()]
+        oldest = min(times, default=now)
+        return min(oldest, now) - timedelta(minutes=1)
+
+    async def sync(self, broker: Broker, now: datetime) -> SyncReport:
+        """Adopt what the broker did: fills, status changes, expiries; close finished trades."""
+        self.refresh()
+        report = SyncReport()
+        # Orders that finished before the last sync were adopted then (a margin covers clock
+        # differences); the first sync looks back to our oldest unfinished business.
+        if self._last_sync is None:
+            since = self.sync_since(now) - timedelta(days=1)
+        else:
+            since = self._last_sync - timedelta(minutes=10)
+        broker_orders = await broker.orders(since)
+        self._last_sync = now
+        executions = await broker.executions(self.sync_since(now) - timedelta(days=1))
+        for x in sorted(executions, key=lambda e: (e.time, e.exec_id)):
+            if x.exec_id in self.seen_execs:
+                continue
+            if x.kind == "expiry":
+                report.fills += self._adopt_expiry(now, x)
+                continue
+            order = self.orders.get(x.order_ref)
+            if order is None:
+                self._report(
+                    now,
+                    report,
+                    f"exec:{x.exec_id}",
+                    "unknown_execution",
+                    f"execution {x.exec_id} ({x.side} {x.qty} {x.contract.label} at "
+                    f"{x.price}, order_ref {x.order_ref!r}) is not one of tradebot's "
+                    "orders; left alone",
+                    exec_id=x.exec_id,
+                )
+                continue
+            if x.commission is None and now - x.time < timedelta(minutes=1):
+                continue  # the commission report follows the fill; adopt both together
+            self._record_fill(now, order, x, x.qty)
+            report.fills += 1
+        for bo in broker_orders:
+            report.status_changes += self._adopt_status(now, bo, report)
+        report.trades = self.close_trades(now)
+        return report
+
+    def _adopt_status(self, now: datetime, bo: BrokerOrder, report: SyncReport) -> int:
+        order = self.orders.get(bo.order_ref) if bo.order_ref else None
+        if order is None:
+            if bo.status not in ("filled", "cancelled", "inactive"):
+                self._report(
+                    now,
+                    report,
+                    f"order:{bo.perm_id or bo.order_id}",
+                    "unknown_order",
+                    f"working order {bo.order_id} ({bo.action} {bo.qty} "
+                    f"{bo.contract.label}, order_ref {bo.order_ref!r}) is not one of "
+                    "tradebot's; left alone",
+                    order_id=bo.order_id,
+                    perm_id=bo.perm_id,
+                )
+            return 0
+        changed = 0
+        if order.status in ("intent", "unknown", "pending") and bo.order_id:
+            self.mark_submitted(now, order.ref, bo.order_id, bo.perm_id, bo.status)
+            changed += 1
+        if bo.status != order.status and bo.status != "pending" and not order.final:
+            self.mark_status(now, order.ref, bo.status, bo.reason)
+            changed += 1
+        return changed
+
+    def _adopt_expiry(self, now: datetime, x: Execution) -> int:
+        """An expiration settles our open positions in that contract (oldest entry first)."""
+        left = x.qty
+        adopted = 0
+        for pos in sorted(self.open_positions(), key=lambda p: p.entry.intent_ts):
+            if left == 0 or not pos.entry.contract.same_option(x.contract):
+                continue
+            qty = min(left, pos.open_qty)
+            entry = pos.entry
+            exit_order = TrackedOrder(
+                ref=f"{entry.ref}.ex",
+                role="exit",
+                symbol=entry.symbol,
+                strategy=entry.strategy,
+                contract=entry.contract,
+                action="SELL",
+                qty=qty,
+                order_type="EXPIRY",
+                tif="",
+                session=session_of(now),
+                mode=entry.mode,
+                phase=entry.phase,
+                intent_ts=now,
+                parent_ref=entry.ref,
+                exit_reason="expired",
+            )
+            if exit_order.ref not in self.orders:
+                self.add_intent(now, exit_order, note="settled at expiration")
+            self._record_fill(now, self.orders[exit_order.ref], x, qty)
+            self.mark_status(now, exit_order.ref, "filled", "expired")
+            left -= qty
+            adopted += 1
+        return adopted
+
+    def _report(
+        self, now: datetime, report: SyncReport, key: str, event: str, message: str, **fields: Any
+    ) -> None:
+        report.unknown.append(message)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        self.events.record(now, event, message, **fields)
+
+    # -- trades --------------------------------------------------------------------------------
+    def close_trades(self, now: datetime) -> list[ClosedTrade]:
+        """Write each position whose exits sold everything its entry bought (once)."""
+        closed = []
+        for entry in self.entries():
+            if entry.filled_qty == 0 or not entry.final or self.trades.has_trade(entry.ref):
+                continue
+            pos = self.position(entry)
+            if pos.open_qty != 0:
+                continue
+            trade = self._trade(pos)
+            if trade is not None:
+                self.trades.append(trade)
+                closed.append(trade)
+                self._closed.append(trade)
+                self._index(entry)
+                if self.on_close is not None:
+                    self.on_close(trade)
+                log.info(
+                    "trade closed: %s %s %s qty %d, %s → %s, P&L %s (%s)",
+                    trade.trade_id,
+                    trade.strategy,
+                    trade.contract,
+                    trade.qty,
+                    trade.entry_price,
+                    trade.exit_price,
+                    trade.pnl,
+                    trade.exit_reason,
+                )
+        return closed
+
+    def _trade(self, pos: Position) -> ClosedTrade | None:
+        entry = pos.entry
+        exit_fills = [(e, f) for e in pos.exits for f in e.fills.values()]
+        if not exit_fills:
+            return None
+        last_order, last_fill = max(exit_fills, key=lambda ef: (ef[1].time, ef[1].exec_id))
+        qty = entry.filled_qty
+        exit_value = sum((f.price * f.qty for _, f in exit_fills), Decimal(0))
+        exit_price = _at_most_six_places(exit_value / qty)
+        entry_price = _at_most_six_places(entry.avg_price)
+        commission = entry.commission + sum((f.commission for _, f in exit_fills), Decimal(0))
+        reason = _EXIT_REASON.get(last_order.exit_reason or last_order.role, "manual")
+        return close_trade(
+            trade_id=entry.ref,
+            symbol=entry.symbol,
+            contract=entry.contract.label,
+            right=entry.contract.right,
+            strike=entry.contract.strike,
+            expiry=entry.contract.expiry,
+            strategy=entry.strategy,
+            qty=qty,
+            multiplier=entry.contract.multiplier,
+            entry_time=min(f.time for f in entry.fills.values()),
+            exit_time=last_fill.time,
+            entry_price=entry_price,
+            exit_price=exit_price,
+            stop_loss_pct=entry.stop_loss_pct,
+            exit_reason=reason,
+            phase=entry.phase,  # type: ignore[arg-type]
+            mode=entry.mode,  # type: ignore[arg-type]
+            commission=commission,
+        )
+
+
+def _at_most_six_places(price: Decimal) -> Decimal:
+    """An average price as recorded: exact when it has ≤ 6 places (the usual case)."""
+    rounded = price.quantize(_SIX_PLACES)
+    return price.normalize() if rounded == price else rounded
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None or value == "" else Decimal(str(value))

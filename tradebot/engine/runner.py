@@ -1,0 +1,238 @@
+"""Assemble a run from the configuration and the `tradebot run` options, and run it.
+
+* One loop per logs directory: `state/run.lock` is held (flock) for the whole run; a second
+  `tradebot run` on the same files is refused with the pid of the first.
+* The clock is the wall clock, unless `--start`, `--speed` or `--bars` ask for a simulated one
+  (then `--speed` defaults to `max`: as fast as the machine goes).
+* Trading `live` while the ladder is in experience is refused before anything connects.
+* SIGTERM / SIGINT stop the loop between steps (working orders stay at the broker); a second
+  SIGINT interrupts at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from tradebot.config import LoadedConfig
+from tradebot.engine.clock import Clock, SimClock, WallClock
+from tradebot.engine.context import EngineContext, Notify, build_context
+from tradebot.engine.loop import RunSummary, TradingLoop
+from tradebot.errors import RefusedError, UsageError
+
+NEW_YORK = ZoneInfo("America/New_York")
+LOCK_FILE = "run.lock"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    once: bool = False
+    bars: Path | None = None
+    speed: float | None = 1.0  # None = as fast as possible
+    start: datetime | None = None
+    until: datetime | None = None
+    simulated: bool = False
+
+
+def parse_when(value: str, option: str, *, end: bool = False) -> datetime:
+    """An ISO date (midnight New York) or datetime (naive = New York time) as UTC."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time(0), NEW_YORK).astimezone(UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option} {value!r} is not an ISO date or time; write 2025-07-01 or "
+            "2025-07-01T10:30 (New York) or 2025-07-01T14:30Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=NEW_YORK)
+    if not 1990 <= moment.year <= 2200:
+        raise UsageError(f"{option} {value!r} is out of range")
+    return moment.astimezone(UTC)
+
+
+def parse_speed(value: str | None) -> tuple[float | None, bool]:
+    """(speed, given): 'max' → None; a positive number; absent → 1.0 (not given)."""
+    if value is None:
+        return 1.0, False
+    if value.strip().lower() == "max":
+        return None, True
+    try:
+        speed = float(value)
+    except ValueError:
+        raise UsageError(f"--speed {value!r} is not a number or 'max'") from None
+    if not 0 < speed <= 1_000_000 or speed != speed:
+        raise UsageError(f"--speed must be a positive number up to 1000000 or 'max', got {value}")
+    return speed, True
+
+
+def build_options(
+    *,
+    once: bool,
+    bars: Path | None,
+    speed: str | None,
+    start: str | None,
+    until: str | None,
+) -> RunOptions:
+    speed_value, speed_given = parse_speed(speed)
+    start_at = None if start is None else parse_when(start, "--start")
+    until_at = None if until is None else parse_when(until, "--until", end=True)
+    simulated = start_at is not None or bars is not None or (speed_given and speed_value != 1.0)
+    if simulated and not speed_given:
+        speed_value = None  # a replay runs as fast as it can unless asked otherwise
+    if start_at is not None and until_at is not None and until_at <= start_at:
+        raise UsageError("--until must be after --start")
+    return RunOptions(once, bars, speed_value, start_at, until_at, simulated)
+
+
+@contextmanager
+def run_lock(state_dir: Path) -> Iterator[None]:
+    """Hold `state/run.lock` for the whole run: one loop per logs directory."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise RefusedError(
+                f"another tradebot run (pid {other}) is already using {state_dir.parent}; stop "
+                "it first (one loop per logs directory)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def make_clock(loaded: LoadedConfig, options: RunOptions) -> Clock:
+    if not options.simulated:
+        return WallClock()
+    start = options.start
+    if start is None and options.bars is not None:
+        from tradebot.market.csv_bars import CsvBars
+
+        source = CsvBars(options.bars, loaded.settings.schedule.calendar)
+        firsts = [source.sessions(s)[0] for s in source.symbols() if source.sessions(s)]
+        if not firsts:
+            raise UsageError(f"--bars {options.bars}: no regular-session bars in the files")
+        start = datetime.combine(min(firsts), time(0), NEW_YORK).astimezone(UTC)
+    if start is None:
+        start = datetime.now(UTC)
+    return SimClock(start, options.speed)
+
+
+def default_until(loaded: LoadedConfig, options: RunOptions, clock: Clock) -> datetime | None:
+    """A simulated run stops by itself: after the last session of `--bars`, else at the end of
+    the New York day it started on. Real time runs until stopped."""
+    if options.until is not None or not options.simulated:
+        return options.until
+    if options.bars is not None:
+        from tradebot.market.csv_bars import CsvBars
+
+        source = CsvBars(options.bars, loaded.settings.schedule.calendar)
+        last = max(source.sessions(s)[-1] for s in source.symbols() if source.sessions(s))
+        return datetime.combine(last + timedelta(days=1), time(0), NEW_YORK).astimezone(UTC)
+    day = clock.now().astimezone(NEW_YORK).date()
+    return datetime.combine(day + timedelta(days=1), time(0), NEW_YORK).astimezone(UTC)
+
+
+def make_context(
+    loaded: LoadedConfig, options: RunOptions, clock: Clock, notify: Notify
+) -> EngineContext:
+    s = loaded.settings
+    if s.broker.kind != "sim":
+        raise UsageError(
+            "broker.kind = 'ibkr' is not available in this version of `tradebot run` yet; use "
+            "broker.kind = 'sim' to run the loop on the simulated broker"
+        )
+    from tradebot.brokers.sim import SimBroker
+    from tradebot.market import make_market
+
+    market = make_market(
+        seed=s.broker.sim.seed, bars_dir=options.bars, calendar=s.schedule.calendar
+    )
+    for symbol in s.trading.symbols:
+        if not market.supports(symbol):
+            raise UsageError(
+                f"--bars {options.bars} has no file for {symbol} (trading.symbols); add "
+                f"{symbol}.csv or remove the symbol"
+            )
+    broker = SimBroker(
+        market,
+        clock.now,
+        loaded.state_dir,
+        starting_cash=s.risk.paper_equity,
+        per_contract=s.broker.sim.commission_per_contract,
+        minimum=s.broker.sim.commission_minimum,
+        data_type=s.broker.market_data_type,
+        quote_delay_s=s.broker.sim.quote_delay_s,
+        refuse_brackets=s.broker.sim.refuse_brackets,
+    )
+    return build_context(loaded, broker, clock, notify)
+
+
+def refuse_live_in_experience(loaded: LoadedConfig, now: datetime) -> None:
+    """`live` is refused in experience (and while the phase is unknown), before connecting."""
+    if loaded.settings.trading.mode != "live":
+        return
+    from tradebot.phase_ladder import PhaseLadder
+
+    snap = PhaseLadder(loaded).snapshot(now)
+    phase = snap.evaluation.phase if snap.evaluation is not None else None
+    if phase == "experience" or phase is None:
+        raise RefusedError(
+            "trading.mode = 'live' is refused in the experience phase: experience trades paper "
+            "only; run in 'paper' and earn proof with `tradebot phase advance`"
+            if phase == "experience"
+            else f"trading.mode = 'live' is refused while the phase is unknown ({snap.error})"
+        )
+
+
+def run(
+    loaded: LoadedConfig,
+    options: RunOptions,
+    notify: Notify,
+) -> RunSummary:
+    """Run the loop to its end (until, once, or a stop signal); returns what happened."""
+    clock = make_clock(loaded, options)
+    refuse_live_in_experience(loaded, clock.now())
+    until = default_until(loaded, options, clock)
+    ctx = make_context(loaded, options, clock, notify)
+    with run_lock(loaded.state_dir):
+        return asyncio.run(_main(ctx, until, options.once))
+
+
+async def _main(ctx: EngineContext, until: datetime | None, once: bool) -> RunSummary:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal interrupts
+        if signum == signal.SIGINT:
+            interrupts += 1
+            if interrupts > 1:
+                raise KeyboardInterrupt
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await TradingLoop(ctx, until=until, once=once, stop=stop).run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
