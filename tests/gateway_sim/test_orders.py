@@ -291,3 +291,19 @@ def test_a_held_parent_sent_again_with_transmit_goes_first(version: int) -> None
         ib.disconnect()
 
     scenario(version, body)
+
+
+def test_a_rejected_parent_takes_its_children_down(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        errors = Errors(ib)
+        option = await near_money_call(ib, sim)
+        sim.faults.reject_next_order("no trading permission")
+        trades = [ib.placeOrder(option, o) for o in ib.bracketOrder("BUY", 1, 0.05, 9.0, 0.01)]
+        await until(lambda: all(t.isDone() for t in trades))
+        assert errors.codes() == [201, 201, 201]
+        assert "parent order" in errors.seen[1][2]
+        assert not sim.exchange.working_orders()
+        ib.disconnect()
+
+    scenario(version, body)

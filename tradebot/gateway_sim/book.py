@@ -168,12 +168,25 @@ class OrderBook:
         # The parent first, then its children in the order they were placed.
         group.sort(key=lambda h: (h.request.parent_id != 0, h.request.order_id))
         notices: list[Notice] = []
+        refused: set[int] = set()
         for h in group:
-            notices += self._submit(h.client_id, h.request, h.contract, now)
+            # A child of a parent the venue just refused goes down with it (IB rejects the
+            # whole attached group), rather than waiting forever for a parent that never fills.
+            orphan = h.request.parent_id in refused
+            reason = f"parent order {h.request.parent_id} was rejected" if orphan else None
+            notices += self._submit(h.client_id, h.request, h.contract, now, reject=reason)
+            placed = self.order(client_id, h.request.order_id)
+            if placed is not None and placed.status in ("Cancelled", "Inactive"):
+                refused.add(h.request.order_id)
         return notices
 
     def _submit(
-        self, client_id: int, req: PlaceOrderRequest, contract: Contract, now: datetime
+        self,
+        client_id: int,
+        req: PlaceOrderRequest,
+        contract: Contract,
+        now: datetime,
+        reject: str | None = None,
     ) -> list[Notice]:
         venue_id = self.next_venue_id
         self.next_venue_id += 1
@@ -198,7 +211,7 @@ class OrderBook:
             client_id=client_id,
             account=self.account,
         )
-        reason = self._refusal(client_id, req)
+        reason = reject or self._refusal(client_id, req)
         self._take_snapshot()
         events = self.exchange.submit(order, now, reject=reason)
         notices = self._translate(events)
