@@ -115,10 +115,18 @@ def test_cli_serves_ib_async_takes_faults_on_stdin_and_stops_cleanly(tmp_path: P
     assert state.exists()  # the account is saved for the next start
 
 
-def test_sigterm_stops_the_simulator_with_exit_0(tmp_path: Path) -> None:
-    sim = SimProcess(tmp_path, "--port", "0", "--speed", "0")
+def test_control_port_takes_commands_and_sigterm_stops_with_exit_0(tmp_path: Path) -> None:
+    control = _free_port()
+    sim = SimProcess(tmp_path, "--port", "0", "--speed", "0", "--control-port", str(control))
     try:
-        assert "IB Gateway simulator on 127.0.0.1:" in sim.line()
+        banner = sim.line()
+        assert "IB Gateway simulator on 127.0.0.1:" in banner
+        assert f"nc 127.0.0.1 {control}" in banner
+        with socket.create_connection(("127.0.0.1", control), timeout=10) as conn:
+            conn.sendall(b"md QQQ none\n")
+            with conn.makefile("r", encoding="utf-8") as replies:
+                reply = replies.readline()
+        assert reply == "market data for QQQ: none\n"
         sim.proc.send_signal(signal.SIGTERM)
         code, stderr = sim.finish()
     finally:

@@ -43,6 +43,11 @@ def test_connect_finishes_its_whole_sync_quickly(version: int) -> None:
         assert values["NetLiquidation"] == "10000.00" and values["AccountCode"] == "DUSIM0001"
         assert ib.positions() == [] and ib.openTrades() == [] and ib.fills() == []
         assert await ib.reqCurrentTimeAsync() == START  # the simulated clock, not the wall's
+        ids: list[int] = []
+        ib.wrapper.nextValidId = ids.append  # type: ignore[method-assign]
+        ib.client.reqIds(1)
+        await until(lambda: ids)
+        assert ids == [sim.book.next_valid_id(7)]
         ib.disconnect()
 
     scenario(version, body)
