@@ -142,7 +142,7 @@ class OrderBook:
             self.held[key] = HeldOrder(client_id, req, contract)
             if not req.transmit:
                 return []
-        return self._transmit(client_id, req, now)
+        return self._transmit(client_id, req, contract, now)
 
     def _contract(self, req: PlaceOrderRequest, now: datetime) -> Contract:
         found = self.universe.resolve(req.contract, session_of(now))
@@ -151,7 +151,9 @@ class OrderBook:
         # The venue answers an unknown contract (conId 0) with error 200.
         return StockContract(req.contract.symbol or "?", con_id=0)
 
-    def _transmit(self, client_id: int, req: PlaceOrderRequest, now: datetime) -> list[Notice]:
+    def _transmit(
+        self, client_id: int, req: PlaceOrderRequest, contract: Contract, now: datetime
+    ) -> list[Notice]:
         """Send the group of `req` to the venue: held parent, held siblings, then `req`."""
         group_parent = req.parent_id or req.order_id
         group = [
@@ -164,7 +166,7 @@ class OrderBook:
         mine = self.held.pop((client_id, req.order_id), None)
         for h in group:
             del self.held[(client_id, h.request.order_id)]
-        group.append(mine or HeldOrder(client_id, req, self._contract(req, now)))
+        group.append(mine or HeldOrder(client_id, req, contract))
         # The parent first, then its children in the order they were placed.
         group.sort(key=lambda h: (h.request.parent_id != 0, h.request.order_id))
         notices: list[Notice] = []
