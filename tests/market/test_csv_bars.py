@@ -130,3 +130,19 @@ def test_csv_bars_never_look_ahead(tmp_path: Path) -> None:
     now = datetime(2025, 7, 1, 13, 35, 30, tzinfo=UTC)  # 09:35:30 New York
     assert len(model.completed_bars("SPY", date(2025, 7, 1), now)) == 5
     assert model.last_price("SPY", now) == 100.5
+
+
+def test_csv_bars_never_show_the_model_a_bar_before_it_completes(tmp_path: Path) -> None:
+    """The index is in nanoseconds like every bar frame (pandas may parse text to µs), so the
+    model's `completed_bars` / `bars_between` cut at the right bar."""
+    from datetime import UTC, datetime
+
+    from tradebot.market import make_market
+
+    _write(tmp_path / "SPY.csv", _minutes("2025-07-01", "09:30", 60, "-04:00"))
+    frame = load_bar_file(tmp_path / "SPY.csv")
+    assert frame.index.unit == "ns"
+    market = make_market(bars_dir=tmp_path)
+    now = datetime(2025, 7, 1, 13, 40, tzinfo=UTC)  # 09:40 New York
+    assert len(market.completed_bars("SPY", date(2025, 7, 1), now)) == 10
+    assert len(market.bars_between("SPY", datetime(2025, 7, 1, 13, 30, tzinfo=UTC), now)) == 10

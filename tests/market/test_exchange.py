@@ -178,3 +178,48 @@ def test_refuse_brackets_fault_rejects_attached_orders() -> None:
     child = SimOrder(2, contract, "SELL", 1, "LMT", limit=q.ask * 2, parent_id=1)
     events = ex.submit(child, now)
     assert [e.code for e in events if isinstance(e, ErrorEvent)] == [201]
+
+
+# -- fault injection used by the gateway simulator ----------------------------------------------
+def test_reject_refuses_any_order_with_201_and_the_reason() -> None:
+    _, ex, contract, now = _setup()
+    order = SimOrder(1, contract, "BUY", 1, "LMT", limit=contract.tick)
+    events = ex.submit(order, now, reject="insufficient margin")
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    assert [(e.code, e.message) for e in errors] == [
+        (201, "Order rejected - reason: insufficient margin")
+    ]
+    assert order.status == "Cancelled" and order.perm_id > 0 and not ex.working_orders()
+
+
+def test_force_fill_fills_a_resting_limit_at_its_limit_and_releases_children() -> None:
+    _, ex, contract, now = _setup()
+    q = ex.quote(contract, now)
+    assert q is not None
+    low = (q.bid / 2).quantize(contract.tick)
+    parent, tp, sl = _bracket(ex, contract, now, low)
+    assert tp.status == "PreSubmitted"
+    assert ex.force_fill(tp.order_id, now) == []  # a child waits for its parent
+    events = ex.force_fill(parent.order_id, now)
+    fills = [e.fill for e in events if isinstance(e, FillEvent)]
+    assert [(f.order_ref, f.price) for f in fills] == [("E", low)]
+    assert parent.status == "Filled" and tp.status == sl.status == "Submitted"
+    assert ex.force_fill(parent.order_id, now) == []  # not working any more
+
+
+def test_force_fill_of_a_stop_takes_the_worse_of_touch_and_stop() -> None:
+    _, ex, contract, now = _setup()
+    q = ex.quote(contract, now)
+    assert q is not None
+    ex.submit(SimOrder(1, contract, "BUY", 1, "LMT", limit=q.ask), now)
+    high_stop = q.bid + 10 * contract.tick  # above the bid: a sell stop would fill at the bid
+    stop = SimOrder(2, contract, "SELL", 1, "STP", stop=high_stop)
+    ex.submit(stop, now)
+    assert stop.status == "Filled"  # already through its stop on arrival
+    ex.submit(SimOrder(3, contract, "BUY", 1, "LMT", limit=q.ask), now)
+    low_stop = (q.bid / 2).quantize(contract.tick)
+    resting = SimOrder(4, contract, "SELL", 1, "STP", stop=low_stop)
+    ex.submit(resting, now)
+    assert resting.status == "Submitted"
+    [fill] = [e.fill for e in ex.force_fill(4, now) if isinstance(e, FillEvent)]
+    assert fill.price == low_stop

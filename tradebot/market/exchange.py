@@ -284,10 +284,14 @@ class SimExchange:
     refuse_brackets: bool = False  # fault: refuse orders that have a parent (tests OCO emulation)
 
     # -- orders --------------------------------------------------------------------------------
-    def submit(self, order: SimOrder, now: datetime) -> list[Event]:
-        """Accept (or reject) an order at `now`; a marketable one may fill at once."""
+    def submit(self, order: SimOrder, now: datetime, *, reject: str | None = None) -> list[Event]:
+        """Accept (or reject) an order at `now`; a marketable one may fill at once.
+
+        `reject` (fault injection) refuses the order with error 201 and that reason, as IB
+        does for margin or permission problems, whatever the order looks like.
+        """
         events = self.advance(now)
-        problem = self.check(order)
+        problem = (201, f"Order rejected - reason: {reject}") if reject else self.check(order)
         if problem is not None:
             code, text = problem
             order.status, order.reason = "Inactive" if code != 201 else "Cancelled", text
@@ -327,6 +331,31 @@ class SimExchange:
                 if child.working:
                     events.extend(self._finish(child, "Cancelled", now, "parent cancelled"))
         return events
+
+    def force_fill(self, order_id: int, now: datetime) -> list[Event]:
+        """Fault injection: fill a working order now, as if the market had traded through it.
+
+        A limit order fills at its limit; a market order at the touch; a stop at the touch or
+        its stop, whichever is worse for the holder. A child whose parent has not filled does
+        not fill, and a sell that would take the position below zero is cancelled (as in
+        `advance`). Nothing happens to an order that is not working.
+        """
+        events = self.advance(now)
+        order = self.orders.get(order_id)
+        if order is None or order.status != "Submitted":
+            return events
+        quote = self._quote_now(order.contract, now)
+        touch = None if quote is None else (quote[1] if order.action == "BUY" else quote[0])
+        if order.order_type == "LMT" and order.limit is not None:
+            price = order.limit
+        elif touch is None or touch <= 0:
+            return events
+        elif order.order_type == "STP" and order.stop is not None:
+            price = max(touch, order.stop) if order.action == "BUY" else min(touch, order.stop)
+        else:
+            price = touch
+        # Offered on both sides at `price`, every order type fills at exactly that price.
+        return [*events, *self._try_fill(order, price, price, now, resting=True)]
 
     def check(self, order: SimOrder, *, parent_pending: bool = False) -> tuple[int, str] | None:
         """(IB error code, text) when the venue would refuse `order`, else None.

@@ -1,0 +1,290 @@
+"""Text commands for the operator: the same faults the Python API offers, one per line.
+
+`tradebot gateway sim` reads them from its standard input and, with `--control-port`, from a
+loopback socket (`nc 127.0.0.1 PORT`), so a rehearsal in one terminal can be disturbed from
+another. Every command answers with one line (several for `help` and `status`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tradebot.gateway_sim.clock import parse_moment
+from tradebot.gateway_sim.faults import TIF_PRESET_CODE, TIF_PRESET_TEXT, Permission
+from tradebot.gateway_sim.server import GatewaySim
+
+log = logging.getLogger("tradebot.gateway_sim")
+
+HELP = """\
+commands (one per line):
+  status                          clients, clock, account, armed faults
+  drop [CLIENT]                   close a client's socket (every client without CLIENT)
+  lost                            connectivity to IB lost: error 1100, market data pauses
+  restore [data-lost]             connectivity back: 1102, or 1101 (subscriptions lost)
+  pacing [N]                      the next N historical requests get error 162
+  reject [REASON...]              the next order is rejected with error 201
+  notice [CODE [TEXT...]]         informational error after the next order (default 10349)
+  md SYMBOL|* live|delayed|none   market data permission (delayed: 10167, none: 354)
+  stale [SYMBOL|*]                quotes stop moving; fresh [SYMBOL|*] undoes it
+  cancel-race [N]                 the next cancel finds the order filled (10148)
+  rollback-ids [N]                the next connect is told nextValidId N (default 1)
+  fill CLIENT ORDER               fill a working order now
+  fill-offline CLIENT ORDER       drop the client, then fill its order
+  error CLIENT ORDER CODE TEXT    send an error about an order
+  brackets refuse|accept          refuse orders with a parent (201)
+  clock [set ISO | +30m | speed X]  show, set, advance the simulated clock, or its speed
+  clear                           disarm every fault
+  quit                            stop the simulator"""
+
+
+PERMISSIONS: dict[str, Permission] = {"live": "live", "delayed": "delayed", "none": "none"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    quit: bool = False
+
+
+class CommandError(Exception):
+    pass
+
+
+def execute(sim: GatewaySim, line: str) -> Reply:
+    """Run one command line; a problem is answered as 'error: …', never raised."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        return Reply(f"error: {exc}")
+    if not words:
+        return Reply("")
+    name, args = words[0].lower(), words[1:]
+    command = COMMANDS.get(name)
+    if command is None:
+        return Reply(f"error: unknown command {name!r}; type 'help'")
+    try:
+        reply = command(sim, args)
+    except (CommandError, ValueError) as exc:
+        return Reply(f"error: {exc}")
+    if name not in ("help", "status", "clock"):
+        log.info("control: %s -> %s", line.strip(), reply.text)
+    return reply
+
+
+def _count(args: list[str], default: int = 1) -> int:
+    if not args:
+        return default
+    if not args[0].isdigit() or int(args[0]) <= 0:
+        raise CommandError(f"{args[0]!r} is not a positive whole number")
+    return int(args[0])
+
+
+def _ids(args: list[str], usage: str) -> tuple[int, int]:
+    if len(args) < 2 or not all(a.lstrip("-").isdigit() for a in args[:2]):
+        raise CommandError(f"usage: {usage}")
+    return int(args[0]), int(args[1])
+
+
+def _help(sim: GatewaySim, args: list[str]) -> Reply:
+    return Reply(HELP)
+
+
+def _status(sim: GatewaySim, args: list[str]) -> Reply:
+    now = sim.clock.now()
+    clients = ", ".join(f"{cid} (v{s.version})" for cid, s in sorted(sim.sessions.items()))
+    ex = sim.exchange
+    lines = [
+        f"clock {sim.clock.describe()}; IB connectivity {'up' if sim.connected_to_ib else 'LOST'}",
+        f"clients: {clients or 'none'}",
+        f"account {ex.account}: cash {ex.cash:.2f}, net liquidation "
+        f"{ex.net_liquidation(now):.2f}, {len(ex.positions)} position(s), "
+        f"{len(ex.working_orders())} working order(s), {len(sim.book.held)} held",
+        "faults: " + ("; ".join(sim.faults.describe()) or "none armed"),
+    ]
+    return Reply("\n".join(lines))
+
+
+def _drop(sim: GatewaySim, args: list[str]) -> Reply:
+    client = int(args[0]) if args else None
+    count = sim.faults.drop_connections(client)
+    return Reply(f"dropped {count} connection(s)")
+
+
+def _lost(sim: GatewaySim, args: list[str]) -> Reply:
+    sim.faults.connectivity_lost()
+    return Reply("sent 1100 (connectivity lost) to every client")
+
+
+def _restore(sim: GatewaySim, args: list[str]) -> Reply:
+    lost = bool(args) and args[0].lower() in ("data-lost", "lost", "1101")
+    sim.faults.connectivity_restored(data_lost=lost)
+    return Reply(f"sent {1101 if lost else 1102} (connectivity restored) to every client")
+
+
+def _pacing(sim: GatewaySim, args: list[str]) -> Reply:
+    n = _count(args)
+    sim.faults.pace_historical(n)
+    return Reply(f"the next {n} historical request(s) get error 162")
+
+
+def _reject(sim: GatewaySim, args: list[str]) -> Reply:
+    reason = " ".join(args) or "insufficient margin (simulated)"
+    sim.faults.reject_next_order(reason)
+    return Reply(f"the next order is rejected with 201: {reason}")
+
+
+def _notice(sim: GatewaySim, args: list[str]) -> Reply:
+    code = int(args[0]) if args else TIF_PRESET_CODE
+    text = " ".join(args[1:]) or (TIF_PRESET_TEXT if code == TIF_PRESET_CODE else "Warning")
+    sim.faults.notice_next_order(code, text)
+    return Reply(f"the next accepted order gets error {code}: {text}")
+
+
+def _md(sim: GatewaySim, args: list[str]) -> Reply:
+    if len(args) != 2 or args[1].lower() not in PERMISSIONS:
+        raise CommandError("usage: md SYMBOL|* live|delayed|none")
+    permission = PERMISSIONS[args[1].lower()]
+    sim.faults.market_data_permission(args[0], permission)
+    return Reply(f"market data for {args[0].upper()}: {permission}")
+
+
+def _stale(sim: GatewaySim, args: list[str]) -> Reply:
+    symbol = args[0] if args else "*"
+    sim.faults.stale_quotes(symbol, since=sim.clock.now())
+    return Reply(f"quotes for {symbol.upper()} are frozen from now on")
+
+
+def _fresh(sim: GatewaySim, args: list[str]) -> Reply:
+    symbol = args[0] if args else "*"
+    sim.faults.fresh_quotes(symbol)
+    return Reply(f"quotes for {symbol.upper()} move again")
+
+
+def _cancel_race(sim: GatewaySim, args: list[str]) -> Reply:
+    n = _count(args)
+    sim.faults.fill_before_next_cancel(n)
+    return Reply(f"the next {n} cancel(s) race a fill (10148)")
+
+
+def _rollback(sim: GatewaySim, args: list[str]) -> Reply:
+    to = _count(args)
+    sim.faults.roll_back_next_valid_id(to)
+    return Reply(f"the next connection is told nextValidId {to}")
+
+
+def _fill(sim: GatewaySim, args: list[str]) -> Reply:
+    client, order = _ids(args, "fill CLIENT ORDER")
+    if not sim.faults.fill_order(client, order):
+        raise CommandError(f"client {client} has no working order {order}")
+    return Reply(f"filled order {order} of client {client}")
+
+
+def _fill_offline(sim: GatewaySim, args: list[str]) -> Reply:
+    client, order = _ids(args, "fill-offline CLIENT ORDER")
+    if sim.book.order(client, order) is None:
+        raise CommandError(f"client {client} has no order {order}")
+    filled = sim.faults.fill_while_disconnected(client, order)
+    state = "filled" if filled else "not filled (not working)"
+    return Reply(f"dropped client {client}; order {order} {state}")
+
+
+def _error(sim: GatewaySim, args: list[str]) -> Reply:
+    client, order = _ids(args, "error CLIENT ORDER CODE TEXT")
+    if len(args) < 4 or not args[2].isdigit():
+        raise CommandError("usage: error CLIENT ORDER CODE TEXT")
+    text = " ".join(args[3:])
+    if not sim.faults.order_error(client, order, int(args[2]), text):
+        raise CommandError(f"client {client} is not connected")
+    return Reply(f"sent error {args[2]} about order {order} to client {client}")
+
+
+def _brackets(sim: GatewaySim, args: list[str]) -> Reply:
+    if not args or args[0].lower() not in ("refuse", "accept"):
+        raise CommandError("usage: brackets refuse|accept")
+    refuse = args[0].lower() == "refuse"
+    sim.faults.refuse_brackets(refuse)
+    return Reply("orders with a parent are " + ("refused (201)" if refuse else "accepted"))
+
+
+def _clock(sim: GatewaySim, args: list[str]) -> Reply:
+    if not args:
+        return Reply(f"clock {sim.clock.describe()}")
+    if args[0] == "set" and len(args) == 2:
+        sim.set_time(parse_moment(args[1], sim.market.calendar))
+    elif args[0] == "speed" and len(args) == 2:
+        sim.clock.set_speed(float(args[1]))
+    elif args[0].startswith("+") and len(args) == 1:
+        sim.advance(parse_step(args[0][1:]))
+    else:
+        raise CommandError("usage: clock [set ISO | +30m | speed X]")
+    return Reply(f"clock {sim.clock.describe()}")
+
+
+def _clear(sim: GatewaySim, args: list[str]) -> Reply:
+    sim.faults.clear()
+    return Reply("every fault disarmed")
+
+
+def _quit(sim: GatewaySim, args: list[str]) -> Reply:
+    return Reply("stopping", quit=True)
+
+
+COMMANDS: dict[str, Callable[[GatewaySim, list[str]], Reply]] = {
+    "help": _help,
+    "?": _help,
+    "status": _status,
+    "drop": _drop,
+    "lost": _lost,
+    "restore": _restore,
+    "pacing": _pacing,
+    "reject": _reject,
+    "notice": _notice,
+    "md": _md,
+    "stale": _stale,
+    "fresh": _fresh,
+    "cancel-race": _cancel_race,
+    "rollback-ids": _rollback,
+    "fill": _fill,
+    "fill-offline": _fill_offline,
+    "error": _error,
+    "brackets": _brackets,
+    "clock": _clock,
+    "clear": _clear,
+    "quit": _quit,
+    "exit": _quit,
+}
+
+
+def parse_step(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"{text!r} is not a step like 90s, 30m, 2h or 1d")
+    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+
+
+async def serve_control(sim: GatewaySim, port: int, on_quit: Callable[[], None]) -> asyncio.Server:
+    """A loopback line server for the same commands (`nc 127.0.0.1 PORT`)."""
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                reply = execute(sim, line.decode("utf-8", errors="replace"))
+                writer.write((reply.text + "\n").encode("utf-8"))
+                await writer.drain()
+                if reply.quit:
+                    on_quit()
+                    break
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    return await asyncio.start_server(client, "127.0.0.1", port)
