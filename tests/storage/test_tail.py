@@ -154,12 +154,14 @@ def test_a_file_recreated_under_a_reused_inode_number_is_read_again(tmp_path: Pa
     tail.refresh()
     old_inode = path.stat().st_ino
     # `rm trades.jsonl; cp repaired trades.jsonl` between two ticks of the loop.
+    # The repaired lines happen to end at the old offset, so nothing looks wrong: the tail
+    # silently keeps n=1 and n=2 and appends n=30.
     path.unlink()
-    path.write_bytes(b'{"n":10,"fixed":true}\n{"n":20}\n{"n":30}\n')
+    path.write_bytes(b'{"n":9}\n{"n":8}\n{"n":30}\n')
     if path.stat().st_ino != old_inode:
         pytest.skip("this filesystem gave the new file another inode number")
     tail.refresh()
-    assert tail.records == [{"n": 10, "fixed": True}, {"n": 20}, {"n": 30}]
+    assert tail.records == [{"n": 9}, {"n": 8}, {"n": 30}]
 
 
 def test_a_corrupt_line_names_file_and_line_and_is_reported_again(tmp_path: Path) -> None:
