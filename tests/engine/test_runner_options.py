@@ -300,6 +300,3 @@ def test_another_process_is_refused_while_this_one_holds_the_lock(tmp_path: Path
         out, _ = trier.communicate(timeout=30)
         assert trier.returncode == ExitCode.REFUSED
         assert f"pid {os.getpid()}" in out
-    trier = _python(_TRIER, str(state))
-    out, _ = trier.communicate(timeout=30)
-    assert (trier.returncode, out) == (0, "acquired\n")
