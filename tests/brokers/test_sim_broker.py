@@ -496,3 +496,23 @@ def test_a_clock_before_the_accounts_last_use_is_refused(
     assert "--start" in str(err.value)
     again = _broker(market, tmp_path, Now(now.t))  # the same moment is fine
     assert _run(again.positions()) == _run(first.positions())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: the account's last use is only saved when something happens (a fill, an "
+    "order); after a crash, a clock between the last save and the last use is accepted",
+)
+def test_a_clock_before_the_last_use_is_refused_after_a_crash_too(
+    market: MarketModel, contract: OptionContract, tmp_path: Path
+) -> None:
+    now = Now(T0)
+    first = _broker(market, tmp_path, now)
+    _run(first.place_order(_spec(contract, "resting", limit=contract.tick, tif="GTC")))
+    now.t = T0 + timedelta(hours=3)  # the loop ticks on: quotes and the account, no fills
+    _run(first.account())
+    _run(first.quotes([contract]))
+    assert _by_ref(_run(first.orders()))["resting"].status == "submitted"  # nothing happened
+    del first  # killed: no disconnect
+    with pytest.raises(UsageError):
+        _broker(market, tmp_path, Now(T0 + timedelta(hours=1)))
