@@ -127,15 +127,23 @@ def test_a_bad_trade_line_is_the_same_error_as_uncached_and_stays_reported(logs:
         cached.series()
 
 
-def test_a_line_that_is_not_json_is_the_same_error_as_uncached(logs: Path) -> None:
-    plain = TradeJournal(logs)
-    _write(plain, series_of([10, 20]))
+@pytest.mark.parametrize("which", ["trades", "orders"])
+def test_a_line_that_is_not_json_is_the_same_error_as_uncached(logs: Path, which: str) -> None:
+    plain: TradeJournal | OrderJournal
+    cached: CachedTradeJournal | CachedOrderJournal
+    if which == "trades":
+        plain, cached, read = TradeJournal(logs), CachedTradeJournal(logs), "read"
+        good = [t.model_dump(mode="json") for t in series_of([10, 20])]
+    else:
+        plain, cached, read = OrderJournal(logs), CachedOrderJournal(logs), "read_events"
+        good = [_event("a"), _event("b")]
+    JsonlFile(plain.path).append_many(good)
     with plain.path.open("a") as f:
-        f.write("{not json\n")
+        f.write('{"v":1,\n')
     with pytest.raises(CorruptRecordError) as expected:
-        plain.read()
+        getattr(plain, read)()
     with pytest.raises(CorruptRecordError) as got:
-        CachedTradeJournal(logs).read()
+        getattr(cached, read)()
     assert str(got.value) == str(expected.value)
     assert f"{plain.path}:3" in str(got.value)
 
@@ -281,18 +289,6 @@ def test_a_bad_order_event_is_the_same_error_as_uncached_and_stays_reported(logs
         assert str(got.value) == str(expected.value)
         assert got.value.line == 3
         assert "missing field role" in str(got.value)
-
-
-def test_an_order_line_that_is_not_json_is_the_same_error_as_uncached(logs: Path) -> None:
-    plain = OrderJournal(logs)
-    plain.append(_event("a"))
-    with plain.path.open("a") as f:
-        f.write('{"v":1,\n')
-    with pytest.raises(CorruptRecordError) as expected:
-        plain.read_events()
-    with pytest.raises(CorruptRecordError) as got:
-        CachedOrderJournal(logs).read_events()
-    assert str(got.value) == str(expected.value)
 
 
 def test_a_shortened_order_journal_is_read_again(logs: Path) -> None:
