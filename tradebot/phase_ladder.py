@@ -47,7 +47,7 @@ from tradebot.core.phase_rules import (
 )
 from tradebot.core.trades import PhaseName, session_of
 from tradebot.equity import EquityView, equity_view
-from tradebot.errors import CorruptRecordError, RefusedError, UsageError
+from tradebot.errors import CorruptRecordError, RefusedError, StorageError, UsageError
 from tradebot.order_journal import OrderJournal, parse_order_events
 from tradebot.override_password import (
     MIN_LENGTH,
@@ -273,24 +273,28 @@ class PhaseLadder:
         """`check_entry` and, when allowed, append the entry `intent` — atomically.
 
         Both happen under the order journal's exclusive lock, so two symbols (or two processes)
-        can never both take proof's one entry of the session.
+        can never both take proof's one entry of the session. An order journal that cannot be
+        read or written refuses the entry (`phase_unknown` / `journal_unwritable`): an intent
+        must be journaled before its order is sent.
         """
-        with self.orders.file.locked() as locked:
-            try:
+        try:
+            with self.orders.file.locked() as locked:
                 events = parse_order_events(self.orders.path, locked.read())
-            except CorruptRecordError as exc:
-                return EntryDecision(False, [Refusal("phase_unknown", exc.message)], None)
-            snap = self.snapshot(now, equity=equity, order_events=events)
-            if snap.evaluation is None:
-                refusal = Refusal("phase_unknown", f"the phase is unknown: {snap.error}")
-                return EntryDecision(False, [refusal], None)
-            decision = entry_decision(
-                snap.evaluation, mode=mode, next_session_open=next_session_open
-            )
-            if decision.allowed:
-                OrderEvent.from_record(intent)  # never write what could not be read back
-                locked.append(intent)
-            return decision
+                snap = self.snapshot(now, equity=equity, order_events=events)
+                if snap.evaluation is None:
+                    refusal = Refusal("phase_unknown", f"the phase is unknown: {snap.error}")
+                    return EntryDecision(False, [refusal], None)
+                decision = entry_decision(
+                    snap.evaluation, mode=mode, next_session_open=next_session_open
+                )
+                if decision.allowed:
+                    OrderEvent.from_record(intent)  # never write what could not be read back
+                    locked.append(intent)
+                return decision
+        except CorruptRecordError as exc:
+            return EntryDecision(False, [Refusal("phase_unknown", exc.message)], None)
+        except StorageError as exc:
+            return EntryDecision(False, [Refusal("journal_unwritable", exc.message)], None)
 
     @staticmethod
     def check_exit() -> EntryDecision:
