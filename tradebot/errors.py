@@ -63,13 +63,14 @@ class GatewayUnreachableError(TradebotError):
 
 
 class CorruptRecordError(TradebotError):
-    """A line in the middle of a JSONL file (or a state file) cannot be read.
+    """A line in the middle of a JSONL file (or a state file) cannot be read or trusted.
 
     A torn *last* line is not this error: it is the normal trace of a crash mid-write and is skipped
-    with a warning. Anything else means the file was damaged or edited, and the bot fails safe.
+    with a warning. Anything else means the file was damaged or edited, and the bot fails safe:
+    the command refuses to act on it (exit 4, like any other refusal), naming `file:line`.
     """
 
-    exit_code = ExitCode.UNEXPECTED
+    exit_code = ExitCode.REFUSED
 
     def __init__(
         self, path: Path, line: int | None, problem: str, *, action: str | None = None

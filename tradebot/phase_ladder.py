@@ -43,9 +43,11 @@ from tradebot.core.phase_rules import (
     Refusal,
     entry_decision,
     evaluate,
+    future_transitions,
     metrics_record,
 )
 from tradebot.core.trades import PhaseName, session_of
+from tradebot.core.validation import in_future
 from tradebot.equity import EquityView, equity_view
 from tradebot.errors import CorruptRecordError, RefusedError, StorageError, UsageError
 from tradebot.order_journal import OrderJournal, parse_order_events
@@ -56,7 +58,7 @@ from tradebot.override_password import (
     lockout_until,
     verify_password,
 )
-from tradebot.phase_records import PhaseRecords, parse_attempts, parse_history
+from tradebot.phase_records import HistoryRead, PhaseRecords, parse_attempts, parse_history
 from tradebot.state_store import StateStore
 from tradebot.storage.jsonl import LockedJsonl
 from tradebot.trade_journal import TradeJournal
@@ -198,7 +200,28 @@ class PhaseLadder:
             day_loss=day_loss,
         )
         evaluation.warnings.extend(warnings)
+        future = [
+            f"{self.records.history.path}: {line}" for line in future_transitions(history, now)
+        ]
+        evaluation.future_records.extend(future)
+        evaluation.warnings.extend(future)
         return evaluation, view
+
+    def _future_dated(self, now: datetime) -> list[str]:
+        """Override-audit and state records dated after `now` (unreadable ones are skipped)."""
+        problems = self.state.future_dated(now)
+        try:
+            attempts = self.records.read_attempts()
+        except CorruptRecordError:
+            attempts = []
+        late = [a.ts for a in attempts if in_future(a.ts, now)]
+        if late:
+            problems.append(
+                f"{self.records.overrides.path}: {len(late)} record(s) dated after now, the "
+                f"latest {max(late):%Y-%m-%d %H:%M}Z (now {now:%Y-%m-%d %H:%M}Z); is the system "
+                "clock right? Fix the clock or the file"
+            )
+        return problems
 
     def _equity(
         self, trades: TradeSeries, now: datetime, equity: Decimal | None, warnings: list[str]
@@ -208,6 +231,14 @@ class PhaseLadder:
             view = EquityView(equity, "broker", view.start_of_day, view.start_source, view.warnings)
         warnings.extend(view.warnings)
         return view
+
+    def _read_history(self) -> HistoryRead:
+        """The history, checked as a chain starting at `phase.initial`."""
+        return self.records.read_history(initial=self.cfg.initial)
+
+    def _parse_history(self, locked: LockedJsonl) -> HistoryRead:
+        """The history read under its lock, checked like `_read_history`."""
+        return parse_history(self.records.history.path, locked.read(), initial=self.cfg.initial)
 
     def _read_trades(self, warnings: list[str]) -> TradeSeries:
         contents = self.trades.read()
@@ -230,13 +261,16 @@ class PhaseLadder:
         try:
             trades = self._read_trades(warnings)
             view = self._equity(trades, now, equity, [])
-            read = self.records.read_history()
+            read = self._read_history()
             warnings.extend(read.warnings)
             evaluation, view = self._evaluate(
                 read.transitions, trades, now, equity, warnings, order_events
             )
         except CorruptRecordError as exc:
             return LadderSnapshot(None, exc.message, view, warnings)
+        future = self._future_dated(now)
+        evaluation.future_records.extend(future)
+        evaluation.warnings.extend(future)
         return LadderSnapshot(evaluation, None, view, evaluation.warnings)
 
     # -- the loop's questions -----------------------------------------------------------------
@@ -320,7 +354,7 @@ class PhaseLadder:
 
     def _maybe_downgrade(self, now: datetime, equity: Decimal | None) -> PhaseTransition | None:
         with self.records.history.locked() as locked:
-            read = parse_history(self.records.history.path, locked.read())
+            read = self._parse_history(locked)
             warnings: list[str] = []
             trades = self._read_trades(warnings)
             ev, _ = self._evaluate(read.transitions, trades, now, equity, warnings)
@@ -353,7 +387,7 @@ class PhaseLadder:
     ) -> PhaseTransition:
         """An earned, one-step advance; RefusedError lists every unmet criterion."""
         with self.records.history.locked() as locked:
-            read = parse_history(self.records.history.path, locked.read())
+            read = self._parse_history(locked)
             ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
             if ev.next_phase is None:
                 raise RefusedError(f"already in {ev.phase}, the top of the ladder")
@@ -423,7 +457,6 @@ class PhaseLadder:
         with self.records.overrides.locked() as audit:
             self._override_gate(audit, now, to=to, operator=operator, reason=reason)
         secret = password()
-        history_path = self.records.history.path
         with self.records.overrides.locked() as audit:
             record, attempts, stored = self._override_gate(
                 audit, now, to=to, operator=operator, reason=reason
@@ -436,7 +469,7 @@ class PhaseLadder:
                 hint = f"{left} attempt(s) left before a lockout" if left > 0 else "now locked"
                 raise RefusedError(f"wrong override password ({hint})")
             with self.records.history.locked() as locked:
-                read = parse_history(history_path, locked.read())
+                read = self._parse_history(locked)
                 ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
                 if to == ev.phase:
                     record("no_change", False, f"already in {to}")
@@ -488,7 +521,7 @@ class PhaseLadder:
     ) -> tuple[Callable[..., None], list[Attempt], str]:
         """Refuse (audited) when overrides are locked or no password is set."""
         attempts = parse_attempts(self.records.overrides.path, audit.read())
-        current = current_phase(self.records.read_history().transitions, self.cfg.initial)
+        current = current_phase(self._read_history().transitions, self.cfg.initial)
 
         def record(outcome: str, granted: bool, detail: str, **extra: Any) -> None:
             audit.append(
@@ -541,7 +574,7 @@ class PhaseLadder:
             raise UsageError(f"the override password must have at least {MIN_LENGTH} characters")
         with self.records.overrides.locked() as audit:
             attempts = parse_attempts(self.records.overrides.path, audit.read())
-            phase = current_phase(self.records.read_history().transitions, self.cfg.initial)
+            phase = current_phase(self._read_history().transitions, self.cfg.initial)
 
             def record(outcome: str, granted: bool, detail: str) -> None:
                 audit.append(
@@ -578,7 +611,7 @@ class PhaseLadder:
         today = session_of(now)
         with self.records.session_metrics.locked() as locked:
             done = {str(r.get("session")) for r in locked.read().records}
-            history = self.records.read_history().transitions
+            history = self._read_history().transitions
             contents = self.trades.read()
             by_session: dict[str, list[Any]] = {}
             for t in contents.trades:

@@ -23,7 +23,13 @@ from tradebot.cli.output import (
     stdout_console,
     write_csv,
 )
-from tradebot.errors import CorruptRecordError, RefusedError, TradebotError, UsageError
+from tradebot.errors import (
+    CorruptRecordError,
+    ExitCode,
+    RefusedError,
+    TradebotError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from tradebot.core.phase_rules import Criterion, PhaseEvaluation, WatchItem
@@ -38,7 +44,9 @@ PHASE_CHOICES = ("experience", "proof", "trial", "scaling")
 
 
 class PhaseUnknownError(TradebotError):
-    """`phase status` cannot know the phase: a file it depends on is unreadable (exit 1)."""
+    """`phase status` cannot know the phase: a file it depends on is unreadable (exit 4)."""
+
+    exit_code = ExitCode.REFUSED
 
 
 def _now() -> datetime:
@@ -331,15 +339,17 @@ def export(
     until_d = parse_day(until, "--until")
     from tradebot.phase_records import PhaseRecords, export_history_csv, select_history
 
-    records = PhaseRecords(state_of(ctx).config().logs_dir)
+    loaded = state_of(ctx).config()
+    records = PhaseRecords(loaded.logs_dir)
+    initial = loaded.settings.phase.initial
     if csv_target is not None:
-        count, text = export_history_csv(records, since_d, until_d)
+        count, text = export_history_csv(records, since_d, until_d, initial=initial)
         path = write_csv(csv_target, text)
         if path is not None and not as_json:
             stdout_console().print(f"wrote {count} transition(s) to {esc(path)}")
         if not as_json:
             return
-    transitions = select_history(records, since_d, until_d).transitions
+    transitions = select_history(records, since_d, until_d, initial=initial).transitions
     if as_json:
         print_json({"v": 1, "transitions": [t.as_record() for t in transitions]})
         return
