@@ -47,15 +47,17 @@ class HistoryChecker:
         self.ids: dict[str, int] = {}
 
     def add(self, record: dict[str, Any], line: int) -> PhaseTransition:
+        previous = self.previous
         try:
             transition = PhaseTransition.from_record(record)
-            check_follows(self.previous, transition, self.initial)
+            if previous is None or transition.from_phase != previous.to_phase:
+                check_follows(previous, transition, self.initial)
         except ValueError as exc:
             raise CorruptRecordError(
                 self.path, line, f"not a valid phase transition ({exc})"
             ) from None
-        first = self.ids.setdefault(transition.transition_id, line)
-        if first != line:
+        if self.ids.setdefault(transition.transition_id, line) != line:
+            first = self.ids[transition.transition_id]
             raise duplicate_error(self.path, "transition_id", transition.transition_id, first, line)
         self.previous = transition
         return transition
