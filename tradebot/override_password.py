@@ -19,6 +19,7 @@ SCRYPT_R = 8
 SCRYPT_P = 1
 KEY_LEN = 32
 MIN_LENGTH = 8
+MAX_LENGTH = 1024
 MAX_MEM = 256 * 1024 * 1024  # scrypt's memory cap when checking a password
 
 

@@ -17,6 +17,7 @@ Loop-facing calls:
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import uuid
@@ -52,6 +53,7 @@ from tradebot.equity import EquityView, equity_view
 from tradebot.errors import CorruptRecordError, RefusedError, StorageError, UsageError
 from tradebot.order_journal import OrderJournal, parse_order_events
 from tradebot.override_password import (
+    MAX_LENGTH,
     MIN_LENGTH,
     Attempt,
     hash_password,
@@ -59,13 +61,14 @@ from tradebot.override_password import (
     verify_password,
 )
 from tradebot.phase_records import HistoryRead, PhaseRecords, parse_attempts, parse_history
-from tradebot.state_store import StateStore
+from tradebot.state_store import PASSWORD_FILE, StateStore
 from tradebot.storage.jsonl import LockedJsonl
 from tradebot.trade_journal import TradeJournal
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, str], None]
+_UNSET: Any = object()  # "argument not given" where None is a meaningful value
 
 
 def _log_notify(event: str, message: str) -> None:
@@ -385,28 +388,15 @@ class PhaseLadder:
     def advance(
         self, now: datetime, *, to: PhaseName | None, operator: str, reason: str | None
     ) -> PhaseTransition:
-        """An earned, one-step advance; RefusedError lists every unmet criterion."""
+        """An earned, one-step advance; RefusedError lists every unmet criterion.
+
+        Decided first from a plain read, so a refused advance creates no file (not even the
+        history or its directory); then decided again under the history's lock and recorded.
+        """
+        self._earned(self._read_history(), now, to)
         with self.records.history.locked() as locked:
-            read = self._parse_history(locked)
-            ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
-            if ev.next_phase is None:
-                raise RefusedError(f"already in {ev.phase}, the top of the ladder")
-            if to is not None and to != ev.next_phase:
-                raise UsageError(
-                    f"an earned advance moves one step ({ev.phase} → {ev.next_phase}); to move "
-                    f"to {to} use --force --to {to} (needs the override password)"
-                )
-            if ev.downgrade_reasons or ev.downgraded_this_session:
-                why = "; ".join(ev.downgrade_reasons) or "a downgrade happened this session"
-                raise RefusedError(
-                    f"{ev.phase} → {ev.next_phase} refused while a downgrade holds ({why}); "
-                    "the ladder re-evaluates from the next session"
-                )
-            if not ev.eligible:
-                raise RefusedError(
-                    f"{ev.phase} → {ev.next_phase} refused: {len(ev.unmet)} criterion(s) not met",
-                    details=tuple(c.describe() for c in ev.unmet),
-                )
+            ev = self._earned(self._parse_history(locked), now, to)
+            assert ev.next_phase is not None
             transition = _transition(
                 ev,
                 now,
@@ -421,6 +411,34 @@ class PhaseLadder:
             "phase advanced %s -> %s by %s", transition.from_phase, transition.to_phase, operator
         )
         return transition
+
+    def _earned(self, read: HistoryRead, now: datetime, to: PhaseName | None) -> PhaseEvaluation:
+        """The evaluation when an earned advance to `to` may happen now; else the refusal."""
+        ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
+        if ev.next_phase is None:
+            raise RefusedError(f"already in {ev.phase}, the top of the ladder")
+        if to is not None and to != ev.next_phase:
+            raise UsageError(
+                f"an earned advance moves one step ({ev.phase} → {ev.next_phase}); to move "
+                f"to {to} use --force --to {to} (needs the override password)"
+            )
+        if ev.future_records:
+            raise RefusedError(
+                f"{ev.phase} → {ev.next_phase} refused: {ev.future_records[0]}; fix the system "
+                "clock or the file first"
+            )
+        if ev.downgrade_reasons or ev.downgraded_this_session:
+            why = "; ".join(ev.downgrade_reasons) or "a downgrade happened this session"
+            raise RefusedError(
+                f"{ev.phase} → {ev.next_phase} refused while a downgrade holds ({why}); "
+                "the ladder re-evaluates from the next session"
+            )
+        if not ev.eligible:
+            raise RefusedError(
+                f"{ev.phase} → {ev.next_phase} refused: {len(ev.unmet)} criterion(s) not met",
+                details=tuple(c.describe() for c in ev.unmet),
+            )
+        return ev
 
     def password_hash(self) -> tuple[str | None, str]:
         """The stored override hash and where it comes from (config wins over the state dir)."""
@@ -562,8 +580,17 @@ class PhaseLadder:
         new_password: str,
         current_password: Callable[[], str],
         operator: str,
+        expected_hash: object = _UNSET,
     ) -> None:
-        """Store a salted hash of `new_password`; changing it needs the current one."""
+        """Store a salted hash of `new_password`; changing it needs the current one.
+
+        Under the audit file's lock, in this order: the intent is audited, the new hash is
+        written (atomically: a failure leaves the old password working), the outcome is audited.
+        `expected_hash` is the stored hash the caller saw when it decided whether to ask for the
+        current password (default: the one read on entry); if another command set or changed
+        the password since, nothing changes and RefusedError says so (ten first-time
+        `set-password` at once: exactly one wins).
+        """
         stored, source = self.password_hash()
         if source == "config":
             raise RefusedError(
@@ -572,6 +599,9 @@ class PhaseLadder:
             )
         if len(new_password) < MIN_LENGTH:
             raise UsageError(f"the override password must have at least {MIN_LENGTH} characters")
+        if len(new_password) > MAX_LENGTH:
+            raise UsageError(f"the override password must have at most {MAX_LENGTH} characters")
+        expected = stored if expected_hash is _UNSET else expected_hash
         with self.records.overrides.locked() as audit:
             attempts = parse_attempts(self.records.overrides.path, audit.read())
             phase = current_phase(self._read_history().transitions, self.cfg.initial)
@@ -591,6 +621,18 @@ class PhaseLadder:
                     )
                 )
 
+            stored = self.state.password_hash()  # again, now that no other change can run
+            if stored != expected:
+                record(
+                    "password_changed_elsewhere",
+                    False,
+                    "another command set or changed the password first; nothing changed",
+                )
+                raise RefusedError(
+                    "another command set or changed the override password meanwhile; nothing "
+                    "changed (run `tradebot phase set-password` again: a change needs the "
+                    "current password)"
+                )
             if stored is not None:
                 until = self.lockout(now, attempts)
                 if until is not None:
@@ -601,7 +643,20 @@ class PhaseLadder:
                 if not verify_password(current_password(), stored):
                     record("wrong_password", False, "wrong current password")
                     raise RefusedError("the current override password is wrong; nothing changed")
-            self.state.set_password_hash(hash_password(new_password), now)
+            encoded = hash_password(new_password)
+            verb = "change" if stored else "set"
+            record("password_change_started", False, f"writing a new hash ({verb})")
+            try:
+                self.state.set_password_hash(encoded, now)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    record("password_change_failed", False, f"the new hash was not written: {exc}")
+                still = "the old password still works" if stored else "no password is set"
+                raise StorageError(
+                    f"{exc}; the override password was not {verb}: {still}",
+                    path=self.state.path(PASSWORD_FILE),
+                    errno=exc.errno,
+                ) from None
             record("password_set", True, "override password changed" if stored else "set")
         log.warning("phase override password %s by %s", "changed" if stored else "set", operator)
 

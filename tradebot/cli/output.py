@@ -28,8 +28,11 @@ def stderr_console() -> Console:
 
 
 def esc(value: object) -> str:
-    """Text for rich markup strings: brackets in operator input or file data print literally."""
-    return escape(str(value))
+    """Text for rich markup strings: brackets in operator input or file data print literally,
+    and control characters (a newline, an ANSI escape) are shown as escapes, never obeyed."""
+    from tradebot.core.validation import escape_control
+
+    return escape(escape_control(str(value)))
 
 
 def print_json(document: Mapping[str, Any]) -> None:
@@ -44,8 +47,10 @@ def error_line(message: str, details: Sequence[str] = ()) -> None:
     """An error for the operator on stderr: one sentence, then one line per detail."""
     console = stderr_console()
     console.print(f"[bold red]error:[/] {esc(message)}", markup=True, highlight=False)
+    from tradebot.core.validation import escape_control
+
     for line in details:
-        console.print(f"  {line}", markup=False, highlight=False)
+        console.print(f"  {escape_control(line)}", markup=False, highlight=False)
 
 
 def warning_line(message: str) -> None:

@@ -9,6 +9,7 @@ before they reach Decimal arithmetic, where they would raise or mislead. See doc
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -116,3 +117,20 @@ def decimal_number(value: object, name: str, *, low: Decimal, high: Decimal) -> 
 def in_future(moment: datetime, now: datetime) -> bool:
     """Whether `moment` is later than `now` by more than FUTURE_TOLERANCE."""
     return moment > now + FUTURE_TOLERANCE
+
+
+# Characters that would move the cursor, recolour or rewrite a terminal, split a log line, or
+# reorder text (bidirectional overrides): C0 and C1 controls, DEL, line/paragraph separators.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(value: str) -> str:
+    """`value` with control characters shown as escapes (a newline becomes the two characters
+    backslash-x-0-a), so operator text and file data can never forge a log line or drive the
+    terminal. Printable text, brackets included, is unchanged."""
+    return _UNSAFE.sub(_escape, value)
