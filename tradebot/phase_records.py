@@ -86,7 +86,7 @@ def parse_attempts(path: Path, contents: JsonlContents) -> list[Attempt]:
     for record, line in zip(contents.records, contents.line_numbers, strict=True):
         try:
             outcome = record["outcome"]
-            if outcome not in OUTCOMES:
+            if type(outcome) is not str or outcome not in OUTCOMES:
                 raise ValueError(f"unknown outcome {str(outcome)[:40]!r}")
             attempts.append(Attempt(utc_timestamp(record["ts"], "ts"), outcome))
         except KeyError as exc:

@@ -45,6 +45,9 @@ NOTICES_FILE = "phase-notices.json"
 HALT_FILE = "halt.json"
 DAILY_LOSS_FILE = "daily-loss.json"
 WHALE_FILE = "whale-debounce.json"  # written by tradebot.whale_debounce
+# A recorded equity below a cent (zero, negative, 1e-30) is not a number to size or guard with:
+# the reading is refused, so entries stop until the loop records a real one.
+MIN_EQUITY = Decimal("0.01")
 KEEP_SESSIONS = 400  # start-of-day records kept (well over a year of sessions)
 
 
@@ -232,7 +235,7 @@ class StateStore:
             if "equity" not in entry or "ts" not in entry:
                 raise ValueError("needs 'equity' and 'ts'")
             return EquityReading(
-                decimal_number(entry["equity"], "equity", low=-MAX_MONEY, high=MAX_MONEY),
+                decimal_number(entry["equity"], "equity", low=MIN_EQUITY, high=MAX_MONEY),
                 optional_text(entry.get("source"), "source", max_length=MAX_NAME) or "",
                 utc_timestamp(entry["ts"], "ts"),
             )
