@@ -155,7 +155,8 @@ def _create_temp(path: Path) -> tuple[int, Path]:
     raise OSError(errno.EAGAIN, "could not create a temporary file", str(path.parent))
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd` (os.write may write less than asked)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -201,7 +202,7 @@ def write_atomic(
         raise storage_error(path, exc) from None
     try:
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fchmod(fd, mode)
             os.fsync(fd)
         finally:
@@ -228,7 +229,7 @@ def _write_through(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise storage_error(path, exc) from None
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         if stat.S_ISREG(os.fstat(fd).st_mode):
             os.fsync(fd)
     except OSError as exc:
@@ -261,7 +262,7 @@ def read_json_state(path: Path) -> dict[str, Any] | None:
             raise not_a_regular_file(path, info.st_mode)
         if info.st_size > MAX_STATE_BYTES:
             raise CorruptRecordError(path, None, f"too large for a state file ({info.st_size} B)")
-        data = _read_fd(fd)
+        data = read_all(fd)
     except OSError as exc:
         raise unreadable_file(path, exc) from None
     finally:
@@ -277,7 +278,8 @@ def read_json_state(path: Path) -> dict[str, Any] | None:
     return obj
 
 
-def _read_fd(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
+    """Everything from `fd` to its end."""
     parts: list[bytes] = []
     while True:
         block = os.read(fd, 1 << 20)

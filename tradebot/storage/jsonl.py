@@ -41,6 +41,8 @@ from tradebot.storage.atomic import (
     open_regular,
     unreadable_file,
 )
+from tradebot.storage.atomic import read_all as _read_all
+from tradebot.storage.atomic import write_all as _write_all
 from tradebot.storage.records import dumps_record, loads_record
 
 log = logging.getLogger(__name__)
@@ -331,19 +333,3 @@ class LockedJsonl:
             torn_path,
         )
         return b""
-
-
-def _read_all(fd: int) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        block = os.read(fd, 1 << 20)
-        if not block:
-            return b"".join(parts)
-        parts.append(block)
-
-
-def _write_all(fd: int, payload: bytes) -> None:
-    view = memoryview(payload)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
