@@ -326,3 +326,15 @@ def test_the_override_audit_refuses_unknown_outcomes_and_naive_times(
     _lines(records.overrides.path, [{"v": 1, "ts": "2025-07-01T15:00", "outcome": "granted"}])
     with pytest.raises(CorruptRecordError, match="no timezone"):
         records.read_attempts()
+
+
+def test_whale_debounce_times_out_of_range_are_named_errors(loaded: LoadedConfig) -> None:
+    from tradebot.whale_debounce import read_last_signals
+
+    loaded.state_dir.mkdir(parents=True)
+    entry = {"session": "2025-07-01", "signal": "BUY_CALL", "ts": "9999-12-31T23:59:59-05:00"}
+    (loaded.state_dir / "whale-debounce.json").write_text(
+        json.dumps({"v": 1, "symbols": {"SPY": entry}})
+    )
+    with pytest.raises(CorruptRecordError, match="bad entry for SPY: ts is outside the years"):
+        read_last_signals(loaded.state_dir)
