@@ -18,7 +18,9 @@ from tradebot.storage import JsonlFile
 
 
 # -- --csv targets ---------------------------------------------------------------------------
-@pytest.mark.parametrize("target", ["", " ", ".", "/", "somedir/"])
+@pytest.mark.parametrize(
+    "target", ["", " ", ".", "/", "somedir/", pytest.param("x" * 5000, id="name-too-long")]
+)
 @pytest.mark.parametrize("command", [["journal"], ["phase", "export"]])
 def test_csv_targets_that_cannot_be_a_file_are_usage_errors(
     command: list[str], target: str, tmp_path: Path

@@ -91,7 +91,11 @@ def write_csv(target: str, text: str) -> Path | None:
     if "\x00" in target:
         raise UsageError(f"--csv {target!r} contains a NUL character; {hint}")
     path = Path(target)
-    if target.endswith("/") or path.is_dir():
+    try:
+        is_dir = target.endswith("/") or path.is_dir()
+    except OSError as exc:  # a name too long, a loop in the path, ...
+        raise UsageError(f"cannot write {target[:80]}: {exc.strerror or exc}; {hint}") from None
+    if is_dir:
         raise UsageError(f"cannot write {target}: it is a directory; {hint}")
     from tradebot.storage import write_atomic
 
