@@ -210,7 +210,7 @@ def test_unknown_equity_never_meets_the_drawdown_criterion(tmp_path: Path) -> No
     from tradebot.phase_records import PhaseRecords
 
     (tmp_path / "c.toml").write_text(
-        '[broker]\nkind = "ibkr"\n[phase.trial]\nmin_sessions = 1\n'
+        '[broker]\nkind = "ibkr"\n[phase]\ninitial = "proof"\n[phase.trial]\nmin_sessions = 1\n'
         "min_trades = 1\nmin_win_rate_pct = 0\nmin_avg_rr = 0\n"
     )
     loaded = load_config(tmp_path / "c.toml")

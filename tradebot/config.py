@@ -16,17 +16,21 @@ docs/decisions.md: pydantic-settings costs 50–100 ms of import on every comman
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -81,9 +85,52 @@ def _modes(*modes: TradeMode) -> Any:
     return lambda: list(modes)
 
 
-Percent = Annotated[Decimal, Field(ge=0, le=100)]
-PositivePercent = Annotated[Decimal, Field(gt=0, le=100)]
-Usd = Annotated[Decimal, Field(ge=0)]
+def _whole_number(value: Any) -> Any:
+    # TOML has integers: `interval_s = true`, `"180"` or `180.5` is a mistake, not a number.
+    if type(value) is not int:
+        raise ValueError("must be a whole number (not true/false, text or a decimal)")
+    return value
+
+
+def _true_or_false(value: Any) -> Any:
+    # `enabled = "yes"` or `1` is refused: only TOML's true and false.
+    if type(value) is not bool:
+        raise ValueError("must be true or false (without quotes)")
+    return value
+
+
+def _number(value: Any) -> Any:
+    # Integers and decimals (TOML floats are read as exact Decimals); never text or true/false.
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise ValueError("must be a number (without quotes)")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be text (in quotes)")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# Strict scalars: the value's TOML type must be the key's type (environment variables are
+# converted by the key's type first, see `env_overrides`). Bounds are documented in config.toml.
+Int = Annotated[int, BeforeValidator(_whole_number)]
+Bool = Annotated[bool, BeforeValidator(_true_or_false)]
+Num = Annotated[Decimal, BeforeValidator(_number)]
+Text = Annotated[str, BeforeValidator(_text)]
+Percent = Annotated[Num, Field(ge=0, le=100)]
+PositivePercent = Annotated[Num, Field(gt=0, le=100)]
+MAX_USD = Decimal(1_000_000)  # any configured dollar amount (a cap, a step)
+MAX_EQUITY = Decimal(1_000_000_000)
+Usd = Annotated[Num, Field(ge=0, le=MAX_USD)]
+Minutes = Annotated[Int, Field(ge=0, le=390)]  # within one regular session
+Count = Annotated[Int, Field(ge=0, le=1_000_000)]
 
 
 class Section(BaseModel):
@@ -95,54 +142,62 @@ class Section(BaseModel):
 class SimBrokerConfig(Section):
     """The built-in simulated broker (`broker.kind = "sim"`)."""
 
-    seed: int = Field(1, ge=0, le=2**31 - 1)  # the synthetic market's seed
-    commission_per_contract: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("0.65")
-    commission_minimum: Annotated[Decimal, Field(ge=0, le=100)] = Decimal("1.00")
+    seed: Int = Field(1, ge=0, le=2**31 - 1)  # the synthetic market's seed
+    commission_per_contract: Annotated[Num, Field(ge=0, le=100)] = Decimal("0.65")
+    commission_minimum: Annotated[Num, Field(ge=0, le=100)] = Decimal("1.00")
     # Rehearsal faults: refuse native brackets (the loop falls back to OCO emulation), and
     # report quotes this many seconds old (stale quotes must never open a trade).
-    refuse_brackets: bool = False
-    quote_delay_s: int = Field(0, ge=0, le=86_400)
+    refuse_brackets: Bool = False
+    quote_delay_s: Int = Field(0, ge=0, le=86_400)
 
 
 class BrokerConfig(Section):
     kind: Literal["sim", "ibkr"] = "sim"
-    host: str = "127.0.0.1"
-    port: int = Field(4002, ge=1, le=65535)
-    client_id: int = Field(17, ge=0)
-    account: str | None = None
+    host: Annotated[Text, Field(max_length=253, pattern=r"^[A-Za-z0-9.:_\-\[\]]+$")] = "127.0.0.1"
+    port: Int = Field(4002, ge=1, le=65535)
+    client_id: Int = Field(17, ge=0, le=2**31 - 1)
+    account: Annotated[Text, Field(max_length=32, pattern=r"^[A-Za-z0-9._\-]+$")] | None = None
     market_data_type: Literal["live", "delayed"] = "live"
-    timeout_s: Decimal = Field(Decimal(10), gt=0)
+    timeout_s: Num = Field(Decimal(10), gt=0, le=600)
     sim: SimBrokerConfig = SimBrokerConfig()
 
 
 class TradingConfig(Section):
     mode: Literal["dry_run", "paper", "live"] = "dry_run"
-    symbols: list[Annotated[str, Field(min_length=1, pattern=r"^[A-Z][A-Z0-9.]*$")]] = Field(
-        default_factory=lambda: ["SPY", "QQQ"], min_length=1
-    )
-    interval_s: int = Field(180, ge=1)
-    max_concurrent_symbols: int = Field(2, ge=1)
-    flatten_minutes_before_close: int = Field(10, ge=0)
+    symbols: list[
+        Annotated[str, Field(min_length=1, max_length=10, pattern=r"^[A-Z][A-Z0-9.]*$")]
+    ] = Field(default_factory=lambda: ["SPY", "QQQ"], min_length=1, max_length=100)
+    interval_s: Int = Field(180, ge=1, le=86_400)
+    max_concurrent_symbols: Int = Field(2, ge=1, le=50)
+    flatten_minutes_before_close: Minutes = 10
+
+    @field_validator("symbols")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        repeated = sorted({s for s in value if value.count(s) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(repeated)} more than once")
+        return value
 
 
 class RiskConfig(Section):
     max_risk_pct: PositivePercent = Decimal("1.0")
     stop_loss_pct: PositivePercent = Decimal(50)
-    take_profit_pct: Annotated[Decimal, Field(gt=0)] = Decimal(100)
+    take_profit_pct: Annotated[Num, Field(gt=0, le=10_000)] = Decimal(100)
     max_daily_loss_pct: PositivePercent = Decimal(5)
     max_spread_pct: PositivePercent = Decimal(10)
-    min_option_volume: int = Field(100, ge=0)
-    paper_equity: Annotated[Decimal, Field(gt=0)] = Decimal(10000)
+    min_option_volume: Int = Field(100, ge=0, le=1_000_000_000)
+    paper_equity: Annotated[Num, Field(ge=1, le=MAX_EQUITY)] = Decimal(10000)
     # A quote older than this (by its own time) never opens a position.
-    max_quote_age_s: int = Field(10, ge=1, le=3600)
+    max_quote_age_s: Int = Field(10, ge=1, le=3600)
 
 
 class ScalpConfig(Section):
-    enabled: bool = True
-    rsi_period: int = Field(14, ge=2)
-    ema_fast: int = Field(9, ge=1)
-    ema_slow: int = Field(21, ge=2)
-    min_bars: int = Field(30, ge=1)
+    enabled: Bool = True
+    rsi_period: Int = Field(14, ge=2, le=500)
+    ema_fast: Int = Field(9, ge=1, le=500)
+    ema_slow: Int = Field(21, ge=2, le=500)
+    min_bars: Int = Field(30, ge=1, le=1000)
     rsi_buy: tuple[Percent, Percent] = (Decimal(50), Decimal(70))
     rsi_sell: tuple[Percent, Percent] = (Decimal(30), Decimal(50))
 
@@ -158,10 +213,10 @@ class ScalpConfig(Section):
 
 
 class WhaleConfig(Section):
-    enabled: bool = True
-    range_days: int = Field(20, ge=1)
-    volume_multiple: Decimal = Field(Decimal("1.5"), gt=0)
-    debounce_days: int = Field(3, ge=0)
+    enabled: Bool = True
+    range_days: Int = Field(20, ge=1, le=250)
+    volume_multiple: Num = Field(Decimal("1.5"), gt=0, le=100)
+    debounce_days: Int = Field(3, ge=0, le=250)
 
 
 class StrategiesConfig(Section):
@@ -170,8 +225,8 @@ class StrategiesConfig(Section):
 
 
 class OptionsConfig(Section):
-    min_days_to_expiry: int = Field(1, ge=0)
-    max_days_to_expiry: int = Field(7, ge=0)
+    min_days_to_expiry: Int = Field(1, ge=0, le=365)
+    max_days_to_expiry: Int = Field(7, ge=0, le=365)
     max_otm_pct: Percent = Decimal(3)
     price: Literal["mid", "ask"] = "mid"
 
@@ -183,31 +238,35 @@ class OptionsConfig(Section):
 
 
 class ScheduleConfig(Section):
-    calendar: str = "XNYS"
-    open_delay_minutes: int = Field(5, ge=0)
-    close_buffer_minutes: int = Field(15, ge=0)
+    calendar: Annotated[Text, Field(max_length=32)] = "XNYS"
+    open_delay_minutes: Minutes = 5
+    close_buffer_minutes: Minutes = 15
 
 
 class PhaseRules(Section):
     """Limits while in a phase, and (except scaling) the criteria to leave it upward."""
 
-    counted_modes: list[TradeMode] = Field(default_factory=_modes("live"))
-    live_allowed: bool = True
+    counted_modes: list[TradeMode] = Field(
+        default_factory=_modes("live"), min_length=1, max_length=3
+    )
+    live_allowed: Bool = True
     # 0 means unlimited (TOML has no null).
-    max_entries_per_session: int = Field(0, ge=0)
+    max_entries_per_session: Int = Field(0, ge=0, le=1000)
     position_cap_usd: Usd = Decimal(200)
-    min_sessions: int = Field(0, ge=0)
-    min_profitable_sessions: int = Field(0, ge=0)
-    min_trades: int = Field(0, ge=0)
+    min_sessions: Count = 0
+    min_profitable_sessions: Count = 0
+    min_trades: Count = 0
     min_win_rate_pct: Percent = Decimal(0)
-    min_avg_rr: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    min_avg_rr: Annotated[Num, Field(ge=0, le=1000)] = Decimal(0)
     # Advance only while the window's max drawdown is below this; 0 = not checked.
     max_drawdown_pct: Percent = Decimal(0)
 
 
 class ExperienceRules(PhaseRules):
-    counted_modes: list[TradeMode] = Field(default_factory=_modes("paper"))
-    live_allowed: bool = False
+    counted_modes: list[TradeMode] = Field(
+        default_factory=_modes("paper"), min_length=1, max_length=3
+    )
+    live_allowed: Bool = False
 
     @field_validator("live_allowed")
     @classmethod
@@ -220,27 +279,27 @@ class ExperienceRules(PhaseRules):
         return value
 
     position_cap_usd: Usd = Decimal(100)
-    min_profitable_sessions: int = Field(20, ge=0)
-    min_trades: int = Field(20, ge=0)
+    min_profitable_sessions: Count = 20
+    min_trades: Count = 20
     min_win_rate_pct: Percent = Decimal(60)
-    min_avg_rr: Annotated[Decimal, Field(ge=0)] = Decimal("1.5")
+    min_avg_rr: Annotated[Num, Field(ge=0, le=1000)] = Decimal("1.5")
 
 
 class ProofRules(PhaseRules):
-    max_entries_per_session: int = Field(1, ge=0)
+    max_entries_per_session: Int = Field(1, ge=0, le=1000)
     position_cap_usd: Usd = Decimal(100)
-    min_sessions: int = Field(30, ge=0)
-    min_trades: int = Field(50, ge=0)
+    min_sessions: Count = 30
+    min_trades: Count = 50
     min_win_rate_pct: Percent = Decimal(65)
-    min_avg_rr: Annotated[Decimal, Field(ge=0)] = Decimal("1.8")
+    min_avg_rr: Annotated[Num, Field(ge=0, le=1000)] = Decimal("1.8")
 
 
 class TrialRules(PhaseRules):
     position_cap_usd: Usd = Decimal(200)
-    min_sessions: int = Field(60, ge=0)
-    min_trades: int = Field(100, ge=0)
+    min_sessions: Count = 60
+    min_trades: Count = 100
     min_win_rate_pct: Percent = Decimal(70)
-    min_avg_rr: Annotated[Decimal, Field(ge=0)] = Decimal("2.0")
+    min_avg_rr: Annotated[Num, Field(ge=0, le=1000)] = Decimal("2.0")
     max_drawdown_pct: Percent = Decimal(5)
 
 
@@ -251,12 +310,12 @@ class ScalingRules(PhaseRules):
     cap_max_usd: Usd = Decimal(2000)
     cap_equity_pct: PositivePercent = Decimal(5)
     cap_step_usd: Usd = Decimal(200)
-    cap_step_sessions: int = Field(5, ge=1)
+    cap_step_sessions: Int = Field(5, ge=1, le=1000)
 
 
 class DowngradeConfig(Section):
-    consecutive_losses: int = Field(3, ge=1)
-    rolling_trades: int = Field(20, ge=1)
+    consecutive_losses: Int = Field(3, ge=1, le=1000)
+    rolling_trades: Int = Field(20, ge=1, le=10_000)
     rolling_min_win_rate_pct: Percent = Decimal(55)
 
 
@@ -270,9 +329,9 @@ class PhaseConfig(Section):
     # Usually set with `tradebot phase set-password` (kept in the state dir); this key, or
     # TRADEBOT_PHASE__OVERRIDE_PASSWORD_HASH, takes precedence when set.
     override_password_hash: SecretStr | None = None
-    override_max_failures: int = Field(5, ge=1)
-    override_failure_window_minutes: int = Field(15, ge=1)
-    override_lockout_minutes: int = Field(15, ge=1)
+    override_max_failures: Int = Field(5, ge=1, le=100)
+    override_failure_window_minutes: Int = Field(15, ge=1, le=10_080)
+    override_lockout_minutes: Int = Field(15, ge=1, le=10_080)
 
     @field_validator("override_password_hash")
     @classmethod
@@ -294,14 +353,21 @@ class PhaseConfig(Section):
 
 class MonitoringConfig(Section):
     # Apprise URLs carry tokens, so they are secrets: masked in `config show` and never logged.
-    notify_urls: list[SecretStr] = Field(default_factory=list)
-    heartbeat_s: int = Field(60, ge=1)
+    notify_urls: list[SecretStr] = Field(default_factory=list, max_length=20)
+    heartbeat_s: Int = Field(60, ge=1, le=3600)
     notify_on: list[NotifyEvent] = Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON))
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _short_urls(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(not 0 < len(url.get_secret_value()) <= 2000 for url in value):
+            raise ValueError("each URL must have 1 to 2000 characters (the value is not shown)")
+        return value
 
 
 class PathsConfig(Section):
-    logs_dir: Path = Path("logs")
-    state_dir: Path = Path("logs/state")
+    logs_dir: Annotated[Path, BeforeValidator(_text)] = Path("logs")
+    state_dir: Annotated[Path, BeforeValidator(_text)] = Path("logs/state")
 
 
 class Settings(Section):
@@ -351,33 +417,103 @@ class LoadedConfig(BaseModel):
 
 
 def load_config(path: Path) -> LoadedConfig:
-    """Read `path` (TOML) with TRADEBOT_* overrides; raise ConfigError listing every problem."""
+    """Read `path` (TOML) with TRADEBOT_* overrides; raise ConfigError listing every problem.
+
+    A missing file means the built-in defaults. A path that exists but cannot be the config
+    (a directory, a dangling symlink, a symlink loop, an unreadable file) is an error naming
+    the reason, never a silent fall-back to the defaults. So is a `paths.logs_dir` or
+    `paths.state_dir` that exists and is not a directory.
+    """
     data: dict[str, Any] = {}
-    found = path.is_file()
+    found = _config_file_exists(path)
     if found:
         data = _read_toml(path)
-    elif path.exists():
-        raise ConfigError(f"{path} is not a file; pass the path of a TOML config with --config")
     overrides, env_keys = env_overrides(os.environ)
     try:
         settings = Settings.model_validate(_deep_merge(data, overrides))
     except ValidationError as exc:
-        problems = [
+        described = [
             _describe(err, env_keys) for err in exc.errors(include_url=False, include_input=False)
         ]
+        problems = [text for text, _ in described]
+        from_env = sum(1 for _, env in described if env)
+        if from_env == len(problems):
+            where = "TRADEBOT_* environment variables"
+        elif from_env:
+            where = f"{path} and TRADEBOT_* environment variables"
+        else:
+            where = str(path)
         raise ConfigError(
-            f"{path}: {len(problems)} problem(s) in the configuration; fix them and run "
+            f"{where}: {len(problems)} problem(s) in the configuration; fix them and run "
             "`tradebot config check`",
             details=tuple(problems),
         ) from None
     base_dir = path.resolve().parent if found else Path.cwd()
-    return LoadedConfig(
+    loaded = LoadedConfig(
         settings=settings,
         path=path,
         file_found=found,
         base_dir=base_dir,
         env_keys=tuple(sorted(env_keys)),
     )
+    _check_directory(loaded.logs_dir, "paths.logs_dir", env_keys)
+    _check_directory(loaded.state_dir, "paths.state_dir", env_keys)
+    return loaded
+
+
+def _config_file_exists(path: Path) -> bool:
+    """True for a regular file, False when nothing is there; ConfigError for anything else."""
+    use = "pass the path of a TOML config with --config (or TRADEBOT_CONFIG)"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ConfigError(
+                f"{path} is a symlink to {os.readlink(path)}, which does not exist; fix the "
+                f"link or {use}"
+            ) from None
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            reason = "is a symlink loop"
+        elif exc.errno == errno.ENOTDIR:
+            reason = "cannot exist: a directory in its path is a file"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            reason = "cannot be reached (permission denied on a directory in its path)"
+        else:
+            reason = f"cannot be read ({exc.strerror or exc})"
+        raise ConfigError(f"{path} {reason}; {use}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{path} is a directory, not a file; {use}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{path} is not a regular file (a FIFO or a device?); {use}")
+    return True
+
+
+def _check_directory(directory: Path, key: str, env_keys: dict[str, str]) -> None:
+    """ConfigError when `directory` (or the nearest existing part of it) is not a directory."""
+    current = directory
+    while True:
+        try:
+            info = current.stat()
+        except FileNotFoundError:
+            if current.parent == current:
+                return
+            current = current.parent
+            continue
+        except OSError as exc:
+            if exc.errno != errno.ENOTDIR:
+                return  # unreachable (permissions): the file operations will say so
+            current = current.parent
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            return
+        source = env_keys.get(key)
+        suffix = f" (from environment variable {source})" if source else ""
+        raise ConfigError(
+            f"{key}: {directory} cannot be a directory because {current} is a file{suffix}; "
+            f"point {key} at a directory (or move that file away)"
+        )
 
 
 def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -424,7 +560,11 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str,
                     )
                     break
             else:
-                node[part] = raw
+                try:
+                    node[part] = _env_scalar(raw, annotation)
+                except ValueError as exc:
+                    problems.append(f"{'.'.join(parts)}: {exc} (from environment variable {name})")
+                    break
             keys[".".join(parts)] = name
     if problems:
         raise ConfigError(
@@ -432,6 +572,33 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str,
             details=tuple(problems),
         )
     return data, keys
+
+
+def _env_scalar(raw: str, annotation: Any) -> Any:
+    """An environment variable's text as the key's type, so the same strict checks apply as to
+    the file: whole numbers, true/false (or 1/0), decimals; anything else stays text."""
+    kind = annotation
+    if get_origin(kind) in (Union, UnionType):
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    text = raw.strip()
+    if kind is bool:
+        if text.lower() in ("true", "1"):
+            return True
+        if text.lower() in ("false", "0"):
+            return False
+        raise ValueError(f"{raw[:40]!r} is not true or false")
+    if kind is int:
+        if not re.fullmatch(r"[+-]?[0-9]{1,19}", text):
+            raise ValueError(f"{raw[:40]!r} is not a whole number")
+        return int(text)
+    if kind is Decimal:
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"{raw[:40]!r} is not a number") from None
+    return raw
 
 
 def _is_model(annotation: Any) -> bool:
@@ -488,7 +655,8 @@ def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _describe(err: Any, env_keys: dict[str, str]) -> str:
+def _describe(err: Any, env_keys: dict[str, str]) -> tuple[str, bool]:
+    """(one line `section.key: message`, whether the value came from an environment variable)."""
     loc = tuple(err["loc"])
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"]
@@ -497,9 +665,17 @@ def _describe(err: Any, env_keys: dict[str, str]) -> str:
         msg = f"unknown key{hint}"
     elif msg.startswith("Value error, "):
         msg = msg.removeprefix("Value error, ")
-    source = env_keys.get(dotted)
+    # The variable that set this key, or the table or list containing it (JSON values).
+    source = next(
+        (
+            env_keys[prefix]
+            for n in range(len(loc), 0, -1)
+            if (prefix := ".".join(str(p) for p in loc[:n])) in env_keys
+        ),
+        None,
+    )
     suffix = f" (from environment variable {source})" if source else ""
-    return f"{dotted}: {msg}{suffix}"
+    return f"{dotted}: {msg}{suffix}", source is not None
 
 
 def resolve_config_path(option: Path | None) -> Path:

@@ -19,6 +19,8 @@ SCRYPT_R = 8
 SCRYPT_P = 1
 KEY_LEN = 32
 MIN_LENGTH = 8
+MAX_LENGTH = 1024
+MAX_MEM = 256 * 1024 * 1024  # scrypt's memory cap when checking a password
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -41,14 +43,30 @@ def is_valid_hash(encoded: str) -> bool:
 
 
 def _parse(encoded: str) -> tuple[int, int, int, bytes, bytes]:
+    """(n, r, p, salt, key); ValueError for anything this module would not have written.
+
+    The parameters are bounded (n a power of two up to 2**20, r ≤ 32, p ≤ 16; salt 8–64 bytes,
+    key 16–64 bytes), so a tampered hash can never make a check take minutes or gigabytes.
+    """
+    if not isinstance(encoded, str) or len(encoded) > 400:
+        raise ValueError("not a scrypt hash")
     parts = encoded.split("$")
     if len(parts) != 6 or parts[0] != "scrypt":
         raise ValueError("not a scrypt hash")
-    n, r, p = (int(x) for x in parts[1:4])
-    salt = base64.b64decode(parts[4], validate=True)
-    key = base64.b64decode(parts[5], validate=True)
-    if n < 2 or r < 1 or p < 1 or not salt or not key:
+    if not all(x.isascii() and x.isdigit() and len(x) <= 8 for x in parts[1:4]):
         raise ValueError("bad scrypt parameters")
+    n, r, p = (int(x) for x in parts[1:4])
+    try:
+        salt = base64.b64decode(parts[4], validate=True)
+        key = base64.b64decode(parts[5], validate=True)
+    except ValueError:
+        raise ValueError("salt or hash is not base64") from None
+    if not (2 <= n <= 2**20 and n & (n - 1) == 0) or not 1 <= r <= 32 or not 1 <= p <= 16:
+        raise ValueError("bad scrypt parameters")
+    if 128 * n * r > MAX_MEM // 2:
+        raise ValueError("scrypt parameters need too much memory")
+    if not 8 <= len(salt) <= 64 or not 16 <= len(key) <= 64:
+        raise ValueError("bad salt or hash length")
     return n, r, p, salt, key
 
 
@@ -62,9 +80,25 @@ def verify_password(password: str, encoded: str) -> bool:
         r=r,
         p=p,
         dklen=len(expected),
-        maxmem=256 * 1024 * 1024,
+        maxmem=MAX_MEM,
     )
     return hmac.compare_digest(actual, expected)
+
+
+# Every outcome an audit line (`phase-overrides.jsonl`) may carry; any other is a damaged line.
+OUTCOMES = frozenset(
+    {
+        "granted",  # an override went through
+        "wrong_password",  # counts toward the lockout
+        "locked_out",
+        "no_password",
+        "no_change",
+        "password_change_started",  # set-password: recorded before the hash is written
+        "password_set",  # ... and after it was written
+        "password_change_failed",  # ... or after writing it failed (the old one still works)
+        "password_changed_elsewhere",  # another command changed it first: nothing changed
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +106,7 @@ class Attempt:
     """An audited override attempt, as far as the lockout cares."""
 
     ts: datetime
-    outcome: str  # granted | wrong_password | locked_out | no_password | password_set | ...
+    outcome: str  # one of OUTCOMES
 
 
 def lockout_until(

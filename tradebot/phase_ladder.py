@@ -17,6 +17,7 @@ Loop-facing calls:
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import uuid
@@ -43,27 +44,31 @@ from tradebot.core.phase_rules import (
     Refusal,
     entry_decision,
     evaluate,
+    future_transitions,
     metrics_record,
 )
 from tradebot.core.trades import PhaseName, session_of
+from tradebot.core.validation import in_future
 from tradebot.equity import EquityView, equity_view
-from tradebot.errors import CorruptRecordError, RefusedError, UsageError
+from tradebot.errors import CorruptRecordError, RefusedError, StorageError, UsageError
 from tradebot.order_journal import OrderJournal
 from tradebot.override_password import (
+    MAX_LENGTH,
     MIN_LENGTH,
     Attempt,
     hash_password,
     lockout_until,
     verify_password,
 )
-from tradebot.phase_records import PhaseRecords, parse_attempts, parse_history
-from tradebot.state_store import StateStore
+from tradebot.phase_records import HistoryRead, PhaseRecords, parse_attempts, parse_history
+from tradebot.state_store import PASSWORD_FILE, StateStore
 from tradebot.storage.jsonl import LockedJsonl
 from tradebot.trade_journal import TradeJournal
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, str], None]
+_UNSET: Any = object()  # "argument not given" where None is a meaningful value
 
 
 def _log_notify(event: str, message: str) -> None:
@@ -213,7 +218,28 @@ class PhaseLadder:
             day_loss=day_loss,
         )
         evaluation.warnings.extend(warnings)
+        future = [
+            f"{self.records.history.path}: {line}" for line in future_transitions(history, now)
+        ]
+        evaluation.future_records.extend(future)
+        evaluation.warnings.extend(future)
         return evaluation, view
+
+    def _future_dated(self, now: datetime) -> list[str]:
+        """Override-audit and state records dated after `now` (unreadable ones are skipped)."""
+        problems = self.state.future_dated(now)
+        try:
+            attempts = self.records.read_attempts()
+        except CorruptRecordError:
+            attempts = []
+        late = [a.ts for a in attempts if in_future(a.ts, now)]
+        if late:
+            problems.append(
+                f"{self.records.overrides.path}: {len(late)} record(s) dated after now, the "
+                f"latest {max(late):%Y-%m-%d %H:%M}Z (now {now:%Y-%m-%d %H:%M}Z); is the system "
+                "clock right? Fix the clock or the file"
+            )
+        return problems
 
     def _equity(
         self, trades: TradeSeries, now: datetime, equity: Decimal | None, warnings: list[str]
@@ -223,6 +249,14 @@ class PhaseLadder:
             view = EquityView(equity, "broker", view.start_of_day, view.start_source, view.warnings)
         warnings.extend(view.warnings)
         return view
+
+    def _read_history(self) -> HistoryRead:
+        """The history, checked as a chain starting at `phase.initial`."""
+        return self.records.read_history(initial=self.cfg.initial)
+
+    def _parse_history(self, locked: LockedJsonl) -> HistoryRead:
+        """The history read under its lock, checked like `_read_history`."""
+        return parse_history(self.records.history.path, locked.read(), initial=self.cfg.initial)
 
     def _read_trades(self, warnings: list[str]) -> TradeSeries:
         series, read_warnings = self.trades.series()
@@ -245,13 +279,16 @@ class PhaseLadder:
         try:
             trades = self._read_trades(warnings)
             view = self._equity(trades, now, equity, [])
-            read = self.records.read_history()
+            read = self._read_history()
             warnings.extend(read.warnings)
             evaluation, view = self._evaluate(
                 read.transitions, trades, now, equity, warnings, order_events
             )
         except CorruptRecordError as exc:
             return LadderSnapshot(None, exc.message, view, warnings)
+        future = self._future_dated(now)
+        evaluation.future_records.extend(future)
+        evaluation.warnings.extend(future)
         return LadderSnapshot(evaluation, None, view, evaluation.warnings)
 
     # -- the loop's questions ------------------------------------------------------------------
@@ -288,24 +325,28 @@ class PhaseLadder:
         """`check_entry` and, when allowed, append the entry `intent` — atomically.
 
         Both happen under the order journal's exclusive lock, so two symbols (or two processes)
-        can never both take proof's one entry of the session.
+        can never both take proof's one entry of the session. An order journal that cannot be
+        read or written refuses the entry (`phase_unknown` / `journal_unwritable`): an intent
+        must be journaled before its order is sent.
         """
-        with self.orders.file.locked() as locked:
-            try:
+        try:
+            with self.orders.file.locked() as locked:
                 events = self.orders.locked_session_events(locked, session_of(now))
-            except CorruptRecordError as exc:
-                return EntryDecision(False, [Refusal("phase_unknown", exc.message)], None)
-            snap = self.snapshot(now, equity=equity, order_events=events)
-            if snap.evaluation is None:
-                refusal = Refusal("phase_unknown", f"the phase is unknown: {snap.error}")
-                return EntryDecision(False, [refusal], None)
-            decision = entry_decision(
-                snap.evaluation, mode=mode, next_session_open=next_session_open
-            )
-            if decision.allowed:
-                OrderEvent.from_record(intent)  # never write what could not be read back
-                locked.append(intent)
-            return decision
+                snap = self.snapshot(now, equity=equity, order_events=events)
+                if snap.evaluation is None:
+                    refusal = Refusal("phase_unknown", f"the phase is unknown: {snap.error}")
+                    return EntryDecision(False, [refusal], None)
+                decision = entry_decision(
+                    snap.evaluation, mode=mode, next_session_open=next_session_open
+                )
+                if decision.allowed:
+                    OrderEvent.from_record(intent)  # never write what could not be read back
+                    locked.append(intent)
+                return decision
+        except CorruptRecordError as exc:
+            return EntryDecision(False, [Refusal("phase_unknown", exc.message)], None)
+        except StorageError as exc:
+            return EntryDecision(False, [Refusal("journal_unwritable", exc.message)], None)
 
     @staticmethod
     def check_exit() -> EntryDecision:
@@ -331,7 +372,7 @@ class PhaseLadder:
 
     def _maybe_downgrade(self, now: datetime, equity: Decimal | None) -> PhaseTransition | None:
         with self.records.history.locked() as locked:
-            read = parse_history(self.records.history.path, locked.read())
+            read = self._parse_history(locked)
             warnings: list[str] = []
             trades = self._read_trades(warnings)
             ev, _ = self._evaluate(read.transitions, trades, now, equity, warnings)
@@ -362,28 +403,15 @@ class PhaseLadder:
     def advance(
         self, now: datetime, *, to: PhaseName | None, operator: str, reason: str | None
     ) -> PhaseTransition:
-        """An earned, one-step advance; RefusedError lists every unmet criterion."""
+        """An earned, one-step advance; RefusedError lists every unmet criterion.
+
+        Decided first from a plain read, so a refused advance creates no file (not even the
+        history or its directory); then decided again under the history's lock and recorded.
+        """
+        self._earned(self._read_history(), now, to)
         with self.records.history.locked() as locked:
-            read = parse_history(self.records.history.path, locked.read())
-            ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
-            if ev.next_phase is None:
-                raise RefusedError(f"already in {ev.phase}, the top of the ladder")
-            if to is not None and to != ev.next_phase:
-                raise UsageError(
-                    f"an earned advance moves one step ({ev.phase} → {ev.next_phase}); to move "
-                    f"to {to} use --force --to {to} (needs the override password)"
-                )
-            if ev.downgrade_reasons or ev.downgraded_this_session:
-                why = "; ".join(ev.downgrade_reasons) or "a downgrade happened this session"
-                raise RefusedError(
-                    f"{ev.phase} → {ev.next_phase} refused while a downgrade holds ({why}); "
-                    "the ladder re-evaluates from the next session"
-                )
-            if not ev.eligible:
-                raise RefusedError(
-                    f"{ev.phase} → {ev.next_phase} refused: {len(ev.unmet)} criterion(s) not met",
-                    details=tuple(c.describe() for c in ev.unmet),
-                )
+            ev = self._earned(self._parse_history(locked), now, to)
+            assert ev.next_phase is not None
             transition = _transition(
                 ev,
                 now,
@@ -398,6 +426,34 @@ class PhaseLadder:
             "phase advanced %s -> %s by %s", transition.from_phase, transition.to_phase, operator
         )
         return transition
+
+    def _earned(self, read: HistoryRead, now: datetime, to: PhaseName | None) -> PhaseEvaluation:
+        """The evaluation when an earned advance to `to` may happen now; else the refusal."""
+        ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
+        if ev.next_phase is None:
+            raise RefusedError(f"already in {ev.phase}, the top of the ladder")
+        if to is not None and to != ev.next_phase:
+            raise UsageError(
+                f"an earned advance moves one step ({ev.phase} → {ev.next_phase}); to move "
+                f"to {to} use --force --to {to} (needs the override password)"
+            )
+        if ev.future_records:
+            raise RefusedError(
+                f"{ev.phase} → {ev.next_phase} refused: {ev.future_records[0]}; fix the system "
+                "clock or the file first"
+            )
+        if ev.downgrade_reasons or ev.downgraded_this_session:
+            why = "; ".join(ev.downgrade_reasons) or "a downgrade happened this session"
+            raise RefusedError(
+                f"{ev.phase} → {ev.next_phase} refused while a downgrade holds ({why}); "
+                "the ladder re-evaluates from the next session"
+            )
+        if not ev.eligible:
+            raise RefusedError(
+                f"{ev.phase} → {ev.next_phase} refused: {len(ev.unmet)} criterion(s) not met",
+                details=tuple(c.describe() for c in ev.unmet),
+            )
+        return ev
 
     def password_hash(self) -> tuple[str | None, str]:
         """The stored override hash and where it comes from (config wins over the state dir)."""
@@ -434,7 +490,6 @@ class PhaseLadder:
         with self.records.overrides.locked() as audit:
             self._override_gate(audit, now, to=to, operator=operator, reason=reason)
         secret = password()
-        history_path = self.records.history.path
         with self.records.overrides.locked() as audit:
             record, attempts, stored = self._override_gate(
                 audit, now, to=to, operator=operator, reason=reason
@@ -447,7 +502,7 @@ class PhaseLadder:
                 hint = f"{left} attempt(s) left before a lockout" if left > 0 else "now locked"
                 raise RefusedError(f"wrong override password ({hint})")
             with self.records.history.locked() as locked:
-                read = parse_history(history_path, locked.read())
+                read = self._parse_history(locked)
                 ev, _ = self._evaluate(read.transitions, self._read_trades([]), now, None, [])
                 if to == ev.phase:
                     record("no_change", False, f"already in {to}")
@@ -499,7 +554,7 @@ class PhaseLadder:
     ) -> tuple[Callable[..., None], list[Attempt], str]:
         """Refuse (audited) when overrides are locked or no password is set."""
         attempts = parse_attempts(self.records.overrides.path, audit.read())
-        current = current_phase(self.records.read_history().transitions, self.cfg.initial)
+        current = current_phase(self._read_history().transitions, self.cfg.initial)
 
         def record(outcome: str, granted: bool, detail: str, **extra: Any) -> None:
             audit.append(
@@ -540,8 +595,17 @@ class PhaseLadder:
         new_password: str,
         current_password: Callable[[], str],
         operator: str,
+        expected_hash: object = _UNSET,
     ) -> None:
-        """Store a salted hash of `new_password`; changing it needs the current one."""
+        """Store a salted hash of `new_password`; changing it needs the current one.
+
+        Under the audit file's lock, in this order: the intent is audited, the new hash is
+        written (atomically: a failure leaves the old password working), the outcome is audited.
+        `expected_hash` is the stored hash the caller saw when it decided whether to ask for the
+        current password (default: the one read on entry); if another command set or changed
+        the password since, nothing changes and RefusedError says so (ten first-time
+        `set-password` at once: exactly one wins).
+        """
         stored, source = self.password_hash()
         if source == "config":
             raise RefusedError(
@@ -550,9 +614,12 @@ class PhaseLadder:
             )
         if len(new_password) < MIN_LENGTH:
             raise UsageError(f"the override password must have at least {MIN_LENGTH} characters")
+        if len(new_password) > MAX_LENGTH:
+            raise UsageError(f"the override password must have at most {MAX_LENGTH} characters")
+        expected = stored if expected_hash is _UNSET else expected_hash
         with self.records.overrides.locked() as audit:
             attempts = parse_attempts(self.records.overrides.path, audit.read())
-            phase = current_phase(self.records.read_history().transitions, self.cfg.initial)
+            phase = current_phase(self._read_history().transitions, self.cfg.initial)
 
             def record(outcome: str, granted: bool, detail: str) -> None:
                 audit.append(
@@ -569,6 +636,18 @@ class PhaseLadder:
                     )
                 )
 
+            stored = self.state.password_hash()  # again, now that no other change can run
+            if stored != expected:
+                record(
+                    "password_changed_elsewhere",
+                    False,
+                    "another command set or changed the password first; nothing changed",
+                )
+                raise RefusedError(
+                    "another command set or changed the override password meanwhile; nothing "
+                    "changed (run `tradebot phase set-password` again: a change needs the "
+                    "current password)"
+                )
             if stored is not None:
                 until = self.lockout(now, attempts)
                 if until is not None:
@@ -579,7 +658,20 @@ class PhaseLadder:
                 if not verify_password(current_password(), stored):
                     record("wrong_password", False, "wrong current password")
                     raise RefusedError("the current override password is wrong; nothing changed")
-            self.state.set_password_hash(hash_password(new_password), now)
+            encoded = hash_password(new_password)
+            verb = "change" if stored else "set"
+            record("password_change_started", False, f"writing a new hash ({verb})")
+            try:
+                self.state.set_password_hash(encoded, now)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    record("password_change_failed", False, f"the new hash was not written: {exc}")
+                still = "the old password still works" if stored else "no password is set"
+                raise StorageError(
+                    f"{exc}; the override password was not {verb}: {still}",
+                    path=self.state.path(PASSWORD_FILE),
+                    errno=exc.errno,
+                ) from None
             record("password_set", True, "override password changed" if stored else "set")
         log.warning("phase override password %s by %s", "changed" if stored else "set", operator)
 
@@ -591,7 +683,7 @@ class PhaseLadder:
             return 0  # finished sessions only change when the day does
         with self.records.session_metrics.locked() as locked:
             done = {str(r.get("session")) for r in locked.read().records}
-            history = self.records.read_history().transitions
+            history = self._read_history().transitions
             contents = self.trades.read()
             by_session: dict[str, list[Any]] = {}
             for t in contents.trades:

@@ -17,12 +17,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tradebot.core.guards import Halt
+from tradebot.core.trades import session_of
+from tradebot.core.validation import (
+    MAX_MONEY,
+    MAX_NAME,
+    MAX_TEXT,
+    boolean,
+    decimal_number,
+    in_future,
+    iso_date,
+    optional_text,
+    utc_timestamp,
+)
 from tradebot.errors import CorruptRecordError
+from tradebot.override_password import is_valid_hash
 from tradebot.storage import read_json_state, state_lock, write_json_state
 
 PASSWORD_FILE = "override-password.json"
@@ -31,6 +44,10 @@ EQUITY_FILE = "equity.json"
 NOTICES_FILE = "phase-notices.json"
 HALT_FILE = "halt.json"
 DAILY_LOSS_FILE = "daily-loss.json"
+WHALE_FILE = "whale-debounce.json"  # written by tradebot.whale_debounce
+# A recorded equity below a cent (zero, negative, 1e-30) is not a number to size or guard with:
+# the reading is refused, so entries stop until the loop records a real one.
+MIN_EQUITY = Decimal("0.01")
 KEEP_SESSIONS = 400  # start-of-day records kept (well over a year of sessions)
 
 
@@ -58,6 +75,13 @@ class StateStore:
         value = state.get("hash")
         if not isinstance(value, str) or not value:
             raise CorruptRecordError(self.path(PASSWORD_FILE), None, "no 'hash' string")
+        if not is_valid_hash(value):
+            raise CorruptRecordError(
+                self.path(PASSWORD_FILE),
+                None,
+                "'hash' is not a hash written by `tradebot phase set-password`",
+                action="delete the file and set a new password with `tradebot phase set-password`",
+            )
         return value
 
     def set_password_hash(self, encoded: str, now: datetime) -> None:
@@ -85,10 +109,18 @@ class StateStore:
             return self._reading(START_OF_DAY_FILE, sessions[key])
 
     def _sessions(self) -> dict[str, Any]:
-        state = read_json_state(self.path(START_OF_DAY_FILE)) or {}
+        path = self.path(START_OF_DAY_FILE)
+        state = read_json_state(path) or {}
         sessions = state.get("sessions", {})
         if not isinstance(sessions, dict):
-            raise CorruptRecordError(self.path(START_OF_DAY_FILE), None, "'sessions' not an object")
+            raise CorruptRecordError(path, None, "'sessions' not an object")
+        for key, entry in sessions.items():
+            try:
+                iso_date(key, "a session key")
+            except ValueError as exc:
+                raise CorruptRecordError(path, None, f"bad session {key[:20]!r} ({exc})") from None
+            if not isinstance(entry, dict):
+                raise CorruptRecordError(path, None, f"session {key}: not an object")
         return sessions
 
     # -- last broker equity --------------------------------------------------------------------
@@ -115,22 +147,30 @@ class StateStore:
 
     # -- halt ----------------------------------------------------------------------------------
     def halt(self) -> Halt:
-        """The kill switch; a missing file means not halted."""
-        state = read_json_state(self.path(HALT_FILE))
-        if state is None or not state.get("halted"):
+        """The kill switch; a missing file means not halted.
+
+        A file that cannot be read, or whose `halted` is not true or false, raises
+        CorruptRecordError (the caller then treats the bot as halted).
+        """
+        path = self.path(HALT_FILE)
+        state = read_json_state(path)
+        if state is None:
             return Halt(False)
         try:
-            since = datetime.fromisoformat(str(state["since"]))
-        except (KeyError, ValueError):
+            halted = boolean(state.get("halted", False), "halted")
+            operator = optional_text(state.get("operator"), "operator", max_length=MAX_NAME)
+            reason = optional_text(state.get("reason"), "reason", max_length=MAX_TEXT)
+            flatten = boolean(state.get("flatten", False), "flatten")
+        except ValueError as exc:
+            raise CorruptRecordError(path, None, f"bad halt state ({exc})") from None
+        if not halted:
+            return Halt(False)
+        try:
+            since: datetime | None = utc_timestamp(state.get("since"), "since")
+        except ValueError:
             # Unreadable details must not lift a halt: keep it, without the time.
             since = None
-        return Halt(
-            True,
-            since,
-            state.get("operator"),
-            state.get("reason"),
-            bool(state.get("flatten", False)),
-        )
+        return Halt(True, since, operator, reason, flatten)
 
     def write_halt(self, halt: Halt) -> None:
         write_json_state(
@@ -152,8 +192,13 @@ class StateStore:
         if state is None:
             return None
         try:
-            return date.fromisoformat(str(state["session"])), state
-        except (KeyError, ValueError) as exc:
+            if "session" not in state:
+                raise ValueError("missing field session")
+            session = iso_date(state["session"], "session")
+            if "tripped_at" in state:
+                utc_timestamp(state["tripped_at"], "tripped_at")
+            return session, state
+        except ValueError as exc:
             raise CorruptRecordError(
                 self.path(DAILY_LOSS_FILE), None, f"bad trip ({exc})"
             ) from None
@@ -187,10 +232,67 @@ class StateStore:
 
     def _reading(self, name: str, entry: dict[str, Any]) -> EquityReading:
         try:
+            if "equity" not in entry or "ts" not in entry:
+                raise ValueError("needs 'equity' and 'ts'")
             return EquityReading(
-                Decimal(str(entry["equity"])),
-                str(entry.get("source", "")),
-                datetime.fromisoformat(str(entry["ts"])),
+                decimal_number(entry["equity"], "equity", low=MIN_EQUITY, high=MAX_MONEY),
+                optional_text(entry.get("source"), "source", max_length=MAX_NAME) or "",
+                utc_timestamp(entry["ts"], "ts"),
             )
-        except (KeyError, ValueError, InvalidOperation) as exc:
+        except ValueError as exc:
             raise CorruptRecordError(self.path(name), None, f"bad equity entry ({exc})") from None
+
+    # -- clock trouble --------------------------------------------------------------------------
+    def future_dated(self, now: datetime) -> list[str]:
+        """One line per state file holding a time (or a session) later than `now` allows.
+
+        A clock that stepped back (a Raspberry Pi without a real-time clock) or an edited file:
+        never trusted silently. Files that cannot be read are skipped here; reading them for
+        their own purpose reports them. The broker equity snapshot is judged by the equity
+        view (a future reading is unknown equity).
+        """
+        today = session_of(now)
+        problems: list[str] = []
+
+        def check(name: str, field: str, value: object, *, is_session: bool = False) -> None:
+            try:
+                if is_session:
+                    late = iso_date(value, field) > today
+                else:
+                    late = in_future(utc_timestamp(value, field), now)
+            except ValueError:
+                return
+            if late:
+                problems.append(
+                    f"{self.path(name)}: {field} {value} is after now ({now:%Y-%m-%d %H:%M}Z); "
+                    "is the system clock right? Fix the clock or the file"
+                )
+
+        def state_of(name: str) -> dict[str, Any]:
+            try:
+                return read_json_state(self.path(name)) or {}
+            except CorruptRecordError:
+                return {}
+
+        sessions = state_of(START_OF_DAY_FILE).get("sessions")
+        if isinstance(sessions, dict):
+            for key, entry in sessions.items():
+                check(START_OF_DAY_FILE, "session", key, is_session=True)
+                if isinstance(entry, dict):
+                    check(START_OF_DAY_FILE, f"sessions.{key}.ts", entry.get("ts"))
+        halt = state_of(HALT_FILE)
+        if halt.get("since") is not None:
+            check(HALT_FILE, "since", halt["since"])
+        trip = state_of(DAILY_LOSS_FILE)
+        if trip:
+            check(DAILY_LOSS_FILE, "session", trip.get("session"), is_session=True)
+            check(DAILY_LOSS_FILE, "tripped_at", trip.get("tripped_at"))
+        password = state_of(PASSWORD_FILE)
+        if password:
+            check(PASSWORD_FILE, "set_at", password.get("set_at"))
+        symbols = state_of(WHALE_FILE).get("symbols")
+        if isinstance(symbols, dict):
+            for symbol, entry in symbols.items():
+                if isinstance(entry, dict):
+                    check(WHALE_FILE, f"symbols.{symbol}.ts", entry.get("ts"))
+        return problems

@@ -31,6 +31,20 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def duplicate_error(
+    path: Path, field: str, value: str, first: int, again: int
+) -> CorruptRecordError:
+    """The error for an id that must be unique in a file and is not."""
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    return CorruptRecordError(
+        path,
+        again,
+        f"{field} {shown!r} repeats line {first} (lines {first} and {again}: the same record "
+        "twice, e.g. a file concatenated with itself)",
+        action=f"keep one of lines {first} and {again} (keep a backup), then run the command again",
+    )
+
+
 class TradeJournal:
     """The closed-trade journal under `logs_dir`."""
 
@@ -42,16 +56,25 @@ class TradeJournal:
         return self.file.path
 
     def read(self) -> TradeJournalContents:
-        """Every closed trade; a bad line raises CorruptRecordError naming file and line."""
+        """Every closed trade; a bad line raises CorruptRecordError naming file and line.
+
+        A `trade_id` that appears twice is an error naming both lines (a journal concatenated
+        with itself would otherwise count every trade twice toward the phase criteria).
+        """
         contents = self.file.read()
         trades = []
+        first_line: dict[str, int] = {}
         for record, line in zip(contents.records, contents.line_numbers, strict=True):
             try:
-                trades.append(ClosedTrade.model_validate(record))
+                trade = ClosedTrade.model_validate(record)
             except ValidationError as exc:
                 raise CorruptRecordError(
                     self.path, line, f"not a valid trade record ({describe_validation_error(exc)})"
                 ) from None
+            seen = first_line.setdefault(trade.trade_id, line)
+            if seen != line:
+                raise duplicate_error(self.path, "trade_id", trade.trade_id, seen, line)
+            trades.append(trade)
         return TradeJournalContents(trades, contents.warnings)
 
     def series(self) -> tuple[TradeSeries, list[str]]:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from tradebot.core.sessions import DEFAULT_CALENDAR, sessions_between
 from tradebot.core.strategies import DebounceCheck, whale_debounce
+from tradebot.core.validation import iso_date, utc_timestamp
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import read_json_state, state_lock, write_json_state
 
@@ -115,11 +116,10 @@ def _parse(path: Path, state: dict[str, Any] | None) -> dict[str, LastWhaleSigna
             signal = raw["signal"]
             if signal not in ("BUY_CALL", "BUY_PUT"):
                 raise ValueError(f"unknown signal {signal!r}")
-            ts = datetime.fromisoformat(raw["ts"])
-            if ts.tzinfo is None:
-                raise ValueError("ts has no timezone")
             out[str(symbol)] = LastWhaleSignal(
-                session=date.fromisoformat(raw["session"]), signal=signal, ts=ts.astimezone(UTC)
+                session=iso_date(raw["session"], "session"),
+                signal=signal,
+                ts=utc_timestamp(raw["ts"], "ts"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptRecordError(path, None, f"bad entry for {symbol}: {exc}") from None

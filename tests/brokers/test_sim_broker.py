@@ -240,12 +240,6 @@ def test_an_invalid_leg_refuses_the_whole_bracket_and_places_nothing(
     assert [p.order_id for p in placed] == [1, 2, 3]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: place_bracket submits the legs one by one after the entry has filled on "
-    "arrival; a take-profit that also fills on arrival cannot cancel the stop (not submitted "
-    "yet), which is left working on a closed position",
-)
 def test_a_leg_that_fills_on_arrival_cancels_its_sibling(
     market: MarketModel, contract: OptionContract, tmp_path: Path
 ) -> None:
@@ -498,11 +492,6 @@ def test_a_clock_before_the_accounts_last_use_is_refused(
     assert _run(again.positions()) == _run(first.positions())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the account's last use is only saved when something happens (a fill, an "
-    "order); after a crash, a clock between the last save and the last use is accepted",
-)
 def test_a_clock_before_the_last_use_is_refused_after_a_crash_too(
     market: MarketModel, contract: OptionContract, tmp_path: Path
 ) -> None:

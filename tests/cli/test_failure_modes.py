@@ -57,7 +57,7 @@ def test_corrupt_order_journal_blocks_and_status_says_it_once(tmp_path: Path) ->
     doc = json.loads(result.stdout)
     assert doc["equity"]["current"] == "10000"  # the simulated equity is still known
     status = invoke(["phase", "status"])
-    assert status.exit_code == 1
+    assert status.exit_code == 4
     assert status.stderr.count("orders.jsonl:1") == 1
     assert "every new entry is refused" in status.stderr
 

@@ -159,7 +159,7 @@ def test_corrupt_journal_line_is_named(journal, tmp_path: Path) -> None:  # type
     lines.insert(1, '{"v": 1, "trade_id": "broken"}')
     path.write_text("\n".join(lines) + "\n")
     result = invoke(["journal"])
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "trades.jsonl:2: not a valid trade record" in result.stderr
     assert "Traceback" not in result.stderr
 

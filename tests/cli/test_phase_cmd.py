@@ -120,7 +120,7 @@ def test_status_with_corrupt_history_fails_naming_the_line(tmp_path: Path) -> No
     path.parent.mkdir(parents=True)
     path.write_text('{"v":1}\n{"v":1,"transition_id":"a"}\n')
     result = invoke(["phase", "status"])
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # refused: a damaged record is never a bug of ours (exit 1)
     assert "phase-history.jsonl:1" in result.stderr
     assert "every new entry is refused" in result.stderr
     assert "Traceback" not in result.stderr

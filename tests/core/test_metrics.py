@@ -163,8 +163,8 @@ def test_more_than_six_decimal_places_is_rejected() -> None:
     good["pnl"] = "10.0000001"
     with pytest.raises(ValidationError, match="6 decimal places"):
         type(trade(1)).model_validate(good)
-    good["pnl"] = "10.1000000"  # trailing zeros are fine
-    assert type(trade(1)).model_validate(good).pnl == D("10.1")
+    good["pnl"] = "10.0000000"  # trailing zeros are fine
+    assert type(trade(1)).model_validate(good).pnl == D("10")
 
 
 def test_avg_rr_exactly_at_a_threshold_is_exact() -> None:

@@ -49,11 +49,6 @@ def test_a_speed_that_is_not_positive_is_refused(speed: float) -> None:
         SimClock(START, speed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: SimClock accepts speed=NaN (NaN <= 0 is False); sleep_until then calls "
-    "asyncio.sleep(nan) (parse_speed refuses NaN, so only direct callers are exposed)",
-)
 def test_a_nan_speed_is_refused() -> None:
     with pytest.raises(ValueError):
         SimClock(START, math.nan)
@@ -131,11 +126,6 @@ def test_one_sleeper_never_sees_time_go_backwards(offsets: list[int]) -> None:
     assert seen[-1] == max(START, *(START + timedelta(seconds=s) for s in offsets))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: at max speed two tasks sleeping at once each set the clock on waking; the "
-    "one asking for the earlier time wakes last and moves the clock back",
-)
 def test_two_sleepers_never_move_the_clock_back() -> None:
     clock = SimClock(START)
     later, sooner = START + timedelta(minutes=10), START + timedelta(minutes=1)
@@ -173,12 +163,6 @@ def test_the_wall_clock_does_not_sleep_for_the_past() -> None:
 # -- the simulated clock as the loop sleeps on it ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: TradingLoop._sleep_until races the stop event only for the wall clock; on a "
-    "simulated clock with a finite speed SIGTERM/SIGINT waits for the whole scaled sleep "
-    "(hours of real time at --speed 1 before the open or after the close)",
-)
 def test_a_stop_request_ends_a_scaled_simulated_sleep(tmp_path: Path) -> None:
     from decimal import Decimal
 

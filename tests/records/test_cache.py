@@ -205,11 +205,6 @@ def test_a_shortened_file_is_read_again(logs: Path) -> None:
     assert cached.series()[0] == TradeSeries.of([trades[2]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: _parse_new only notices a replaced file when it has fewer records than "
-    "already parsed; a repaired file as long or longer keeps the stale trades",
-)
 def test_a_replaced_file_as_long_as_before_is_read_again(logs: Path) -> None:
     plain = TradeJournal(logs)
     trades = series_of([10, -5])
@@ -222,11 +217,6 @@ def test_a_replaced_file_as_long_as_before_is_read_again(logs: Path) -> None:
     assert cached.read().trades == repaired
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: TradeJournal (used by phase status/advance) accepts a repeated trade_id that "
-    "CachedTradeJournal (the loop) refuses: the ladder counts the trade twice outside the loop",
-)
 def test_both_ladders_refuse_a_journal_with_a_repeated_trade_id(loaded: LoadedConfig) -> None:
     t = trade(100, trade_id="T-dup")
     JsonlFile(TradeJournal(loaded.logs_dir).path).append_many([t.model_dump(mode="json")] * 2)
@@ -303,11 +293,6 @@ def test_a_shortened_order_journal_is_read_again(logs: Path) -> None:
     assert cached.read_events() == plain.read_events()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: CachedOrderJournal keeps stale events when the replaced file has at least "
-    "as many records as it had parsed (same check as CachedTradeJournal._parse_new)",
-)
 def test_a_replaced_order_journal_as_long_as_before_is_read_again(logs: Path) -> None:
     plain = OrderJournal(logs)
     for ref in "ab":
@@ -321,11 +306,6 @@ def test_a_replaced_order_journal_as_long_as_before_is_read_again(logs: Path) ->
     assert [e.order_ref for e in cached.session_events(TODAY)] == ["x"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: session_events returns the cache's own per-session list; a caller that "
-    "filters or sorts it in place changes what every later reader of that session sees",
-)
 def test_the_returned_session_list_is_the_callers_own(logs: Path) -> None:
     plain, cached = OrderJournal(logs), CachedOrderJournal(logs)
     plain.append(_event("a"))
@@ -426,11 +406,6 @@ def test_the_cached_ladder_fails_safe_on_a_bad_line_like_the_uncached_one(
     assert not cached.check_entry(NOW, "paper").allowed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: CachedTradeJournal.read/series always return no warnings; a torn last line "
-    "(crash mid-write) that TradeJournal and `phase status` warn about is silent in the loop",
-)
 def test_a_torn_last_trade_line_warns_in_both_ladders(loaded: LoadedConfig) -> None:
     journal = TradeJournal(loaded.logs_dir)
     _write(journal, series_of([100, -50]))

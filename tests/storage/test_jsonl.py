@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tradebot.errors import CorruptRecordError
+from tradebot.errors import CorruptRecordError, storage_error
 from tradebot.storage import JsonlFile
 
 
@@ -146,3 +151,103 @@ def test_a_brace_after_a_comma_inside_a_string_is_fine(tmp_path: Path) -> None:
     contents = JsonlFile(path).read()
     assert contents.records[0]["note"] == "a, {b}"
     assert contents.line_numbers == [1, 2]
+
+
+# -- issue 7: a last line missing only its newline, odd paths, failed appends ------------------
+def test_a_complete_last_line_without_newline_is_a_record_and_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1,"n":1}\n{"v":1,"n":2,"trigger":"auto_downgrade"}')
+    contents = JsonlFile(path).read()
+    assert [r["n"] for r in contents.records] == [1, 2]
+    assert not contents.torn_tail and contents.warnings == []
+    assert [r["n"] for chunk, _ in JsonlFile(path).iter_chunks() for r in chunk] == [1, 2]
+    JsonlFile(path).append({"v": 1, "n": 3})
+    assert [r["n"] for r in JsonlFile(path).read().records] == [1, 2, 3]
+    assert not (tmp_path / "a.jsonl.torn").exists()  # terminated, never moved aside
+    assert path.read_bytes().count(b"\n") == 3
+
+
+def test_a_torn_line_that_is_not_a_whole_object_is_still_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1,"n":1}\n{"v":1,"n":2}\n{"v":1,"a":{"b":1}')  # missing the last }
+    assert JsonlFile(path).read().torn_tail
+    JsonlFile(path).append({"v": 1, "n": 3})
+    assert (tmp_path / "a.jsonl.torn").read_bytes() == b'{"v":1,"a":{"b":1}\n'
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"[" * 50_000 + b"]" * 50_000, b'{"v":1,"x":NaN}', b'{"v":1,"x":-Infinity}', b"\xff\xfe{}"],
+)
+def test_hostile_json_lines_are_named_errors(tmp_path: Path, line: bytes) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"v":1}\n' + line + b'\n{"v":1}\n')
+    with pytest.raises(CorruptRecordError) as err:
+        JsonlFile(path).read()
+    assert err.value.line == 2
+
+
+def test_a_journal_path_that_is_a_directory_or_a_fifo_is_a_named_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.jsonl").mkdir()
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    for name, kind in (("dir.jsonl", "directory"), ("fifo.jsonl", "FIFO")):
+        store = JsonlFile(tmp_path / name)
+        with pytest.raises(CorruptRecordError, match=f"{name}: is a {kind}, not a regular file"):
+            store.read()  # never blocks on the FIFO
+        with pytest.raises(CorruptRecordError, match=f"is a {kind}"), store.locked():
+            pass
+
+
+def test_new_journals_are_0600_in_0700_directories_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        JsonlFile(tmp_path / "logs" / "journal" / "trades.jsonl").append({"v": 1})
+        (tmp_path / "x.jsonl").write_bytes(b'{"v":1}\n{"v":1')
+        JsonlFile(tmp_path / "x.jsonl").append({"v": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "logs" / "journal").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "logs" / "journal" / "trades.jsonl").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "x.jsonl.torn").st_mode) == 0o600
+
+
+def test_an_append_cut_short_by_the_kernel_leaves_no_partial_line(tmp_path: Path) -> None:
+    """A real process whose file-size limit stops the write half way (like a full disk)."""
+    path = tmp_path / "trades.jsonl"
+    JsonlFile(path).append({"v": 1, "n": 1})
+    before = path.read_bytes()
+    script = (
+        "import resource, signal, sys\n"
+        "from tradebot.storage import JsonlFile\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 100}, -1))\n"
+        "try:\n"
+        f"    JsonlFile({str(path)!r}).append({{'v': 1, 'pad': 'x' * 10000}})\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__, exc.errno, exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        timeout=60,
+    )
+    assert result.stdout.startswith(f"StorageError {errno.EFBIG} cannot append to {path}")
+    assert path.read_bytes() == before  # cut back: no partial line
+
+
+@pytest.mark.parametrize(
+    ("code", "what", "todo"),
+    [
+        (errno.ENOSPC, "disk full", "free some space on that disk"),
+        (errno.EDQUOT, "disk full", "free some space on that disk"),
+        (errno.EIO, "I/O error", "check the system log"),
+        (errno.EACCES, "permission denied", "run tradebot as the user that owns"),
+        (errno.EROFS, "read-only", "writable disk"),
+    ],
+)
+def test_write_failures_say_what_happened_and_what_to_do(code: int, what: str, todo: str) -> None:
+    err = storage_error(Path("/x/logs/journal/trades.jsonl"), OSError(code, os.strerror(code)))
+    assert isinstance(err, OSError) and err.errno == code
+    assert what in err.message and todo in err.message and "trades.jsonl" in err.message

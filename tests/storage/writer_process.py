@@ -2,12 +2,15 @@
 
 Usage: writer_process.py jsonl PATH TAG [START]  (append numbered records, acknowledge each)
        writer_process.py state PATH               (rewrite one state file again and again)
+       writer_process.py hold-temp PATH           (start an atomic write of PATH, stop before
+                                                   the rename and wait to be killed)
 Every third record is large, so a SIGKILL can land in the middle of a write() and tear it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -39,9 +42,23 @@ def run_state(path: Path) -> None:
         i += 1
 
 
+def hold_temp(path: Path) -> None:
+    """The first half of `write_atomic`: a locked temp file with data, then wait forever."""
+    from tradebot.storage.atomic import _create_temp, make_private_dirs
+
+    make_private_dirs(path.parent)
+    fd, tmp = _create_temp(path)
+    os.write(fd, b'{"v": 1, "half": ')
+    sys.stdout.write(f"{tmp}\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # until killed (or stdin closes)
+
+
 if __name__ == "__main__":
     kind, target = sys.argv[1], Path(sys.argv[2])
     if kind == "jsonl":
         run_jsonl(target, sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+    elif kind == "hold-temp":
+        hold_temp(target)
     else:
         run_state(target)

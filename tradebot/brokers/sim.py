@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sim-broker.json"
+SAVE_EVERY = timedelta(minutes=15)
 _STATUS: dict[str, OrderStatus] = {
     "PreSubmitted": "presubmitted",
     "Submitted": "submitted",
@@ -84,6 +85,7 @@ class SimBroker:
         self.refuse_brackets = refuse_brackets
         self._persist = persist
         self._connected = False
+        self._saved_at: datetime | None = None
 
     # -- connection ----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -239,12 +241,17 @@ class SimBroker:
 
     def _advance(self) -> None:
         # Time moves the market: fills, expiries and DAY cancels happen here. The state is saved
-        # when something happened; in between, replaying the same minutes gives the same result.
-        if self.exchange.advance(self.now()):
+        # when something happened (in between, replaying the same minutes gives the same
+        # result), and at least every SAVE_EVERY of simulated time, so that after a crash the
+        # account still knows roughly how far it got (a clock set before that is refused).
+        now = self.now()
+        happened = self.exchange.advance(now)
+        if happened or self._saved_at is None or now - self._saved_at >= SAVE_EVERY:
             self._save()
 
     def _save(self) -> None:
         self._persist(self.path, {"v": 1, **self.exchange.to_state()})
+        self._saved_at = self.exchange.processed_until
 
     @staticmethod
     def _order(spec: OrderSpec, order_id: int, parent_id: int) -> SimOrder:

@@ -28,8 +28,11 @@ def stderr_console() -> Console:
 
 
 def esc(value: object) -> str:
-    """Text for rich markup strings: brackets in operator input or file data print literally."""
-    return escape(str(value))
+    """Text for rich markup strings: brackets in operator input or file data print literally,
+    and control characters (a newline, an ANSI escape) are shown as escapes, never obeyed."""
+    from tradebot.core.validation import escape_control
+
+    return escape(escape_control(str(value)))
 
 
 def print_json(document: Mapping[str, Any]) -> None:
@@ -44,8 +47,10 @@ def error_line(message: str, details: Sequence[str] = ()) -> None:
     """An error for the operator on stderr: one sentence, then one line per detail."""
     console = stderr_console()
     console.print(f"[bold red]error:[/] {esc(message)}", markup=True, highlight=False)
+    from tradebot.core.validation import escape_control
+
     for line in details:
-        console.print(f"  {line}", markup=False, highlight=False)
+        console.print(f"  {escape_control(line)}", markup=False, highlight=False)
 
 
 def warning_line(message: str) -> None:
@@ -67,21 +72,40 @@ def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def write_csv(target: str, text: str) -> Path | None:
-    """Write CSV text to a file (atomically) or to stdout when `target` is '-'."""
+    """Write CSV text to a file or to stdout when `target` is '-'.
+
+    A regular file (or a new one) is replaced atomically; an existing device, FIFO or symlink
+    (`/dev/stdout`, `/dev/null`, a named pipe) is written through and never replaced. A target
+    that cannot be a file is a usage error; a full or failing disk is a StorageError.
+    """
+    import errno
+    import os
+
     if target == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
         return None
-    from tradebot.storage import write_atomic
-
+    hint = "give a file path (in a writable directory), or - for stdout"
+    if not target.strip():
+        raise UsageError(f"--csv needs a file path; {hint}")
+    if "\x00" in target:
+        raise UsageError(f"--csv {target!r} contains a NUL character; {hint}")
     path = Path(target)
     try:
-        write_atomic(path, text.encode("utf-8"), mode=0o644)
+        is_dir = target.endswith("/") or path.is_dir()
+    except OSError as exc:  # a name too long, a loop in the path, ...
+        raise UsageError(f"cannot write {target[:80]}: {exc.strerror or exc}; {hint}") from None
+    if is_dir:
+        raise UsageError(f"cannot write {target}: it is a directory; {hint}")
+    from tradebot.storage import write_atomic
+
+    try:
+        write_atomic(path, text.encode("utf-8"), mode=0o644, write_through_special=True)
     except OSError as exc:
-        raise UsageError(
-            f"cannot write {target}: {exc.strerror or exc}; give a file path in a writable "
-            "directory, or - for stdout"
-        ) from None
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise  # a StorageError saying "disk full" / "I/O error" and what to do
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise UsageError(f"cannot write {target}: {reason}; {hint}") from None
     return path
 
 

@@ -23,7 +23,13 @@ from tradebot.cli.output import (
     stdout_console,
     write_csv,
 )
-from tradebot.errors import CorruptRecordError, RefusedError, TradebotError, UsageError
+from tradebot.errors import (
+    CorruptRecordError,
+    ExitCode,
+    RefusedError,
+    TradebotError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from tradebot.core.phase_rules import Criterion, PhaseEvaluation, WatchItem
@@ -38,7 +44,9 @@ PHASE_CHOICES = ("experience", "proof", "trial", "scaling")
 
 
 class PhaseUnknownError(TradebotError):
-    """`phase status` cannot know the phase: a file it depends on is unreadable (exit 1)."""
+    """`phase status` cannot know the phase: a file it depends on is unreadable (exit 4)."""
+
+    exit_code = ExitCode.REFUSED
 
 
 def _now() -> datetime:
@@ -200,18 +208,47 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
 
 # -- advance -----------------------------------------------------------------------------------
 def _read_secret(prompt: str, from_stdin: bool, *, confirm: bool = False) -> str:
-    if from_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise UsageError("--password-stdin: nothing to read on stdin")
-        return line.rstrip("\r\n")
-    if not sys.stdin.isatty():
-        raise UsageError("stdin is not a terminal: pipe the password with --password-stdin")
-    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    try:
+        if from_stdin:
+            line = sys.stdin.readline()
+            if not line:
+                raise UsageError("--password-stdin: nothing to read on stdin")
+            return line.rstrip("\r\n")
+        if not sys.stdin.isatty():
+            raise UsageError("stdin is not a terminal: pipe the password with --password-stdin")
+        value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    except UnicodeDecodeError:
+        raise UsageError(
+            "the password is not UTF-8 text (check the terminal's or the file's encoding); "
+            "nothing changed"
+        ) from None
     return value
 
 
-@app.command("advance")
+# A password must never be an argument: it would sit in the shell history and the process list.
+# These commands accept extra arguments only to refuse them here without echoing them back.
+NO_ARGUMENTS: dict[str, Any] = {"allow_extra_args": True}
+
+
+def _refuse_arguments(extra: list[str], command: str) -> None:
+    if extra:
+        raise UsageError(
+            f"{command} takes no arguments ({len(extra)} given, not shown: one may be a "
+            "password); type the password at the prompt or pipe it with --password-stdin. If "
+            "you typed a password on the command line, change it: it is in your shell history"
+        )
+
+
+MAX_OPERATOR = 64
+MAX_REASON = 500
+
+
+def _check_text(value: str | None, option: str, limit: int) -> None:
+    if value is not None and len(value) > limit:
+        raise UsageError(f"{option} is {len(value)} characters long; keep it to {limit} at most")
+
+
+@app.command("advance", context_settings=NO_ARGUMENTS)
 def advance(
     ctx: typer.Context,
     to: Annotated[
@@ -242,6 +279,9 @@ def advance(
     """Move up one phase when every criterion is met; or --force to any phase (password)."""
     from tradebot.phase_ladder import default_operator
 
+    _refuse_arguments(ctx.args, "phase advance")
+    _check_text(operator, "--operator", MAX_OPERATOR)
+    _check_text(reason, "--reason", MAX_REASON)
     if to is not None and to not in PHASE_CHOICES:
         raise UsageError(f"--to {to!r} is not a phase; choose one of {', '.join(PHASE_CHOICES)}")
     if force and to is None:
@@ -272,7 +312,7 @@ def advance(
 
 
 # -- set-password -----------------------------------------------------------------------------
-@app.command("set-password")
+@app.command("set-password", context_settings=NO_ARGUMENTS)
 def set_password(
     ctx: typer.Context,
     password_stdin: Annotated[
@@ -286,6 +326,7 @@ def set_password(
     """Set or change the override password (only a salted scrypt hash is stored)."""
     from tradebot.phase_ladder import default_operator
 
+    _refuse_arguments(ctx.args, "phase set-password")
     ladder = _ladder(ctx)
     stored, source = ladder.password_hash()
     if source == "config":
@@ -298,7 +339,11 @@ def set_password(
         current = _read_secret("Current override password", password_stdin)
     new = _read_secret("New override password", password_stdin, confirm=not password_stdin)
     ladder.set_password(
-        _now(), new_password=new, current_password=lambda: current, operator=default_operator()
+        _now(),
+        new_password=new,
+        current_password=lambda: current,
+        operator=default_operator(),
+        expected_hash=stored,
     )
     stdout_console().print(
         f"override password {'changed' if stored else 'set'} (salted scrypt hash in "
@@ -331,15 +376,17 @@ def export(
     until_d = parse_day(until, "--until")
     from tradebot.phase_records import PhaseRecords, export_history_csv, select_history
 
-    records = PhaseRecords(state_of(ctx).config().logs_dir)
+    loaded = state_of(ctx).config()
+    records = PhaseRecords(loaded.logs_dir)
+    initial = loaded.settings.phase.initial
     if csv_target is not None:
-        count, text = export_history_csv(records, since_d, until_d)
+        count, text = export_history_csv(records, since_d, until_d, initial=initial)
         path = write_csv(csv_target, text)
         if path is not None and not as_json:
             stdout_console().print(f"wrote {count} transition(s) to {esc(path)}")
         if not as_json:
             return
-    transitions = select_history(records, since_d, until_d).transitions
+    transitions = select_history(records, since_d, until_d, initial=initial).transitions
     if as_json:
         print_json({"v": 1, "transitions": [t.as_record() for t in transitions]})
         return

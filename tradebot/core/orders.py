@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from tradebot.core.validation import MAX_ID, MAX_QTY, iso_date, text, utc_timestamp, whole_number
 
 OrderRole = Literal["entry", "take_profit", "stop_loss", "exit"]
+ORDER_ROLES: tuple[str, ...] = get_args(OrderRole)
 # Statuses after which an entry order can no longer fill. If it never filled, the entry did not
 # happen and does not use up the session's allowance.
 DEAD_STATUSES = frozenset({"cancelled", "rejected", "inactive", "not_sent"})
@@ -33,28 +36,33 @@ class OrderEvent:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> OrderEvent:
-        """Parse a record; raises ValueError naming the bad field."""
-        try:
-            ts = datetime.fromisoformat(str(record["ts"]))
-            session = date.fromisoformat(str(record["session"]))
-            event, ref, role = str(record["event"]), str(record["order_ref"]), str(record["role"])
-            mode = str(record["mode"])
-        except KeyError as exc:
-            raise ValueError(f"missing field {exc.args[0]}") from None
-        if ts.tzinfo is None:
-            raise ValueError("ts has no timezone")
+        """Parse a record strictly; raises ValueError naming the bad field.
+
+        Texts must be text (a number where `order_ref` belongs is an error, not "5"), `ts` an
+        ISO-8601 time with a timezone, `session` a date, `role` one of `OrderRole`, and
+        `filled_qty` a whole number.
+        """
+        missing = [
+            k for k in ("ts", "session", "event", "order_ref", "role", "mode") if k not in record
+        ]
+        if missing:
+            raise ValueError(f"missing field {missing[0]}")
+        ts = utc_timestamp(record["ts"], "ts")
+        session = iso_date(record["session"], "session")
+        event = text(record["event"], "event")
+        ref = text(record["order_ref"], "order_ref", max_length=MAX_ID)
+        role = text(record["role"], "role")
+        if role not in ORDER_ROLES:
+            raise ValueError(f"unknown role {role[:40]!r} (one of {', '.join(ORDER_ROLES)})")
+        mode = text(record["mode"], "mode")
         status = record.get("status")
-        filled = record.get("filled_qty", 0) or 0
-        return cls(
-            ts,
-            event,
-            ref,
-            role,
-            session,
-            mode,
-            None if status is None else str(status),
-            int(filled),
+        if status is not None:
+            status = text(status, "status")
+        filled = record.get("filled_qty")
+        filled_qty = (
+            0 if filled is None else whole_number(filled, "filled_qty", low=0, high=MAX_QTY)
         )
+        return cls(ts, event, ref, role, session, mode, status, filled_qty)
 
 
 def entries_in_session(events: Iterable[OrderEvent], session: date) -> int:

@@ -6,11 +6,23 @@ The current phase is the `to_phase` of the last record (or `phase.initial` when 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, get_args
 
 from tradebot.core.trades import PhaseName
+from tradebot.core.validation import (
+    MAX_ID,
+    MAX_NAME,
+    MAX_TEXT,
+    MAX_YEAR,
+    MIN_YEAR,
+    boolean,
+    optional_text,
+    text,
+    utc_timestamp,
+)
 
 Trigger = Literal["advance", "auto_downgrade", "manual_override"]
 PHASES: tuple[PhaseName, ...] = get_args(PhaseName)
@@ -61,40 +73,144 @@ class PhaseTransition(NamedTuple):
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> PhaseTransition:
-        """Parse a v1 record; raises ValueError naming the problem."""
-        if record.get("v") != 1:
-            raise ValueError(f"unsupported record version {record.get('v')!r}")
-        try:
-            ts = datetime.fromisoformat(record["ts"])
-            from_phase, to_phase = record["from_phase"], record["to_phase"]
-            trigger = record["trigger"]
-            transition_id = record["transition_id"]
-        except KeyError as exc:
-            raise ValueError(f"missing field {exc.args[0]}") from None
-        except TypeError:
-            raise ValueError("ts must be an ISO-8601 string") from None
-        if ts.tzinfo is None:
-            raise ValueError("ts has no timezone")
+        """Parse a v1 record strictly; raises ValueError naming the problem.
+
+        Every field has its JSON type (`"validation_passed": "false"` is an error, not true),
+        times carry a timezone, texts are bounded, `metrics` holds plain values, and the trigger
+        fits the move: `advance` is one step up (criteria met), `auto_downgrade` one step down.
+        """
+        fast = _fast_parse(cls, record)
+        if fast is not None:
+            return fast
+        version = record.get("v")
+        if type(version) is not int or version != 1:
+            raise ValueError(f"unsupported record version {version!r}")
+        missing = [k for k in _REQUIRED if k not in record]
+        if missing:
+            raise ValueError(f"missing field {missing[0]}")
+        transition_id = text(record["transition_id"], "transition_id", max_length=MAX_ID)
+        ts = utc_timestamp(record["ts"], "ts")
+        from_phase, to_phase = record["from_phase"], record["to_phase"]
+        trigger = record["trigger"]
         if from_phase not in PHASES or to_phase not in PHASES:
             raise ValueError(f"unknown phase in {from_phase!r} -> {to_phase!r}")
         if trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {trigger!r}")
-        failures = record.get("failures") or []
-        metrics = record.get("metrics") or {}
-        if type(failures) is not list or type(metrics) is not dict:
-            raise ValueError("failures must be a list and metrics an object")
-        operator, reason = record.get("operator"), record.get("reason")
+        passed = boolean(record["validation_passed"], "validation_passed")
+        failures = record.get("failures", [])
+        metrics = record.get("metrics", {})
+        if failures is None:
+            failures = []
+        if metrics is None:
+            metrics = {}
+        if type(failures) is not list or len(failures) > MAX_LIST:
+            raise ValueError(f"failures must be a list of at most {MAX_LIST} texts")
+        for item in failures:
+            text(item, "each failure", max_length=MAX_TEXT, empty=True)
+        if type(metrics) is not dict or len(metrics) > MAX_LIST:
+            raise ValueError(f"metrics must be an object of at most {MAX_LIST} values")
+        if not _PLAIN_TYPES.issuperset(map(type, metrics.values())):
+            raise ValueError("metrics must hold numbers, texts or null")
+        operator = optional_text(record.get("operator"), "operator", max_length=MAX_NAME)
+        reason = optional_text(record.get("reason"), "reason", max_length=MAX_TEXT)
+        _check_move(from_phase, to_phase, trigger, passed)
         return cls(
-            str(transition_id),
+            transition_id,
             ts,
             from_phase,
             to_phase,
             trigger,
-            bool(record.get("validation_passed")),
+            passed,
             tuple(failures),
             metrics,
-            None if operator is None else str(operator),
-            None if reason is None else str(reason),
+            operator,
+            reason,
+        )
+
+
+def _fast_parse(cls: type[PhaseTransition], record: dict[str, Any]) -> PhaseTransition | None:
+    """The common case (a record this code wrote) checked in a few inline tests; None when
+    anything is unusual, and `from_record` then names the problem. 100,000 rows export in
+    well under a second this way (spec §8)."""
+    get = record.get
+    version, tid, stamp = get("v"), get("transition_id"), get("ts")
+    frm, to, trigger, passed = (
+        get("from_phase"),
+        get("to_phase"),
+        get("trigger"),
+        get("validation_passed"),
+    )
+    failures, metrics = get("failures"), get("metrics")
+    operator, reason = get("operator"), get("reason")
+    if not (
+        type(version) is int
+        and version == 1
+        and type(tid) is str
+        and 0 < len(tid) <= MAX_ID
+        and type(stamp) is str
+        and frm in PHASES
+        and to in PHASES
+        and frm != to
+        and trigger in TRIGGERS
+        and type(passed) is bool
+        and type(failures) is list
+        and len(failures) <= MAX_LIST
+        and _TEXT_TYPE.issuperset(map(type, failures))
+        and (not failures or max(map(len, failures)) <= MAX_TEXT)
+        and type(metrics) is dict
+        and len(metrics) <= MAX_LIST
+        and _PLAIN_TYPES.issuperset(map(type, metrics.values()))
+        and (operator is None or (type(operator) is str and len(operator) <= MAX_NAME))
+        and (reason is None or (type(reason) is str and len(reason) <= MAX_TEXT))
+        and (trigger != "advance" or (passed and to == next_phase(frm)))
+        and (trigger != "auto_downgrade" or to == previous_phase(frm))
+    ):
+        return None
+    try:
+        ts = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if ts.tzinfo is not UTC or not MIN_YEAR <= ts.year <= MAX_YEAR:
+        return None  # other offsets (converted to UTC) and errors: the careful path
+    return cls(tid, ts, frm, to, trigger, passed, tuple(failures), metrics, operator, reason)
+
+
+_REQUIRED = ("transition_id", "ts", "from_phase", "to_phase", "trigger", "validation_passed")
+_PLAIN_TYPES = frozenset({str, int, Decimal, bool, type(None)})
+_TEXT_TYPE = frozenset({str})
+MAX_LIST = 100
+
+
+def _check_move(frm: PhaseName, to: PhaseName, trigger: str, passed: bool) -> None:
+    if frm == to:
+        raise ValueError(f"from_phase and to_phase are both {frm}")
+    if trigger == "advance" and (to != next_phase(frm) or not passed):
+        raise ValueError(
+            f"an advance is one step up with its criteria met, not {frm} -> {to}"
+            + ("" if passed else " with validation_passed false")
+        )
+    if trigger == "auto_downgrade" and to != previous_phase(frm):
+        raise ValueError(f"an auto_downgrade is one step down, not {frm} -> {to}")
+
+
+def check_follows(
+    previous: PhaseTransition | None, transition: PhaseTransition, initial: PhaseName | None
+) -> None:
+    """ValueError unless `transition` starts where the history stood before it.
+
+    The first record must start from `phase.initial` (when given); every other one from the
+    previous record's `to_phase`. A forged or spliced history cannot skip the chain.
+    """
+    if previous is not None:
+        if transition.from_phase != previous.to_phase:
+            raise ValueError(
+                f"from_phase {transition.from_phase} does not follow the previous record, which "
+                f"ended in {previous.to_phase}"
+            )
+    elif initial is not None and transition.from_phase != initial:
+        raise ValueError(
+            f"the first transition starts from {transition.from_phase} but phase.initial is "
+            f"{initial}; a history starts at phase.initial"
         )
 
 

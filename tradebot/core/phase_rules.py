@@ -22,6 +22,7 @@ from tradebot.core.phase_history import (
     previous_phase,
 )
 from tradebot.core.trades import PhaseName, session_of
+from tradebot.core.validation import in_future
 
 HUNDRED = Decimal(100)
 Unit = Literal["count", "percent", "ratio"]
@@ -145,6 +146,9 @@ class PhaseEvaluation:
     limits: Limits
     downgraded_this_session: bool
     warnings: list[str] = field(default_factory=list)
+    # Records dated after `now` (beyond FUTURE_TOLERANCE): the clock or a file cannot be
+    # trusted, so no new entry is allowed. One line per problem, also in `warnings`.
+    future_records: list[str] = field(default_factory=list)
 
     @property
     def unmet(self) -> list[Criterion]:
@@ -414,4 +418,23 @@ def entry_decision(
         refusals.append(
             Refusal("position_cap_unknown", "equity unknown, so the position cap is unknown")
         )
+    if ev.future_records:
+        more = f" (and {len(ev.future_records) - 1} more)" if len(ev.future_records) > 1 else ""
+        refusals.append(
+            Refusal(
+                "future_dated_record",
+                f"a record is dated after now, so the clock or the file cannot be trusted: "
+                f"{ev.future_records[0]}{more}; no new entries until that is fixed",
+            )
+        )
     return EntryDecision(not refusals, refusals, ev.limits.position_cap_usd)
+
+
+def future_transitions(history: Sequence[PhaseTransition], now: datetime) -> list[str]:
+    """A line for each transition dated after `now` (beyond the tolerance)."""
+    return [
+        f"the {t.from_phase} -> {t.to_phase} transition {t.transition_id} is dated "
+        f"{t.ts:%Y-%m-%d %H:%M}Z, after now ({now:%Y-%m-%d %H:%M}Z)"
+        for t in history
+        if in_future(t.ts, now)
+    ]

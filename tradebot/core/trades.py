@@ -7,7 +7,29 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
+
+from tradebot.core.validation import (
+    MAX_ID,
+    MAX_MONEY,
+    MAX_MULTIPLIER,
+    MAX_NAME,
+    MAX_PRICE,
+    MAX_QTY,
+    MAX_R_MULTIPLE,
+    MAX_YEAR,
+    MIN_RISK,
+    MIN_YEAR,
+)
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 _MICRO = Decimal("0.000001")
@@ -48,39 +70,70 @@ def session_of(moment: datetime) -> date:
     return moment.astimezone(EXCHANGE_TZ).date()
 
 
+def _as_text(value: object) -> object:
+    # Dates and times in a record are ISO-8601 text; pydantic would also read a number as a
+    # Unix timestamp, which no record of ours holds.
+    if isinstance(value, (int, float, Decimal)):
+        raise ValueError("must be an ISO-8601 text")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_as_text)]
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_as_text)]
+Money = Annotated[Decimal, Field(ge=-MAX_MONEY, le=MAX_MONEY)]
+Price = Annotated[Decimal, Field(ge=0, le=MAX_PRICE)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+# pnl must equal (exit − entry) × qty × multiplier − commission within this, per contract: room
+# for an averaged fill price rounded to 6 places, never enough to turn a loss into a win.
+PNL_TOLERANCE_PER_CONTRACT = Decimal("0.01")
+
+
 class ClosedTrade(BaseModel):
-    """A finished round trip. Money is Decimal, times are UTC, `pnl` is after commissions."""
+    """A finished round trip. Money is Decimal, times are UTC, `pnl` is after commissions.
+
+    Every field is checked when a record is read (types, bounds in `tradebot.core.validation`,
+    and that pnl matches the prices), so an edited or damaged line is an error, never a number.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     v: Literal[1] = 1
-    trade_id: Annotated[str, Field(min_length=1)]
-    symbol: Annotated[str, Field(min_length=1)]
-    contract: Annotated[str, Field(min_length=1)]
+    trade_id: Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+    symbol: Name
+    contract: Name
     right: Right
-    strike: Annotated[Decimal, Field(gt=0)]
-    expiry: date
-    strategy: Annotated[str, Field(min_length=1)]
-    qty: Annotated[int, Field(gt=0)]
-    multiplier: Annotated[int, Field(gt=0)]
-    entry_time: AwareDatetime
-    exit_time: AwareDatetime
-    entry_price: Annotated[Decimal, Field(ge=0)]
-    exit_price: Annotated[Decimal, Field(ge=0)]
-    commission: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    strike: Annotated[Decimal, Field(gt=0, le=MAX_PRICE)]
+    expiry: IsoDate
+    strategy: Name
+    qty: Annotated[int, Field(gt=0, le=MAX_QTY), Strict()]
+    multiplier: Annotated[int, Field(gt=0, le=MAX_MULTIPLIER), Strict()]
+    entry_time: IsoTime
+    exit_time: IsoTime
+    entry_price: Price
+    exit_price: Price
+    commission: Annotated[Decimal, Field(ge=0, le=MAX_MONEY)] = Decimal(0)
     # Money at risk when the trade was opened: entry_price × qty × multiplier × stop-loss fraction.
-    risk: Annotated[Decimal, Field(gt=0)]
-    pnl: Decimal
-    r_multiple: Decimal
+    risk: Annotated[Decimal, Field(ge=MIN_RISK, le=MAX_MONEY)]
+    pnl: Money
+    r_multiple: Annotated[Decimal, Field(ge=-MAX_R_MULTIPLE, le=MAX_R_MULTIPLE)]
     exit_reason: ExitReason
     phase: PhaseName
     mode: TradeMode
-    session: date
+    session: IsoDate
 
     @field_validator("entry_time", "exit_time")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValueError(f"must be in the years {MIN_YEAR}-{MAX_YEAR}")
         return value.astimezone(UTC)
+
+    @field_validator("expiry", "session")
+    @classmethod
+    def _in_range(cls, value: date) -> date:
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValueError(f"must be in the years {MIN_YEAR}-{MAX_YEAR}")
+        return value
 
     @field_validator("pnl", "commission", "entry_price", "exit_price")
     @classmethod
@@ -101,6 +154,13 @@ class ClosedTrade(BaseModel):
         if self.session != expected:
             raise ValueError(
                 f"session {self.session} is not the exchange date of exit_time ({expected})"
+            )
+        contracts = self.qty * self.multiplier
+        gross = (self.exit_price - self.entry_price) * contracts
+        if abs(gross - self.commission - self.pnl) > PNL_TOLERANCE_PER_CONTRACT * self.qty:
+            raise ValueError(
+                f"pnl {self.pnl} does not match (exit_price - entry_price) x qty x multiplier "
+                f"- commission = {gross - self.commission}"
             )
         return self
 

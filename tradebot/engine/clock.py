@@ -8,6 +8,7 @@ makes at the same simulated moments.
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -43,8 +44,8 @@ class SimClock:
     def __init__(self, start: datetime, speed: float | None = None) -> None:
         if start.tzinfo is None:
             raise ValueError("the simulated clock needs a timezone-aware start")
-        if speed is not None and speed <= 0:
-            raise ValueError("speed must be positive")
+        if speed is not None and not (speed > 0 and math.isfinite(speed)):
+            raise ValueError("speed must be a positive finite number, or None for max")
         self._now = start.astimezone(UTC)
         self.speed = speed
 
@@ -59,7 +60,7 @@ class SimClock:
             await asyncio.sleep((when - self._now).total_seconds() / self.speed)
         else:
             await asyncio.sleep(0)  # let other tasks (signal handlers, watchers) run
-        self._now = when
+        self._now = max(self._now, when)  # another sleeper may have woken later already
 
     def set(self, when: datetime) -> None:
         """Move the clock (tests, and the start of a replay); never backwards."""

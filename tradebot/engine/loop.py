@@ -131,7 +131,14 @@ class TradingLoop:
             when = min(when, self.until)
         clock = self.ctx.clock
         if clock.simulated:
-            await clock.sleep_until(when)
+            # A scaled simulated sleep can last long in real time: a stop ends it early (the
+            # clock only moves when the sleep completes, so cancelling it is safe).
+            sleep = asyncio.ensure_future(clock.sleep_until(when))
+            stop = asyncio.ensure_future(self.stop.wait())
+            _, pending = await asyncio.wait({sleep, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             return
         # Real time: wake early when asked to stop.
         delay = max(0.0, (when - clock.now()).total_seconds())

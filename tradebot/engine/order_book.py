@@ -170,6 +170,7 @@ class OrderBook:
         self._prefix_count: dict[str, int] = {}
         self._last_sync: datetime | None = None
         self._consumed = 0
+        self._resets = journal.tail.resets
         self._reported: set[str] = set()
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
         self.on_close: Callable[[ClosedTrade], None] | None = None
@@ -183,7 +184,8 @@ class OrderBook:
     def refresh(self) -> None:
         """Apply journal records appended since the last refresh (by us or by the ladder)."""
         records = self.journal.records()
-        if len(records) < self._consumed:  # the journal was replaced: rebuild
+        if self.journal.tail.resets != self._resets:  # replaced or repaired: rebuild
+            self._resets = self.journal.tail.resets
             self.orders, self.exits_of, self.seen_execs, self._consumed = {}, {}, set(), 0
             self.unfinished, self.live, self._prefix_count = {}, {}, {}
         for record in records[self._consumed :]:

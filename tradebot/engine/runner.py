@@ -42,12 +42,14 @@ class RunOptions:
     simulated: bool = False
 
 
-def parse_when(value: str, option: str, *, end: bool = False) -> datetime:
+def parse_when(value: str, option: str) -> datetime:
     """An ISO date (midnight New York) or datetime (naive = New York time) as UTC."""
     text = value.strip()
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
+            if not 1990 <= day.year <= 2200:
+                raise UsageError(f"{option} {value!r} is out of range; use a year 1990–2200")
             return datetime.combine(day, time(0), NEW_YORK).astimezone(UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -58,7 +60,7 @@ def parse_when(value: str, option: str, *, end: bool = False) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=NEW_YORK)
     if not 1990 <= moment.year <= 2200:
-        raise UsageError(f"{option} {value!r} is out of range")
+        raise UsageError(f"{option} {value!r} is out of range; use a year 1990–2200")
     return moment.astimezone(UTC)
 
 
@@ -87,7 +89,7 @@ def build_options(
 ) -> RunOptions:
     speed_value, speed_given = parse_speed(speed)
     start_at = None if start is None else parse_when(start, "--start")
-    until_at = None if until is None else parse_when(until, "--until", end=True)
+    until_at = None if until is None else parse_when(until, "--until")
     simulated = start_at is not None or bars is not None or (speed_given and speed_value != 1.0)
     if simulated and not speed_given:
         speed_value = None  # a replay runs as fast as it can unless asked otherwise

@@ -305,6 +305,10 @@ class SimExchange:
         order.status = "PreSubmitted" if parent is not None and parent.filled == 0 else "Submitted"
         self.orders[order.order_id] = order
         events.append(OrderUpdate(order))
+        if any(s.status == "Filled" for s in self._siblings(order)):
+            # Legs placed one by one after a parent filled on arrival: when one already
+            # filled, the OCA group is done and this one must not stay working.
+            return [*events, *self._finish(order, "Cancelled", now, "OCA sibling filled")]
         if order.status == "Submitted":
             quote = self._quote_now(order.contract, now)
             if quote is not None:
@@ -481,6 +485,16 @@ class SimExchange:
         )
         if price is None:
             return []
+        if order.action == "BUY":
+            cost = price * order.remaining * multiplier_of(order.contract)
+            if cost > self.cash:
+                return self._finish(
+                    order,
+                    "Cancelled",
+                    t,
+                    f"insufficient cash: {order.remaining} at {price} costs {cost}, the account "
+                    f"has {self.cash}",
+                )
         held = self.positions.get(order.contract.con_id)
         if order.action == "SELL" and (held is None or held.qty < order.remaining):
             have = 0 if held is None else held.qty

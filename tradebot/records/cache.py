@@ -31,6 +31,7 @@ class CachedTradeJournal(TradeJournal):
         self._trades: list[ClosedTrade] = []
         self._first_line: dict[str, int] = {}
         self._series: TradeSeries | None = None
+        self._resets = 0
 
     def _refresh(self) -> None:
         self.tail.refresh()
@@ -38,8 +39,9 @@ class CachedTradeJournal(TradeJournal):
 
     def _parse_new(self) -> None:
         records = self.tail.records
-        if len(records) < len(self._trades):  # the file was replaced: start again
+        if self.tail.resets != self._resets:  # the file was replaced or repaired: start again
             self._trades, self._first_line, self._series = [], {}, None
+            self._resets = self.tail.resets
         start = len(self._trades)
         if start == len(records):
             return
@@ -67,13 +69,13 @@ class CachedTradeJournal(TradeJournal):
 
     def read(self) -> TradeJournalContents:
         self._refresh()
-        return TradeJournalContents(list(self._trades), [])
+        return TradeJournalContents(list(self._trades), list(self.tail.warnings))
 
     def series(self) -> tuple[TradeSeries, list[str]]:
         self._refresh()
         if self._series is None:
             self._series = TradeSeries.of(self._trades)
-        return self._series, []
+        return self._series, list(self.tail.warnings)
 
     def has_trade(self, trade_id: str) -> bool:
         self._refresh()
@@ -95,11 +97,13 @@ class CachedOrderJournal(OrderJournal):
         self.tail = JsonlTail(self.path)
         self._events: list[OrderEvent] = []
         self._by_session: dict[date, list[OrderEvent]] = {}
+        self._resets = 0
 
     def _parse_new(self) -> None:
         records = self.tail.records
-        if len(records) < len(self._events):
+        if self.tail.resets != self._resets:  # the file was replaced or repaired: start again
             self._events, self._by_session = [], {}
+            self._resets = self.tail.resets
         start = len(self._events)
         for record, line in zip(records[start:], self.tail.line_numbers[start:], strict=True):
             try:
@@ -123,9 +127,9 @@ class CachedOrderJournal(OrderJournal):
 
     def session_events(self, session: date) -> list[OrderEvent]:
         self.read_events()
-        return self._by_session.get(session, [])
+        return list(self._by_session.get(session, []))
 
     def locked_session_events(self, locked: LockedJsonl, session: date) -> list[OrderEvent]:
         self.tail.refresh_locked(locked)
         self._parse_new()
-        return self._by_session.get(session, [])
+        return list(self._by_session.get(session, []))

@@ -8,24 +8,41 @@ Guarantees:
 * a reader takes a shared lock, so it never sees a line being written;
 * a torn last line (crash or power loss mid-write) is skipped with a warning, and the next append
   moves it aside to `<name>.torn` before writing, so it can never become a corrupt middle line;
-* any other unreadable line raises `CorruptRecordError` naming file and line: callers fail safe.
+* a last line that is a complete JSON object missing only its newline is a complete record (an
+  editor may strip the newline): it is read, and the next append terminates it first;
+* any other unreadable line raises `CorruptRecordError` naming file and line: callers fail safe;
+  so does a path that is not a regular file (a directory, a FIFO) or that cannot be read;
+* a failed append (disk full, I/O error) is cut back to the size before it and raises
+  `StorageError` saying what happened and what to do: no partial line is left behind;
+* new files are created 0600 and new directories 0700.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import gc
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tradebot.errors import CorruptRecordError
-from tradebot.storage.atomic import fsync_directory
+from tradebot.errors import CorruptRecordError, StorageError, storage_error
+from tradebot.storage.atomic import (
+    fsync_directory,
+    make_private_dirs,
+    not_a_regular_file,
+    open_regular,
+    unreadable_file,
+)
+from tradebot.storage.atomic import read_all as _read_all
+from tradebot.storage.atomic import write_all as _write_all
 from tradebot.storage.records import dumps_record, loads_record
 
 log = logging.getLogger(__name__)
@@ -45,9 +62,26 @@ CHUNK_LINES = 1000  # decode this many lines per call: fast, and keeps the worki
 
 
 def _split_tail(data: bytes) -> tuple[bytes, bytes]:
-    """(complete lines, torn tail): everything after the last newline is an unfinished line."""
+    """(complete lines, torn tail): what follows the last newline is an unfinished line, unless
+    it is a whole JSON object missing only its newline (then it is a complete last line)."""
     end = data.rfind(b"\n") + 1
+    if end < len(data) and is_complete_record(data[end:]):
+        return data + b"\n", b""
     return data[:end], data[end:]
+
+
+def is_complete_record(line: bytes) -> bool:
+    """Whether `line` (no newline) is one whole JSON object: nothing can be missing from it.
+
+    A proper prefix of a JSON object is never itself a JSON object, so this cannot mistake a
+    torn write for a complete one.
+    """
+    if not line.strip():
+        return False
+    try:
+        return type(loads_record(line)) is dict
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
 
 
 def _torn_tail_warning(path: Path, body: bytes, tail: bytes) -> str | None:
@@ -109,7 +143,7 @@ def _parse_chunk(
             if not _SECOND_VALUE.search(joined):
                 try:
                     records = loads_record("[" + joined.replace("\n", ",") + "]")
-                except ValueError:
+                except (ValueError, RecursionError):
                     records = None
     if (
         isinstance(records, list)
@@ -132,6 +166,8 @@ def _parse_line_by_line(
             obj = loads_record(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptRecordError(path, number, f"not valid JSON ({exc})") from None
+        except RecursionError:
+            raise CorruptRecordError(path, number, "JSON nested too deeply") from None
         if not isinstance(obj, dict):
             raise CorruptRecordError(path, number, "not a JSON object")
         records.append(obj)
@@ -173,12 +209,19 @@ class JsonlFile:
 
     def _read_bytes(self) -> bytes:
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return b""
+        except OSError as exc:
+            raise unreadable_file(self.path, exc) from None
         try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise not_a_regular_file(self.path, mode)
             fcntl.flock(fd, fcntl.LOCK_SH)
             return _read_all(fd)
+        except OSError as exc:
+            raise unreadable_file(self.path, exc) from None
         finally:
             os.close(fd)
 
@@ -193,10 +236,22 @@ class JsonlFile:
 
     @contextmanager
     def locked(self) -> Iterator[LockedJsonl]:
-        """Hold the exclusive lock: read, decide and append with no other writer in between."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        """Hold the exclusive lock: read, decide and append with no other writer in between.
+
+        Creates the file (0600, directories 0700) if needed. A path that is not a regular file
+        raises CorruptRecordError; one that cannot be created or opened, StorageError.
+        """
+        try:
+            make_private_dirs(self.path.parent)
+            fd, created = open_regular(self.path, os.O_RDWR | os.O_APPEND, follow_symlinks=True)
+        except StorageError as exc:
+            if exc.errno == errno.EEXIST:  # exists but is not a regular file
+                raise not_a_regular_file(self.path, os.stat(self.path).st_mode) from None
+            raise
+        except IsADirectoryError:
+            raise not_a_regular_file(self.path, stat.S_IFDIR) from None
+        except OSError as exc:
+            raise storage_error(self.path, exc, action="open for appending") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if created:
@@ -227,15 +282,30 @@ class LockedJsonl:
         payload = "".join(dumps_record(r) + "\n" for r in records).encode("utf-8")
         if not payload:
             return
-        self._set_aside_torn_tail()
-        _write_all(self._fd, payload)
-        os.fsync(self._fd)
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise storage_error(self.path, exc, action="append to") from None
+        try:
+            prefix = self._prepare_tail(size)
+            _write_all(self._fd, prefix + payload)
+            os.fsync(self._fd)
+        except OSError as exc:
+            # Cut back to where this append started: no partial line is left behind.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+                os.fsync(self._fd)
+            raise storage_error(self.path, exc, action="append to") from None
 
-    def _set_aside_torn_tail(self) -> None:
-        size = os.fstat(self._fd).st_size
+    def _prepare_tail(self, size: int) -> bytes:
+        """What to write before the records so they start on a line of their own.
+
+        Nothing when the file ends with a newline; a newline when its last line is a complete
+        record missing only the newline; otherwise the torn last line is moved aside.
+        """
         if size == 0 or os.pread(self._fd, 1, size - 1) == b"\n":
-            return
-        # Find where the unfinished line starts, keep it for forensics, then cut it off.
+            return b""
+        # Find where the unfinished line starts.
         start = size
         chunk = 4096
         while start > 0:
@@ -247,8 +317,11 @@ class LockedJsonl:
                 break
             start = begin
         fragment = os.pread(self._fd, size - start, start)
+        if is_complete_record(fragment):
+            return b"\n"
+        # Keep the torn line for forensics, then cut it off.
         torn_path = self.path.with_name(self.path.name + ".torn")
-        tfd = os.open(torn_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        tfd, _created = open_regular(torn_path, os.O_WRONLY | os.O_APPEND, follow_symlinks=False)
         try:
             _write_all(tfd, fragment + b"\n")
             os.fsync(tfd)
@@ -262,19 +335,4 @@ class LockedJsonl:
             len(fragment),
             torn_path,
         )
-
-
-def _read_all(fd: int) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        block = os.read(fd, 1 << 20)
-        if not block:
-            return b"".join(parts)
-        parts.append(block)
-
-
-def _write_all(fd: int, payload: bytes) -> None:
-    view = memoryview(payload)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        return b""

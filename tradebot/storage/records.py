@@ -44,12 +44,20 @@ def dumps_record(record: Mapping[str, Any]) -> str:
     return json.dumps(record, default=json_default, ensure_ascii=False, separators=(",", ":"))
 
 
+def _no_constant(name: str) -> Any:
+    # json accepts NaN, Infinity and -Infinity by default: no record of ours holds one.
+    raise ValueError(f"{name} is not a number a record can hold")
+
+
 # One decoder for every read: json.loads(parse_float=...) would build a new one per call.
-_DECODER = json.JSONDecoder(parse_float=Decimal)
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
 
 
 def loads_record(text: str | bytes) -> Any:
-    """Parse JSON text; any float is read as an exact Decimal."""
+    """Parse JSON text; any float is read as an exact Decimal; NaN and Infinity are refused.
+
+    Raises ValueError (or UnicodeDecodeError) for bad text, RecursionError when nested too deeply.
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     return _DECODER.decode(text)

@@ -2,20 +2,36 @@
 
 The trading loop reads its journals every tick; re-parsing them whole would make a tick slower
 as history grows. A `JsonlTail` keeps the records it has read and the byte offset it stopped at.
-A refresh reads from there; a file that was replaced (another inode) or shrank (repaired by
-hand) is read again from the start. Only complete lines (ending in a newline) are consumed: a
-line still being written is picked up by a later refresh. Reads take the same shared lock as
-`JsonlFile.read`, or use the caller's exclusive lock (`refresh_locked`).
+A refresh reads from there. The file is read again from the start (and `resets` counts it) when
+it is no longer the file that was read: another inode, shorter than the offset, or different
+bytes where the first line and the last consumed line were (a file deleted and recreated can get
+the same inode number back).
+
+Lines follow the rules of `tradebot.storage.jsonl`: a last line that is a whole JSON object
+missing only its newline is a record (the next append terminates it); anything else after the
+last newline is a torn line, left unconsumed and reported in `warnings`. Reads take the same
+shared lock as `JsonlFile.read`, or use the caller's exclusive lock (`refresh_locked`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from tradebot.storage.jsonl import CHUNK_LINES, LockedJsonl, _parse_chunk, gc_paused
+from tradebot.storage.jsonl import (
+    CHUNK_LINES,
+    LockedJsonl,
+    _parse_chunk,
+    gc_paused,
+    is_complete_record,
+)
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT = 64  # bytes compared at the start of the file and before the offset
 
 
 class JsonlTail:
@@ -25,10 +41,15 @@ class JsonlTail:
         self.path = Path(path)
         self.records: list[dict[str, Any]] = []
         self.line_numbers: list[int] = []
+        self.warnings: list[str] = []  # a torn last line, while there is one
         self.version = 0  # bumped whenever records change
+        self.resets = 0  # bumped whenever the file had to be read again from the start
         self._offset = 0
         self._lines = 0
         self._inode: tuple[int, int] | None = None
+        self._head = b""
+        self._tail = b""
+        self._unterminated = False  # the last consumed line had no newline yet
 
     def refresh(self) -> list[dict[str, Any]]:
         """Read what was appended; returns the new records (all of them after a reset)."""
@@ -37,7 +58,7 @@ class JsonlTail:
         except FileNotFoundError:
             if self.records or self._offset:
                 self._reset()
-                self.version += 1
+            self.warnings = []
             return []
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
@@ -53,21 +74,39 @@ class JsonlTail:
         self.records, self.line_numbers = [], []
         self._offset = self._lines = 0
         self._inode = None
+        self._head = self._tail = b""
+        self._unterminated = False
+        self.version += 1
+        self.resets += 1
+
+    def _same_file(self, fd: int, st: os.stat_result) -> bool:
+        if (st.st_dev, st.st_ino) != self._inode or st.st_size < self._offset:
+            return False
+        if self._offset == 0:
+            return True
+        head = os.pread(fd, len(self._head), 0)
+        tail = os.pread(fd, len(self._tail), self._offset - len(self._tail))
+        return head == self._head and tail == self._tail
 
     def _read(self, fd: int) -> list[dict[str, Any]]:
         st = os.fstat(fd)
-        inode = (st.st_dev, st.st_ino)
-        if inode != self._inode or st.st_size < self._offset:
+        if self._inode is not None and not self._same_file(fd, st):
             self._reset()
-            self._inode = inode
-            self.version += 1
-        if st.st_size == self._offset:
-            return []
-        data = os.pread(fd, st.st_size - self._offset, self._offset)
+        self._inode = (st.st_dev, st.st_ino)
+        data = os.pread(fd, st.st_size - self._offset, self._offset) if st.st_size > 0 else b""
+        skip = 0
+        if self._unterminated and data[:1] == b"\n":
+            skip = 1  # the newline an append added to terminate the line read before
         end = data.rfind(b"\n") + 1
-        if end == 0:
+        rest = data[max(end, skip) :]
+        complete_rest = bool(rest) and is_complete_record(rest)
+        self._torn(data, end, rest if rest and not complete_rest else b"")
+        body = data[skip:end] + (rest + b"\n" if complete_rest else b"")
+        consumed = len(data) if complete_rest else end
+        if not body:
+            if consumed:
+                self._advance(fd, consumed, unterminated=False)
             return []
-        body = data[:end]
         lines: list[str] | list[bytes]
         try:
             lines = body.decode("utf-8").split("\n")[:-1]
@@ -86,7 +125,28 @@ class JsonlTail:
         self.records.extend(new)
         self.line_numbers.extend(new_numbers)
         self._lines += len(lines)
-        self._offset += end
+        self._advance(fd, consumed, unterminated=complete_rest)
         if new:
             self.version += 1
         return new
+
+    def _torn(self, data: bytes, end: int, torn: bytes) -> None:
+        """Report a torn last line (once per distinct line, not at every refresh)."""
+        if not torn.strip():
+            self.warnings = []
+            return
+        line = self._lines + data[:end].count(b"\n") + 1
+        message = (
+            f"{self.path}:{line}: ignoring a torn last line ({len(torn)} bytes, no newline): "
+            "the writer stopped mid-line"
+        )
+        if self.warnings != [message]:
+            log.warning(message)
+        self.warnings = [message]
+
+    def _advance(self, fd: int, consumed: int, *, unterminated: bool) -> None:
+        self._offset += consumed
+        self._unterminated = unterminated
+        self._head = os.pread(fd, min(FINGERPRINT, self._offset), 0)
+        start = max(0, self._offset - FINGERPRINT)
+        self._tail = os.pread(fd, self._offset - start, start)
