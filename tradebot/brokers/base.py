@@ -153,6 +153,17 @@ class Broker(Protocol):
 
     def is_connected(self) -> bool: ...
 
+    @property
+    def generation(self) -> int:
+        """Counts successful (re)connections: the loop reconciles again whenever it changes,
+        before any new entry (a reconnect may hide fills that happened while away)."""
+        ...
+
+    def entries_paused(self, now: datetime) -> str | None:
+        """Why new entries must wait now (disconnected, connectivity lost, a gateway restart
+        window), or None. Exits are never paused by this."""
+        ...
+
     async def account(self) -> AccountSnapshot: ...
 
     async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:

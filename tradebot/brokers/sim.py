@@ -116,6 +116,13 @@ class SimBroker:
     def is_connected(self) -> bool:
         return self._connected
 
+    @property
+    def generation(self) -> int:
+        return 1 if self._connected else 0
+
+    def entries_paused(self, now: datetime) -> str | None:
+        return None if self._connected else "the simulated broker is not connected"
+
     # -- account and market data ---------------------------------------------------------------
     async def account(self) -> AccountSnapshot:
         self._advance()

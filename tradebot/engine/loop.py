@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade
 from tradebot.engine.context import EngineContext
 from tradebot.engine.entries import EntryPipeline
@@ -87,6 +88,8 @@ class TradingLoop:
         self.next_sync: datetime | None = None
         self.summary = RunSummary(started=ctx.clock.now())
         self._ladder_errors: set[tuple[date | None, str]] = set()
+        self._generation = 0
+        self._paused: str | None = None
         ctx.book.on_close = self._trade_closed
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -102,6 +105,7 @@ class TradingLoop:
         )
         try:
             await self.reconcile(now)
+            self._generation = ctx.broker.generation
             while not self.stop.is_set():
                 now = ctx.clock.now()
                 if self.until is not None and now >= self.until:
@@ -217,6 +221,13 @@ class TradingLoop:
     async def wake(self, now: datetime, *, force_tick: bool = False) -> None:
         ctx = self.ctx
         plan = self._plan(now)
+        if not ctx.broker.is_connected():
+            self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
+            return
+        if ctx.broker.generation != self._generation:
+            # Reconnected: what happened while away is adopted before anything else.
+            await self.reconcile(now)
+            self._generation = ctx.broker.generation
         await ctx.book.sync(ctx.broker, now)
         self._closed()
         self.next_sync = now + SYNC_EVERY
@@ -253,6 +264,11 @@ class TradingLoop:
         elif force_tick:
             log.info("outside the session (next open %s UTC): no tick", plan.opens)
         self._closed()
+
+    def _note_pause(self, now: datetime, why: str) -> None:
+        if why != self._paused:
+            self._paused = why
+            self.ctx.events.record(now, "entries_paused", why)
 
     def _due_tick(self, plan: SessionPlan, now: datetime, force: bool) -> datetime | None:
         if force:
@@ -302,6 +318,15 @@ class TradingLoop:
         equity = await self._equity(now)
         self._ladder_tick(now, equity)
         risk = build_risk_report(ctx.loaded, now, equity=equity, persist=True, ladder=ctx.ladder)
+        paused = ctx.broker.entries_paused(now)
+        if paused is not None:
+            risk = replace(
+                risk, can_open=False, blocking=[*risk.blocking, Refusal("broker", paused)]
+            )
+            self._note_pause(now, paused)
+        elif self._paused is not None:
+            self._paused = None
+            ctx.events.record(now, "entries_resumed", "the broker is ready for entries again")
         if not risk.can_open:
             log.debug(
                 "tick %s: no new entries (%s)",

@@ -39,8 +39,30 @@ TEMP_SUFFIX = ".tmp"
 MAX_STATE_BYTES = 16 * 1024 * 1024  # state files are a few KB; anything this big is not ours
 
 
+_DURABLE = [True]
+
+
+@contextmanager
+def not_durable() -> Iterator[None]:
+    """Within this block, writes skip fsync (still atomic and locked). Only for throw-away
+    output that a crash may lose whole — a backtest's own journals — never for live state."""
+    _DURABLE.append(False)
+    try:
+        yield
+    finally:
+        _DURABLE.pop()
+
+
+def sync(fd: int) -> None:
+    """fsync `fd` unless inside `not_durable()`."""
+    if _DURABLE[-1]:
+        os.fsync(fd)
+
+
 def fsync_directory(directory: Path) -> None:
     """Make a rename or a new file in `directory` durable."""
+    if not _DURABLE[-1]:
+        return
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -204,7 +226,7 @@ def write_atomic(
         try:
             write_all(fd, data)
             os.fchmod(fd, mode)
-            os.fsync(fd)
+            sync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -231,7 +253,7 @@ def _write_through(path: Path, data: bytes) -> None:
     try:
         write_all(fd, data)
         if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.fsync(fd)
+            sync(fd)
     except OSError as exc:
         raise storage_error(path, exc) from None
     finally:

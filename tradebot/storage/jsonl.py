@@ -39,6 +39,7 @@ from tradebot.storage.atomic import (
     make_private_dirs,
     not_a_regular_file,
     open_regular,
+    sync,
     unreadable_file,
 )
 from tradebot.storage.atomic import read_all as _read_all
@@ -289,12 +290,12 @@ class LockedJsonl:
         try:
             prefix = self._prepare_tail(size)
             _write_all(self._fd, prefix + payload)
-            os.fsync(self._fd)
+            sync(self._fd)
         except OSError as exc:
             # Cut back to where this append started: no partial line is left behind.
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, size)
-                os.fsync(self._fd)
+                sync(self._fd)
             raise storage_error(self.path, exc, action="append to") from None
 
     def _prepare_tail(self, size: int) -> bytes:
@@ -324,11 +325,11 @@ class LockedJsonl:
         tfd, _created = open_regular(torn_path, os.O_WRONLY | os.O_APPEND, follow_symlinks=False)
         try:
             _write_all(tfd, fragment + b"\n")
-            os.fsync(tfd)
+            sync(tfd)
         finally:
             os.close(tfd)
         os.ftruncate(self._fd, start)
-        os.fsync(self._fd)
+        sync(self._fd)
         log.warning(
             "%s: moved a torn last line (%d bytes) to %s before appending",
             self.path,
