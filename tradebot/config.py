@@ -63,6 +63,7 @@ NotifyEvent = Literal[
     "disconnect",
     "reconnect",
     "error",
+    "summary",
 ]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
@@ -76,7 +77,9 @@ DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
     "halt",
     "resume",
     "disconnect",
+    "reconnect",
     "error",
+    "summary",
 )
 
 

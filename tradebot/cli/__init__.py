@@ -119,12 +119,26 @@ def _env_has_config() -> bool:
 
 
 def _register() -> None:
-    from tradebot.cli import config_cmd, gateway_cmd, journal_cmd, phase_cmd, risk_cmd, run_cmd
+    from tradebot.cli import (
+        config_cmd,
+        gateway_cmd,
+        halt_cmd,
+        journal_cmd,
+        notify_cmd,
+        phase_cmd,
+        risk_cmd,
+        run_cmd,
+        status_cmd,
+    )
 
     app.add_typer(phase_cmd.app, name="phase")
     app.add_typer(risk_cmd.app, name="risk")
     app.command(name="journal")(journal_cmd.journal)
     app.command(name="run")(run_cmd.run)
+    app.command(name="status")(status_cmd.status)
+    app.command(name="halt")(halt_cmd.halt)
+    app.command(name="resume")(halt_cmd.resume)
+    app.add_typer(notify_cmd.app, name="notify")
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(gateway_cmd.app, name="gateway")
 

@@ -109,6 +109,16 @@ def write_csv(target: str, text: str) -> Path | None:
     return path
 
 
+MAX_OPERATOR = 64
+MAX_REASON = 500
+
+
+def check_text(value: str | None, option: str, limit: int) -> None:
+    """A usage error when an operator-written option (--operator, --reason) is too long."""
+    if value is not None and len(value) > limit:
+        raise UsageError(f"{option} is {len(value)} characters long; keep it to {limit} at most")
+
+
 def fmt_money(value: Decimal | None) -> str:
     if value is None:
         return "—"

@@ -15,6 +15,9 @@ from rich.text import Text
 from tradebot.cli.context import state_of
 from tradebot.cli.journal_cmd import parse_day
 from tradebot.cli.output import (
+    MAX_OPERATOR,
+    MAX_REASON,
+    check_text,
     esc,
     fmt_money,
     fmt_pct,
@@ -239,15 +242,6 @@ def _refuse_arguments(extra: list[str], command: str) -> None:
         )
 
 
-MAX_OPERATOR = 64
-MAX_REASON = 500
-
-
-def _check_text(value: str | None, option: str, limit: int) -> None:
-    if value is not None and len(value) > limit:
-        raise UsageError(f"{option} is {len(value)} characters long; keep it to {limit} at most")
-
-
 @app.command("advance", context_settings=NO_ARGUMENTS)
 def advance(
     ctx: typer.Context,
@@ -280,8 +274,8 @@ def advance(
     from tradebot.phase_ladder import default_operator
 
     _refuse_arguments(ctx.args, "phase advance")
-    _check_text(operator, "--operator", MAX_OPERATOR)
-    _check_text(reason, "--reason", MAX_REASON)
+    check_text(operator, "--operator", MAX_OPERATOR)
+    check_text(reason, "--reason", MAX_REASON)
     if to is not None and to not in PHASE_CHOICES:
         raise UsageError(f"--to {to!r} is not a phase; choose one of {', '.join(PHASE_CHOICES)}")
     if force and to is None:

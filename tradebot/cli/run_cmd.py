@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -59,15 +60,27 @@ def run(
     loaded = state.config()
     from tradebot.engine import runner
     from tradebot.logging_setup import configure_logging
+    from tradebot.notify.alerts import alerts_for
 
     options = runner.build_options(once=once, bars=bars, speed=speed, start=start, until=until)
     configure_logging(loaded.logs_dir, debug=state.debug, console_level=logging.INFO)
     log = logging.getLogger("tradebot.notify")
+    alerts = alerts_for(loaded.settings)
 
     def notify(event: str, message: str) -> None:
         log.info("[%s] %s", event, message)
+        alerts(event, message)
 
-    summary = runner.run(loaded, options, notify)
+    try:
+        if sys.stdout.isatty() and not runner.fast_replay(options) and not once:
+            from tradebot.cli.live_view import live_view
+
+            with live_view() as view:
+                summary = runner.run(loaded, options, notify, view=view)
+        else:
+            summary = runner.run(loaded, options, notify)
+    finally:
+        alerts.close(timeout=5)
     _render(summary)
 
 

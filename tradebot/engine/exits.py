@@ -108,6 +108,10 @@ class ExitManager:
         )
         return f"{entry.ref}: selling {qty} at market ({reason})"
 
+    async def cancel_entry(self, entry: TrackedOrder, now: datetime, why: str) -> None:
+        """Cancel a working entry (its bracket legs go with it)."""
+        await self._cancel(entry, now, f"{why}: entry cancelled")
+
     async def _cancel(self, order: TrackedOrder, now: datetime, why: str) -> None:
         try:
             await self.ctx.broker.cancel(order.ref)

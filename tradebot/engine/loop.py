@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade
@@ -28,8 +31,11 @@ from tradebot.engine.exits import ExitManager
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import POLL, OcoWatcher
 from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
+from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
+from tradebot.engine.supervisor import Supervisor, View, write_heartbeat
 from tradebot.errors import CorruptRecordError, TradebotError
-from tradebot.risk_report import build_risk_report
+from tradebot.notify.systemd import SystemdNotifier
+from tradebot.risk_report import RiskReport, build_risk_report
 
 log = logging.getLogger("tradebot.engine")
 
@@ -69,6 +75,8 @@ class TradingLoop:
         until: datetime | None = None,
         once: bool = False,
         stop: asyncio.Event | None = None,
+        view: View | None = None,
+        systemd: SystemdNotifier | None = None,
     ) -> None:
         self.ctx = ctx
         self.until = until
@@ -91,6 +99,16 @@ class TradingLoop:
         self._generation = 0
         self._paused: str | None = None
         ctx.book.on_close = self._trade_closed
+        self.view = view
+        self.systemd = systemd or SystemdNotifier({})
+        self.started_wall = datetime.now(UTC)
+        self._wake_now = asyncio.Event()
+        self._wake_started: float | None = None
+        self._halted: bool | None = None
+        self._risk: RiskReport | None = None
+        self._marks: dict[int, Decimal] = {}
+        self._next_wake: datetime | None = None
+        self.last_error: str | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -103,9 +121,27 @@ class TradingLoop:
             f"tradebot run started: broker {ctx.broker.kind}, mode {ctx.trading_mode}, symbols "
             f"{', '.join(ctx.settings.trading.symbols)}",
         )
+        supervisor_task: asyncio.Task[None] | None = None
         try:
             await self.reconcile(now)
             self._generation = ctx.broker.generation
+            self.systemd.ready(self.status().line())
+            ctx.notify(
+                "start",
+                f"tradebot started ({ctx.broker.kind}, {ctx.trading_mode}, "
+                f"{', '.join(ctx.settings.trading.symbols)})",
+            )
+            clock = ctx.clock
+            if not clock.simulated or getattr(clock, "speed", None) is not None:
+                supervisor = Supervisor(
+                    self,
+                    heartbeat_s=ctx.settings.monitoring.heartbeat_s,
+                    systemd=self.systemd,
+                    view=self.view,
+                )
+                supervisor_task = asyncio.create_task(supervisor.run())
+            else:
+                write_heartbeat(ctx.loaded.state_dir, self.status(), running=True)
             while not self.stop.is_set():
                 now = ctx.clock.now()
                 if self.until is not None and now >= self.until:
@@ -121,33 +157,135 @@ class TradingLoop:
         finally:
             end = ctx.clock.now()
             self.summary.ended = end
+            why = self.summary.stopped_by or "error"
+            self.systemd.stopping(f"stopping ({why})")
+            if supervisor_task is not None:
+                supervisor_task.cancel()
+                await asyncio.gather(supervisor_task, return_exceptions=True)
             ctx.events.record(
                 end,
                 "stop",
-                f"tradebot run stopped ({self.summary.stopped_by or 'error'}); working orders "
-                "stay at the broker",
+                f"tradebot run stopped ({why}); working orders stay at the broker",
             )
+            ctx.notify("stop", f"tradebot stopped ({why}); working orders stay at the broker")
+            with contextlib.suppress(OSError):
+                write_heartbeat(ctx.loaded.state_dir, self.status(), running=False)
             await ctx.broker.disconnect()
         return self.summary
+
+    # -- what the supervisor and the live view see --------------------------------------------
+    def request_wake(self) -> None:
+        """Wake the loop now (a halt or resume was written)."""
+        self._wake_now.set()
+
+    def stuck_for(self, monotonic_now: float) -> float | None:
+        """How long the current wake has been running (None between wakes)."""
+        started = self._wake_started
+        return None if started is None else monotonic_now - started
+
+    def status(self) -> LoopStatus:
+        ctx = self.ctx
+        risk = self._risk
+        phase = risk.phase if risk is not None else None
+        positions = []
+        for pos in ctx.book.open_positions():
+            entry = pos.entry
+            mark = self._marks.get(entry.contract.con_id)
+            unrealized = (
+                None
+                if mark is None
+                else (mark - entry.avg_price) * pos.open_qty * entry.contract.multiplier
+            )
+            positions.append(
+                PositionLine(
+                    entry.ref,
+                    entry.contract.label,
+                    entry.strategy,
+                    pos.open_qty,
+                    entry.avg_price.quantize(Decimal("0.0001")),
+                    mark,
+                    None if unrealized is None else unrealized.quantize(Decimal("0.01")),
+                )
+            )
+        orders = [
+            OrderLine(
+                o.ref,
+                o.role,
+                o.contract.label,
+                o.action,
+                o.qty,
+                o.order_type,
+                o.limit if o.limit is not None else o.stop,
+                o.status,
+            )
+            for o in ctx.book.live.values()
+            if o.status not in ("intent",)
+        ]
+        signals = [
+            SignalLine(sym, note.at, note.signal, note.strategy, note.reason)
+            for sym, note in sorted(ctx.last_signal.items())
+        ]
+        try:
+            halt = ctx.state.halt()
+            halted, halt_reason = halt.halted, halt.message() if halt.halted else None
+        except CorruptRecordError as exc:
+            halted, halt_reason = True, exc.message
+        realized = Decimal(0)
+        today = ctx.clock.now()
+        day = self.plan.session if self.plan else None
+        realized = sum(
+            (t.pnl for t in self.summary.trades if day is not None and t.session == day),
+            realized,
+        )
+        unrealized_total = sum((p.unrealized or Decimal(0) for p in positions), Decimal(0))
+        stuck = self.stuck_for(time.monotonic())
+        return LoopStatus(
+            pid=os.getpid(),
+            started=self.started_wall,
+            clock=today,
+            broker=ctx.broker.kind,
+            mode=ctx.trading_mode,
+            connected=ctx.broker.is_connected(),
+            phase=None if phase is None else phase.phase,
+            limits={} if phase is None else phase.limits.as_record(),
+            equity=self.summary.equity,
+            day_pnl=realized + unrealized_total,
+            halted=halted,
+            halt_reason=halt_reason,
+            blocking=[] if risk is None else [f"{r.rule}: {r.message}" for r in risk.blocking],
+            positions=positions,
+            orders=orders,
+            signals=signals,
+            next_wake=self._next_wake,
+            last_error=self.last_error,
+            stuck_for_s=None if stuck is None else round(stuck, 1),
+        )
 
     async def _sleep_until(self, when: datetime) -> None:
         if self.until is not None:
             when = min(when, self.until)
         clock = self.ctx.clock
-        if clock.simulated:
-            # A scaled simulated sleep can last long in real time: a stop ends it early (the
-            # clock only moves when the sleep completes, so cancelling it is safe).
-            sleep = asyncio.ensure_future(clock.sleep_until(when))
-            stop = asyncio.ensure_future(self.stop.wait())
-            _, pending = await asyncio.wait({sleep, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        self._next_wake = when
+        self._wake_now.clear()
+        if clock.simulated and getattr(clock, "speed", None) is None:
+            await clock.sleep_until(when)
             return
-        # Real time: wake early when asked to stop.
-        delay = max(0.0, (when - clock.now()).total_seconds())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), timeout=delay)
+        # Real time (or a scaled simulated clock): a stop or a halt/resume ends the sleep early.
+        # A simulated clock only moves when its sleep completes, so cancelling it is safe.
+        if clock.simulated:
+            sleep: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep_until(when))
+        else:
+            delay = max(0.0, (when - clock.now()).total_seconds())
+            sleep = asyncio.ensure_future(asyncio.sleep(delay))
+        waiters: set[asyncio.Future[Any]] = {
+            sleep,
+            asyncio.ensure_future(self.stop.wait()),
+            asyncio.ensure_future(self._wake_now.wait()),
+        }
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def reconcile(self, now: datetime) -> None:
         """Before any entry: adopt what the broker did while we were away; report the rest."""
@@ -219,14 +357,28 @@ class TradingLoop:
         return self.plan
 
     async def wake(self, now: datetime, *, force_tick: bool = False) -> None:
+        self._wake_started = time.monotonic()
+        try:
+            await self._wake(now, force_tick)
+        except TradebotError as exc:
+            self.last_error = exc.message
+            raise
+        finally:
+            self._wake_started = None
+
+    async def _wake(self, now: datetime, force_tick: bool) -> None:
         ctx = self.ctx
         plan = self._plan(now)
         if not ctx.broker.is_connected():
+            if self._paused is None or "not connected" not in self._paused:
+                ctx.notify("disconnect", "the broker connection is down; entries paused")
             self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
             return
         if ctx.broker.generation != self._generation:
             # Reconnected: what happened while away is adopted before anything else.
             await self.reconcile(now)
+            if self._generation:
+                ctx.notify("reconnect", "the broker connection is back; reconciled")
             self._generation = ctx.broker.generation
         await ctx.book.sync(ctx.broker, now)
         self._closed()
@@ -234,13 +386,7 @@ class TradingLoop:
         await self.exits.cancel_stale_entries(
             now, timedelta(seconds=ctx.settings.trading.interval_s)
         )
-        try:
-            halt = ctx.state.halt()
-        except CorruptRecordError:
-            halt = None
-        if halt is not None and halt.halted and halt.flatten and ctx.book.has_activity():
-            for line in await self.exits.flatten(now, strategy=None, reason="manual"):
-                log.warning("halt --flatten: %s", line)
+        await self._follow_halt(now)
         if plan.in_session(now):
             if self.opened != plan.session:
                 self.opened = plan.session
@@ -264,6 +410,43 @@ class TradingLoop:
         elif force_tick:
             log.info("outside the session (next open %s UTC): no tick", plan.opens)
         self._closed()
+
+    async def _follow_halt(self, now: datetime) -> None:
+        """A halt stops new entries at once: working entry orders are cancelled; with
+        `--flatten` every position is sold too (never blocked by any guard)."""
+        ctx = self.ctx
+        try:
+            halt = ctx.state.halt()
+        except CorruptRecordError as exc:
+            # Unreadable means halted for entries (the guards say so); never flatten on a guess.
+            if self._halted is not True:
+                ctx.events.record(now, "halt_noticed", f"halt state unreadable: {exc.message}")
+            self._halted = True
+            return
+        if halt.halted and self._halted is not True:
+            done = [
+                f"cancelled entry {e.ref}" for e in ctx.book.working_entries() if e.filled_qty == 0
+            ]
+            for entry in ctx.book.working_entries():
+                if entry.filled_qty == 0:
+                    await self.exits.cancel_entry(entry, now, "halt")
+            text = f"halt noticed: {halt.message()}; no new entries" + (
+                f"; {len(done)} working entr{'y' if len(done) == 1 else 'ies'} cancelled"
+                if done
+                else ""
+            )
+            ctx.events.record(now, "halt_noticed", text, flatten=halt.flatten)
+            log.warning(text)
+        elif not halt.halted and self._halted:
+            ctx.events.record(now, "resume_noticed", "halt lifted: entries may start again")
+            log.warning("halt lifted: entries may start again")
+        self._halted = halt.halted
+        if halt.halted and halt.flatten and ctx.book.has_activity():
+            lines = await self.exits.flatten(now, strategy=None, reason="manual")
+            for line in lines:
+                log.warning("halt --flatten: %s", line)
+            if lines:
+                ctx.events.record(now, "halt_flatten", "; ".join(lines))
 
     def _note_pause(self, now: datetime, why: str) -> None:
         if why != self._paused:
@@ -309,6 +492,14 @@ class TradingLoop:
         account = await self.ctx.broker.account()
         self.ctx.state.record_equity(account.net_liquidation, account.source, now)
         self.summary.equity = account.net_liquidation
+        positions = self.ctx.book.open_positions()
+        if positions:  # marks for the live view and the heartbeat (unrealized P&L)
+            contracts = [p.entry.contract for p in positions]
+            for contract, quote in zip(
+                contracts, await self.ctx.broker.quotes(contracts), strict=True
+            ):
+                if quote is not None and quote.mid is not None:
+                    self._marks[contract.con_id] = quote.mid
         return account.net_liquidation
 
     async def tick(self, now: datetime, plan: SessionPlan) -> None:
@@ -318,6 +509,9 @@ class TradingLoop:
         equity = await self._equity(now)
         self._ladder_tick(now, equity)
         risk = build_risk_report(ctx.loaded, now, equity=equity, persist=True, ladder=ctx.ladder)
+        if risk.daily_loss.tripped and not risk.daily_loss.tripped_earlier:
+            ctx.notify("daily_loss", f"daily-loss guard tripped: {risk.daily_loss.message}")
+        self._risk = risk
         paused = ctx.broker.entries_paused(now)
         if paused is not None:
             risk = replace(

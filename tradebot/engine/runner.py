@@ -26,7 +26,9 @@ from tradebot.config import LoadedConfig
 from tradebot.engine.clock import Clock, SimClock, WallClock
 from tradebot.engine.context import EngineContext, Notify, build_context
 from tradebot.engine.loop import RunSummary, TradingLoop
+from tradebot.engine.supervisor import View
 from tradebot.errors import RefusedError, UsageError
+from tradebot.notify.systemd import SystemdNotifier
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOCK_FILE = "run.lock"
@@ -208,6 +210,9 @@ def run(
     loaded: LoadedConfig,
     options: RunOptions,
     notify: Notify,
+    *,
+    view: View | None = None,
+    systemd: SystemdNotifier | None = None,
 ) -> RunSummary:
     """Run the loop to its end (until, once, or a stop signal); returns what happened."""
     clock = make_clock(loaded, options)
@@ -215,10 +220,21 @@ def run(
     until = default_until(loaded, options, clock)
     ctx = make_context(loaded, options, clock, notify)
     with run_lock(loaded.state_dir):
-        return asyncio.run(_main(ctx, until, options.once))
+        return asyncio.run(_main(ctx, until, options.once, view, systemd or SystemdNotifier()))
 
 
-async def _main(ctx: EngineContext, until: datetime | None, once: bool) -> RunSummary:
+def fast_replay(options: RunOptions) -> bool:
+    """A simulated clock at full speed: over in seconds, no live view or watchdog needed."""
+    return options.simulated and options.speed is None
+
+
+async def _main(
+    ctx: EngineContext,
+    until: datetime | None,
+    once: bool,
+    view: View | None,
+    systemd: SystemdNotifier,
+) -> RunSummary:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     interrupts = 0
@@ -234,7 +250,8 @@ async def _main(ctx: EngineContext, until: datetime | None, once: bool) -> RunSu
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        return await TradingLoop(ctx, until=until, once=once, stop=stop).run()
+        loop_ = TradingLoop(ctx, until=until, once=once, stop=stop, view=view, systemd=systemd)
+        return await loop_.run()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -1,0 +1,92 @@
+"""`tradebot halt` / `tradebot resume`: the kill switch, from any terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from tradebot.cli.context import state_of
+from tradebot.cli.output import MAX_OPERATOR, MAX_REASON, check_text, esc, stdout_console
+
+Reason = Annotated[
+    str | None, typer.Option(help="Why (journaled and in the alert).", show_default=False)
+]
+Operator = Annotated[
+    str | None, typer.Option(help="Who (default: your OS user).", show_default=False)
+]
+
+
+def halt(
+    ctx: typer.Context,
+    flatten: Annotated[
+        bool,
+        typer.Option(
+            "--flatten",
+            help="Also cancel every working entry and sell every position at market.",
+        ),
+    ] = False,
+    reason: Reason = None,
+    operator: Operator = None,
+) -> None:
+    """Stop new entries now (a running loop notices within a second). Exit 0, loop or not."""
+    from tradebot.halt import KillSwitch
+    from tradebot.notify.alerts import alerts_for
+    from tradebot.phase_ladder import default_operator
+
+    check_text(operator, "--operator", MAX_OPERATOR)
+    check_text(reason, "--reason", MAX_REASON)
+    loaded = state_of(ctx).config()
+    who = operator or default_operator()
+    state = KillSwitch(loaded.state_dir, loaded.logs_dir).halt(
+        datetime.now(UTC), operator=who, reason=reason, flatten=flatten
+    )
+    alerts = alerts_for(loaded.settings)
+    alerts("halt", f"HALT by {who}{' with flatten' if flatten else ''}: {reason or 'no reason'}")
+    alerts.close(timeout=5)
+    running = _loop_pid(loaded)
+    console = stdout_console()
+    console.print(f"[bold red]halted[/]: {esc(state.message())}", highlight=False)
+    if flatten:
+        console.print(
+            "flatten requested: the loop cancels working entries and sells every position at "
+            "market (see journal/events.jsonl)",
+            highlight=False,
+        )
+    console.print(
+        f"a running loop (pid {running}) stops new entries within a second"
+        if running
+        else "no loop is running now; the halt holds when one starts",
+        highlight=False,
+    )
+
+
+def resume(ctx: typer.Context, reason: Reason = None, operator: Operator = None) -> None:
+    """Lift the halt: entries may start again (positions are not touched)."""
+    from tradebot.halt import KillSwitch
+    from tradebot.notify.alerts import alerts_for
+    from tradebot.phase_ladder import default_operator
+
+    check_text(operator, "--operator", MAX_OPERATOR)
+    check_text(reason, "--reason", MAX_REASON)
+    loaded = state_of(ctx).config()
+    who = operator or default_operator()
+    was = KillSwitch(loaded.state_dir, loaded.logs_dir).resume(
+        datetime.now(UTC), operator=who, reason=reason
+    )
+    alerts = alerts_for(loaded.settings)
+    alerts("resume", f"resumed by {who}: {reason or 'no reason'}")
+    alerts.close(timeout=5)
+    stdout_console().print(
+        "resumed: entries may start again" if was.halted else "was not halted; nothing to lift",
+        highlight=False,
+    )
+
+
+def _loop_pid(loaded: object) -> int | None:
+    from tradebot.engine.status import loop_report
+
+    report = loop_report(loaded, datetime.now(UTC))
+    pid = report["pid"]
+    return int(pid) if report["running"] and pid else None

@@ -1,0 +1,1 @@
+"""Telling the outside world: systemd (`systemd`) and the operator's phone (`alerts`, Apprise)."""

@@ -1,0 +1,197 @@
+"""Alerts to the operator's phone or chat through Apprise (`monitoring.notify_urls`).
+
+* `Alerts(...)(event, message)` never blocks and never raises: messages go on a bounded queue and
+  a daemon thread sends them, each send bounded by Apprise's socket timeouts (4 s connect, 4 s
+  read by default). A dead or slow endpoint delays other alerts, never a tick.
+* Only events listed in `monitoring.notify_on` are sent; the same event and message within
+  `DEDUPE_WINDOW` is sent once; at most `PER_MINUTE` alerts a minute (the rest are counted and
+  reported in the next one that goes out).
+* URLs carry tokens: they are never logged, never shown (`mask_url` keeps the scheme only), and
+  Apprise's own logger — which names URLs when a send fails — is silenced. A failed send is
+  logged once per failure streak, without the URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+DEDUPE_WINDOW = 600.0  # seconds
+PER_MINUTE = 10
+QUEUE_SIZE = 200
+TITLE = "tradebot"
+
+
+def mask_url(url: str) -> str:
+    """`tgram://***`: the scheme only, never the token."""
+    scheme = url.split("://", 1)[0] if "://" in url else "url"
+    return f"{scheme}://***"
+
+
+def quiet_apprise() -> None:
+    """Apprise logs the URL of a failed send at WARNING: keep it out of every log."""
+    apprise_log = logging.getLogger("apprise")
+    apprise_log.setLevel(logging.CRITICAL + 1)
+    apprise_log.propagate = False
+    if not apprise_log.handlers:
+        apprise_log.addHandler(logging.NullHandler())
+
+
+Sender = Callable[[str, str], bool]
+
+
+def apprise_sender(urls: Sequence[str]) -> Sender:
+    """A function sending (title, body) to every URL; False when any send failed."""
+    import apprise  # lazy: ~0.3 s to import, only when alerts are configured
+
+    quiet_apprise()
+    client = apprise.Apprise()
+    for url in urls:
+        client.add(url)
+
+    def send(title: str, body: str) -> bool:
+        return bool(client.notify(title=title, body=body))
+
+    return send
+
+
+@dataclass
+class _Item:
+    event: str
+    message: str
+
+
+class Alerts:
+    """The `notify(event, message)` hook of the loop and the operator commands."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        notify_on: Iterable[str],
+        *,
+        sender: Sender | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.enabled = bool(urls)
+        self.notify_on = frozenset(notify_on)
+        self._urls = list(urls)
+        self._sender = sender
+        self._clock = clock
+        self._queue: queue.Queue[_Item | None] = queue.Queue(QUEUE_SIZE)
+        self._recent: dict[tuple[str, str], float] = {}
+        self._sent_times: list[float] = []
+        self._dropped = 0
+        self._failing = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.sent = 0
+        self.failed = 0
+
+    def __call__(self, event: str, message: str) -> None:
+        if not self.enabled or event not in self.notify_on:
+            return
+        now = self._clock()
+        with self._lock:
+            key = (event, message)
+            last = self._recent.get(key)
+            if last is not None and now - last < DEDUPE_WINDOW:
+                return
+            self._recent = {k: t for k, t in self._recent.items() if now - t < DEDUPE_WINDOW}
+            self._recent[key] = now
+            self._sent_times = [t for t in self._sent_times if now - t < 60]
+            if len(self._sent_times) >= PER_MINUTE:
+                self._dropped += 1
+                return
+            self._sent_times.append(now)
+            if self._dropped:
+                message = f"{message} ({self._dropped} earlier alert(s) were throttled)"
+                self._dropped = 0
+        self._start()
+        try:
+            self._queue.put_nowait(_Item(event, message))
+        except queue.Full:
+            log.warning("alert queue full: dropped a %s alert", event)
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tradebot-alerts", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            sender = self._sender or apprise_sender(self._urls)
+        except Exception as exc:  # a bad URL set must not take the loop down
+            log.warning("alerts disabled: Apprise could not be set up (%s)", type(exc).__name__)
+            return
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                ok = sender(f"{TITLE}: {item.event}", item.message)
+            except Exception as exc:
+                ok = False
+                log.debug("alert send raised %s", type(exc).__name__)
+            if ok:
+                self.sent += 1
+                if self._failing:
+                    log.warning("alerts are delivered again")
+                self._failing = False
+            else:
+                self.failed += 1
+                if not self._failing:
+                    log.warning(
+                        "an alert could not be delivered to every notify URL (URLs are not "
+                        "logged); check them with `tradebot notify test`"
+                    )
+                self._failing = True
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Let queued alerts go out, waiting at most `timeout` seconds."""
+        if self._thread is None:
+            return
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    url: str  # masked
+    ok: bool
+    detail: str
+
+
+def send_test(urls: Sequence[str], message: str) -> list[TestResult]:
+    """One message to each URL separately, with its own result (`tradebot notify test`)."""
+    import apprise
+
+    quiet_apprise()
+    results = []
+    for url in urls:
+        client = apprise.Apprise()
+        if not client.add(url):
+            results.append(TestResult(mask_url(url), False, "not a URL Apprise understands"))
+            continue
+        try:
+            ok = bool(client.notify(title=f"{TITLE}: test", body=message))
+        except Exception as exc:
+            results.append(TestResult(mask_url(url), False, type(exc).__name__))
+            continue
+        results.append(TestResult(mask_url(url), ok, "delivered" if ok else "delivery failed"))
+    return results
+
+
+def alerts_for(settings: object) -> Alerts:
+    """The configured alerts (`[monitoring]`): nothing is sent when no URL is set."""
+    monitoring = settings.monitoring  # type: ignore[attr-defined]
+    urls = [u.get_secret_value() for u in monitoring.notify_urls]
+    return Alerts(urls, monitoring.notify_on)
