@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import invoke
 
+ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample" / "config.toml"
 
 
@@ -33,3 +36,25 @@ def test_sample_phase_status_is_eligible_and_risk_check_runs() -> None:
         ]
     )
     assert risk.exit_code == 0, risk.stdout
+
+
+def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
+    """`systemd-analyze verify` accepts examples/tradebot.service (skips without systemd)."""
+    import shutil
+    import subprocess
+    import sys
+
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed here")
+    unit = (ROOT / "examples" / "tradebot.service").read_text(encoding="utf-8")
+    assert "Type=notify" in unit and "WatchdogSec=" in unit and "NoNewPrivileges=yes" in unit
+    assert "ProtectSystem=strict" in unit and "ReadWritePaths=" in unit
+    assert "Restart=on-failure" in unit and "EnvironmentFile=" in unit
+    assert "://" not in unit.replace("file:///", "")  # no notify URL (a secret) inline
+    executable = Path(sys.executable).with_name("tradebot")
+    local = tmp_path / "tradebot.service"
+    local.write_text(unit.replace("/home/tradebot/tradebot/.venv/bin/tradebot", str(executable)))
+    done = subprocess.run([tool, "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ""

@@ -17,8 +17,10 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,21 @@ def quiet_apprise() -> None:
 Sender = Callable[[str, str], bool]
 
 
+def _apprise() -> Any:
+    """The apprise module, imported lazily (~0.3 s, only when alerts are configured); its
+    import of the deprecated `imghdr` module warns on Python 3.11+, which is not ours to fix."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import imghdr  # noqa: F401  (imported here once, so apprise's later import is silent)
+
+        import apprise
+    quiet_apprise()
+    return apprise
+
+
 def apprise_sender(urls: Sequence[str]) -> Sender:
     """A function sending (title, body) to every URL; False when any send failed."""
-    import apprise  # lazy: ~0.3 s to import, only when alerts are configured
-
-    quiet_apprise()
+    apprise = _apprise()
     client = apprise.Apprise()
     for url in urls:
         client.add(url)
@@ -172,9 +184,7 @@ class TestResult:
 
 def send_test(urls: Sequence[str], message: str) -> list[TestResult]:
     """One message to each URL separately, with its own result (`tradebot notify test`)."""
-    import apprise
-
-    quiet_apprise()
+    apprise = _apprise()
     results = []
     for url in urls:
         client = apprise.Apprise()
