@@ -172,7 +172,8 @@ class TradingConfig(Section):
     ] = Field(default_factory=lambda: ["SPY", "QQQ"], min_length=1, max_length=100)
     interval_s: Int = Field(180, ge=1, le=86_400)
     max_concurrent_symbols: Int = Field(2, ge=1, le=50)
-    flatten_minutes_before_close: Minutes = 10
+    # At least one minute: at the close itself nothing can be sold any more.
+    flatten_minutes_before_close: Annotated[Int, Field(ge=1, le=390)] = 10
 
     @field_validator("symbols")
     @classmethod

@@ -8,12 +8,15 @@ positions; flattening (closing positions, cancelling working orders) is the loop
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from datetime import datetime
 from pathlib import Path
 
 from tradebot.core.guards import Halt
-from tradebot.state_store import StateStore
+from tradebot.errors import CorruptRecordError
+from tradebot.state_store import HALT_FILE, StateStore
 from tradebot.storage import JsonlFile
 
 EVENTS_FILE = Path("journal") / "events.jsonl"
@@ -28,11 +31,24 @@ class KillSwitch:
     def status(self) -> Halt:
         return self.state.halt()
 
+    def _current(self, now: datetime) -> Halt:
+        """The halt as stored; a damaged file is kept aside (never silently lost) and counts as
+        not halted, so the operator's new halt or resume can always be written."""
+        try:
+            return self.state.halt()
+        except CorruptRecordError:
+            path = self.state.path(HALT_FILE)
+            aside = path.with_name(f"{path.name}.damaged-{now:%Y%m%dT%H%M%SZ}")
+            with contextlib.suppress(OSError):
+                os.replace(path, aside)
+            log.warning("%s was damaged; kept as %s and replaced", path, aside)
+            return Halt(False)
+
     def halt(
         self, now: datetime, *, operator: str, reason: str | None, flatten: bool = False
     ) -> Halt:
         """Persist a halt (idempotent: an existing halt keeps its time, gains --flatten)."""
-        current = self.state.halt()
+        current = self._current(now)
         halt = Halt(
             True,
             current.since if current.halted else now,
@@ -56,7 +72,7 @@ class KillSwitch:
 
     def resume(self, now: datetime, *, operator: str, reason: str | None) -> Halt:
         """Lift the halt; returns what was lifted (not halted = nothing to do)."""
-        current = self.state.halt()
+        current = self._current(now)
         self.state.write_halt(Halt(False))
         self.events.append(
             {

@@ -321,8 +321,13 @@ class PhaseLadder:
         *,
         equity: Decimal | None = None,
         next_session_open: datetime | None = None,
+        recheck: Callable[[EntryDecision], list[Refusal]] | None = None,
     ) -> EntryDecision:
         """`check_entry` and, when allowed, append the entry `intent` — atomically.
+
+        `recheck`, called under the lock once the phase rules allow the entry, may refuse it
+        for what can change between a tick's guards and this moment (a halt written meanwhile,
+        the daily-loss trip, a position cap lowered by a phase change).
 
         Both happen under the order journal's exclusive lock, so two symbols (or two processes)
         can never both take proof's one entry of the session. An order journal that cannot be
@@ -339,6 +344,10 @@ class PhaseLadder:
                 decision = entry_decision(
                     snap.evaluation, mode=mode, next_session_open=next_session_open
                 )
+                if decision.allowed and recheck is not None:
+                    late = recheck(decision)
+                    if late:
+                        return EntryDecision(False, late, decision.position_cap_usd)
                 if decision.allowed:
                     OrderEvent.from_record(intent)  # never write what could not be read back
                     locked.append(intent)

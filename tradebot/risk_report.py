@@ -189,8 +189,16 @@ def build_risk_report(
     warnings.extend(snap.warnings)
     view = snap.equity
     session = session_of(now)
-    if persist and view is not None and view.current is not None and view.start_of_day is None:
-        # The loop's first look of the session anchors the daily-loss guard.
+    derived = view is not None and view.start_source != "recorded at session start"
+    if (
+        persist
+        and view is not None
+        and view.current is not None
+        and (view.start_of_day is None or (equity is not None and derived))
+    ):
+        # The loop's first look of the session anchors the daily-loss guard at the broker's
+        # equity (for the simulated broker too: a figure derived from closed trades would miss
+        # what positions held overnight did since).
         recorded = state.record_start_of_day(session, view.current, view.source, now)
         view = EquityView(
             view.current, view.source, recorded.amount, "recorded at session start", view.warnings

@@ -156,3 +156,34 @@ symbols = ["SPY", "QQQ", "IWM"]
 [broker.sim]
 seed = 7
 """
+
+
+class _Crash(BaseException):
+    """The process dies here (nothing in the loop may survive it)."""
+
+
+def test_an_intent_journaled_but_never_sent_is_abandoned_and_still_counts(tmp_path: Path) -> None:
+    """Deterministic: the process dies between the entry's journal line and the broker call."""
+    from tests.review.helpers import prepare, run_loop, sim
+
+    loaded = config(tmp_path, '[phase.proof]\ncounted_modes = ["sim"]\n')
+    set_phase(loaded, "proof", datetime(2025, 6, 30, 20, 0, tzinfo=UTC))
+    ctx, until = prepare(loaded, "2025-07-01", "2025-07-02")
+
+    async def dies(bracket):  # type: ignore[no-untyped-def]
+        raise _Crash
+
+    sim(ctx).place_bracket = dies  # type: ignore[method-assign]
+    with pytest.raises(_Crash):
+        run_loop(ctx, until)
+    intent = entry_intents(loaded)
+    assert len(intent) == 1 and not sim_state(loaded)["orders"]  # journaled, never sent
+
+    resume = (ts(intent[0]) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run(loaded, resume, "2025-07-02")
+    statuses = [r["status"] for r in orders(loaded) if r["event"] == "status"]
+    assert "abandoned" in statuses
+    events_ = [OrderEvent.from_record(r) for r in orders(loaded)]
+    assert entries_in_session(events_, DAY) == 1  # it still uses up proof's one entry
+    assert len(entry_intents(loaded)) == 1  # and no second entry was made that session
+    assert not sim_state(loaded)["orders"]  # never re-sent

@@ -7,8 +7,6 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from tests.engine.harness import config
 from tests.review.helpers import HOLD, prepare, run_loop, sim
 from tradebot.brokers.base import AccountSnapshot
@@ -22,12 +20,6 @@ WHALE_ONLY = (
 DAY2 = date(2025, 7, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: with the sim broker the first look never records start-of-day equity "
-    "(equity_view derives it from paper_equity + closed trades), so positions held overnight "
-    "move the baseline: the 5 % guard allows a larger (or smaller) loss than configured",
-)
 def test_start_of_day_equity_is_the_brokers_equity_at_the_first_look(tmp_path: Path) -> None:
     loaded = config(tmp_path, HOLD + WHALE_ONLY)
     ctx, until = prepare(loaded, "2025-07-01", "2025-07-02T10:00")

@@ -8,18 +8,11 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from tests.engine.harness import config
 from tests.review.helpers import HOLD, positions, prepare, run_loop, sim, trading
 from tradebot.brokers.base import BrokerError, Execution, OrderSpec, PlacedOrder
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: an exit whose send failed stays 'unknown' (not final) forever, so "
-    "close_position answers 'an exit is already working' and never sells again",
-)
 def test_an_exit_whose_send_failed_is_retried_and_the_scalp_position_is_closed_by_the_close(
     tmp_path: Path,
 ) -> None:
@@ -42,11 +35,6 @@ def test_an_exit_whose_send_failed_is_retried_and_the_scalp_position_is_closed_b
     assert positions(ctx) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a BrokerError from sync/equity/OCO/cancel escapes TradingLoop.wake and ends "
-    "the run, so no exit, stop or flatten happens for any symbol afterwards",
-)
 def test_one_failed_broker_request_mid_session_does_not_stop_the_loop(tmp_path: Path) -> None:
     loaded = config(tmp_path, HOLD)
     ctx, until = prepare(loaded, "2025-07-01", "2025-07-02")
@@ -81,12 +69,6 @@ def _commission_reported_late(ctx, lag: timedelta) -> None:  # type: ignore[no-u
     broker.executions = lagging  # type: ignore[method-assign]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: OrderBook.sync adopts an entry's 'filled' status while deferring its fill "
-    "(commission not reported yet), so the entry looks dead unfilled and holds() lets a "
-    "second entry open on the same symbol and strategy",
-)
 def test_a_filled_entry_whose_commission_is_not_reported_yet_still_occupies_its_symbol(
     tmp_path: Path,
 ) -> None:
@@ -99,12 +81,6 @@ def test_a_filled_entry_whose_commission_is_not_reported_yet_still_occupies_its_
     assert max(held.values()) == 1, held  # at most one position per symbol and strategy
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a take-profit that filled just before the flatten cancelled it is adopted "
-    "as 'filled' without its fill (commission pending), so close_position sells the whole "
-    "position again: a sell larger than what the broker holds (a short at IBKR)",
-)
 def test_a_flatten_never_sells_more_than_the_broker_holds(tmp_path: Path) -> None:
     loaded = config(tmp_path, HOLD)
     ctx, until = prepare(loaded, "2025-07-01", "2025-07-02")

@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import pytest
-
 from tests.engine.harness import config, entry_intents, trades, ts
 from tests.review.helpers import HOLD, positions, prepare, run_loop, trading
 from tradebot.engine.schedule import session_plan
@@ -16,12 +14,6 @@ from tradebot.errors import ConfigError
 DAY = date(2025, 7, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: with flatten_minutes_before_close > close_buffer_minutes the entry window "
-    "stays open after the flatten time; every scalp entry made then is sold at market a "
-    "minute later (spread and two commissions lost each time)",
-)
 def test_no_scalp_entry_opens_after_the_flatten_time(tmp_path: Path) -> None:
     loaded = config(
         tmp_path, HOLD, base=trading("flatten_minutes_before_close = 40\ninterval_s = 60")
@@ -42,11 +34,6 @@ def test_no_scalp_entry_opens_after_the_flatten_time(tmp_path: Path) -> None:
     assert late == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: flatten_minutes_before_close = 0 is accepted, but flatten_at == close is "
-    "never inside the session, so scalp positions are never flattened and stay overnight",
-)
 def test_zero_flatten_minutes_is_refused_or_still_flattens_scalp_positions(
     tmp_path: Path,
 ) -> None:
@@ -66,11 +53,6 @@ WHALE_ONLY = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: nothing closes a (whale) position before its expiry's close; in the money "
-    "it is settled at intrinsic by the sim, but IBKR exercises it into 100 shares a contract",
-)
 def test_no_option_is_held_in_the_money_into_its_expiry_close(tmp_path: Path) -> None:
     loaded = config(tmp_path, HOLD + WHALE_ONLY, base=trading("", '"QQQ"'))
     ctx, until = prepare(loaded, "2025-07-01", "2025-07-03")

@@ -31,6 +31,8 @@ class CliState:
             from tradebot.logging_setup import configure_logging
 
             loaded = load_config(self.config_path)
+            # Logging first, so that the warning below reaches the operator's stderr.
+            configure_logging(loaded.logs_dir if log_to_file else None, debug=self.debug)
             if not loaded.file_found:
                 message = (
                     f"config file {self.config_path} not found; using built-in defaults "
@@ -39,7 +41,6 @@ class CliState:
                 logging.getLogger("tradebot").log(
                     logging.WARNING if self.config_explicit else logging.DEBUG, message
                 )
-            configure_logging(loaded.logs_dir if log_to_file else None, debug=self.debug)
             self._loaded = loaded
         return self._loaded
 

@@ -33,6 +33,7 @@ from tradebot.core.option_selection import (
     days_to_expiry,
     select_contract,
 )
+from tradebot.core.phase_rules import EntryDecision, Refusal
 from tradebot.core.sizing import bracket_prices, liquidity_check, position_size
 from tradebot.core.strategies import (
     Action,
@@ -45,6 +46,7 @@ from tradebot.engine.context import EngineContext, SignalNote
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import OcoWatcher
 from tradebot.engine.order_book import TrackedOrder
+from tradebot.errors import CorruptRecordError
 from tradebot.risk_report import RiskReport
 
 log = logging.getLogger("tradebot.engine")
@@ -58,7 +60,14 @@ class EntryPipeline:
         self._blocked_noted: set[tuple[date, str, str]] = set()
 
     async def evaluate(
-        self, symbol: str, now: datetime, session: date, risk: RiskReport, equity: Decimal
+        self,
+        symbol: str,
+        now: datetime,
+        session: date,
+        risk: RiskReport,
+        equity: Decimal,
+        *,
+        scalp_until: datetime | None = None,
     ) -> str:
         """Run the pipeline for `symbol`; returns what happened, in a few words."""
         s = self.ctx.settings
@@ -100,6 +109,17 @@ class EntryPipeline:
         if action.right is None:
             return "no signal"
         log.debug("%s: %s", symbol, action.reason)
+        if action.strategy == "scalp" and scalp_until is not None and now >= scalp_until:
+            # A scalp opened now would be sold at once by the flatten before the close.
+            key = (session, symbol, "flatten_time")
+            if key not in self._blocked_noted:
+                self._blocked_noted.add(key)
+                self._refuse(
+                    now, symbol, "scalp", "flatten_time",
+                    f"scalp entries stop at the flatten time ({scalp_until:%H:%M} UTC, "
+                    f"{s.trading.flatten_minutes_before_close} min before the close)",
+                )  # fmt: skip
+            return "blocked (flatten_time)"
         return await self._enter(symbol, now, session, risk, equity, action, bars.last_close)
 
     async def _enter(
@@ -303,12 +323,38 @@ class EntryPipeline:
             quote=None if quote is None else quote.as_record(),
             bracket={"take_profit": prices.take_profit, "stop_loss": prices.stop_loss},
         )
+        cost = prices.entry * sizing.contracts * contract.multiplier
+
+        def recheck(decision: EntryDecision) -> list[Refusal]:
+            """What may have changed since the tick's guards (under the entry lock)."""
+            late: list[Refusal] = []
+            try:
+                halt = ctx.state.halt()
+                if halt.halted:
+                    late.append(Refusal("halt", halt.message()))
+                trip = ctx.state.daily_loss_trip()
+                if trip is not None and trip[0] == session:
+                    late.append(Refusal("daily_loss", "the daily-loss guard tripped this session"))
+            except CorruptRecordError as exc:
+                late.append(Refusal("state_unreadable", exc.message))
+            cap = decision.position_cap_usd
+            if cap is None or cost > cap:
+                late.append(
+                    Refusal(
+                        "position_cap",
+                        f"{sizing.contracts} × {prices.entry} × {contract.multiplier} = ${cost} "
+                        f"is over the position cap now (${cap})",
+                    )
+                )
+            return late
+
         decision = ctx.ladder.reserve_entry(
             now,
             ctx.trading_mode,
             intent,
             equity=equity,
             next_session_open=risk.window.next_session_open,
+            recheck=recheck,
         )
         if not decision.allowed:
             self._refuse(

@@ -9,7 +9,7 @@ An exit already working is never sent again.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from tradebot.brokers.base import BrokerError, OrderRejected
 from tradebot.core.trades import session_of
@@ -34,16 +34,31 @@ class ExitManager:
                 cancelled += 1
         return cancelled
 
-    async def flatten(self, now: datetime, *, strategy: str | None, reason: str) -> list[str]:
-        """Cancel working entries and close open positions (of `strategy`, or all)."""
+    async def flatten(
+        self,
+        now: datetime,
+        *,
+        strategy: str | None,
+        reason: str,
+        expiring_by: date | None = None,
+    ) -> list[str]:
+        """Cancel working entries and close open positions of `strategy` (or all), and with
+        `expiring_by` also every position whose option expires by that day (an option held
+        into its expiry close could be exercised into stock)."""
         book = self.ctx.book
+
+        def chosen(entry: TrackedOrder) -> bool:
+            if strategy is None or entry.strategy == strategy:
+                return True
+            return expiring_by is not None and entry.contract.expiry <= expiring_by
+
         done = []
         for entry in book.working_entries():
-            if strategy is None or entry.strategy == strategy:
+            if chosen(entry) and entry.filled_qty == 0:
                 await self._cancel(entry, now, f"{reason}: entry cancelled")
                 done.append(f"cancelled entry {entry.ref}")
         for pos in book.open_positions():
-            if strategy is None or pos.entry.strategy == strategy:
+            if chosen(pos.entry):
                 done.append(await self.close_position(pos, now, reason))
         return done
 
@@ -67,6 +82,18 @@ class ExitManager:
         if qty <= 0:
             self.oco.disarm(entry.ref)
             return f"{entry.ref}: already closed"
+        # Never sell more than the broker holds (a fill not adopted yet must not make a short).
+        held = sum(
+            p.qty for p in await broker.positions() if p.contract.con_id == entry.contract.con_id
+        )
+        claimed = sum(
+            p.open_qty
+            for p in book.open_positions()
+            if p.entry.contract.con_id == entry.contract.con_id and p.entry.ref != entry.ref
+        )
+        qty = min(qty, max(0, held - claimed))
+        if qty <= 0:
+            return f"{entry.ref}: the broker holds nothing more to sell; waiting for its fills"
         n = 1 + sum(1 for e in pos.exits if e.role == "exit")
         order = TrackedOrder(
             ref=f"{entry.ref}.x{n}",

@@ -23,8 +23,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tradebot.brokers.base import BrokerError
+from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
-from tradebot.core.trades import ClosedTrade
+from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.engine.context import EngineContext
 from tradebot.engine.entries import EntryPipeline
 from tradebot.engine.exits import ExitManager
@@ -35,11 +37,17 @@ from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLi
 from tradebot.engine.supervisor import Supervisor, View, write_heartbeat
 from tradebot.errors import CorruptRecordError, TradebotError
 from tradebot.notify.systemd import SystemdNotifier
-from tradebot.risk_report import RiskReport, build_risk_report
+from tradebot.risk_report import RiskReport, account_modes, build_risk_report
 
 log = logging.getLogger("tradebot.engine")
 
 SYNC_EVERY = timedelta(seconds=60)
+RETRY_FIRST = timedelta(seconds=5)
+# Blocking rules after which no resting entry order may fill either.
+ACCOUNT_STOPS = frozenset(
+    {"daily_loss", "downgraded_this_session", "downgrade_pending", "phase_unknown", "halt"}
+)
+RETRY_MAX = timedelta(seconds=60)
 REFUSALS = frozenset(
     {
         "no data",
@@ -109,6 +117,8 @@ class TradingLoop:
         self._marks: dict[int, Decimal] = {}
         self._next_wake: datetime | None = None
         self.last_error: str | None = None
+        self._failures = 0
+        self._last_exc: Exception | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -149,15 +159,21 @@ class TradingLoop:
                     break
                 await self.wake(now, force_tick=self.once)
                 if self.once:
+                    if self._failures and self._last_exc is not None:
+                        raise self._last_exc  # `--once` reports its failure (exit code)
                     self.summary.stopped_by = "once"
                     break
                 await self._sleep_until(self.next_wake(ctx.clock.now()))
             else:
                 self.summary.stopped_by = "signal"
+        except Exception as exc:
+            self.last_error = exc.message if isinstance(exc, TradebotError) else repr(exc)
+            raise
         finally:
             end = ctx.clock.now()
             self.summary.ended = end
             why = self.summary.stopped_by or "error"
+            why_clean = bool(self.summary.stopped_by)
             self.systemd.stopping(f"stopping ({why})")
             if supervisor_task is not None:
                 supervisor_task.cancel()
@@ -169,7 +185,9 @@ class TradingLoop:
             )
             ctx.notify("stop", f"tradebot stopped ({why}); working orders stay at the broker")
             with contextlib.suppress(OSError):
-                write_heartbeat(ctx.loaded.state_dir, self.status(), running=False)
+                write_heartbeat(
+                    ctx.loaded.state_dir, self.status(), running=False, crashed=not why_clean
+                )
             await ctx.broker.disconnect()
         return self.summary
 
@@ -230,13 +248,14 @@ class TradingLoop:
             halted, halt_reason = halt.halted, halt.message() if halt.halted else None
         except CorruptRecordError as exc:
             halted, halt_reason = True, exc.message
-        realized = Decimal(0)
         today = ctx.clock.now()
-        day = self.plan.session if self.plan else None
-        realized = sum(
-            (t.pnl for t in self.summary.trades if day is not None and t.session == day),
-            realized,
-        )
+        try:
+            series, _ = ctx.ladder.trades.series()
+            realized: Decimal | None = from_micros(
+                series.sum_pnl(account_modes(ctx.loaded), session=session_of(today).toordinal())
+            )
+        except CorruptRecordError:
+            realized = None
         unrealized_total = sum((p.unrealized or Decimal(0) for p in positions), Decimal(0))
         stuck = self.stuck_for(time.monotonic())
         return LoopStatus(
@@ -249,7 +268,7 @@ class TradingLoop:
             phase=None if phase is None else phase.phase,
             limits={} if phase is None else phase.limits.as_record(),
             equity=self.summary.equity,
-            day_pnl=realized + unrealized_total,
+            day_pnl=None if realized is None else realized + unrealized_total,
             halted=halted,
             halt_reason=halt_reason,
             blocking=[] if risk is None else [f"{r.rule}: {r.message}" for r in risk.blocking],
@@ -266,7 +285,8 @@ class TradingLoop:
             when = min(when, self.until)
         clock = self.ctx.clock
         self._next_wake = when
-        self._wake_now.clear()
+        if self._failures:  # retry a failing broker soon, not at the next scheduled step
+            when = min(when, clock.now() + min(RETRY_MAX, RETRY_FIRST * 2 ** (self._failures - 1)))
         if clock.simulated and getattr(clock, "speed", None) is None:
             await clock.sleep_until(when)
             return
@@ -328,6 +348,7 @@ class TradingLoop:
                 )
                 ctx.events.record(now, "position_mismatch", message, order_ref=pos.entry.ref)
                 self.summary.reconcile.append(message)
+        self._protect(now)
         armed = self.oco.legs()
         text = (
             f"reconciled: {report.fills} fill(s) adopted, {report.status_changes} status "
@@ -338,6 +359,37 @@ class TradingLoop:
         self.summary.reconcile.insert(0, text)
         self.summary.reconcile.extend(report.unknown)
         ctx.events.record(now, "reconciled", text, fills=report.fills, unknown=report.unknown)
+
+    def _protect(self, now: datetime) -> None:
+        """Every open position has a working stop or armed OCO legs: one left bare (a flatten
+        interrupted after its legs were cancelled, a leg refused) gets emulated legs at the
+        bracket's prices."""
+        book, s = self.ctx.book, self.ctx.settings
+        armed = self.oco.legs()
+        for pos in book.open_positions():
+            entry = pos.entry
+            guarded = any(e.working and e.role in ("stop_loss", "exit") for e in pos.exits)
+            if guarded or entry.ref in armed:
+                continue
+            legs = {e.role: e for e in pos.exits if e.role in ("take_profit", "stop_loss")}
+            tp = legs["take_profit"].limit if "take_profit" in legs else None
+            sl = legs["stop_loss"].stop if "stop_loss" in legs else None
+            if tp is None or sl is None:
+                from tradebot.core.sizing import bracket_prices
+
+                prices = bracket_prices(
+                    entry.avg_price, entry.contract.tick, s.risk.take_profit_pct,
+                    s.risk.stop_loss_pct,
+                )  # fmt: skip
+                tp, sl = tp or prices.take_profit, sl or prices.stop_loss
+            self.oco.arm(now, entry.ref, tp, sl)
+            self.ctx.events.record(
+                now,
+                "position_protected",
+                f"{entry.ref}: open with no working stop; emulated take-profit {tp} and stop "
+                f"{sl} armed",
+                order_ref=entry.ref,
+            )
 
     # -- one wake ------------------------------------------------------------------------------
     def _plan(self, now: datetime) -> SessionPlan:
@@ -357,12 +409,30 @@ class TradingLoop:
         return self.plan
 
     async def wake(self, now: datetime, *, force_tick: bool = False) -> None:
+        # A halt or resume seen from here on wakes the loop again (none is lost while busy).
+        self._wake_now.clear()
         self._wake_started = time.monotonic()
         try:
             await self._wake(now, force_tick)
-        except TradebotError as exc:
-            self.last_error = exc.message
-            raise
+            self._failures = 0
+        except Exception as exc:
+            # Nothing that goes wrong in one step ends the loop — a failed broker request, a
+            # damaged state file, a bug: exits, stops and flattening must go on. The next wake
+            # retries, sooner while failures persist; entries wait for a clean tick.
+            self._failures += 1
+            message = (
+                exc.message if isinstance(exc, TradebotError) else f"{type(exc).__name__}: {exc}"
+            )
+            self.last_error = message
+            kind = "broker_error" if isinstance(exc, BrokerError) else "error"
+            if not isinstance(exc, TradebotError):
+                log.exception("unexpected error in the loop (it carries on)")
+            if self._failures in (1, 3, 10) or self._failures % 50 == 0:
+                self.ctx.events.record(
+                    now, kind, f"a step failed ({self._failures}×): {message}",
+                    failures=self._failures,
+                )  # fmt: skip
+                self.ctx.notify("error", f"a step failed ({self._failures}×): {message}")
         finally:
             self._wake_started = None
 
@@ -391,14 +461,23 @@ class TradingLoop:
             if self.opened != plan.session:
                 self.opened = plan.session
                 await self._first_look(now)
-            if now >= plan.flatten_at and self.flattened != plan.session:
-                self.flattened = plan.session
+            left = [
+                p.entry.ref
+                for p in ctx.book.open_positions()
+                if p.entry.strategy == "scalp" and p.entry.session < plan.session
+            ]
+            if left:  # scalp positions never stay overnight: left over from a stop or a crash
                 for line in await self.exits.flatten(now, strategy="scalp", reason="flatten"):
-                    log.info("before the close: %s", line)
-            elif now >= plan.flatten_at and any(
-                p.entry.strategy == "scalp" for p in ctx.book.open_positions()
-            ):
-                await self.exits.flatten(now, strategy="scalp", reason="flatten")
+                    log.warning("scalp position left from an earlier session: %s", line)
+            if now >= plan.flatten_at:
+                closing = self.flattened != plan.session
+                self.flattened = plan.session
+                lines = await self.exits.flatten(
+                    now, strategy="scalp", reason="flatten", expiring_by=plan.session
+                )
+                if closing:
+                    for line in lines:
+                        log.info("before the close: %s", line)
             if self.oco.armed():
                 await self.oco.poll(now)
                 self.next_oco = now + POLL
@@ -511,6 +590,11 @@ class TradingLoop:
         risk = build_risk_report(ctx.loaded, now, equity=equity, persist=True, ladder=ctx.ladder)
         if risk.daily_loss.tripped and not risk.daily_loss.tripped_earlier:
             ctx.notify("daily_loss", f"daily-loss guard tripped: {risk.daily_loss.message}")
+        stopping = {r.rule for r in risk.blocking} & ACCOUNT_STOPS
+        if stopping:  # the account may not add risk now: entries still resting go too
+            for entry in ctx.book.working_entries():
+                if entry.filled_qty == 0:
+                    await self.exits.cancel_entry(entry, now, ", ".join(sorted(stopping)))
         self._risk = risk
         paused = ctx.broker.entries_paused(now)
         if paused is not None:
@@ -533,7 +617,9 @@ class TradingLoop:
         async def one(symbol: str) -> str:
             async with limit:
                 try:
-                    return await self.entries.evaluate(symbol, now, session, risk, equity)
+                    return await self.entries.evaluate(
+                        symbol, now, session, risk, equity, scalp_until=plan.flatten_at
+                    )
                 except TradebotError as exc:
                     ctx.events.record(now, "broker_error", f"{symbol}: {exc.message}")
                     return "error"

@@ -31,6 +31,7 @@ from tradebot.brokers.base import Broker, BrokerOrder, Execution, OrderSpec
 from tradebot.core.instruments import OptionContract
 from tradebot.core.trades import ClosedTrade, ExitReason, close_trade, session_of
 from tradebot.engine.events import EventLog
+from tradebot.errors import CorruptRecordError
 from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
 
 log = logging.getLogger("tradebot.engine")
@@ -38,6 +39,7 @@ log = logging.getLogger("tradebot.engine")
 # "abandoned": journaled, never reached the broker (a crash between intent and send). Final for
 # the book, but unlike "not_sent" it still counts toward the session's entries (fail safe).
 FINAL = frozenset({"filled", "cancelled", "rejected", "inactive", "not_sent", "abandoned"})
+UNKNOWN_GRACE = timedelta(minutes=2)  # how long a failed send may take to show up at the broker
 _EXIT_REASON: dict[str, ExitReason] = {
     "take_profit": "take_profit",
     "stop_loss": "stop_loss",
@@ -173,6 +175,7 @@ class OrderBook:
         self._resets = journal.tail.resets
         self._reported: set[str] = set()
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
+        self.journal_error: str | None = None  # trades.jsonl unreadable: trades wait
         self.on_close: Callable[[ClosedTrade], None] | None = None
 
     def take_closed(self) -> list[ClosedTrade]:
@@ -203,12 +206,21 @@ class OrderBook:
             return
         done = entry.final and (
             entry.filled_qty == 0
-            or (self.position(entry).open_qty == 0 and self.trades.has_trade(entry.ref))
+            or (self.position(entry).open_qty <= 0 and self._written(entry.ref))
         )
         if done:
             self.unfinished.pop(entry.ref, None)
         else:
             self.unfinished[entry.ref] = entry
+
+    def _written(self, trade_id: str) -> bool:
+        """Whether the trade is in trades.jsonl; a damaged journal answers no (kept pending)
+        instead of stopping the loop: trades are written again once it is repaired."""
+        try:
+            return self.trades.has_trade(trade_id)
+        except CorruptRecordError as exc:
+            self.journal_error = exc.message
+            return False
 
     def _apply(self, r: dict[str, Any]) -> None:
         ref, event = str(r["order_ref"]), str(r["event"])
@@ -331,7 +343,8 @@ class OrderBook:
         self.refresh()
 
     def _record_fill(self, now: datetime, order: TrackedOrder, x: Execution, qty: int) -> None:
-        commission = x.commission if x.commission is not None else Decimal(0)
+        commission = Decimal(0) if x.commission is None else x.commission
+        commission = commission.quantize(_SIX_PLACES)  # IB reports floats
         self.journal.append(
             {
                 **self._base(now, "fill", order),
@@ -428,8 +441,23 @@ class OrderBook:
                 continue  # the commission report follows the fill; adopt both together
             self._record_fill(now, order, x, x.qty)
             report.fills += 1
+        known = set()
         for bo in broker_orders:
+            known.add(bo.order_ref)
             report.status_changes += self._adopt_status(now, bo, report)
+        for order in list(self.live.values()):
+            if (
+                order.status == "unknown"
+                and order.ref not in known
+                and now - order.intent_ts >= UNKNOWN_GRACE
+            ):
+                # A send that failed and that the broker does not list: it never arrived. Closed
+                # as abandoned (an entry still counts toward the session); an exit may be sent
+                # again under a new ref.
+                self.mark_status(
+                    now, order.ref, "abandoned", "the broker never listed it after a failed send"
+                )
+                report.status_changes += 1
         report.trades = self.close_trades(now)
         return report
 
@@ -453,6 +481,10 @@ class OrderBook:
         if order.status in ("intent", "unknown", "pending") and bo.order_id:
             self.mark_submitted(now, order.ref, bo.order_id, bo.perm_id, bo.status)
             changed += 1
+        if bo.status in FINAL and bo.filled > order.filled_qty:
+            # The broker has filled more than the journal has adopted (a fill waiting for its
+            # commission report): a final status now would make a filled order look dead.
+            return changed
         if bo.status != order.status and bo.status != "pending" and not order.final:
             self.mark_status(now, order.ref, bo.status, bo.reason)
             changed += 1
@@ -505,13 +537,34 @@ class OrderBook:
     def close_trades(self, now: datetime) -> list[ClosedTrade]:
         """Write each position whose exits sold everything its entry bought (once)."""
         closed = []
+        self.journal_error = None
         for entry in self.entries():
-            if entry.filled_qty == 0 or not entry.final or self.trades.has_trade(entry.ref):
+            if entry.filled_qty == 0 or not entry.final or self._written(entry.ref):
                 continue
+            if self.journal_error is not None:
+                self._report(
+                    now, SyncReport(), f"trades-journal:{self.journal_error}", "ladder_error",
+                    f"closed trades are not written until trades.jsonl is repaired: "
+                    f"{self.journal_error}",
+                )  # fmt: skip
+                break
             pos = self.position(entry)
-            if pos.open_qty != 0:
+            if pos.open_qty > 0:
                 continue
-            trade = self._trade(pos)
+            try:
+                trade = self._trade(pos)
+            except ValueError as exc:  # a record that would not validate: say so, keep going
+                self._report(
+                    now, SyncReport(), f"trade:{entry.ref}", "error",
+                    f"{entry.ref}: the closed trade cannot be recorded ({exc})",
+                )  # fmt: skip
+                continue
+            if pos.open_qty < 0:
+                self._report(
+                    now, SyncReport(), f"overfill:{entry.ref}", "position_mismatch",
+                    f"{entry.ref}: exits sold {-pos.open_qty} more than the entry bought; "
+                    "check the account",
+                )  # fmt: skip
             if trade is not None:
                 self.trades.append(trade)
                 closed.append(trade)
@@ -540,7 +593,8 @@ class OrderBook:
         last_order, last_fill = max(exit_fills, key=lambda ef: (ef[1].time, ef[1].exec_id))
         qty = entry.filled_qty
         exit_value = sum((f.price * f.qty for _, f in exit_fills), Decimal(0))
-        exit_price = _at_most_six_places(exit_value / qty)
+        exit_qty = sum(f.qty for _, f in exit_fills)
+        exit_price = _at_most_six_places(exit_value / exit_qty)
         entry_price = _at_most_six_places(entry.avg_price)
         commission = entry.commission + sum((f.commission for _, f in exit_fills), Decimal(0))
         reason = _EXIT_REASON.get(last_order.exit_reason or last_order.role, "manual")

@@ -15,6 +15,7 @@ import asyncio
 import fcntl
 import os
 import signal
+import time as time_module
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from tradebot.notify.systemd import SystemdNotifier
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOCK_FILE = "run.lock"
+LOCK_TRIES = 20  # × 0.1 s
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,16 @@ def run_lock(state_dir: Path) -> Iterator[None]:
     path = state_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for attempt in range(LOCK_TRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                # `tradebot status` takes the lock shared for an instant: try a little longer
+                # before deciding another loop holds it.
+                if attempt + 1 < LOCK_TRIES:
+                    time_module.sleep(0.1)
+        else:
             other = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
             raise RefusedError(
                 f"another tradebot run (pid {other}) is already using {state_dir.parent}; stop "
@@ -247,11 +256,12 @@ async def _main(
                 raise KeyboardInterrupt
         stop.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)  # SIGHUP: tmux kill-session
+    for signum in handled:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         loop_ = TradingLoop(ctx, until=until, once=once, stop=stop, view=view, systemd=systemd)
         return await loop_.run()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in handled:
             loop.remove_signal_handler(signum)

@@ -155,6 +155,13 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         elif beat is not None and (beat.get("stuck_for_s") or 0) > stale_after:
             state = "stale"
             problems.append(f"the loop has been stuck in one step for {beat['stuck_for_s']} s")
+    elif beat is not None and beat.get("crashed"):
+        state = "died"
+        problems.append(
+            "the loop stopped on an error"
+            + (f" ({beat.get('last_error')})" if beat.get("last_error") else "")
+            + "; see tradebot.log, then start it again"
+        )
     elif beat is not None and beat.get("running"):
         state = "died"
         problems.append(
@@ -235,13 +242,19 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         "phase_error": snap.error,
         "halted": halted,
         "halt": halt_text,
-        "today": {"realized_pnl": realized, "session": now.date()},
+        "today": {"realized_pnl": realized, "session": _session_of(now)},
         "equity": (beat or {}).get("equity"),
         "positions": positions,
         "working_orders": working,
         "last_error": last_error,
         "problems": problems,
     }
+
+
+def _session_of(now: datetime) -> Any:
+    from tradebot.core.trades import session_of
+
+    return session_of(now)
 
 
 def _last_error_event(logs_dir: Any) -> str | None:

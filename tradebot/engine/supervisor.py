@@ -42,9 +42,12 @@ VIEW_EVERY_S = 0.5
 View = Callable[[LoopStatus], None]
 
 
-def write_heartbeat(state_dir: Path, status: LoopStatus, *, running: bool) -> None:
+def write_heartbeat(
+    state_dir: Path, status: LoopStatus, *, running: bool, crashed: bool = False
+) -> None:
     record = status.as_record()
     record["running"] = running
+    record["crashed"] = crashed
     record["beat"] = datetime.now(UTC)
     write_json_state(Path(state_dir) / HEARTBEAT_FILE, record)
 
@@ -77,6 +80,18 @@ class Supervisor:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     async def run(self) -> None:
+        # Whatever goes wrong in one round (a full disk for the heartbeat, a view error) is
+        # logged and the next round goes on: halt-watching must never stop silently.
+        while True:
+            try:
+                await self._rounds()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the loop's supervisor failed; it starts again")
+                await asyncio.sleep(POLL_S)
+
+    async def _rounds(self) -> None:
         next_ping = next_beat = next_view = 0.0
         while True:
             now = time.monotonic()

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 DEDUPE_WINDOW = 600.0  # seconds
 PER_MINUTE = 10
+# What the operator must always hear about, however busy the minute was.
+NEVER_THROTTLED = frozenset(
+    {"halt", "resume", "downgrade", "daily_loss", "error", "disconnect", "reconnect", "stop"}
+)
 QUEUE_SIZE = 200
 TITLE = "tradebot"
 
@@ -117,7 +121,7 @@ class Alerts:
             self._recent = {k: t for k, t in self._recent.items() if now - t < DEDUPE_WINDOW}
             self._recent[key] = now
             self._sent_times = [t for t in self._sent_times if now - t < 60]
-            if len(self._sent_times) >= PER_MINUTE:
+            if len(self._sent_times) >= PER_MINUTE and event not in NEVER_THROTTLED:
                 self._dropped += 1
                 return
             self._sent_times.append(now)
