@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
@@ -178,11 +179,14 @@ def rig(
     extra: str = "",
     broker: str = "",
     limit_s: float = 20,
+    **sim_settings: Any,
 ) -> None:
     """Run `body(rig)` against a fresh simulator in a new event loop."""
 
     async def main() -> None:
-        sim = GatewaySim(SimSettings(port=0, version=version), clock=SimClock(start, speed=0))
+        sim = GatewaySim(
+            SimSettings(port=0, version=version, **sim_settings), clock=SimClock(start, speed=0)
+        )
         await sim.start()
         loaded = write_config(tmp_path, sim.port, symbols=symbols, extra=extra, broker=broker)
         r = make_rig(sim, loaded)
@@ -200,6 +204,11 @@ class ThreadedSim:
     """A gateway simulator on its own event loop in a background thread."""
 
     def __init__(self, start: datetime = START, speed: float = 0, **settings: Any) -> None:
+        # The CLI under test points the "tradebot" loggers at streams it closes when it returns;
+        # the simulator's own log lines stay out of them.
+        self._logger = logging.getLogger("tradebot.gateway_sim")
+        self._propagate = self._logger.propagate
+        self._logger.propagate = False
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -234,6 +243,7 @@ class ThreadedSim:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
             self.loop.close()
+            self._logger.propagate = self._propagate
 
 
 @pytest.fixture

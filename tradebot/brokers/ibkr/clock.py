@@ -31,6 +31,8 @@ class GatewayClock:
     def follow(self, gateway_time: datetime) -> None:
         """The gateway said it is `gateway_time` now (whole seconds: keep sub-second drift)."""
         offset = gateway_time.astimezone(UTC) - self._wall()
+        if not self.synced:
+            self._last = None  # the first sync replaces the wall clock read before it
         if not self.synced or abs((offset - self._offset).total_seconds()) >= 1.0:
             self._offset = offset
         self.synced = True

@@ -261,8 +261,11 @@ class IbMarketData:
             if exc.kind == "no_data":
                 return mapping.empty_bars()
             raise
-        self._pacing_delay = PACING_FIRST
-        self._paced_until = None
+        if self._paced_until is not None and now >= self._paced_until:
+            # A request sent after the backoff went through: the next violation starts small.
+            # (One sent before the violation and answered after it changes nothing.)
+            self._pacing_delay = PACING_FIRST
+            self._paced_until = None
         return mapping.bars_frame(list(bars), self.settings.calendar)
 
     # -- quotes --------------------------------------------------------------------------------

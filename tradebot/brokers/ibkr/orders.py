@@ -140,6 +140,8 @@ class IbOrders:
                     "did not confirm the entry's cancel in time; the next reconciliation adopts "
                     "whatever it becomes"
                 )
+            for record in records:
+                self.tracker.retire(record)  # the loop may send the entry alone, same orderRef
             raise BracketRefused(
                 f"IB refused {what} of bracket {parent.order_ref}: {code} {text}", code=code
             )

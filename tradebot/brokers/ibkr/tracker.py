@@ -125,6 +125,7 @@ class IbOrder:
     finished_at: datetime | None = None
     updated_at: datetime | None = None
     notices: list[str] = field(default_factory=list)
+    retired: bool = False  # a refused bracket's order: its orderRef is sent again (OCO fallback)
 
     @property
     def final(self) -> bool:
@@ -222,8 +223,10 @@ class OrderTracker:
     def _link(self, order: IbOrder) -> None:
         if order.perm_id:
             self.by_perm[order.perm_id] = order
-        if order.order_ref and order.order_ref not in self.by_ref:
-            self.by_ref[order.order_ref] = order
+        if order.order_ref and not order.retired:
+            holder = self.by_ref.get(order.order_ref)
+            if holder is None or _answers_before(order, holder):
+                self.by_ref[order.order_ref] = order
         if order.order_id > 0:
             self.live_ids[(order.client_id, order.order_id)] = order
 
@@ -339,20 +342,34 @@ class OrderTracker:
         else:
             known.commission = commission
 
+    def retire(self, order: IbOrder) -> None:
+        """A finished order whose orderRef the loop sends again (a refused bracket's entry goes
+        out alone): it stays known by permId, but no longer answers to the orderRef."""
+        order.retired = True
+        if self.by_ref.get(order.order_ref) is order:
+            del self.by_ref[order.order_ref]
+
     # -- queries -----------------------------------------------------------------------------
     def by_order_ref(self, order_ref: str) -> IbOrder | None:
         return self.by_ref.get(order_ref)
 
     def all_orders(self) -> list[IbOrder]:
+        """Every order known, including those another order with the same orderRef shadows."""
         seen: dict[int, IbOrder] = {}
         for order in [*self.by_ref.values(), *self.by_perm.values(), *self.orphans]:
             seen.setdefault(id(order), order)
         return list(seen.values())
 
     def orders(self, since: datetime | None) -> list[IbOrder]:
+        """One order per orderRef (the one that answers to it), and every order without one;
+        working ones, and those finished since `since`."""
+        seen: dict[int, IbOrder] = {}
+        unnamed = [o for o in self.by_perm.values() if not o.order_ref]
+        for order in [*self.by_ref.values(), *unnamed, *self.orphans]:
+            seen.setdefault(id(order), order)
         return [
             o
-            for o in self.all_orders()
+            for o in seen.values()
             if since is None or o.working or (o.finished_at is not None and o.finished_at >= since)
         ]
 
@@ -376,3 +393,13 @@ class OrderTracker:
                     self.orphans.remove(order)
         for exec_id in [e for e, x in self.execs.items() if x.report.time < moment]:
             del self.execs[exec_id]
+
+
+def _answers_before(candidate: IbOrder, holder: IbOrder) -> bool:
+    """Which of two orders with one orderRef answers to it: a working one before a finished
+    one, else the later one (IB's permIds grow)."""
+    if holder.retired:
+        return True
+    if candidate.working != holder.working:
+        return candidate.working
+    return candidate.perm_id > holder.perm_id
