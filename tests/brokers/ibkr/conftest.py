@@ -42,7 +42,12 @@ SYMBOLS = ("SPY", "TSLA")
 
 
 def config_text(
-    port: int, symbols: tuple[str, ...] = SYMBOLS, extra: str = "", *, broker: str = ""
+    port: int,
+    symbols: tuple[str, ...] = SYMBOLS,
+    extra: str = "",
+    *,
+    broker: str = "",
+    mode: str = "paper",
 ) -> str:
     return f"""
 [broker]
@@ -53,7 +58,7 @@ timeout_s = 2
 {broker}
 
 [trading]
-mode = "paper"
+mode = "{mode}"
 symbols = {json.dumps(list(symbols))}
 max_concurrent_symbols = 4
 
@@ -158,9 +163,7 @@ def make_rig(sim: GatewaySim, loaded: LoadedConfig) -> Rig:
     def notify(event: str, message: str) -> None:
         notes.append((event, message))
 
-    settings = IbkrSettings.from_config(
-        loaded.settings, backoff_initial_s=0.02, backoff_cap_s=0.1, quote_wait_s=0.5
-    )
+    settings = IbkrSettings.from_config(loaded.settings, backoff_initial_s=0.02, backoff_cap_s=0.1)
     broker = IbkrBroker(settings, loaded.state_dir, clock.now, notify=notify)
     ctx = build_context(loaded, broker, clock, notify)
     return Rig(sim, loaded, clock, broker, ctx, TradingLoop(ctx), notes)
@@ -178,6 +181,7 @@ def rig(
     symbols: tuple[str, ...] = SYMBOLS,
     extra: str = "",
     broker: str = "",
+    mode: str = "paper",
     limit_s: float = 20,
     **sim_settings: Any,
 ) -> None:
@@ -188,7 +192,9 @@ def rig(
             SimSettings(port=0, version=version, **sim_settings), clock=SimClock(start, speed=0)
         )
         await sim.start()
-        loaded = write_config(tmp_path, sim.port, symbols=symbols, extra=extra, broker=broker)
+        loaded = write_config(
+            tmp_path, sim.port, symbols=symbols, extra=extra, broker=broker, mode=mode
+        )
         r = make_rig(sim, loaded)
         try:
             await body(r)

@@ -93,7 +93,12 @@ class IbkrBroker:
         values = {(v.tag, v.currency): v.value for v in ib.accountValues(account)}
         if not any(tag == NET_LIQUIDATION for tag, _ in values):
             await self.conn.call("the account summary", lambda ib: ib.reqAccountSummaryAsync())
-            values = {(v.tag, v.currency): v.value for v in ib.accountSummary(account)}
+            # The wrapper's table, never ib.accountSummary(): it would run its own loop.
+            values = {
+                (v.tag, v.currency): v.value
+                for v in ib.wrapper.acctSummary.values()
+                if v.account == account
+            }
         net = _money(values, NET_LIQUIDATION)
         if net is None:
             raise BrokerError(f"IB reported no net liquidation value for {account}; equity unknown")

@@ -110,6 +110,15 @@ def rejects_new_order(code: int) -> bool:
     return code in REJECTIONS
 
 
+# Market-data errors after which no data comes for that request (10167 and 10089–10091 are
+# warnings: delayed or partial data still flows).
+MARKET_DATA_REFUSED = frozenset({101, 200, 354, 10168, 10186, 10197})
+
+
+def refuses_market_data(code: int) -> bool:
+    return code in MARKET_DATA_REFUSED
+
+
 def is_warning(code: int) -> bool:
     """Codes that are plain information for the operator's log (not errors)."""
     return classify(code) in ("farm_ok", "info", "order_info", "market_data")

@@ -179,6 +179,7 @@ class IbConnection:
         self.on_data_lost: list[Callable[[], None]] = []
         self.last_problem = ""
         self._connect_errors: list[tuple[int, str]] = []
+        self._refused = asyncio.Event()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._restore_task: asyncio.Task[None] | None = None
 
@@ -212,8 +213,9 @@ class IbConnection:
         self._connect_errors = []
         self.tracker.new_connection()
         self.server_next_id = 0
-        try:
-            await asyncio.wait_for(
+        self._refused = asyncio.Event()
+        attempt = asyncio.ensure_future(
+            asyncio.wait_for(
                 ib.connectAsync(
                     s.host,
                     s.port,
@@ -225,6 +227,21 @@ class IbConnection:
                 ),
                 s.timeout_s * 4,
             )
+        )
+        refused = asyncio.ensure_future(self._refused.wait())
+        try:
+            # 326 closes the socket, but ib_async would wait for its whole timeout first.
+            await asyncio.wait({attempt, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            refused.cancel()
+        if not attempt.done():
+            attempt.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt
+            ib.disconnect()
+            raise GatewayUnreachableError(self._unreachable(ConnectionError("326")))
+        try:
+            attempt.result()
         except (OSError, ConnectionError, TimeoutError, RequestError) as exc:
             ib.disconnect()
             raise GatewayUnreachableError(self._unreachable(exc)) from None
@@ -406,13 +423,25 @@ class IbConnection:
             raise BrokerError(f"{what}: not connected to IB Gateway ({exc})") from None
         return await self._call(ib, what, awaitable)
 
+    def throttle_delay(self) -> float:
+        """Seconds before what is sent now reaches IB: ib_async queues requests beyond 45 a
+        second (IB's limit is 50), and a request still in that queue has not been asked yet."""
+        ib = self.ib
+        if ib is None:
+            return 0.0
+        queued = len(getattr(ib.client, "_msgQ", ()))
+        per_second = max(1, ib.client.MaxRequests) / max(0.1, ib.client.RequestsInterval)
+        return queued / per_second
+
     async def _call(self, ib: _IB, what: str, awaitable: Awaitable[T]) -> T:
-        timeout = self.settings.timeout_s
+        # broker.timeout_s counts from when IB has the request, not while it waits in the
+        # client's throttle queue behind others.
+        timeout = self.settings.timeout_s + self.throttle_delay()
         try:
             return await asyncio.wait_for(awaitable, timeout)
         except TimeoutError:
             raise BrokerError(
-                f"IB Gateway did not answer {what} within {timeout:g} s (broker.timeout_s)"
+                f"IB Gateway did not answer {what} within {timeout:.0f} s (broker.timeout_s)"
             ) from None
         except RequestError as exc:
             raise IbRequestError(
@@ -531,6 +560,8 @@ class IbConnection:
         now = self.now()
         self._connect_errors.append((code, text))
         del self._connect_errors[:-20]
+        if kind == "client_id_in_use":
+            self._refused.set()
         if kind == "connectivity_lost":
             if self.outage_since is None:
                 self.outage_since = now

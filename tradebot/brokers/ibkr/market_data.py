@@ -29,7 +29,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from ib_async import BarDataList, ContractDetails, OptionChain, Ticker
 
 from tradebot.brokers.base import BrokerError, OptionChainInfo
-from tradebot.brokers.ibkr import mapping
+from tradebot.brokers.ibkr import codes, mapping
 from tradebot.brokers.ibkr.connection import IbConnection, IbRequestError
 from tradebot.core.instruments import OptionContract, Quote
 from tradebot.core.sessions import session_open_close, sessions_between
@@ -43,6 +43,7 @@ PACING_CAP = timedelta(minutes=10)
 SUBSCRIPTION_IDLE = timedelta(minutes=4)
 MAX_LINES = 80  # IB's default is 100 market-data lines per login; keep room for the operator
 KEEP_BARS = timedelta(days=40)  # more than the whale range (20 sessions) needs
+MAX_THROTTLE_WAIT_S = 30.0  # never wait longer than this for the client's request queue
 
 
 @dataclass
@@ -300,21 +301,31 @@ class IbMarketData:
         return [None if line is None else self._quote(line) for line in lines]
 
     async def _first_data(self, lines: list[_Line]) -> None:
+        """Wait until each new subscription shows a quote (or IB refuses it), for
+        `quote_wait_s` after the requests have left the client's throttle queue."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(self.settings.quote_wait_s, self.settings.timeout_s)
-        while loop.time() < deadline:
-            if all(self._settled(line) for line in lines):
+        wait = min(self.settings.quote_wait_s, self.settings.timeout_s)
+        start = loop.time()
+        deadline = start + wait + self.conn.throttle_delay()
+        while not all(self._settled(line) for line in lines):
+            now = loop.time()
+            deadline = max(deadline, now + self.conn.throttle_delay())
+            if now >= deadline or now - start > wait + MAX_THROTTLE_WAIT_S:
                 return
             await asyncio.sleep(0.005)
 
+    def _refused(self, line: _Line) -> tuple[int, str] | None:
+        error = self.conn.request_errors.get(line.req_id)
+        return error if error is not None and codes.refuses_market_data(error[0]) else None
+
     def _settled(self, line: _Line) -> bool:
         t = line.ticker
-        if line.req_id in self.conn.request_errors:
+        if self._refused(line) is not None:
             return True
         return not math.isnan(t.bid) and not math.isnan(t.ask)
 
     def _quote(self, line: _Line) -> Quote | None:
-        error = self.conn.request_errors.get(line.req_id)
+        error = self._refused(line)
         t = line.ticker
         if t.time is None and error is not None:
             log.info("no quote for %s: IB error %d %s", t.contract, error[0], error[1])

@@ -160,7 +160,7 @@ class IbOrders:
     async def _acknowledged(self, records: list[IbOrder]) -> None:
         """Wait until IB has acknowledged (or refused) each order, up to broker.timeout_s."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.conn.settings.timeout_s
+        deadline = loop.time() + self.conn.settings.timeout_s + self.conn.throttle_delay()
         while any(r.status == "pending" and r.rejected is None for r in records):
             if loop.time() > deadline:
                 waiting = ", ".join(r.order_ref for r in records if r.status == "pending")

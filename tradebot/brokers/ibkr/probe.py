@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from tradebot.brokers.ibkr import mapping
+from tradebot.brokers.ibkr import codes, mapping
 from tradebot.brokers.ibkr.connection import IbConnection
 from tradebot.brokers.ibkr.market_data import choose_chain
 from tradebot.brokers.ibkr.settings import (
@@ -160,8 +160,13 @@ async def _inspect(
     try:
         await conn.call("the account summary", lambda ib: ib.reqAccountSummaryAsync())
         ib = conn.require()
-        for value in ib.accountSummary(conn.account):
-            if value.tag == "NetLiquidation" and value.currency in ("USD", "BASE"):
+        # The wrapper's table, never ib.accountSummary(): that one runs its own event loop.
+        for value in ib.wrapper.acctSummary.values():
+            if (
+                value.account == conn.account
+                and value.tag == "NetLiquidation"
+                and value.currency in ("USD", "BASE")
+            ):
                 report.net_liquidation = value.value
                 break
     except TradebotError as exc:
@@ -179,7 +184,8 @@ async def _inspect(
             f"the option chain of {symbol}",
             lambda ib: ib.reqSecDefOptParamsAsync(symbol, "", "STK", con_id),
         )
-        chain = choose_chain(symbol, list(chains), session_of(clock()))
+        # Listings are dated by the gateway's clock (this machine's may be off: reported above).
+        chain = choose_chain(symbol, list(chains), session_of(conn.gateway_time or clock()))
         if chain is None:
             report.option_chain = {"symbol": symbol, "available": False}
             problems.append(f"no SMART option chain listed for {symbol}")
@@ -226,7 +232,8 @@ async def _market_data(
     deadline = loop.time() + min(settings.timeout_s, 3.0)
     req_id = ib.wrapper.ticker2ReqId["mktData"].get(ticker, 0)
     while loop.time() < deadline:
-        if req_id in conn.request_errors:
+        refused = conn.request_errors.get(req_id)
+        if refused is not None and codes.refuses_market_data(refused[0]):
             break
         if not math.isnan(ticker.bid) and not math.isnan(ticker.ask):
             break
