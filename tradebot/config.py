@@ -169,6 +169,9 @@ class BrokerConfig(Section):
     # The gateway's daily restart (IBC AutoRestartTime), "HH:MM-HH:MM", may cross midnight:
     # no new entries inside it. Unset: no window.
     restart_window: Annotated[Text, Field(max_length=11)] | None = None
+    # IBKR: the account's market-data lines (IB's default 100; quote booster packs add more).
+    # tradebot keeps at most this less 10 quote streams open.
+    market_data_lines: Int = Field(100, ge=15, le=10_000)
     sim: SimBrokerConfig = SimBrokerConfig()
 
     @field_validator("timezone")

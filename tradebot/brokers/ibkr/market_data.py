@@ -1,7 +1,8 @@
 """Market data from IB: contracts, option chains, 1-minute bars, quotes.
 
-* **Contracts** are qualified with `reqContractDetails` before use (unknown → None, never a
-  guess); the option's tick is its `minTick`. Qualifications hold for the session.
+* **Contracts** are qualified with `reqContractDetails` before use (unknown or ambiguous →
+  None, never a guess); the option's tick is its `minTick`. One request lists every strike of
+  a (symbol, expiry, right), kept for the session: a moving spot needs no new requests.
 * **Chains** come from `reqSecDefOptParams` on the qualified underlying: the SMART listing with
   a 100 multiplier and the trading class with the nearest expiries (SPXW rather than SPX;
   the plain class when there are adjusted ones). Fetched once per session.
@@ -9,10 +10,12 @@
   incrementally (only the minutes after the last fetch; a gap of sessions in chunks of
   `CHUNK_SESSIONS`). A pacing violation (162) stops historical requests for a while (capped
   exponential backoff) instead of hammering IB; the caller gets a BrokerError meanwhile.
-* **Quotes** are streaming subscriptions kept while they are used (IB counts market-data
-  lines), timed by the ticker's own time (IB's lastTimestamp), with the data type IB actually
-  sent (delayed and frozen are reported as such). After 1101 (connectivity restored, data
-  lost) every subscription is requested again; the old values stay stale until then.
+* **Quotes** are streaming subscriptions kept while they are used, within the account's
+  market-data lines (`broker.market_data_lines`, IB's default 100, less 10 left for TWS): the
+  least recently used line is closed when a new one is needed. A quote is timed by the
+  ticker's own time (IB's lastTimestamp) and carries the data type IB actually sent (delayed
+  and frozen are reported as such). After 1101 (connectivity restored, data lost) every
+  subscription is requested again; the old values stay stale until then.
 """
 
 from __future__ import annotations
@@ -40,8 +43,7 @@ log = logging.getLogger("tradebot.ibkr")
 CHUNK_SESSIONS = 2  # 1-minute bars per request: IB answers 1–2 days quickly, 5+ slowly
 PACING_FIRST = timedelta(seconds=30)
 PACING_CAP = timedelta(minutes=10)
-SUBSCRIPTION_IDLE = timedelta(minutes=4)
-MAX_LINES = 80  # IB's default is 100 market-data lines per login; keep room for the operator
+LINE_MAX_IDLE = timedelta(minutes=30)  # a quote line nobody asked for in this long is closed
 KEEP_BARS = timedelta(days=40)  # more than the whale range (20 sessions) needs
 MAX_THROTTLE_WAIT_S = 30.0  # never wait longer than this for the client's request queue
 
@@ -67,8 +69,8 @@ class IbMarketData:
         self.wall = wall or (lambda: datetime.now(UTC))
         self._stocks: dict[str, int] = {}  # symbol → conId
         self._chains: dict[tuple[str, date], OptionChainInfo] = {}
-        self._qualified: dict[tuple[str, date, Decimal, str, str], OptionContract | None] = {}
-        self._qualified_day: date | None = None
+        self._listings: dict[tuple[str, date, str, str], _Listing] = {}
+        self._listings_day: date | None = None
         self._bars: dict[str, _BarCache] = {}
         self._paced_until: datetime | None = None
         self._pacing_delay = PACING_FIRST
@@ -127,40 +129,61 @@ class IbMarketData:
         return chain
 
     async def qualify(self, contracts: Sequence[OptionContract]) -> list[OptionContract | None]:
+        """Each option as IB lists it (conId, minTick, trading class), or None when IB does not
+        list exactly one. One request per (symbol, expiry, right) and session: IB answers a
+        request without a strike with every strike of that expiry, which the session reuses."""
         today = session_of(self.conn.now())
-        if self._qualified_day != today:
-            self._qualified, self._qualified_day = {}, today
-        keys = [(c.symbol, c.expiry, c.strike, c.right, c.trading_class) for c in contracts]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._qualified))
-        by_key = dict(zip(keys, contracts, strict=True))
+        if self._listings_day != today:
+            self._listings, self._listings_day = {}, today
+        missing: dict[tuple[str, date, str, str], OptionContract] = {}
+        for c in contracts:
+            if _group(c) not in self._listings:
+                missing.setdefault(_group(c), c)
+        groups = list(missing)
         results = await asyncio.gather(
-            *(self._qualify_one(by_key[k]) for k in missing), return_exceptions=True
+            *(self._listing(missing[g]) for g in groups), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        for key, result in zip(missing, results, strict=True):
+        for group, result in zip(groups, results, strict=True):
             assert not isinstance(result, BaseException)
-            self._qualified[key] = result
-        return [self._qualified[k] for k in keys]
+            self._listings[group] = result
+        out: list[OptionContract | None] = []
+        for c in contracts:
+            found = self._listings[_group(c)].get(c.strike)
+            if found is None or len(found) != 1:
+                if found:
+                    log.warning(
+                        "%s is ambiguous at IB (%d listings): not traded", c.label, len(found)
+                    )
+                out.append(None)
+                continue
+            con_id, tick, trading_class = found[0]
+            self.conn.ticks[con_id] = tick
+            out.append(c.qualified(con_id, tick, trading_class or None))
+        return out
 
-    async def _qualify_one(self, c: OptionContract) -> OptionContract | None:
-        details = await self._details(mapping.ib_option(c.qualified(0, c.tick)), c.label)
-        matches = [
-            d
-            for d in details
-            if d.contract is not None
-            and d.contract.secType == "OPT"
-            and (not c.trading_class or d.contract.tradingClass == c.trading_class)
-        ]
-        if len(matches) != 1 or matches[0].contract is None:
-            if len(matches) > 1:
-                log.warning("%s is ambiguous at IB (%d matches): not traded", c.label, len(matches))
-            return None
-        found = matches[0].contract
-        tick = mapping.dec(matches[0].minTick) or c.tick
-        self.conn.ticks[int(found.conId)] = tick
-        return c.qualified(int(found.conId), tick, found.tradingClass or None)
+    async def _listing(self, c: OptionContract) -> dict[Decimal, list[tuple[int, Decimal, str]]]:
+        """Every strike IB lists for `c`'s symbol, expiry, right (and trading class)."""
+        wildcard = mapping.ib_option(c.qualified(0, c.tick))
+        wildcard.strike = 0.0
+        details = await self._details(wildcard, f"the {c.symbol} {c.expiry} {c.kind}s")
+        listing: dict[Decimal, list[tuple[int, Decimal, str]]] = {}
+        for d in details:
+            found = d.contract
+            if found is None or found.secType != "OPT" or (found.right or "")[:1] != c.right:
+                continue
+            if c.trading_class and found.tradingClass != c.trading_class:
+                continue
+            if found.multiplier not in ("", "100", str(c.multiplier)):
+                continue
+            strike = mapping.dec(found.strike)
+            if strike is None:
+                continue
+            tick = mapping.dec(d.minTick) or c.tick
+            listing.setdefault(strike, []).append((int(found.conId), tick, found.tradingClass))
+        return listing
 
     def tick_of(self, con_id: int) -> Decimal | None:
         return self.conn.ticks.get(con_id)
@@ -276,7 +299,11 @@ class IbMarketData:
             self._lines.clear()
             self._lines_ib = ib
         now = self.conn.now()
-        self._expire(now)
+        new = {c.con_id for c in contracts if c.con_id > 0 and c.con_id not in self._lines}
+        for c in contracts:  # in use now: never the ones freed below
+            if c.con_id in self._lines:
+                self._lines[c.con_id].used = now
+        self._expire(now, len(new))
         waiting: list[_Line] = []
         lines: list[_Line | None] = []
         for c in contracts:
@@ -336,16 +363,19 @@ class IbMarketData:
             received = self.conn.now() - max(age, timedelta(0))
         return mapping.quote_from_ticker(t, received)
 
-    def _expire(self, now: datetime) -> None:
+    def _expire(self, now: datetime, wanted: int) -> None:
+        """Free lines for `wanted` new ones: the least recently used first, when the line
+        budget (broker.market_data_lines) needs it; lines unused for long go anyway."""
         ib = self.conn.ib
-        idle = [k for k, line in self._lines.items() if now - line.used > SUBSCRIPTION_IDLE]
-        over = len(self._lines) - len(idle) - MAX_LINES
+        stale = {k for k, line in self._lines.items() if now - line.used > LINE_MAX_IDLE}
+        budget = self.settings.max_lines
+        over = len(self._lines) - len(stale) + wanted - budget
         if over > 0:
-            busy = sorted(
-                (k for k in self._lines if k not in idle), key=lambda k: self._lines[k].used
+            by_use = sorted(
+                (k for k in self._lines if k not in stale), key=lambda k: self._lines[k].used
             )
-            idle += busy[:over]
-        for key in idle:
+            stale.update(by_use[:over])
+        for key in stale:
             line = self._lines.pop(key)
             if ib is not None and ib.isConnected() and line.ticker.contract is not None:
                 ib.cancelMktData(line.ticker.contract)
@@ -364,6 +394,13 @@ class IbMarketData:
             line.ticker = ticker
             line.req_id = ib.wrapper.ticker2ReqId["mktData"].get(ticker, 0)
         log.info("market data requested again after 1101 (%d line(s))", len(self._lines))
+
+
+_Listing = dict[Decimal, list[tuple[int, Decimal, str]]]
+
+
+def _group(c: OptionContract) -> tuple[str, date, str, str]:
+    return (c.symbol, c.expiry, c.right, c.trading_class)
 
 
 def choose_chain(symbol: str, chains: Sequence[OptionChain], today: date) -> OptionChainInfo | None:

@@ -74,6 +74,12 @@ class IbkrSettings:
     backoff_initial_s: float = 1.0
     backoff_cap_s: float = 60.0
     quote_wait_s: float = 2.0  # how long a new subscription may take to show a quote
+    market_data_lines: int = 100  # IB's default per login (more with quote booster packs)
+
+    @property
+    def max_lines(self) -> int:
+        """Quote lines tradebot keeps open: the account's lines less 10 for TWS and others."""
+        return max(5, self.market_data_lines - 10)
 
     @classmethod
     def from_config(cls, settings: Settings, **overrides: object) -> IbkrSettings:
@@ -90,6 +96,7 @@ class IbkrSettings:
             "clock": b.clock,
             "zone": zone,
             "restart_window": window,
+            "market_data_lines": b.market_data_lines,
             "trading_mode": settings.trading.mode,
             "calendar": settings.schedule.calendar,
         }
