@@ -150,7 +150,8 @@ class Rig:
         return sorted(self.sim.exchange.orders.values(), key=lambda o: o.order_id)
 
     def client_order_id(self, ref: str) -> int:
-        for venue_id, order in self.sim.exchange.orders.items():
+        """Our order id of the simulator's order with this orderRef (the latest one)."""
+        for venue_id, order in sorted(self.sim.exchange.orders.items(), reverse=True):
             if order.order_ref == ref:
                 return self.sim.book.owners[venue_id][1]
         raise AssertionError(f"no order {ref} at the simulator")

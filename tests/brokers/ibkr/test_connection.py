@@ -131,3 +131,39 @@ def test_the_account_must_match_the_mode_and_the_clock(
     if mode == "live":
         extra = '\n[phase]\ninitial = "proof"\n'
     rig(body, tmp_path, account=account, mode=mode, broker=broker, extra=extra)
+
+
+def test_while_reconnecting_the_loop_reads_what_is_known_and_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.refuse_brackets(True)  # the entry goes alone, its legs are emulated
+        await r.tick()
+        ref = "SPY-250701-s1"
+        r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
+        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await r.advance(timedelta(minutes=1))
+        await r.wake()
+        before = await r.broker.account()
+        held = await r.broker.positions()
+        assert [p.qty for p in held] == [1]
+        # The gateway goes away for good (a weekly re-login waiting on the phone).
+        r.sim.faults.drop_connections()
+        await until(lambda: not r.broker.is_connected())
+        await r.sim.stop()
+        now = r.now
+        # Everything the loop may call mid-wake answers without raising: the last known
+        # state, no quote, and a cancel that is not sent.
+        assert [o.order_ref for o in await r.broker.orders()] == [ref]
+        assert len(await r.broker.executions(now - timedelta(days=1))) == 1
+        assert await r.broker.positions() == held
+        assert await r.broker.account() == before  # with its own (older) time
+        entry = r.ctx.book.orders[ref]
+        assert await r.broker.quotes([entry.contract]) == [None]
+        await r.broker.cancel(ref)
+        await r.loop.oco.poll(now)  # the emulated legs wait for a quote
+        await r.wake()  # skipped: not connected
+        assert "the connection to IB Gateway" in (r.broker.entries_paused(now) or "")
+
+    rig(body, tmp_path, symbols=("SPY",))

@@ -67,6 +67,7 @@ class IbkrBroker:
         )
         self.market = IbMarketData(self.conn, wall=wall)
         self.exec = IbOrders(self.conn, self.tracker, self.ids)
+        self._account: AccountSnapshot | None = None
 
     # -- connection ----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -87,6 +88,19 @@ class IbkrBroker:
 
     # -- account and market data ---------------------------------------------------------------
     async def account(self) -> AccountSnapshot:
+        """Net liquidation now; while the connection is down (or IB is slow), the last reading
+        with its own time, which the guards judge (older than 15 minutes is unknown)."""
+        try:
+            snapshot = await self._read_account()
+        except BrokerError as exc:
+            if self._account is None:
+                raise
+            log.warning("account not read (%s); using the reading of %s", exc, self._account.time)
+            return self._account
+        self._account = snapshot
+        return snapshot
+
+    async def _read_account(self) -> AccountSnapshot:
         await self.conn.refresh_clock()
         ib = self.conn.require()
         account = self.conn.account
@@ -121,7 +135,13 @@ class IbkrBroker:
         return await self.market.qualify(contracts)
 
     async def quotes(self, contracts: Sequence[OptionContract]) -> list[Quote | None]:
-        return await self.market.quotes(contracts)
+        if not self.conn.is_connected():
+            return [None] * len(contracts)  # no quote: nothing is opened or fired on it
+        try:
+            return await self.market.quotes(contracts)
+        except BrokerError as exc:  # the connection went down mid-request
+            log.warning("no quotes: %s", exc)
+            return [None] * len(contracts)
 
     # -- orders --------------------------------------------------------------------------------
     async def place_bracket(self, bracket: BracketSpec) -> list[PlacedOrder]:

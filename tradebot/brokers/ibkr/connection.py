@@ -189,8 +189,8 @@ class IbConnection:
 
     async def connect(self) -> None:
         """Connect once (the caller's first connection); raises a TradebotError saying why not."""
-        if self.is_connected():
-            return
+        if self.is_connected() or self.state == "reconnecting":
+            return  # already there, or the reconnection task is on it
         if self.state == "closed":
             self.state = "idle"
         await self._open()

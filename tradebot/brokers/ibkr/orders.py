@@ -40,6 +40,7 @@ from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
 log = logging.getLogger("tradebot.ibkr")
 
 EXECUTIONS_REFRESH = timedelta(minutes=5)
+FORGET_AFTER = timedelta(days=10)  # finished orders and executions older than this are dropped
 ACK_POLL_S = 0.005
 
 
@@ -50,6 +51,7 @@ class IbOrders:
         self.ids = ids
         self._executions_at: datetime | None = None
         self._executions_generation = -1
+        self._positions: list[BrokerPosition] = []
 
     # -- sending -------------------------------------------------------------------------------
     def _check(self, spec: OrderSpec) -> None:
@@ -205,11 +207,20 @@ class IbOrders:
                 f"{order_ref} belongs to client id {record.client_id} at IB; cancel it there "
                 "(or in TWS): this client cannot"
             )
-        self._cancel_id(record)
+        if not self.conn.is_connected():
+            # Not sent; the order stays working until IB says otherwise, and the caller asks
+            # again once it sees it still working after the reconnection.
+            log.warning("cancel of %s not sent: not connected to IB Gateway", order_ref)
+            return
+        try:
+            self._cancel_id(record)
+        except BrokerError as exc:
+            log.warning("cancel of %s not sent: %s", order_ref, exc)
 
     # -- what IB did ---------------------------------------------------------------------------
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
-        self.conn.require()
+        """What IB told us about our orders (served while reconnecting too: the loop only reads
+        it then, and everything learnt meanwhile arrives with the reconnection's resync)."""
         out = []
         for o in self.tracker.orders(since):
             if o.contract is None or o.order_type not in ("LMT", "STP", "MKT"):
@@ -240,12 +251,20 @@ class IbOrders:
     async def executions(self, since: datetime) -> list[Execution]:
         now = self.conn.now()
         stale = self._executions_at is None or now - self._executions_at >= EXECUTIONS_REFRESH
-        if stale or self._executions_generation != self.conn.generation:
+        if self.conn.is_connected() and (
+            stale or self._executions_generation != self.conn.generation
+        ):
             # Live execution reports keep the tracker current; asking again now and then (and
-            # after every reconnect) is insurance against a message lost in between.
-            await self.conn.call("the executions", lambda ib: ib.reqExecutionsAsync())
-            self._executions_at = now
-            self._executions_generation = self.conn.generation
+            # after every reconnect) is insurance against a message lost in between, so a
+            # failure here is logged and what is known is served.
+            try:
+                await self.conn.call("the executions", lambda ib: ib.reqExecutionsAsync())
+            except BrokerError as exc:
+                log.warning("executions not refreshed: %s", exc)
+            else:
+                self._executions_at = now
+                self._executions_generation = self.conn.generation
+        self.tracker.forget_before(now - FORGET_AFTER)
         out = []
         for x in self.tracker.executions(since):
             r = x.report
@@ -269,7 +288,10 @@ class IbOrders:
         return out
 
     async def positions(self) -> list[BrokerPosition]:
-        ib = self.conn.require()
+        """IB's positions (the last ones IB reported while the connection is being restored)."""
+        if not self.conn.is_connected() or self.conn.ib is None:
+            return list(self._positions)
+        ib = self.conn.ib
         out = []
         for p in ib.positions(self.conn.account):
             tick = self.conn.ticks.get(p.contract.conId or 0)
@@ -279,4 +301,5 @@ class IbOrders:
                 continue
             avg = mapping.dec(p.avgCost) or Decimal(0)
             out.append(BrokerPosition(option, qty, avg / option.multiplier))
+        self._positions = out
         return out
