@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.conftest import median_s
+from benchmarks.test_loop_speed import SYMBOLS
 from tests.brokers.ibkr.conftest import SimTime, make_rig
 from tradebot.config import load_config
 from tradebot.gateway_sim import GatewaySim, SimClock, SimSettings
@@ -31,10 +32,6 @@ from tradebot.gateway_sim import GatewaySim, SimClock, SimSettings
 TICK_TARGET_S = 2.0
 LINES = 1000
 DEFAULT_LINES_BOUND_S = 5.0
-SYMBOLS = [
-    "SPY", "QQQ", "IWM", "DIA", "AAPL", "MSFT", "TSLA", "NVDA", "AMZN", "GOOG",
-    "META", "AMD", "NFLX", "JPM", "XOM", "BA", "DIS", "INTC", "KO", "WMT",
-]  # fmt: skip
 FIRST_TICK = datetime(2025, 7, 1, 14, 0, tzinfo=UTC)  # 10:00 New York
 
 

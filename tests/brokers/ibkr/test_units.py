@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from ib_async import Contract, Execution
 
+from tradebot.brokers.base import OrderSpec
 from tradebot.brokers.ibkr import codes
 from tradebot.brokers.ibkr.clock import GatewayClock
 from tradebot.brokers.ibkr.ids import OrderIds
@@ -117,20 +118,8 @@ def test_a_damaged_id_file_is_named_not_guessed(tmp_path: Path) -> None:
 
 # -- the tracker -----------------------------------------------------------------------------
 def _sent(t: OrderTracker, ref: str = "SPY-250701-s1", order_id: int = 5) -> None:
-    t.sent(
-        order_ref=ref,
-        order_id=order_id,
-        parent_id=0,
-        contract=CALL,
-        action="BUY",
-        qty=1,
-        order_type="LMT",
-        limit=Decimal("1.20"),
-        stop=None,
-        tif="DAY",
-        account="DU1",
-        now=NOW,
-    )
+    spec = OrderSpec(ref, CALL, "BUY", 1, "LMT", "DAY", limit=Decimal("1.20"))
+    t.sent(spec, order_id, parent_id=0, account="DU1", now=NOW)
 
 
 def _status(order_id: int, status: str, perm: int = 900, filled: int = 0) -> StatusReport:

@@ -521,20 +521,8 @@ class IbConnection:
         ):
             self.ids.observe(report.order_id)
 
-    def _on_order_status(
-        self,
-        order_id: int,
-        status: str,
-        filled: float,
-        avg_fill_price: float,
-        perm_id: int,
-        parent_id: int,
-        client_id: int,
-    ) -> None:
-        report = mapping.status_report(
-            order_id, status, filled, avg_fill_price, perm_id, parent_id, client_id
-        )
-        self.tracker.on_status(report, self.now())
+    def _on_order_status(self, *fields: Any) -> None:
+        self.tracker.on_status(mapping.status_report(*fields), self.now())
 
     def _on_execution(self, contract: Contract, execution: IbExecutionMsg) -> None:
         s = self.settings

@@ -83,18 +83,7 @@ class IbOrders:
         ib = self.conn.require()
         account = self.conn.account
         record = self.tracker.sent(
-            order_ref=spec.order_ref,
-            order_id=order_id,
-            parent_id=parent_id,
-            contract=spec.contract,
-            action=spec.action,
-            qty=spec.qty,
-            order_type=spec.order_type,
-            limit=spec.limit,
-            stop=spec.stop,
-            tif=spec.tif,
-            account=account,
-            now=self.conn.now(),
+            spec, order_id, parent_id=parent_id, account=account, now=self.conn.now()
         )
         order = mapping.ib_order(
             spec, order_id, parent_id=parent_id, transmit=transmit, account=account

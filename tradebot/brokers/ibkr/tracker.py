@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from tradebot.brokers.base import FINAL_STATUSES, OrderStatus
+from tradebot.brokers.base import FINAL_STATUSES, OrderSpec, OrderStatus
 from tradebot.brokers.ibkr import codes
 from tradebot.core.instruments import OptionContract
 
@@ -170,39 +170,27 @@ class OrderTracker:
 
     # -- our own sends -----------------------------------------------------------------------
     def sent(
-        self,
-        *,
-        order_ref: str,
-        order_id: int,
-        parent_id: int,
-        contract: OptionContract,
-        action: str,
-        qty: int,
-        order_type: str,
-        limit: Decimal | None,
-        stop: Decimal | None,
-        tif: str,
-        account: str,
-        now: datetime,
+        self, spec: OrderSpec, order_id: int, *, parent_id: int, account: str, now: datetime
     ) -> IbOrder:
+        """An order we are about to send: pending until IB acknowledges or refuses it."""
         order = IbOrder(
-            order_ref=order_ref,
+            order_ref=spec.order_ref,
             order_id=order_id,
             client_id=self.client_id,
             perm_id=0,
             parent_id=parent_id,
-            contract=contract,
-            label=contract.label,
-            action=action,
-            qty=qty,
-            order_type=order_type,
-            limit=limit,
-            stop=stop,
-            tif=tif,
+            contract=spec.contract,
+            label=spec.contract.label,
+            action=spec.action,
+            qty=spec.qty,
+            order_type=spec.order_type,
+            limit=spec.limit,
+            stop=spec.stop,
+            tif=spec.tif,
             account=account,
             updated_at=now,
         )
-        self.by_ref[order_ref] = order
+        self.by_ref[spec.order_ref] = order
         self.live_ids[(self.client_id, order_id)] = order
         return order
 
