@@ -30,10 +30,11 @@ KEYS = {
 }
 
 
-def _config(tmp_path: Path, port: int, timeout_s: int = 2) -> None:
+def _config(tmp_path: Path, port: int, timeout_s: int = 2, extra: str = "") -> None:
     (tmp_path / "config.toml").write_text(
         f'[broker]\nkind = "ibkr"\nport = {port}\nclient_id = {CLIENT_ID}\n'
-        f'timeout_s = {timeout_s}\n[trading]\nmode = "paper"\nsymbols = ["SPY", "QQQ"]\n',
+        f'timeout_s = {timeout_s}\n{extra}\n[trading]\nmode = "paper"\n'
+        'symbols = ["SPY", "QQQ"]\n',
         encoding="utf-8",
     )
 
@@ -72,7 +73,7 @@ def test_ok_exits_0_with_everything_the_bot_needs(
     chain = doc["option_chain"]
     assert chain["available"] and chain["trading_class"] == "SPY"
     assert chain["first_expiry"] == "2025-07-01" and chain["strikes"] > 10
-    assert doc["clock"]["skew_s"] == 0.0
+    assert doc["clock"]["skew_s"] == 0.0 and doc["clock"]["follows_gateway"] is False
     assert threaded_sim.sim.exchange.orders == {}  # read-only: nothing was sent
 
     human = invoke(["gateway", "test"])  # the same, for people
@@ -122,3 +123,13 @@ def test_unreachable_exits_5_with_the_address_and_the_usual_causes(tmp_path: Pat
 
     human = invoke(["gateway", "test"])
     assert human.exit_code == 5 and "unreachable" in human.stdout
+
+
+def test_a_rehearsal_config_passes_against_the_simulator_started_in_the_past(
+    tmp_path: Path, threaded_sim: ThreadedSim
+) -> None:
+    _config(tmp_path, threaded_sim.port, extra='clock = "gateway"')
+    result = invoke(["gateway", "test", "--json"])  # the simulator is a year behind this machine
+    assert result.exit_code == 0, result.stdout
+    clock = _json(result.stdout)["clock"]
+    assert clock["follows_gateway"] is True and clock["skew_s"] < -86_400

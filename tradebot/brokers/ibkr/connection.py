@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -48,6 +49,23 @@ T = TypeVar("T")
 Notify = Callable[[str, str], None]
 State = Literal["idle", "connected", "reconnecting", "closed"]
 MAX_REQUEST_ERRORS = 500
+
+
+class _RelayFilter(logging.Filter):
+    """Drops ib_async's own relay of IB's error messages ("Error 162, reqId 7: …") and its
+    "Canceled order" guesses (10349 and the like: the order is still working). tradebot logs
+    each of them once, read by code, in its own words (`IbConnection._on_error`)."""
+
+    RELAY = re.compile(r"^(Error|Warning) -?\d+, reqId -?\d+: |^Canceled order: ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.RELAY.match(str(record.msg))
+
+
+def _quiet_ib_async_relays() -> None:
+    wrapper_log = logging.getLogger("ib_async.wrapper")
+    if not any(isinstance(f, _RelayFilter) for f in wrapper_log.filters):
+        wrapper_log.addFilter(_RelayFilter())
 
 
 class IbRequestError(BrokerError):
@@ -182,6 +200,7 @@ class IbConnection:
         self._refused = asyncio.Event()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._restore_task: asyncio.Task[None] | None = None
+        _quiet_ib_async_relays()
 
     # -- life cycle ----------------------------------------------------------------------------
     def is_connected(self) -> bool:
@@ -331,7 +350,7 @@ class IbConnection:
         # reqCurrentTime has whole seconds: up to one second is rounding, not skew.
         skew = (gateway - self.now()).total_seconds()
         self.skew_s = 0.0 if -1.0 <= skew <= 0.0 else skew
-        if abs(self.skew_s) > MAX_CLOCK_SKEW_S:
+        if abs(self.skew_s) > MAX_CLOCK_SKEW_S and not self.settings.readonly:
             log.warning(
                 "the gateway's clock (%s) differs from tradebot's by %+.0f s; entries wait",
                 f"{gateway:%Y-%m-%d %H:%M:%S}",
@@ -565,8 +584,8 @@ class IbConnection:
                 self._restore_task = asyncio.get_running_loop().create_task(self._restored(lost))
             return
         if req_id is None or req_id < 0:
-            if kind == "error":
-                log.warning("IB error %d: %s", code, text)
+            level = {"error": logging.WARNING, "farm_broken": logging.WARNING}.get(kind)
+            log.log(level or logging.DEBUG, "IB %s %d: %s", kind, code, text)
             return
         outcome = self.tracker.on_error(req_id, code, text, now)
         if outcome is not None:
@@ -586,6 +605,14 @@ class IbConnection:
                     order.status,
                 )
             return
+        log.log(
+            logging.WARNING if kind == "error" else logging.DEBUG,
+            "IB %s %d about request %d: %s",
+            kind,
+            code,
+            req_id,
+            text,
+        )
         self.request_errors[req_id] = (code, text)
         if len(self.request_errors) > MAX_REQUEST_ERRORS:
             for key in list(self.request_errors)[: MAX_REQUEST_ERRORS // 2]:

@@ -140,20 +140,26 @@ async def _inspect(
 
     # Clock.
     if conn.gateway_time is not None and conn.skew_s is not None:
+        simulator = bool(conn.accounts) and all(is_simulator_account(a) for a in conn.accounts)
+        # A rehearsal (broker.clock = 'gateway' against the simulator): the loop takes the
+        # gateway's clock, so a skew is expected and no problem.
+        follows = settings.clock == "gateway" and simulator
         report.clock = {
             "gateway": conn.gateway_time.isoformat(),
             "local": clock().isoformat(),
             "skew_s": round(conn.skew_s, 1),
+            "follows_gateway": follows,
         }
-        if abs(conn.skew_s) > MAX_CLOCK_SKEW_S:
+        if settings.clock == "gateway" and not simulator:
+            problems.append(
+                "broker.clock = 'gateway' follows only `tradebot gateway sim`; with an IB account "
+                "`tradebot run` refuses it: set broker.clock = 'local'"
+            )
+        elif not follows and abs(conn.skew_s) > MAX_CLOCK_SKEW_S:
             problems.append(
                 f"the gateway's clock is {conn.skew_s:+.0f} s from this machine's (more than "
                 f"{MAX_CLOCK_SKEW_S:g} s): entries would wait; fix the clock (NTP)"
-                + (
-                    ", or rehearse with broker.clock = 'gateway'"
-                    if all(is_simulator_account(a) for a in conn.accounts)
-                    else ""
-                )
+                + (", or rehearse with broker.clock = 'gateway'" if simulator else "")
             )
 
     # Net liquidation.
