@@ -8,7 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ib_async import IB, LimitOrder
+
 from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, rig, until
+from tests.gateway_sim.conftest import near_money_call
 
 
 def test_a_fill_becomes_a_journaled_trade_with_commission(tmp_path: Path) -> None:
@@ -222,3 +225,20 @@ def test_a_pacing_violation_backs_off_without_crashing(tmp_path: Path) -> None:
         assert "SPY-250701-s1" in [e["order_ref"] for e in r.entries()]
 
     rig(body, tmp_path)
+
+
+def test_orders_that_are_not_tradebots_are_reported_and_left_alone(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        other = IB()  # the operator, in TWS, as client 5
+        await other.connectAsync("127.0.0.1", r.sim.port, clientId=5, timeout=2)
+        option = await near_money_call(other, r.sim)  # bid far above the limit: it rests
+        manual = other.placeOrder(option, LimitOrder("BUY", 1, 0.01, tif="GTC", orderRef="mine"))
+        await until(lambda: manual.orderStatus.status == "Submitted")
+        await r.start()
+        [unknown] = r.events("unknown_order")
+        assert "order_ref 'mine'" in unknown["message"] and "left alone" in unknown["message"]
+        await r.tick()
+        assert r.sim.book.order(5, manual.order.orderId).working  # type: ignore[union-attr]
+        other.disconnect()
+
+    rig(body, tmp_path, symbols=("SPY",))

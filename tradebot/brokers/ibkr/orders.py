@@ -52,6 +52,7 @@ class IbOrders:
         self._executions_at: datetime | None = None
         self._executions_generation = -1
         self._positions: list[BrokerPosition] = []
+        self._noted: set[int] = set()
 
     # -- sending -------------------------------------------------------------------------------
     def _check(self, spec: OrderSpec) -> None:
@@ -213,8 +214,17 @@ class IbOrders:
         out = []
         for o in self.tracker.orders(since):
             if o.contract is None or o.order_type not in ("LMT", "STP", "MKT"):
-                if o.working:
-                    log.info("working order %s (%s) is not tradebot's kind", o.perm_id, o.label)
+                if o.working and o.perm_id not in self._noted:
+                    self._noted.add(o.perm_id)  # once: the loop asks every minute
+                    log.warning(
+                        "working order %s at IB (%s %s %s, orderRef %r) is not an option order "
+                        "tradebot reads; left alone",
+                        o.perm_id,
+                        o.action,
+                        o.qty,
+                        o.label,
+                        o.order_ref,
+                    )
                 continue
             out.append(
                 BrokerOrder(
