@@ -178,16 +178,18 @@ def test_a_rejected_entry_falls_back_then_is_refused_clearly(tmp_path: Path) -> 
     rig(body, tmp_path, symbols=("SPY",))
 
 
-def test_delayed_only_market_data_opens_no_trade(tmp_path: Path) -> None:
+def test_delayed_only_market_data_opens_no_live_trade(tmp_path: Path) -> None:
     async def body(r: Rig) -> None:
         await r.start()
+        assert r.ctx.trading_mode == "live" and r.broker.conn.account == "U7654321"
         r.sim.faults.market_data_permission("*", "delayed")  # 10167, delayed ticks
         await r.tick()
         refusals = [e for e in r.events("entry_refused") if e["rule"] == "quote"]
         assert refusals and all("delayed, not live" in e["message"] for e in refusals)
         assert r.entries() == [] and r.venue_orders() == []
 
-    rig(body, tmp_path)
+    # Real money: a live account, trading.mode = "live", the proof phase.
+    rig(body, tmp_path, mode="live", account="U7654321", extra='\n[phase]\ninitial = "proof"\n')
 
 
 def test_a_stale_ticker_opens_no_trade(tmp_path: Path) -> None:

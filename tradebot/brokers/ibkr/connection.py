@@ -251,6 +251,10 @@ class IbConnection:
         try:
             # 326 closes the socket, but ib_async would wait for its whole timeout first.
             await asyncio.wait({attempt, refused}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # closed meanwhile: leave no connection behind
+            attempt.cancel()
+            ib.disconnect()
+            raise
         finally:
             refused.cancel()
         if not attempt.done():
@@ -266,6 +270,13 @@ class IbConnection:
             raise GatewayUnreachableError(self._unreachable(exc)) from None
         try:
             await self._after_connect(ib)
+        except BrokerError as exc:  # the start-up requests failed: not a usable connection
+            ib.disconnect()
+            raise GatewayUnreachableError(
+                f"IB Gateway at {s.address} accepted the connection but did not answer its "
+                f"start-up requests ({exc.message}); check that it is logged in and its farms "
+                "are connected"
+            ) from None
         except BaseException:
             ib.disconnect()
             raise
