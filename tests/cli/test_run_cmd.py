@@ -45,10 +45,22 @@ def test_live_is_refused_in_experience_with_one_line(write_config) -> None:  # t
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_ibkr_is_not_available_yet(write_config) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "args", [["--start", "2025-07-01"], ["--speed", "10"], ["--bars", "."]], ids=str
+)
+def test_ibkr_refuses_a_simulated_clock(write_config, args: list[str]) -> None:  # type: ignore[no-untyped-def]
     write_config('[broker]\nkind = "ibkr"\n[trading]\nmode = "paper"\n')
+    result = invoke(["run", "--once", *args])
+    assert result.exit_code == 2
+    assert "with broker.kind = 'ibkr' time is the gateway's" in result.stderr
+
+
+def test_ibkr_with_no_gateway_is_unreachable(write_config) -> None:  # type: ignore[no-untyped-def]
+    write_config('[broker]\nkind = "ibkr"\nport = 9\ntimeout_s = 1\n[trading]\nmode = "paper"\n')
     result = invoke(["run", "--once"])
-    assert result.exit_code == 2 and "broker.kind = 'ibkr'" in result.stderr
+    assert result.exit_code == 5
+    assert "cannot reach IB Gateway at 127.0.0.1:9" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_once_outside_the_session_does_no_tick(write_config) -> None:  # type: ignore[no-untyped-def]

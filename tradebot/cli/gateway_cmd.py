@@ -1,9 +1,11 @@
-"""`tradebot gateway sim`: run the local IB Gateway simulator in the foreground.
+"""`tradebot gateway`: `test` an IB Gateway read-only, or run the local simulator (`sim`).
 
-It prints one banner line on stdout, logs connections and orders on stderr, and reads fault
-commands on stdin (and, with `--control-port`, from a loopback socket). Ctrl-C, SIGTERM or the
-`quit` command stop it cleanly (exit 0, state saved with `--state`). A port already in use, an
-address other than loopback without `--unsafe-bind`, or a bad option is a usage error (exit 2).
+`gateway test` connects read-only with its own client id and reports what works (exit 0 ok, 4
+degraded, 5 unreachable; `--json` for scripts). `gateway sim` prints one banner line on stdout,
+logs connections and orders on stderr, and reads fault commands on stdin (and, with
+`--control-port`, from a loopback socket). Ctrl-C, SIGTERM or the `quit` command stop it
+cleanly (exit 0, state saved with `--state`). A port already in use, an address other than
+loopback without `--unsafe-bind`, or a bad option is a usage error (exit 2).
 """
 
 from __future__ import annotations
@@ -16,12 +18,104 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tradebot.cli.context import state_of
+from tradebot.cli.output import esc, print_json, stdout_console
 from tradebot.errors import UsageError
 
 if TYPE_CHECKING:
+    from tradebot.brokers.ibkr.probe import ProbeReport
     from tradebot.gateway_sim import SimSettings
 
-app = typer.Typer(help="The IB gateway: a local simulator to rehearse with.", no_args_is_help=True)
+app = typer.Typer(
+    help="The IB gateway: test the connection, or run a local simulator to rehearse with.",
+    no_args_is_help=True,
+)
+
+
+@app.command("test")
+def test(
+    ctx: typer.Context,
+    symbol: Annotated[
+        str | None,
+        typer.Option(
+            help="Symbol to check market data and the option chain for (default: the first of "
+            "trading.symbols).",
+            show_default=False,
+        ),
+    ] = None,
+    client_id: Annotated[
+        int | None,
+        typer.Option(
+            help="Client id for this read-only connection (default: broker.client_id + 1, so "
+            "it can run next to `tradebot run`).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document for scripts.")
+    ] = False,
+) -> None:
+    """Connect read-only to the gateway in [broker] and report what works: exit 0 ok, 4
+    degraded (what is missing), 5 unreachable."""
+    loaded = state_of(ctx).config()
+    s = loaded.settings
+    chosen = (symbol or s.trading.symbols[0]).strip().upper()
+    if not chosen or not chosen.replace(".", "").isalnum():
+        raise UsageError(f"--symbol {symbol!r} is not a symbol like SPY")
+    cid = s.broker.client_id + 1 if client_id is None else client_id
+    if not 0 <= cid <= 2**31 - 1:
+        raise UsageError(f"--client-id {client_id} is not a client id (0 to 2147483647)")
+    import asyncio
+
+    from tradebot.brokers.ibkr.probe import probe
+    from tradebot.brokers.ibkr.settings import IbkrSettings
+
+    settings = IbkrSettings.from_config(s, client_id=cid)
+    report = asyncio.run(probe(settings, chosen))
+    if as_json:
+        print_json(report.as_json())
+    else:
+        _render_probe(report)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _render_probe(r: ProbeReport) -> None:
+    out = stdout_console()
+    where = f"{r.host}:{r.port} (client id {r.client_id})"
+    if r.status == "unreachable":
+        out.print(f"[bold red]unreachable[/]: {esc(r.error or where)}")
+        out.print("usual causes:")
+        for cause in r.causes:
+            out.print(f"  - {esc(cause)}")
+        return
+    out.print(f"IB Gateway at {esc(where)}: server version {r.server_version}")
+    for a in r.accounts:
+        mark = " (traded)" if a["id"] == r.account else ""
+        out.print(f"  account {esc(a['id'])}: {esc(a['kind'])}{mark}")
+    out.print(f"  net liquidation: {esc(r.net_liquidation or 'unknown')}")
+    md = r.market_data or {}
+    if md:
+        out.print(
+            f"  market data for {esc(md.get('symbol'))}: {esc(md.get('received'))} "
+            f"({esc(md.get('requested'))} requested), bid {esc(md.get('bid'))}, ask "
+            f"{esc(md.get('ask'))}, last {esc(md.get('last'))}"
+        )
+    oc = r.option_chain or {}
+    if oc.get("available"):
+        out.print(
+            f"  option chain of {esc(oc['symbol'])}: {esc(oc['trading_class'])}, "
+            f"{oc['expiries']} expiries from {esc(oc['first_expiry'])}, {oc['strikes']} strikes"
+        )
+    elif oc:
+        out.print(f"  option chain of {esc(oc.get('symbol'))}: none")
+    if r.clock:
+        out.print(f"  clock: gateway {esc(r.clock['gateway'])}, skew {r.clock['skew_s']:+.1f} s")
+    if r.status == "ok":
+        out.print("[bold green]ok[/]: everything the bot needs is there")
+        return
+    out.print(f"[bold yellow]degraded[/]: {len(r.problems)} problem(s)")
+    for problem in r.problems:
+        out.print(f"  - {esc(problem)}")
 
 
 @app.command("sim")

@@ -440,15 +440,12 @@ class TradingLoop:
         ctx = self.ctx
         plan = self._plan(now)
         if not ctx.broker.is_connected():
-            if self._paused is None or "not connected" not in self._paused:
-                ctx.notify("disconnect", "the broker connection is down; entries paused")
+            # The broker alerts its own disconnects and reconnections (it sees them happen).
             self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
             return
         if ctx.broker.generation != self._generation:
             # Reconnected: what happened while away is adopted before anything else.
             await self.reconcile(now)
-            if self._generation:
-                ctx.notify("reconnect", "the broker connection is back; reconciled")
             self._generation = ctx.broker.generation
         await ctx.book.sync(ctx.broker, now)
         self._closed()

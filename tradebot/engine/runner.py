@@ -3,7 +3,9 @@
 * One loop per logs directory: `state/run.lock` is held (flock) for the whole run; a second
   `tradebot run` on the same files is refused with the pid of the first.
 * The clock is the wall clock, unless `--start`, `--speed` or `--bars` ask for a simulated one
-  (then `--speed` defaults to `max`: as fast as the machine goes).
+  (then `--speed` defaults to `max`: as fast as the machine goes). With `broker.kind = "ibkr"`
+  those are refused: time is the gateway's, followed only in a rehearsal against
+  `tradebot gateway sim` (`broker.clock = "gateway"`, see `tradebot.brokers.ibkr.clock`).
 * Trading `live` while the ladder is in experience is refused before anything connects.
 * SIGTERM / SIGINT stop the loop between steps (working orders stay at the broker); a second
   SIGINT interrupts at once.
@@ -132,6 +134,19 @@ def run_lock(state_dir: Path) -> Iterator[None]:
 
 
 def make_clock(loaded: LoadedConfig, options: RunOptions) -> Clock:
+    broker = loaded.settings.broker
+    if broker.kind == "ibkr":
+        if options.simulated:
+            raise UsageError(
+                "--start, --speed and --bars replay the simulated broker's market; with "
+                "broker.kind = 'ibkr' time is the gateway's (to rehearse a past session, run "
+                "`tradebot gateway sim --start ...` and set broker.clock = 'gateway')"
+            )
+        if broker.clock == "gateway":
+            from tradebot.brokers.ibkr.clock import GatewayClock
+
+            return GatewayClock()
+        return WallClock()
     if not options.simulated:
         return WallClock()
     start = options.start
@@ -167,11 +182,19 @@ def make_context(
     loaded: LoadedConfig, options: RunOptions, clock: Clock, notify: Notify
 ) -> EngineContext:
     s = loaded.settings
-    if s.broker.kind != "sim":
-        raise UsageError(
-            "broker.kind = 'ibkr' is not available in this version of `tradebot run` yet; use "
-            "broker.kind = 'sim' to run the loop on the simulated broker"
+    if s.broker.kind == "ibkr":
+        from tradebot.brokers.ibkr.broker import IbkrBroker
+        from tradebot.brokers.ibkr.clock import GatewayClock
+        from tradebot.brokers.ibkr.settings import IbkrSettings
+
+        ibkr = IbkrBroker(
+            IbkrSettings.from_config(s),
+            loaded.state_dir,
+            clock.now,
+            notify=notify,
+            on_gateway_time=clock.follow if isinstance(clock, GatewayClock) else None,
         )
+        return build_context(loaded, ibkr, clock, notify)
     from tradebot.brokers.sim import SimBroker
     from tradebot.market import make_market
 
@@ -260,6 +283,12 @@ async def _main(
     for signum in handled:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
+        if ctx.broker.kind == "ibkr":
+            # Connected before the loop reads its clock: a rehearsal's clock follows the
+            # gateway's (broker.clock = "gateway"), and a gateway that cannot be reached is
+            # reported (exit 5) before anything is journaled. The loop's own connect is then
+            # a no-op.
+            await ctx.broker.connect()
         loop_ = TradingLoop(ctx, until=until, once=once, stop=stop, view=view, systemd=systemd)
         return await loop_.run()
     finally:

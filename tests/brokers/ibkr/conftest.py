@@ -1,0 +1,267 @@
+"""The IBKR adapter against the gateway simulator, over loopback, with the real ib_async client.
+
+* `rig(body, ...)` runs `body(rig)` in one event loop: a fresh `GatewaySim` (frozen clock, moved
+  by the test), a config in `tmp_path` with broker.kind = "ibkr", the real `IbkrBroker` and the
+  real trading loop (`TradingLoop`) on a clock that reads the simulator's. It checks afterwards
+  that the simulator met no request it could not read.
+* `ThreadedSim` runs a simulator in a background thread, for tests that run the CLI itself
+  (`tradebot run --once`, `tradebot gateway test`) in the test's thread.
+* Every test fails on an ib_async decoder error (the gateway simulator's autouse fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.gateway_sim.conftest import START, no_decoder_errors, until
+from tradebot.brokers.ibkr.broker import IbkrBroker
+from tradebot.brokers.ibkr.settings import IbkrSettings
+from tradebot.config import LoadedConfig, load_config
+from tradebot.engine.context import EngineContext, build_context
+from tradebot.engine.loop import TradingLoop
+from tradebot.gateway_sim import GatewaySim, SimClock, SimSettings
+
+__all__ = ["START", "no_decoder_errors", "until"]
+
+T = TypeVar("T")
+CLIENT_ID = 17
+# 11:00 New York on 2025-07-01: with the default seed the scalp strategy buys SPY and TSLA
+# options at this tick (TSLA's options have a 0.05 tick: its stop 2.425 rounds up to 2.45).
+SYMBOLS = ("SPY", "TSLA")
+
+
+def config_text(
+    port: int,
+    symbols: tuple[str, ...] = SYMBOLS,
+    extra: str = "",
+    *,
+    broker: str = "",
+    mode: str = "paper",
+) -> str:
+    return f"""
+[broker]
+kind = "ibkr"
+port = {port}
+client_id = {CLIENT_ID}
+timeout_s = 2
+{broker}
+
+[trading]
+mode = "{mode}"
+symbols = {json.dumps(list(symbols))}
+max_concurrent_symbols = 4
+
+[strategies.whale]
+enabled = false
+
+[phase.experience]
+position_cap_usd = 500
+{extra}
+"""
+
+
+def write_config(tmp_path: Path, port: int, **kwargs: Any) -> LoadedConfig:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(port, **kwargs), encoding="utf-8")
+    return load_config(path)
+
+
+class SimTime:
+    """The loop's clock in these tests: the simulator's own clock."""
+
+    simulated = True
+
+    def __init__(self, sim: GatewaySim) -> None:
+        self.sim = sim
+
+    def now(self) -> datetime:
+        return self.sim.clock.now()
+
+    async def sleep_until(self, when: datetime) -> None:
+        if when > self.now():
+            self.sim.set_time(when)
+        await asyncio.sleep(0)
+
+
+@dataclass
+class Rig:
+    sim: GatewaySim
+    loaded: LoadedConfig
+    clock: SimTime
+    broker: IbkrBroker
+    ctx: EngineContext
+    loop: TradingLoop
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def start(self) -> None:
+        """What `tradebot run` does first: connect, reconcile."""
+        await self.broker.connect()
+        await self.loop.reconcile(self.now)
+        self.loop._generation = self.broker.generation
+
+    async def tick(self) -> None:
+        await self.loop.wake(self.now, force_tick=True)
+
+    async def wake(self) -> None:
+        await self.loop.wake(self.now)
+
+    async def advance(self, delta: timedelta) -> None:
+        self.sim.advance(delta)
+        await asyncio.sleep(0.02)  # let the client read what the simulator sent
+
+    async def stop(self) -> None:
+        await self.broker.disconnect()
+
+    def journal(self, name: str = "orders") -> list[dict[str, Any]]:
+        path = self.loaded.logs_dir / "journal" / f"{name}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def events(self, event: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.journal("events") if event is None or e["event"] == event]
+
+    def statuses(self, ref: str) -> list[str]:
+        return [
+            str(r.get("status"))
+            for r in self.journal()
+            if r["order_ref"] == ref and r["event"] in ("submitted", "status")
+        ]
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [r for r in self.journal() if r["event"] == "intent" and r["role"] == "entry"]
+
+    def venue_orders(self) -> list[Any]:
+        return sorted(self.sim.exchange.orders.values(), key=lambda o: o.order_id)
+
+    def client_order_id(self, ref: str) -> int:
+        """Our order id of the simulator's order with this orderRef (the latest one)."""
+        for venue_id, order in sorted(self.sim.exchange.orders.items(), reverse=True):
+            if order.order_ref == ref:
+                return self.sim.book.owners[venue_id][1]
+        raise AssertionError(f"no order {ref} at the simulator")
+
+
+def make_rig(sim: GatewaySim, loaded: LoadedConfig) -> Rig:
+    clock = SimTime(sim)
+    notes: list[tuple[str, str]] = []
+
+    def notify(event: str, message: str) -> None:
+        notes.append((event, message))
+
+    settings = IbkrSettings.from_config(loaded.settings, backoff_initial_s=0.02, backoff_cap_s=0.1)
+    broker = IbkrBroker(settings, loaded.state_dir, clock.now, notify=notify)
+    ctx = build_context(loaded, broker, clock, notify)
+    return Rig(sim, loaded, clock, broker, ctx, TradingLoop(ctx), notes)
+
+
+Body = Callable[[Rig], Awaitable[None]]
+
+
+def rig(
+    body: Body,
+    tmp_path: Path,
+    *,
+    version: int = 178,
+    start: datetime = START,
+    symbols: tuple[str, ...] = SYMBOLS,
+    extra: str = "",
+    broker: str = "",
+    mode: str = "paper",
+    limit_s: float = 20,
+    **sim_settings: Any,
+) -> None:
+    """Run `body(rig)` against a fresh simulator in a new event loop."""
+
+    async def main() -> None:
+        sim = GatewaySim(
+            SimSettings(port=0, version=version, **sim_settings), clock=SimClock(start, speed=0)
+        )
+        await sim.start()
+        loaded = write_config(
+            tmp_path, sim.port, symbols=symbols, extra=extra, broker=broker, mode=mode
+        )
+        r = make_rig(sim, loaded)
+        try:
+            await body(r)
+        finally:
+            await r.stop()
+            await sim.stop()
+        assert sim.protocol_problems == []
+
+    asyncio.run(asyncio.wait_for(main(), limit_s))
+
+
+class ThreadedSim:
+    """A gateway simulator on its own event loop in a background thread."""
+
+    def __init__(self, start: datetime = START, speed: float = 0, **settings: Any) -> None:
+        # The CLI under test points the "tradebot" loggers at streams it closes when it returns;
+        # the simulator's own log lines stay out of them.
+        self._logger = logging.getLogger("tradebot.gateway_sim")
+        self._propagate = self._logger.propagate
+        self._logger.propagate = False
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+        async def make() -> GatewaySim:
+            sim = GatewaySim(
+                SimSettings(port=0, version=178, **settings), clock=SimClock(start, speed=speed)
+            )
+            await sim.start()
+            return sim
+
+        self.sim = self.run(make())
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        async def go() -> T:
+            return fn(*args)
+
+        return self.run(go())
+
+    @property
+    def port(self) -> int:
+        return self.sim.port
+
+    def stop(self) -> None:
+        try:
+            self.run(self.sim.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            self.loop.close()
+            self._logger.propagate = self._propagate
+
+
+@pytest.fixture
+def threaded_sim() -> Iterator[ThreadedSim]:
+    sim = ThreadedSim()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+    assert sim.sim.protocol_problems == []
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)

@@ -1,0 +1,246 @@
+"""The real trading loop on the IBKR adapter against the gateway simulator (in one event loop)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ib_async import IB, LimitOrder
+
+from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, rig, until
+from tests.gateway_sim.conftest import near_money_call
+
+
+def test_a_fill_becomes_a_journaled_trade_with_commission(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        await r.tick()
+        ref = "SPY-250701-s1"
+        assert r.statuses(ref)[-1] in ("submitted", "presubmitted")
+        entry_id = r.client_order_id(ref)
+        r.sim.faults.fill_order(CLIENT_ID, entry_id)  # the entry fills at its limit
+        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(f"{ref}.tp"))  # then the target
+        await until(lambda: r.broker.tracker.by_order_ref(f"{ref}.tp").status == "filled")  # type: ignore[union-attr]
+        await r.advance(timedelta(minutes=2))  # commissions are adopted with their fills
+        await r.wake()
+        [trade] = [t for t in r.journal("trades") if t["trade_id"] == ref]
+        assert trade["exit_reason"] == "take_profit"
+        assert Decimal(trade["commission"]) == Decimal("2.00")  # $1 minimum, entry and exit
+        entry = Decimal(trade["entry_price"])
+        assert Decimal(trade["exit_price"]) == entry * 2
+        assert Decimal(trade["pnl"]) == entry * 100 - 2
+        assert trade["mode"] == "paper"
+        fills = [f for f in r.journal() if f["event"] == "fill"]
+        assert {f["order_ref"] for f in fills} >= {ref, f"{ref}.tp"}
+        assert all(Decimal(f["commission"]) == 1 for f in fills)
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_a_fill_while_disconnected_is_adopted_after_the_reconnect_and_nothing_doubles(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        await r.tick()
+        ref = "SPY-250701-s1"
+        generation = r.broker.generation
+        sent = len(r.sim.exchange.orders)
+        # The gateway drops us, and the entry fills while we are away.
+        assert r.sim.faults.fill_while_disconnected(CLIENT_ID, r.client_order_id(ref))
+        await until(lambda: not r.broker.is_connected())
+        paused = r.broker.entries_paused(r.now)
+        assert paused is not None and "reconnecting" in paused
+        await r.wake()  # skipped while disconnected: nothing is decided blind
+        await until(lambda: r.broker.generation > generation, timeout=3)
+        assert r.broker.entries_paused(r.now) is None
+        await r.advance(timedelta(minutes=1))
+        await r.wake()  # a new generation: reconciled before anything else
+        assert r.statuses(ref)[-1] == "filled"
+        assert [f["order_ref"] for f in r.journal() if f["event"] == "fill"] == [ref]
+        reconciled = r.events("reconciled")[-1]["message"]
+        assert "1 fill(s) adopted" in reconciled and "0 unknown" in reconciled
+        await r.tick()  # the next tick: SPY is held, so no second entry
+        assert [e["order_ref"] for e in r.entries()] == [ref]
+        assert len(r.sim.exchange.orders) == sent
+        assert [e for e, _ in r.notes if e in ("disconnect", "reconnect")] == [
+            "disconnect",
+            "reconnect",
+        ]
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_an_informational_error_on_a_live_order_does_not_make_it_cancelled(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.notice_next_order()  # 10349 "TIF was set to DAY" after the next order
+        await r.tick()
+        ref = "SPY-250701-s1"
+        ib = r.broker.conn.ib
+        assert ib is not None
+        await until(lambda: any(t.orderStatus.status == "Cancelled" for t in ib.trades()))
+        # ib_async believes the entry was cancelled; IB never said so, and neither do we.
+        [phantom] = [t for t in ib.trades() if t.orderStatus.status == "Cancelled"]
+        assert phantom.order.orderRef == ref
+        tracked = r.broker.tracker.by_order_ref(ref)
+        assert tracked is not None and tracked.status == "submitted"
+        assert tracked.notices and tracked.notices[0].startswith("10349")
+        assert r.sim.book.order(CLIENT_ID, r.client_order_id(ref)).working  # type: ignore[union-attr]
+        await r.wake()
+        assert "cancelled" not in r.statuses(ref)
+        await r.tick()
+        assert len(r.entries()) == 1  # still held: no second entry on a phantom cancel
+        assert [o["status"] for o in map(vars, await _orders(r)) if o["order_ref"] == ref] == [
+            "submitted"
+        ]
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_a_rolled_back_next_valid_id_never_reuses_an_order_id(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        await r.tick()
+        ref = "SPY-250701-s1"
+        used = {r.client_order_id(x) for x in (ref, f"{ref}.tp", f"{ref}.sl")}
+        await r.broker.cancel(ref)  # the bracket finishes (its legs go with it)
+        await until(lambda: not any(o.working for o in r.sim.exchange.orders.values()))
+        assert r.broker.ids.high == max(used)
+        generation = r.broker.generation
+        r.sim.faults.roll_back_next_valid_id(to=1)  # as after a gateway restart
+        r.sim.faults.drop_connections()
+        await until(lambda: r.broker.generation > generation, timeout=3)
+        assert r.broker.conn.server_next_id == 1
+        await r.advance(timedelta(minutes=1))
+        await r.tick()
+        [second] = [e["order_ref"] for e in r.entries()][1:]
+        new = {r.client_order_id(x) for x in (second, f"{second}.tp", f"{second}.sl")}
+        assert min(new) > max(used)
+        ids = sorted(r.sim.book.venue_ids)
+        assert len(ids) == 6 and len({oid for _, oid in ids}) == 6
+        assert r.statuses(second)[-1] in ("submitted", "presubmitted", "filled")
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+async def _orders(r: Rig) -> list[Any]:
+    return list(await r.broker.orders())
+
+
+def _oco_legs(r: Rig) -> dict[str, Any]:
+    path = r.loaded.state_dir / "oco-legs.json"
+    return dict(json.loads(path.read_text())["legs"]) if path.exists() else {}
+
+
+def test_a_refused_bracket_falls_back_to_oco_emulation_with_one_entry(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.refuse_brackets(True)  # IB accepts the parent, refuses its legs (201)
+        await r.tick()
+        ref = "SPY-250701-s1"
+        [refused] = r.events("bracket_refused")
+        assert "201" in refused["message"]
+        assert list(_oco_legs(r)) == [ref]  # the legs are watched by the loop, persisted
+        working = [o for o in r.venue_orders() if o.working]
+        assert [(o.order_ref, o.parent_id) for o in working] == [(ref, 0)]  # one entry, alone
+        # The parent IB accepted was cancelled before the entry went out alone.
+        first = r.venue_orders()[0]
+        assert (first.order_ref, first.status) == (ref, "Cancelled") and first.filled == 0
+        await r.wake()
+        assert r.statuses(ref)[-1] == "submitted"  # the cancelled parent does not answer to it
+        assert r.statuses(f"{ref}.tp") == ["rejected"]
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_a_rejected_entry_falls_back_then_is_refused_clearly(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.reject_next_order("insufficient funds (simulated)", count=2)
+        await r.tick()
+        ref = "SPY-250701-s1"
+        # The bracket's parent is rejected (201), the entry alone too: a clear refusal.
+        [refused] = r.events("bracket_refused")
+        assert "201" in refused["message"]
+        [rejected] = [e for e in r.events("entry_refused") if e["rule"] == "rejected"]
+        assert "201" in rejected["message"] and "insufficient funds" in rejected["message"]
+        assert r.statuses(ref)[-1] == "rejected"
+        assert _oco_legs(r) == {}  # nothing to guard
+        assert not [o for o in r.venue_orders() if o.working]
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_delayed_only_market_data_opens_no_live_trade(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        assert r.ctx.trading_mode == "live" and r.broker.conn.account == "U7654321"
+        r.sim.faults.market_data_permission("*", "delayed")  # 10167, delayed ticks
+        await r.tick()
+        refusals = [e for e in r.events("entry_refused") if e["rule"] == "quote"]
+        assert refusals and all("delayed, not live" in e["message"] for e in refusals)
+        assert r.entries() == [] and r.venue_orders() == []
+
+    # Real money: a live account, trading.mode = "live", the proof phase.
+    rig(body, tmp_path, mode="live", account="U7654321", extra='\n[phase]\ninitial = "proof"\n')
+
+
+def test_a_stale_ticker_opens_no_trade(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.stale_quotes("*", since=r.now - timedelta(seconds=45))
+        await r.tick()
+        refusals = [e for e in r.events("entry_refused") if e["rule"] == "quote"]
+        assert refusals and all("45 s old" in e["message"] for e in refusals)
+        assert r.entries() == [] and r.venue_orders() == []
+        r.sim.faults.fresh_quotes()
+        await r.advance(timedelta(minutes=1))
+        await r.tick()  # fresh quotes again: the streams resume and entries go out
+        assert len(r.entries()) == 2
+
+    rig(body, tmp_path)
+
+
+def test_a_pacing_violation_backs_off_without_crashing(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.pace_historical(1)  # error 162 "pacing violation" on the next request
+        await r.tick()
+        [error] = r.events("broker_error")
+        assert error["message"].startswith("SPY: IB's historical data pacing violation (162)")
+        assert "SPY-250701-s1" not in [e["order_ref"] for e in r.entries()]
+        requests = len(r.sim.exchange.orders)
+        await r.advance(timedelta(seconds=10))
+        await r.tick()  # inside the backoff: no historical request is sent at all
+        paused = [e["message"] for e in r.events("broker_error")][1:]
+        assert paused and all("paused after IB's pacing violation" in m for m in paused)
+        assert len(r.sim.exchange.orders) == requests
+        await r.advance(timedelta(seconds=30))
+        await r.tick()  # after it: bars again, and SPY's entry goes out
+        assert "SPY-250701-s1" in [e["order_ref"] for e in r.entries()]
+
+    rig(body, tmp_path)
+
+
+def test_orders_that_are_not_tradebots_are_reported_and_left_alone(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        other = IB()  # the operator, in TWS, as client 5
+        await other.connectAsync("127.0.0.1", r.sim.port, clientId=5, timeout=2)
+        option = await near_money_call(other, r.sim)  # bid far above the limit: it rests
+        manual = other.placeOrder(option, LimitOrder("BUY", 1, 0.01, tif="GTC", orderRef="mine"))
+        await until(lambda: manual.orderStatus.status == "Submitted")
+        await r.start()
+        [unknown] = r.events("unknown_order")
+        assert "order_ref 'mine'" in unknown["message"] and "left alone" in unknown["message"]
+        await r.tick()
+        assert r.sim.book.order(5, manual.order.orderId).working  # type: ignore[union-attr]
+        other.disconnect()
+
+    rig(body, tmp_path, symbols=("SPY",))

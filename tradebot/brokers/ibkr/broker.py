@@ -1,0 +1,173 @@
+"""`IbkrBroker`: the loop's `Broker` interface over IB Gateway (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tradebot.brokers.base import (
+    AccountSnapshot,
+    BracketSpec,
+    BrokerError,
+    BrokerOrder,
+    BrokerPosition,
+    Execution,
+    OptionChainInfo,
+    OrderSpec,
+    PlacedOrder,
+)
+from tradebot.brokers.ibkr import mapping
+from tradebot.brokers.ibkr.connection import IbConnection, Notify
+from tradebot.brokers.ibkr.ids import OrderIds
+from tradebot.brokers.ibkr.market_data import IbMarketData
+from tradebot.brokers.ibkr.orders import IbOrders
+from tradebot.brokers.ibkr.settings import IbkrSettings
+from tradebot.brokers.ibkr.tracker import OrderTracker
+from tradebot.core.instruments import OptionContract, Quote
+
+if TYPE_CHECKING:
+    import pandas as pd  # type: ignore[import-untyped]
+
+log = logging.getLogger("tradebot.ibkr")
+
+NET_LIQUIDATION = "NetLiquidation"
+CASH = "TotalCashValue"
+
+
+class IbkrBroker:
+    """Interactive Brokers through ib_async, with tradebot's own reading of its messages."""
+
+    kind = "ibkr"
+
+    def __init__(
+        self,
+        settings: IbkrSettings,
+        state_dir: Path,
+        now: Callable[[], datetime],
+        *,
+        notify: Notify | None = None,
+        on_gateway_time: Callable[[datetime], None] | None = None,
+        wall: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tracker = OrderTracker(settings.client_id)
+        self.ids = OrderIds(state_dir, settings.client_id)
+        self.conn = IbConnection(
+            settings,
+            self.tracker,
+            self.ids,
+            now,
+            notify=notify,
+            on_gateway_time=on_gateway_time,
+            wall=wall,
+        )
+        self.market = IbMarketData(self.conn, wall=wall)
+        self.exec = IbOrders(self.conn, self.tracker, self.ids)
+        self._account: AccountSnapshot | None = None
+
+    # -- connection ----------------------------------------------------------------------------
+    async def connect(self) -> None:
+        await self.conn.connect()
+
+    async def disconnect(self) -> None:
+        await self.conn.close()
+
+    def is_connected(self) -> bool:
+        return self.conn.is_connected()
+
+    @property
+    def generation(self) -> int:
+        return self.conn.generation
+
+    def entries_paused(self, now: datetime) -> str | None:
+        return self.conn.entries_paused(now)
+
+    # -- account and market data ---------------------------------------------------------------
+    async def account(self) -> AccountSnapshot:
+        """Net liquidation now; while the connection is down (or IB is slow), the last reading
+        with its own time, which the guards judge (older than 15 minutes is unknown)."""
+        try:
+            snapshot = await self._read_account()
+        except BrokerError as exc:
+            if self._account is None:
+                raise
+            log.warning("account not read (%s); using the reading of %s", exc, self._account.time)
+            return self._account
+        self._account = snapshot
+        return snapshot
+
+    async def _read_account(self) -> AccountSnapshot:
+        await self.conn.refresh_clock()
+        ib = self.conn.require()
+        account = self.conn.account
+        values = {(v.tag, v.currency): v.value for v in ib.accountValues(account)}
+        if not any(tag == NET_LIQUIDATION for tag, _ in values):
+            await self.conn.call("the account summary", lambda ib: ib.reqAccountSummaryAsync())
+            # The wrapper's table, never ib.accountSummary(): it would run its own loop.
+            values = {
+                (v.tag, v.currency): v.value
+                for v in ib.wrapper.acctSummary.values()
+                if v.account == account
+            }
+        net = _money(values, NET_LIQUIDATION)
+        if net is None:
+            raise BrokerError(f"IB reported no net liquidation value for {account}; equity unknown")
+        cash = _money(values, CASH)
+        return AccountSnapshot(
+            net_liquidation=net.quantize(Decimal("0.01")),
+            cash=(cash if cash is not None else Decimal(0)).quantize(Decimal("0.01")),
+            time=self.conn.now(),
+            account=account,
+            source=f"IBKR {account} NetLiquidation",
+        )
+
+    async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
+        return await self.market.bars(symbol, start, end)
+
+    async def option_chain(self, symbol: str) -> OptionChainInfo:
+        return await self.market.option_chain(symbol)
+
+    async def qualify(self, contracts: Sequence[OptionContract]) -> list[OptionContract | None]:
+        return await self.market.qualify(contracts)
+
+    async def quotes(self, contracts: Sequence[OptionContract]) -> list[Quote | None]:
+        if not self.conn.is_connected():
+            return [None] * len(contracts)  # no quote: nothing is opened or fired on it
+        try:
+            return await self.market.quotes(contracts)
+        except BrokerError as exc:  # the connection went down mid-request
+            log.warning("no quotes: %s", exc)
+            return [None] * len(contracts)
+
+    # -- orders --------------------------------------------------------------------------------
+    async def place_bracket(self, bracket: BracketSpec) -> list[PlacedOrder]:
+        return await self.exec.place_bracket(bracket)
+
+    async def place_order(self, order: OrderSpec) -> PlacedOrder:
+        return await self.exec.place_order(order)
+
+    async def cancel(self, order_ref: str) -> None:
+        await self.exec.cancel(order_ref)
+
+    async def positions(self) -> list[BrokerPosition]:
+        return await self.exec.positions()
+
+    async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
+        return await self.exec.orders(since)
+
+    async def executions(self, since: datetime) -> list[Execution]:
+        return await self.exec.executions(since)
+
+
+def _money(values: dict[tuple[str, str], str], tag: str) -> Decimal | None:
+    for currency in ("USD", "BASE", ""):
+        raw = values.get((tag, currency))
+        if raw is not None:
+            value = mapping.dec(raw, places=2)
+            if value is not None:
+                return value
+    return None
