@@ -119,12 +119,21 @@ def _env_has_config() -> bool:
 
 
 def _register() -> None:
-    from tradebot.cli import config_cmd, gateway_cmd, journal_cmd, phase_cmd, risk_cmd, run_cmd
+    from tradebot.cli import (
+        backtest_cmd,
+        config_cmd,
+        gateway_cmd,
+        journal_cmd,
+        phase_cmd,
+        risk_cmd,
+        run_cmd,
+    )
 
     app.add_typer(phase_cmd.app, name="phase")
     app.add_typer(risk_cmd.app, name="risk")
     app.command(name="journal")(journal_cmd.journal)
     app.command(name="run")(run_cmd.run)
+    app.command(name="backtest")(backtest_cmd.backtest)
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(gateway_cmd.app, name="gateway")
 

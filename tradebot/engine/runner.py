@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from tradebot.config import LoadedConfig
@@ -27,6 +28,9 @@ from tradebot.engine.clock import Clock, SimClock, WallClock
 from tradebot.engine.context import EngineContext, Notify, build_context
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.errors import RefusedError, UsageError
+
+if TYPE_CHECKING:
+    from tradebot.market import MarketModel
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOCK_FILE = "run.lock"
@@ -153,8 +157,15 @@ def default_until(loaded: LoadedConfig, options: RunOptions, clock: Clock) -> da
 
 
 def make_context(
-    loaded: LoadedConfig, options: RunOptions, clock: Clock, notify: Notify
+    loaded: LoadedConfig,
+    options: RunOptions,
+    clock: Clock,
+    notify: Notify,
+    *,
+    market: MarketModel | None = None,
 ) -> EngineContext:
+    """The loop's context on the simulated broker. `market`: a market model made by the caller
+    (`tradebot backtest` streams its bars); by default the one `options.bars` describes."""
     s = loaded.settings
     if s.broker.kind != "sim":
         raise UsageError(
@@ -164,9 +175,10 @@ def make_context(
     from tradebot.brokers.sim import SimBroker
     from tradebot.market import make_market
 
-    market = make_market(
-        seed=s.broker.sim.seed, bars_dir=options.bars, calendar=s.schedule.calendar
-    )
+    if market is None:
+        market = make_market(
+            seed=s.broker.sim.seed, bars_dir=options.bars, calendar=s.schedule.calendar
+        )
     for symbol in s.trading.symbols:
         if not market.supports(symbol):
             raise UsageError(

@@ -292,6 +292,7 @@ class FileIndex:
     path: Path
     header: bytes
     spans: dict[date, tuple[int, int]]
+    counts: dict[date, int]  # regular-session bars of each session
     rows: int
 
 
@@ -303,6 +304,7 @@ def index_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> FileIndex:
     except OSError as exc:
         raise BarsError(f"{path}: cannot be read as CSV ({_short(exc)})") from None
     spans: dict[date, tuple[int, int]] = {}
+    counts: dict[date, int] = {}
     with handle:
         header = handle.readline()
         try:
@@ -348,12 +350,12 @@ def index_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> FileIndex:
             aware, rows = block.aware, rows + len(raw)
             ns = block.times.asi8
             previous = int(ns[-1])
-            _add_spans(path, spans, ns, np.asarray(starts), np.asarray(ends), calendar)
+            _add_spans(path, spans, counts, ns, np.asarray(starts), np.asarray(ends), calendar)
             if not chunk:
                 break
     if rows == 0:
         raise BarsError(f"{path}: no rows")
-    return FileIndex(Path(path), header, spans, rows)
+    return FileIndex(Path(path), header, spans, counts, rows)
 
 
 def _nonblank_lines(data: bytes, offset: int) -> tuple[list[int], list[int], bytes]:
@@ -374,6 +376,7 @@ def _nonblank_lines(data: bytes, offset: int) -> tuple[list[int], list[int], byt
 def _add_spans(
     path: Path,
     spans: dict[date, tuple[int, int]],
+    counts: dict[date, int],
     ns: np.ndarray,
     starts: np.ndarray,
     ends: np.ndarray,
@@ -395,6 +398,7 @@ def _add_spans(
         if day in spans:  # a session continued from the previous block
             first = spans[day][0]
         spans[day] = (first, last)
+        counts[day] = counts.get(day, 0) + int(b - a)
 
 
 class StreamingCsvBars:
@@ -442,6 +446,10 @@ class StreamingCsvBars:
 
     def has_session(self, symbol: str, session: date) -> bool:
         return session in self._index(symbol).spans
+
+    def bar_count(self, symbol: str, session: date) -> int:
+        """Regular-session bars of `symbol` in `session` (0 when it has none)."""
+        return self._index(symbol).counts.get(session, 0)
 
     def session_bars(self, symbol: str, session: date) -> pd.DataFrame:
         symbol = symbol.upper()
