@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
 
 from tradebot.backtest.clock import BacktestClock
 from tradebot.backtest.ladder import BacktestOperator
@@ -22,8 +24,10 @@ from tradebot.core.sessions import session_open_close
 from tradebot.engine.context import EngineContext, Notify
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.runner import RunOptions, make_context, run_lock
+from tradebot.state_store import EQUITY_FILE, EquityReading, StateStore
 from tradebot.storage import not_durable
 from tradebot.storage.atomic import make_private_dirs
+from tradebot.storage.records import utc_iso
 
 Progress = Callable[[int, int, date], None]  # (sessions done, of, current session)
 
@@ -56,7 +60,11 @@ def run_backtest(
     clock = BacktestClock(plan.start)
     options = RunOptions(speed=None, start=plan.start, until=plan.until, simulated=True)
     operator = BacktestOperator(ladder=None, forward=notify)  # type: ignore[arg-type]
-    ctx = make_context(plan.loaded, options, clock, operator.notify, market=plan.market)
+    ctx = make_context(
+        plan.loaded, options, clock, operator.notify, market=plan.market, throwaway=True
+    )
+    state = _LastEquityAtTheEnd(plan.loaded.state_dir)
+    ctx.state = state
     operator.ladder = ctx.ladder
     loop = TradingLoop(ctx, until=plan.until)
     clock.between_wakes.append(operator.act)
@@ -72,6 +80,7 @@ def run_backtest(
     started = time.perf_counter()
     with not_durable(), run_lock(plan.loaded.state_dir):
         summary = asyncio.run(loop.run())
+        state.flush()
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(len(plan.sessions), len(plan.sessions), plan.last)
@@ -85,6 +94,29 @@ def run_backtest(
         wakes=clock.sleeps,
         ticks_skipped=0 if skipper is None else skipper.skipped,
     )
+
+
+class _LastEquityAtTheEnd(StateStore):
+    """The loop records the broker's equity at every tick (`state/equity.json`, read back only
+    for IBKR); in a backtest only the last one is written, at the end."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self._last: tuple[Decimal, str, datetime] | None = None
+
+    def record_equity(self, amount: Decimal, source: str, now: datetime) -> None:
+        self._last = (amount, source, now)
+
+    def equity_snapshot(self) -> EquityReading | None:
+        if self._last is None:
+            return super().equity_snapshot()
+        amount, source, now = self._last
+        record = {"v": 1, "equity": str(amount), "source": source, "ts": utc_iso(now)}
+        return self._reading(EQUITY_FILE, record)
+
+    def flush(self) -> None:
+        if self._last is not None:
+            super().record_equity(*self._last)
 
 
 def _progress_hook(plan: BacktestPlan, progress: Progress) -> Callable[[datetime], None]:

@@ -163,9 +163,11 @@ def make_context(
     notify: Notify,
     *,
     market: MarketModel | None = None,
+    throwaway: bool = False,
 ) -> EngineContext:
     """The loop's context on the simulated broker. `market`: a market model made by the caller
-    (`tradebot backtest` streams its bars); by default the one `options.bars` describes."""
+    (`tradebot backtest` streams its bars); by default the one `options.bars` describes.
+    `throwaway`: the simulated account is saved only at the start and the end (a backtest)."""
     s = loaded.settings
     if s.broker.kind != "sim":
         raise UsageError(
@@ -195,6 +197,7 @@ def make_context(
         data_type=s.broker.market_data_type,
         quote_delay_s=s.broker.sim.quote_delay_s,
         refuse_brackets=s.broker.sim.refuse_brackets,
+        save_as_it_goes=not throwaway,
     )
     return build_context(loaded, broker, clock, notify)
 
