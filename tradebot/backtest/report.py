@@ -29,14 +29,14 @@ def pricing_note(source: str) -> str:
     """One line on where option prices come from."""
     vol = (
         f"the realized volatility of the previous {REALIZED_VOL_SESSIONS} sessions of these bars "
-        f"({VOL_FLOOR:.0%}–{VOL_CAP:.0%})"
+        f"({VOL_FLOOR * 100:g} %–{VOL_CAP * 100:g} %)"
         if source == "csv"
         else "each symbol's own volatility in the synthetic market (SPY 16 %, QQQ 20 %, …)"
     )
     return (
         "Option prices are modelled, not historical quotes: Black–Scholes on the underlying's "
         f"last completed 1-minute bar, {vol}, a smile vol × (1 + {SMILE:g} m²), a "
-        f"{RATE:.0%} rate, a spread of max(tick, fair × ({BASE_SPREAD:.0%} + "
+        f"{RATE * 100:g} % rate, a spread of max(tick, fair × ({BASE_SPREAD * 100:g} % + "
         f"{WING_SPREAD:g} × |m|)), "
         "fills crossing it as in the simulated broker; against real SPY option bars the model "
         f"is off by the amounts in {CALIBRATION_DOC}."

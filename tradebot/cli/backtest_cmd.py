@@ -245,9 +245,17 @@ def _render_ladder(ladder: dict[str, Any], sessions: int) -> None:
     table = Table(title=f"Criteria for {end['next_phase']} at the end", title_justify="left")
     for col in ("criterion", "required", "actual", ""):
         table.add_column(col)
+    from tradebot.core.phase_rules import _show
+
     for c in end["criteria"]:
         mark = Text("✔ met", style="green") if c["met"] else Text("✘ not met", style="red")
-        table.add_row(c["name"], f"{c['op']} {c['required']}", str(c["actual"]), mark)
+        required, actual = _d(c["required"]), _d(c["actual"])
+        table.add_row(
+            c["name"],
+            f"{'≥' if c['op'] == '>=' else '<'} {_show(required, c['unit'])}",
+            _show(actual, c["unit"]),
+            mark,
+        )
     verdict = (
         Text(f"eligible for {end['next_phase']}", style="green")
         if end["eligible"]
