@@ -17,7 +17,7 @@ from typing import Any
 
 from tradebot.backtest.engine import BacktestResult
 from tradebot.backtest.ladder import ladder_replay
-from tradebot.core.metrics import equity_curve, group_by, summarize
+from tradebot.core.metrics import breakdown_records, equity_curve
 from tradebot.market.model import REALIZED_VOL_SESSIONS, VOL_CAP, VOL_FLOOR
 from tradebot.market.pricing import BASE_SPREAD, RATE, SMILE, WING_SPREAD
 from tradebot.trade_journal import TradeJournal
@@ -50,7 +50,6 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
     contents = TradeJournal(loaded.logs_dir).read()
     trades = contents.trades
     sessions = list(plan.sessions)
-    stats = summarize(trades, base)
     curve = [{"exit_time": t, "equity": e} for t, e in equity_curve(trades, base)]
     ladder = ladder_replay(result.ctx.ladder, result.operator, result.ended, sessions)
     return {
@@ -64,15 +63,7 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "symbols": list(plan.symbols),
         "out": plan.out,
         "base_equity": base,
-        "summary": stats.as_record(),
-        "by_strategy": {
-            k: summarize(v, base).as_record()
-            for k, v in group_by(trades, lambda t: t.strategy).items()
-        },
-        "by_symbol": {
-            k: summarize(v, base).as_record()
-            for k, v in group_by(trades, lambda t: t.symbol).items()
-        },
+        **breakdown_records(trades, base),
         "equity_curve": curve,
         "ladder": ladder,
         "pricing": pricing_note(plan.source),

@@ -6,20 +6,21 @@ import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+if TYPE_CHECKING:
+    from tradebot.core.trades import ClosedTrade
+
 from tradebot.cli.context import state_of
 from tradebot.cli.journal_cmd import parse_day
 from tradebot.cli.output import (
     esc,
     fmt_money,
-    fmt_pct,
-    fmt_ratio,
     print_json,
     stderr_console,
     stdout_console,
@@ -99,6 +100,7 @@ def backtest(
     from tradebot.backtest.engine import run_backtest
     from tradebot.backtest.report import build_report
     from tradebot.storage import write_json_state
+    from tradebot.trade_journal import TradeJournal
 
     show_progress = not as_json and sys.stderr.isatty()
     if show_progress:
@@ -125,11 +127,15 @@ def backtest(
     if as_json:
         print_json(report)
         return
-    render(report)
+    render(report, TradeJournal(plan.loaded.logs_dir).read().trades)
 
 
 # -- rendering ---------------------------------------------------------------------------------
-def render(report: dict[str, Any]) -> None:
+def render(report: dict[str, Any], trades: list[ClosedTrade]) -> None:
+    """The report on a terminal: the journal's own tables for the metrics (from the trades)."""
+    from tradebot.cli.journal_cmd import _group_table, _summary_table
+    from tradebot.core.metrics import group_by, summarize
+
     out = stdout_console()
     rng, run = report["range"], report["run"]
     out.print(
@@ -144,15 +150,16 @@ def render(report: dict[str, Any]) -> None:
         f"{run['bars_per_second']:,.0f} bars/s · journals in {esc(report['out'])}"
     )
     out.print(Text(report["pricing"], style="dim"))
-    summary = report["summary"]
-    out.print(_summary_table(summary, report["base_equity"]))
-    for title, key in (("By strategy", "by_strategy"), ("By symbol", "by_symbol")):
-        if report[key]:
-            out.print(_group_table(title, report[key]))
+    base = Decimal(str(report["base_equity"]))
+    if trades:
+        out.print(_summary_table(summarize(trades, base), base))
+        out.print(_group_table("By strategy", group_by(trades, lambda t: t.strategy), base))
+        out.print(_group_table("By symbol", group_by(trades, lambda t: t.symbol), base))
+    else:
+        out.print("No trades: no signal passed every rule in these sessions.")
     if report["equity_curve"]:
         from tradebot.cli.charts import equity_chart
 
-        base = Decimal(str(report["base_equity"]))
         points = [base, *(Decimal(str(p["equity"])) for p in report["equity_curve"])]
         width = max(20, min(out.width - 12, 120))
         out.print(equity_chart(points, width=width, height=10))
@@ -163,47 +170,6 @@ def render(report: dict[str, Any]) -> None:
 
 def _d(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
-
-
-def _summary_table(s: dict[str, Any], base: Any) -> Table:
-    table = Table(title="Summary", title_justify="left", show_header=False)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    dd_pct = _d(s["max_drawdown_pct"])
-    rows = [
-        ("trades", f"{s['trades']} ({s['wins']} won, {s['losses']} lost)"),
-        ("win rate", fmt_pct(_d(s["win_rate"]))),
-        ("avg R:R (realized)", fmt_ratio(_d(s["avg_rr"]))),
-        ("expectancy", f"{fmt_ratio(_d(s['expectancy_r']))} R"),
-        ("profit factor", fmt_ratio(_d(s["profit_factor"]))),
-        ("total P&L", fmt_money(_d(s["total_pnl"]))),
-        (
-            "max drawdown",
-            f"{fmt_money(_d(s['max_drawdown_usd']))} ({fmt_ratio(dd_pct)} % of "
-            f"{fmt_money(_d(base))} + P&L)",
-        ),
-        ("sessions with trades", f"{s['sessions']} ({s['profitable_sessions']} profitable)"),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
-    return table
-
-
-def _group_table(title: str, groups: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name in ("", "trades", "win rate", "avg R:R", "expectancy R", "P&L", "max DD"):
-        table.add_column(name, justify="right" if name else "left")
-    for key, s in groups.items():
-        table.add_row(
-            esc(key),
-            str(s["trades"]),
-            fmt_pct(_d(s["win_rate"])),
-            fmt_ratio(_d(s["avg_rr"])),
-            fmt_ratio(_d(s["expectancy_r"])),
-            fmt_money(_d(s["total_pnl"])),
-            fmt_money(_d(s["max_drawdown_usd"])),
-        )
-    return table
 
 
 def _render_ladder(ladder: dict[str, Any], sessions: int) -> None:
