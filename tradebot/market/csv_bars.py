@@ -281,7 +281,7 @@ class CsvBars:
 
 
 # ---------------------------------------------------------------------------- streamed sessions
-BLOCK_BYTES = 4 << 20  # a file is checked in blocks of about this many bytes
+BLOCK_BYTES = 1 << 20  # a file is checked in blocks of about this many bytes (peak memory)
 
 
 @dataclass(frozen=True)
