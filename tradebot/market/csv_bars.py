@@ -425,9 +425,10 @@ class StreamingCsvBars:
         wanted = sorted(files) if symbols is None else [s.upper() for s in symbols]
         for symbol in wanted:
             if symbol not in files:
+                have = ", ".join(sorted(files))
                 raise BarsError(
-                    f"no bars for {symbol} in {self.directory}; add {symbol}.csv or leave "
-                    f"{symbol} out of the symbols"
+                    f"no bars for {symbol} in {self.directory} (it has {have}); add "
+                    f"{symbol}.csv or choose the symbols (--symbols {','.join(sorted(files))})"
                 )
         self.files = {s: files[s] for s in wanted}
         self.index = {s: index_bar_file(f.path, calendar) for s, f in self.files.items()}
