@@ -29,7 +29,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-columns=min,median,max,rounds -q
+	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-columns=min,median,max,rounds -q -s
 
 # One whole simulated session of the real loop, in a fresh temporary logs directory, then what
 # happened: the journal and the phase ladder. DEMO_DAY picks the session (a real XNYS session).

@@ -73,7 +73,10 @@ class SimBroker:
         quote_delay_s: int = 0,
         refuse_brackets: bool = False,
         persist: Callable[[Path, dict[str, object]], None] = write_json_state,
+        save_as_it_goes: bool = True,
     ) -> None:
+        """`save_as_it_goes=False`: the account is saved only when connecting and disconnecting
+        (a backtest's throw-away account: nothing resumes it after a crash)."""
         self.market = market
         self.now = now
         self.path = Path(state_dir) / STATE_FILE
@@ -84,6 +87,7 @@ class SimBroker:
         self.quote_delay = timedelta(seconds=quote_delay_s)
         self.refuse_brackets = refuse_brackets
         self._persist = persist
+        self._save_as_it_goes = save_as_it_goes
         self._connected = False
         self._saved_at: datetime | None = None
 
@@ -102,7 +106,7 @@ class SimBroker:
             log.info("simulated account resumed from %s", self.path)
         else:
             self.exchange.advance(self.now())
-            self._save()
+            self._save(force=True)
             log.info("new simulated account with %s cash at %s", self.exchange.cash, self.path)
         self._connected = True
         self._advance()
@@ -110,7 +114,7 @@ class SimBroker:
     async def disconnect(self) -> None:
         if self._connected:
             self._advance()
-            self._save()
+            self._save(force=True)
         self._connected = False
 
     def is_connected(self) -> bool:
@@ -256,7 +260,9 @@ class SimBroker:
         if happened or self._saved_at is None or now - self._saved_at >= SAVE_EVERY:
             self._save()
 
-    def _save(self) -> None:
+    def _save(self, *, force: bool = False) -> None:
+        if not (force or self._save_as_it_goes):
+            return
         self._persist(self.path, {"v": 1, **self.exchange.to_state()})
         self._saved_at = self.exchange.processed_until
 

@@ -120,6 +120,7 @@ def _env_has_config() -> bool:
 
 def _register() -> None:
     from tradebot.cli import (
+        backtest_cmd,
         config_cmd,
         gateway_cmd,
         halt_cmd,
@@ -139,6 +140,7 @@ def _register() -> None:
     app.command(name="halt")(halt_cmd.halt)
     app.command(name="resume")(halt_cmd.resume)
     app.add_typer(notify_cmd.app, name="notify")
+    app.command(name="backtest")(backtest_cmd.backtest)
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(gateway_cmd.app, name="gateway")
 

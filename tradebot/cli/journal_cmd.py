@@ -138,21 +138,13 @@ def journal_document(
     warnings: list[str],
 ) -> dict[str, Any]:
     """The `journal --json` contract (version 1)."""
-    from tradebot.core.metrics import group_by, summarize
+    from tradebot.core.metrics import breakdown_records
 
     return {
         "v": 1,
         "filters": filters,
         "base_equity": base_equity,
-        "summary": summarize(trades, base_equity).as_record(),
-        "by_strategy": {
-            k: summarize(v, base_equity).as_record()
-            for k, v in group_by(trades, lambda t: t.strategy).items()
-        },
-        "by_symbol": {
-            k: summarize(v, base_equity).as_record()
-            for k, v in group_by(trades, lambda t: t.symbol).items()
-        },
+        **breakdown_records(trades, base_equity),
         "trades": [_row(t) for t in trades],
         "warnings": warnings,
     }

@@ -405,6 +405,21 @@ def group_by(
     return dict(sorted(groups.items()))
 
 
+def breakdown_records(trades: Sequence[ClosedTrade], base_equity: Decimal) -> dict[str, Any]:
+    """`summary`, `by_strategy` and `by_symbol` as JSON-ready records (the journal's split)."""
+    return {
+        "summary": summarize(trades, base_equity).as_record(),
+        "by_strategy": {
+            k: summarize(v, base_equity).as_record()
+            for k, v in group_by(trades, lambda t: t.strategy).items()
+        },
+        "by_symbol": {
+            k: summarize(v, base_equity).as_record()
+            for k, v in group_by(trades, lambda t: t.symbol).items()
+        },
+    }
+
+
 def equity_curve(
     trades: Sequence[ClosedTrade], base_equity: Decimal
 ) -> list[tuple[datetime, Decimal]]:

@@ -46,6 +46,14 @@ class MarketData:
             session, self._prior[symbol][1], today, hourly_arrays(today, self.calendar)
         )
 
+    def known_prior(self, symbol: str, session: date) -> tuple[bool, SessionRange | None]:
+        """(known, range): the whale range of `session` if this session's first refresh has
+        computed it already (a backtest uses it to know when a whale signal is impossible)."""
+        cached = self._prior.get(symbol)
+        if cached is None or cached[0] != session:
+            return False, None
+        return True, cached[1]
+
     async def _prior_range(
         self, symbol: str, session: date, opens: datetime
     ) -> SessionRange | None:

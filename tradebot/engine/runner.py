@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from tradebot.config import LoadedConfig
@@ -32,6 +33,9 @@ from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.supervisor import View
 from tradebot.errors import RefusedError, UsageError
 from tradebot.notify.systemd import SystemdNotifier
+
+if TYPE_CHECKING:
+    from tradebot.market import MarketModel
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOCK_FILE = "run.lock"
@@ -179,8 +183,17 @@ def default_until(loaded: LoadedConfig, options: RunOptions, clock: Clock) -> da
 
 
 def make_context(
-    loaded: LoadedConfig, options: RunOptions, clock: Clock, notify: Notify
+    loaded: LoadedConfig,
+    options: RunOptions,
+    clock: Clock,
+    notify: Notify,
+    *,
+    market: MarketModel | None = None,
+    throwaway: bool = False,
 ) -> EngineContext:
+    """The loop's context on the simulated broker. `market`: a market model made by the caller
+    (`tradebot backtest` streams its bars); by default the one `options.bars` describes.
+    `throwaway`: the simulated account is saved only at the start and the end (a backtest)."""
     s = loaded.settings
     if s.broker.kind == "ibkr":
         from tradebot.brokers.ibkr.broker import IbkrBroker
@@ -198,9 +211,10 @@ def make_context(
     from tradebot.brokers.sim import SimBroker
     from tradebot.market import make_market
 
-    market = make_market(
-        seed=s.broker.sim.seed, bars_dir=options.bars, calendar=s.schedule.calendar
-    )
+    if market is None:
+        market = make_market(
+            seed=s.broker.sim.seed, bars_dir=options.bars, calendar=s.schedule.calendar
+        )
     for symbol in s.trading.symbols:
         if not market.supports(symbol):
             raise UsageError(
@@ -217,6 +231,7 @@ def make_context(
         data_type=s.broker.market_data_type,
         quote_delay_s=s.broker.sim.quote_delay_s,
         refuse_brackets=s.broker.sim.refuse_brackets,
+        save_as_it_goes=not throwaway,
     )
     return build_context(loaded, broker, clock, notify)
 

@@ -16,20 +16,33 @@ file and the first offending row (exit 3).
 
 from __future__ import annotations
 
+import io
+import itertools
 import re
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
-from tradebot.core.sessions import BAR_COLUMNS, DEFAULT_CALENDAR, SESSION_COLUMN, rth_bars
+from tradebot.core.sessions import (
+    BAR_COLUMNS,
+    DEFAULT_CALENDAR,
+    SESSION_COLUMN,
+    rth_bars,
+    session_positions,
+    session_schedule,
+)
 from tradebot.errors import ConfigError
 
 TIME_COLUMNS = ("timestamp", "datetime", "date", "time")
 EXCHANGE_TZ = "America/New_York"
 _SYMBOL = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
+_AWARE = r"(?:Z|[+-]\d\d:?\d\d)$"
 
 
 class BarsError(ConfigError):
@@ -77,7 +90,33 @@ def load_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise BarsError(f"{path}: cannot be read as CSV ({_short(exc)})") from None
-    columns = {c.strip().lower(): c for c in raw.columns}
+    layout = bar_columns(path, raw.columns)
+    if raw.empty:
+        raise BarsError(f"{path}: no rows")
+    block = parse_rows(path, raw, layout)
+    return block_rth_bars(path, block, calendar)
+
+
+@dataclass(frozen=True)
+class ColumnLayout:
+    """Where the time and OHLCV columns are in a file's header."""
+
+    time: str
+    values: dict[str, str]  # bar column → the header's name for it
+
+
+@dataclass(frozen=True)
+class RowBlock:
+    """Parsed, checked rows of a bar file (all rows, RTH or not)."""
+
+    times: pd.DatetimeIndex  # UTC, ns
+    values: dict[str, np.ndarray]
+    aware: bool  # the times had a UTC offset
+
+
+def bar_columns(path: Path, header: Any) -> ColumnLayout:
+    """The header's time and OHLCV columns; BarsError naming what is missing."""
+    columns = {str(c).strip().lower(): str(c) for c in header}
     time_col = next((columns[c] for c in TIME_COLUMNS if c in columns), None)
     missing = [c for c in BAR_COLUMNS if c not in columns]
     if time_col is None or missing:
@@ -86,61 +125,93 @@ def load_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
             f"{path}: missing column(s) {need}; the header needs timestamp, open, high, low, "
             "close, volume"
         )
-    if raw.empty:
-        raise BarsError(f"{path}: no rows")
-    times = _parse_times(path, raw[time_col])
+    return ColumnLayout(time_col, {name: columns[name] for name in BAR_COLUMNS})
+
+
+def parse_rows(
+    path: Path,
+    raw: pd.DataFrame,
+    layout: ColumnLayout,
+    *,
+    first_row: int = 0,
+    aware: bool | None = None,
+    previous_ns: int | None = None,
+) -> RowBlock:
+    """Parse and check rows read as text. `first_row`: the index of `raw`'s first data row in
+    the file (for messages); `aware` and `previous_ns`: what the rows before them were (a file
+    read in blocks is checked exactly like a file read whole)."""
+    times, is_aware = _parse_times(path, raw[layout.time], first_row=first_row, aware=aware)
     values: dict[str, np.ndarray] = {}
     for name in BAR_COLUMNS:
-        series = pd.to_numeric(raw[columns[name]].str.strip(), errors="coerce")
+        column = raw[layout.values[name]]
+        series = pd.to_numeric(column.str.strip(), errors="coerce")
         arr = series.to_numpy(dtype=np.float64)
         bad = ~np.isfinite(arr) | (arr < 0 if name == "volume" else arr <= 0)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise BarsError(
-                f"{path}, row {row + 2}: {name} {raw[columns[name]].iat[row]!r} is not a "
+                f"{path}, row {first_row + row + 2}: {name} {column.iat[row]!r} is not a "
                 f"{'non-negative' if name == 'volume' else 'positive'} number"
             )
         values[name] = arr
     ns = times.as_unit("ns").asi8
-    order = np.diff(ns)
+    if previous_ns is not None and len(ns):
+        ns_all = np.concatenate(([previous_ns], ns))
+        shift = 0
+    else:
+        ns_all, shift = ns, 1
+    order = np.diff(ns_all)
     if (order == 0).any():
-        row = int(np.flatnonzero(order == 0)[0]) + 1
-        raise BarsError(f"{path}, row {row + 2}: duplicate time {times[row]}; remove one of them")
-    if (order < 0).any():
-        row = int(np.flatnonzero(order < 0)[0]) + 1
+        row = int(np.flatnonzero(order == 0)[0]) + shift
         raise BarsError(
-            f"{path}, row {row + 2}: time {times[row]} is before the row above; sort the file "
-            "by time (oldest first)"
+            f"{path}, row {first_row + row + 2}: duplicate time {times[row]}; remove one of them"
+        )
+    if (order < 0).any():
+        row = int(np.flatnonzero(order < 0)[0]) + shift
+        raise BarsError(
+            f"{path}, row {first_row + row + 2}: time {times[row]} is before the row above; sort "
+            "the file by time (oldest first)"
         )
     high_low = values["high"] < values["low"]
     if high_low.any():
         row = int(np.flatnonzero(high_low)[0])
-        raise BarsError(f"{path}, row {row + 2}: high is below low")
+        raise BarsError(f"{path}, row {first_row + row + 2}: high is below low")
     # Nanoseconds like every bar frame in tradebot (pandas may parse to microseconds).
-    frame = pd.DataFrame(values, index=times.as_unit("ns"))
+    return RowBlock(pd.DatetimeIndex(times).as_unit("ns"), values, is_aware)
+
+
+def block_rth_bars(path: Path, block: RowBlock, calendar: str) -> pd.DataFrame:
+    """The block's regular-session bars as a bar frame (UTC index, `session` column)."""
+    frame = pd.DataFrame(block.values, index=block.times)
     try:
         return rth_bars(frame, calendar)
     except ValueError as exc:
         raise BarsError(f"{path}: {exc}") from None
 
 
-def _parse_times(path: Path, column: pd.Series) -> pd.DatetimeIndex:
+def _parse_times(
+    path: Path, column: pd.Series, *, first_row: int = 0, aware: bool | None = None
+) -> tuple[pd.DatetimeIndex, bool]:
+    """UTC times and whether they had offsets (`aware`: what earlier rows had, if any)."""
     text = column.str.strip()
     try:
-        aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
-        if aware.all():
-            parsed = pd.to_datetime(text, utc=True, format="ISO8601")
-            return pd.DatetimeIndex(parsed)
-        if aware.any():
-            row = int(np.flatnonzero(~aware.to_numpy())[0])
+        has_offset = text.str.contains(_AWARE, regex=True)
+        if aware is None:
+            aware = bool(has_offset.any())
+        mismatch = ~has_offset.to_numpy() if aware else has_offset.to_numpy()
+        if mismatch.any():
+            row = int(np.flatnonzero(mismatch)[0])
+            problem = "has no UTC offset while others do" if aware else "has a UTC offset"
             raise BarsError(
-                f"{path}, row {row + 2}: time {text.iat[row]!r} has no UTC offset while others "
-                "do; write every time the same way"
+                f"{path}, row {first_row + row + 2}: time {text.iat[row]!r} {problem}; write "
+                "every time the same way"
             )
+        if aware:
+            parsed = pd.to_datetime(text, utc=True, format="ISO8601")
+            return pd.DatetimeIndex(parsed), True
         naive = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601"))
-        return naive.tz_localize(EXCHANGE_TZ, ambiguous="raise", nonexistent="raise").tz_convert(
-            "UTC"
-        )
+        local = naive.tz_localize(EXCHANGE_TZ, ambiguous="raise", nonexistent="raise")
+        return local.tz_convert("UTC"), False
     except BarsError:
         raise
     except (ValueError, TypeError) as exc:
@@ -207,3 +278,216 @@ class CsvBars:
         if span is None:
             return frame.iloc[0:0]
         return frame.iloc[span[0] : span[1]]
+
+
+# ---------------------------------------------------------------------------- streamed sessions
+BLOCK_BYTES = 1 << 20  # a file is checked in blocks of about this many bytes (peak memory)
+
+
+@dataclass(frozen=True)
+class FileIndex:
+    """Where each regular session's rows are in a bar file (byte spans), after checking every
+    row exactly as `load_bar_file` does — without keeping the rows."""
+
+    path: Path
+    header: bytes
+    spans: dict[date, tuple[int, int]]
+    counts: dict[date, int]  # regular-session bars of each session
+    rows: int
+
+
+def index_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> FileIndex:
+    """Check the whole file block by block and index its sessions; BarsError like
+    `load_bar_file` (same messages, same rows). Memory stays that of one block."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise BarsError(f"{path}: cannot be read as CSV ({_short(exc)})") from None
+    spans: dict[date, tuple[int, int]] = {}
+    counts: dict[date, int] = {}
+    with handle:
+        header = handle.readline()
+        try:
+            names = pd.read_csv(io.BytesIO(header), dtype=str, nrows=0).columns
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise BarsError(f"{path}: cannot be read as CSV ({_short(exc)})") from None
+        layout = bar_columns(path, names)
+        offset = len(header)
+        rows = 0
+        aware: bool | None = None
+        previous: int | None = None
+        leftover = b""
+        while True:
+            chunk = handle.read(BLOCK_BYTES)
+            data = leftover + chunk
+            if not chunk:
+                leftover = b""
+                if not data:
+                    break
+            else:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    leftover = data
+                    continue
+                data, leftover = data[:cut], data[cut:]
+            starts, ends, body = _nonblank_lines(data, offset)
+            offset += len(data)
+            if not starts:
+                if not chunk:
+                    break
+                continue
+            try:
+                raw = pd.read_csv(
+                    io.BytesIO(header + body), dtype=str, keep_default_na=False, header=0
+                )
+            except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+                raise BarsError(f"{path}: cannot be read as CSV ({_short(exc)})") from None
+            if len(raw) != len(starts):
+                raise BarsError(
+                    f"{path}: cannot be read as CSV (quoted line breaks are not supported)"
+                )
+            block = parse_rows(path, raw, layout, first_row=rows, aware=aware, previous_ns=previous)
+            aware, rows = block.aware, rows + len(raw)
+            ns = block.times.asi8
+            previous = int(ns[-1])
+            _add_spans(path, spans, counts, ns, np.asarray(starts), np.asarray(ends), calendar)
+            if not chunk:
+                break
+    if rows == 0:
+        raise BarsError(f"{path}: no rows")
+    return FileIndex(Path(path), header, spans, counts, rows)
+
+
+def _nonblank_lines(data: bytes, offset: int) -> tuple[list[int], list[int], bytes]:
+    """Byte offsets (start, end) of the non-blank lines of `data` and those lines joined."""
+    starts: list[int] = []
+    ends: list[int] = []
+    keep: list[bytes] = []
+    position = offset
+    for line in data.split(b"\n"):
+        if line.strip():
+            starts.append(position)
+            ends.append(position + len(line) + 1)
+            keep.append(line)
+        position += len(line) + 1
+    return starts, ends, b"\n".join(keep) + b"\n"
+
+
+def _add_spans(
+    path: Path,
+    spans: dict[date, tuple[int, int]],
+    counts: dict[date, int],
+    ns: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    calendar: str,
+) -> None:
+    sched = session_schedule(calendar)
+    try:
+        pos = session_positions(ns, sched)
+    except ValueError as exc:
+        raise BarsError(f"{path}: {exc}") from None
+    inside = np.flatnonzero(pos >= 0)
+    if not len(inside):
+        return
+    labels = pos[inside]
+    cuts = np.concatenate(([0], np.flatnonzero(labels[1:] != labels[:-1]) + 1, [len(labels)]))
+    for a, b in itertools.pairwise(cuts):
+        day = sched.sessions[labels[a]].astype("datetime64[D]").item()
+        first, last = int(starts[inside[a]]), int(ends[inside[b - 1]])
+        if day in spans:  # a session continued from the previous block
+            first = spans[day][0]
+        spans[day] = (first, last)
+        counts[day] = counts.get(day, 0) + int(b - a)
+
+
+class StreamingCsvBars:
+    """Bar source over a directory of CSV files that keeps only recent sessions in memory.
+
+    Every file is checked whole when the source is made (`index_bar_file`: same messages as
+    `CsvBars`), then a session's rows are read from the file when first asked for, and only the
+    last `keep_sessions` sessions asked for are kept. The frames are the same as `CsvBars`'.
+    """
+
+    kind = "csv"
+
+    def __init__(
+        self,
+        directory: Path,
+        calendar: str = DEFAULT_CALENDAR,
+        *,
+        symbols: Sequence[str] | None = None,
+        keep_sessions: int = 64,
+    ) -> None:
+        self.directory = Path(directory)
+        self.calendar = calendar
+        files = discover(self.directory)
+        wanted = sorted(files) if symbols is None else [s.upper() for s in symbols]
+        for symbol in wanted:
+            if symbol not in files:
+                have = ", ".join(sorted(files))
+                raise BarsError(
+                    f"no bars for {symbol} in {self.directory} (it has {have}); add "
+                    f"{symbol}.csv or choose the symbols (--symbols {','.join(sorted(files))})"
+                )
+        self.files = {s: files[s] for s in wanted}
+        self.index = {s: index_bar_file(f.path, calendar) for s, f in self.files.items()}
+        self.keep_sessions = keep_sessions
+        self._cache: OrderedDict[tuple[str, date], pd.DataFrame] = OrderedDict()
+        self._empty: pd.DataFrame | None = None
+
+    def describe(self) -> str:
+        return f"1-minute bars from {self.directory} ({', '.join(sorted(self.files))})"
+
+    def symbols(self) -> list[str]:
+        return sorted(self.files)
+
+    def sessions(self, symbol: str) -> list[date]:
+        return sorted(self._index(symbol).spans)
+
+    def has_session(self, symbol: str, session: date) -> bool:
+        return session in self._index(symbol).spans
+
+    def bar_count(self, symbol: str, session: date) -> int:
+        """Regular-session bars of `symbol` in `session` (0 when it has none)."""
+        return self._index(symbol).counts.get(session, 0)
+
+    def session_bars(self, symbol: str, session: date) -> pd.DataFrame:
+        symbol = symbol.upper()
+        key = (symbol, session)
+        frame = self._cache.get(key)
+        if frame is not None:
+            self._cache.move_to_end(key)
+            return frame
+        index = self._index(symbol)
+        span = index.spans.get(session)
+        if span is None:
+            return self._empty_frame()
+        with open(index.path, "rb") as handle:
+            handle.seek(span[0])
+            body = handle.read(span[1] - span[0])
+        raw = pd.read_csv(io.BytesIO(index.header + body), dtype=str, keep_default_na=False)
+        layout = bar_columns(index.path, raw.columns)
+        frame = block_rth_bars(index.path, parse_rows(index.path, raw, layout), self.calendar)
+        self._cache[key] = frame
+        while len(self._cache) > self.keep_sessions * max(1, len(self.files)):
+            self._cache.popitem(last=False)
+        return frame
+
+    def _index(self, symbol: str) -> FileIndex:
+        symbol = symbol.upper()
+        if symbol not in self.index:
+            raise BarsError(
+                f"no bars for {symbol} in {self.directory}; add {symbol}.csv or remove {symbol} "
+                "from trading.symbols"
+            )
+        return self.index[symbol]
+
+    def _empty_frame(self) -> pd.DataFrame:
+        if self._empty is None:
+            frame = pd.DataFrame(
+                {c: np.zeros(0) for c in BAR_COLUMNS}, index=pd.DatetimeIndex([], tz="UTC")
+            )
+            frame[SESSION_COLUMN] = np.zeros(0, dtype="datetime64[s]")
+            self._empty = frame
+        return self._empty

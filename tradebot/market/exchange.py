@@ -282,6 +282,7 @@ class SimExchange:
     realized_pnl: Decimal = Decimal(0)
     commissions: Decimal = Decimal(0)
     refuse_brackets: bool = False  # fault: refuse orders that have a parent (tests OCO emulation)
+    order_id_floor: int = 0  # the highest order id ever used: ids are never reused
 
     # -- orders --------------------------------------------------------------------------------
     def submit(self, order: SimOrder, now: datetime, *, reject: str | None = None) -> list[Event]:
@@ -447,7 +448,22 @@ class SimExchange:
             if isinstance(c, OptionContract) and c.expiry <= session and pos.qty != 0:
                 price = self.market.intrinsic(c, closes)
                 events.extend(self._settle(con_id, pos, price, closes))
+        self._forget_before(closes - timedelta(days=KEEP_DAYS))
         return events
+
+    def _forget_before(self, horizon: datetime) -> None:
+        """Drop finished orders and fills older than `horizon` from memory, as `to_state` drops
+        them from the saved state: a long run (or a backtest of years) keeps days, not years."""
+        self.order_id_floor = max(self.order_id_floor, max(self.orders, default=0))
+        old = [
+            order_id
+            for order_id, o in self.orders.items()
+            if not o.working and (o.finished_at or o.submitted_at or horizon) < horizon
+        ]
+        for order_id in old:
+            del self.orders[order_id]
+        if self.fills and self.fills[0].time < horizon:
+            self.fills = [f for f in self.fills if f.time >= horizon]
 
     # -- fills ---------------------------------------------------------------------------------
     def _quote_now(self, contract: Contract, now: datetime) -> tuple[Decimal, Decimal] | None:
@@ -659,6 +675,7 @@ class SimExchange:
             "processed_until": self.processed_until,
             "next_perm_id": self.next_perm_id,
             "exec_seq": self.exec_seq,
+            "order_id_floor": max(self.order_id_floor, max(self.orders, default=0)),
             "orders": orders,
             "positions": [
                 {"contract": contract_record(p.contract), "qty": p.qty, "avg_cost": p.avg_cost}
@@ -676,6 +693,7 @@ class SimExchange:
         self.processed_until = _time(state.get("processed_until"))
         self.next_perm_id = int(state.get("next_perm_id") or self.next_perm_id)
         self.exec_seq = int(state.get("exec_seq") or 0)
+        self.order_id_floor = int(state.get("order_id_floor") or 0)
         self.orders = {}
         for r in state.get("orders", []):
             order = SimOrder.from_record(r)
@@ -689,7 +707,7 @@ class SimExchange:
         self.fills = [SimFill.from_record(r) for r in state.get("fills", [])]
 
     def next_order_id(self) -> int:
-        return max(self.orders, default=0) + 1
+        return max(max(self.orders, default=0), self.order_id_floor) + 1
 
 
 def copy_order(order: SimOrder, **changes: Any) -> SimOrder:

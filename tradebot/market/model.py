@@ -38,6 +38,8 @@ VOL_FLOOR, VOL_CAP = 0.08, 1.5
 STRIKE_SPAN = 0.15  # strikes listed within ±15 % of the previous close
 EXPIRY_HORIZON_DAYS = 45
 DELAYED_BY = timedelta(minutes=15)  # what "delayed" market data lags by
+SESSION_ARRAYS_KEPT = 256  # per-session price arrays kept (all symbols): memory stays flat
+SessionArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 class BarSource(Protocol):
@@ -82,7 +84,7 @@ class MarketModel:
         self.calendar = calendar
         self.vol_cache: dict[tuple[str, date], float] = {}
         self._last_price: dict[tuple[str, datetime], float | None] = {}
-        self._session_arrays: dict[tuple[str, date], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._session_arrays: dict[tuple[str, date], SessionArrays] = {}
 
     def describe(self) -> str:
         return self.source.describe()
@@ -137,7 +139,7 @@ class MarketModel:
         session = session_of(t)
         ns = int(t.timestamp() * 1_000_000) * 1000
         for day in (session, *reversed(previous_sessions(session, 5, self.calendar))):
-            starts, opens, closes = self._arrays(symbol, day)
+            starts, opens, _, _, closes = self._arrays(symbol, day)
             if len(starts) == 0:
                 continue
             count = int(np.searchsorted(starts, ns - MINUTE_NS, side="right"))
@@ -147,32 +149,31 @@ class MarketModel:
                 return float(opens[0])
         return None
 
-    def _arrays(self, symbol: str, day: date) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _arrays(self, symbol: str, day: date) -> SessionArrays:
+        """(starts ns, open, high, low, close) of a session's bars, kept for recent sessions."""
         key = (symbol.upper(), day)
         arrays = self._session_arrays.get(key)
         if arrays is None:
             frame = self.session_bars(symbol, day)
             arrays = (
                 utc_ns(frame.index),
-                frame["open"].to_numpy(dtype=np.float64),
-                frame["close"].to_numpy(dtype=np.float64),
+                *(frame[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")),
             )
-            if len(self._session_arrays) > 2048:
+            if len(self._session_arrays) > SESSION_ARRAYS_KEPT:
                 self._session_arrays.clear()
             self._session_arrays[key] = arrays
         return arrays
 
     def minute_bar(self, symbol: str, minute_start: datetime) -> tuple[float, ...] | None:
         """(open, high, low, close) of the bar starting at `minute_start`, if there is one."""
-        frame = self.session_bars(symbol, session_of(minute_start))
-        if frame.empty:
+        starts, opens, highs, lows, closes = self._arrays(symbol, session_of(minute_start))
+        if len(starts) == 0:
             return None
-        key = pd.Timestamp(minute_start).as_unit("ns").value
-        i = int(np.searchsorted(utc_ns(frame.index), key))
-        if i >= len(frame) or utc_ns(frame.index)[i] != key:
+        key = int(minute_start.timestamp() * 1_000_000) * 1000
+        i = int(np.searchsorted(starts, key))
+        if i >= len(starts) or starts[i] != key:
             return None
-        row = frame.iloc[i]
-        return (float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"]))
+        return (float(opens[i]), float(highs[i]), float(lows[i]), float(closes[i]))
 
     def session_minutes(self, session: date) -> tuple[datetime, datetime]:
         return session_open_close(session, self.calendar)

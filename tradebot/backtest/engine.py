@@ -1,0 +1,133 @@
+"""Run a planned backtest: the real trading loop, on the simulated broker, into `--out`.
+
+The same `TradingLoop`, context, broker and market model as `tradebot run --bars/--start`
+(`tradebot.engine.runner.make_context`), on a `BacktestClock`, with the output folder's journals
+written without fsync (`storage.not_durable`: they are throw-away, never live state). Nothing is
+written outside the plan's output folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from tradebot.backtest.clock import BacktestClock
+from tradebot.backtest.ladder import BacktestOperator
+from tradebot.backtest.plan import BacktestPlan
+from tradebot.core.sessions import session_open_close
+from tradebot.engine.context import EngineContext, Notify
+from tradebot.engine.loop import RunSummary, TradingLoop
+from tradebot.engine.runner import RunOptions, make_context, run_lock
+from tradebot.state_store import EQUITY_FILE, EquityReading, StateStore
+from tradebot.storage import not_durable
+from tradebot.storage.atomic import make_private_dirs
+from tradebot.storage.records import utc_iso
+
+Progress = Callable[[int, int, date], None]  # (sessions done, of, current session)
+
+
+@dataclass
+class BacktestResult:
+    plan: BacktestPlan
+    summary: RunSummary
+    operator: BacktestOperator
+    ctx: EngineContext
+    ended: datetime
+    seconds: float
+    wakes: int
+    ticks_skipped: int
+
+    @property
+    def bars_per_second(self) -> float:
+        return self.plan.bars / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_backtest(
+    plan: BacktestPlan,
+    *,
+    progress: Progress | None = None,
+    notify: Notify | None = None,
+    skip_idle_ticks: bool = True,
+) -> BacktestResult:
+    """Replay every session of `plan` through the loop; returns what happened."""
+    make_private_dirs(plan.out)
+    clock = BacktestClock(plan.start)
+    options = RunOptions(speed=None, start=plan.start, until=plan.until, simulated=True)
+    operator = BacktestOperator(ladder=None, forward=notify)  # type: ignore[arg-type]
+    ctx = make_context(
+        plan.loaded, options, clock, operator.notify, market=plan.market, throwaway=True
+    )
+    state = _LastEquityAtTheEnd(plan.loaded.state_dir)
+    ctx.state = state
+    operator.ladder = ctx.ladder
+    loop = TradingLoop(ctx, until=plan.until)
+    clock.between_wakes.append(operator.act)
+    skipper = None
+    if skip_idle_ticks:
+        from tradebot.backtest.skip import IdleTickSkipper
+
+        skipper = IdleTickSkipper(loop, plan.market, plan.symbols)
+        clock.skipper = skipper
+        clock.between_wakes.insert(0, skipper.after_wake)  # before anything else acts
+    if progress is not None:
+        clock.between_wakes.append(_progress_hook(plan, progress))
+    started = time.perf_counter()
+    with not_durable(), run_lock(plan.loaded.state_dir):
+        summary = asyncio.run(loop.run())
+        state.flush()
+    seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(len(plan.sessions), len(plan.sessions), plan.last)
+    return BacktestResult(
+        plan=plan,
+        summary=summary,
+        operator=operator,
+        ctx=ctx,
+        ended=clock.now(),
+        seconds=seconds,
+        wakes=clock.sleeps,
+        ticks_skipped=0 if skipper is None else skipper.skipped,
+    )
+
+
+class _LastEquityAtTheEnd(StateStore):
+    """The loop records the broker's equity at every tick (`state/equity.json`, read back only
+    for IBKR); in a backtest only the last one is written, at the end."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self._last: tuple[Decimal, str, datetime] | None = None
+
+    def record_equity(self, amount: Decimal, source: str, now: datetime) -> None:
+        self._last = (amount, source, now)
+
+    def equity_snapshot(self) -> EquityReading | None:
+        if self._last is None:
+            return super().equity_snapshot()
+        amount, source, now = self._last
+        record = {"v": 1, "equity": str(amount), "source": source, "ts": utc_iso(now)}
+        return self._reading(EQUITY_FILE, record)
+
+    def flush(self) -> None:
+        if self._last is not None:
+            super().record_equity(*self._last)
+
+
+def _progress_hook(plan: BacktestPlan, progress: Progress) -> Callable[[datetime], None]:
+    calendar = plan.loaded.settings.schedule.calendar
+    closes = [session_open_close(d, calendar)[1] for d in plan.sessions]
+    shown = [-1]
+
+    def hook(now: datetime) -> None:
+        done = bisect.bisect_right(closes, now)
+        if done != shown[0]:
+            shown[0] = done
+            progress(done, len(closes), plan.sessions[min(done, len(closes) - 1)])
+
+    return hook
