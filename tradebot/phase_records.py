@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tradebot.core.phase_history import PhaseTransition, check_follows
+from tradebot.core.phase_history import PhaseTransition, check_follows, quick_transition
 from tradebot.core.trades import PhaseName, session_of
 from tradebot.core.validation import utc_timestamp
 from tradebot.errors import CorruptRecordError
@@ -48,14 +50,16 @@ class HistoryChecker:
 
     def add(self, record: dict[str, Any], line: int) -> PhaseTransition:
         previous = self.previous
-        try:
-            transition = PhaseTransition.from_record(record)
-            if previous is None or transition.from_phase != previous.to_phase:
+        transition = quick_transition(record)
+        if transition is None or previous is None or transition.from_phase != previous.to_phase:
+            try:
+                if transition is None:
+                    transition = PhaseTransition.from_record(record)
                 check_follows(previous, transition, self.initial)
-        except ValueError as exc:
-            raise CorruptRecordError(
-                self.path, line, f"not a valid phase transition ({exc})"
-            ) from None
+            except ValueError as exc:
+                raise CorruptRecordError(
+                    self.path, line, f"not a valid phase transition ({exc})"
+                ) from None
         if self.ids.setdefault(transition.transition_id, line) != line:
             first = self.ids[transition.transition_id]
             raise duplicate_error(self.path, "transition_id", transition.transition_id, first, line)
@@ -157,51 +161,84 @@ def export_history_csv(
     only CSV text is kept, and a corrupt line raises before anything is written.
     """
     checker = HistoryChecker(records.history.path, initial)
-    parts: list[str] = []
+    add = checker.add
+    parts: list[str] = [_csv_text([EXPORT_COLUMNS])]
     rows = 0
-    header = True
     with gc_paused():
         for chunk, numbers in records.history.iter_chunks():
-            kept = []
-            for record, line in zip(chunk, numbers, strict=True):
-                t = checker.add(record, line)
-                if (since is None or session_of(t.ts) >= since) and (
-                    until is None or session_of(t.ts) <= until
-                ):
-                    kept.append(record)
+            if since is None and until is None:
+                for record, line in zip(chunk, numbers, strict=True):
+                    add(record, line)
+                kept = chunk
+            else:
+                kept = [
+                    record
+                    for record, line in zip(chunk, numbers, strict=True)
+                    if (since is None or session_of(add(record, line).ts) >= since)
+                    and (until is None or session_of(checker.previous.ts) <= until)  # type: ignore[union-attr]
+                ]
             rows += len(kept)
-            parts.append(history_csv(kept, header=header))
-            header = False
-    if header:
-        parts.append(history_csv([]))
+            parts.append(history_csv(kept, header=False))
     return rows, "".join(parts)
 
 
 def history_csv(records: list[dict[str, Any]], *, header: bool = True) -> str:
-    """`phase export --csv`: columns `EXPORT_COLUMNS` from validated history records."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    if header:
-        writer.writerow(EXPORT_COLUMNS)
+    """`phase export --csv`: columns `EXPORT_COLUMNS` from validated history records.
+
+    Exactly what `csv.writer` writes (excel dialect, CRLF). A row whose cells need no quoting
+    (no comma, quote or line break: every row this code writes) is formatted directly, which
+    is about three times faster; any other row goes through `csv.writer`.
+    """
+    lines: list[str] = [_csv_text([EXPORT_COLUMNS])] if header else []
+    append = lines.append
     empty: dict[str, Any] = {}
-    with gc_paused():
-        writer.writerows(
-            [
-                r["ts"],
-                r["from_phase"],
-                r["to_phase"],
-                r["trigger"],
-                "true" if r.get("validation_passed") else "false",
-                (m := r.get("metrics") or empty).get("sessions"),
-                m.get("trades"),
-                m.get("win_rate"),
-                m.get("avg_rr"),
-                m.get("total_pnl"),
-                r.get("operator"),
-                r.get("reason"),
-            ]
-            for r in records
+    for r in records:
+        m = r.get("metrics") or empty
+        get = m.get
+        s, t, w, a, p = (
+            get("sessions"),
+            get("trades"),
+            get("win_rate"),
+            get("avg_rr"),
+            get("total_pnl"),
         )
+        o, why = r.get("operator"), r.get("reason")
+        # f-string cells format as str() does for the str/int/bool/Decimal a record can hold
+        line = (
+            f"{r['ts']},{r['from_phase']},{r['to_phase']},{r['trigger']},"
+            f"{'true' if r.get('validation_passed') else 'false'},"
+            f"{'' if s is None else s},{'' if t is None else t},{'' if w is None else w},"
+            f"{'' if a is None else a},{'' if p is None else p},"
+            f"{'' if o is None else o},{'' if why is None else why}"
+        )
+        if line.count(",") == 11 and not _NEEDS_QUOTES.search(line):
+            append(line + "\r\n")
+        else:
+            append(_csv_text([_cells(r)]))
+    return "".join(lines)
+
+
+_NEEDS_QUOTES = re.compile(r'["\r\n]')
+_METRIC_COLUMNS = ("sessions", "trades", "win_rate", "avg_rr", "total_pnl")
+
+
+def _cells(r: dict[str, Any]) -> list[Any]:
+    m = r.get("metrics") or {}
+    return [
+        r["ts"],
+        r["from_phase"],
+        r["to_phase"],
+        r["trigger"],
+        "true" if r.get("validation_passed") else "false",
+        *(m.get(k) for k in _METRIC_COLUMNS),
+        r.get("operator"),
+        r.get("reason"),
+    ]
+
+
+def _csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
     return buffer.getvalue()
 
 

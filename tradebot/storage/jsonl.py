@@ -110,14 +110,57 @@ def _parse(path: Path, data: bytes) -> JsonlContents:
 
 
 def _iter_chunks(path: Path, body: bytes) -> Iterator[tuple[list[dict[str, Any]], list[int]]]:
-    """Complete lines as (records, 1-based line numbers), CHUNK_LINES at a time."""
+    """Complete lines as (records, 1-based line numbers), CHUNK_LINES at a time.
+
+    The text is cut into chunks where lines end, without splitting it into lines first: a clean
+    chunk is decoded in one call straight from its slice of the file (see `_parse_text_chunk`).
+    """
     try:
-        lines: list[str] | list[bytes] = body.decode("utf-8").split("\n")[:-1]
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         lines = body.split(b"\n")[:-1]  # slow path, so the bad line can be named
-    for start in range(0, len(lines), CHUNK_LINES):
-        part = lines[start : start + CHUNK_LINES]
-        yield _parse_chunk(path, part, start)
+        for start in range(0, len(lines), CHUNK_LINES):
+            yield _parse_line_by_line(path, lines[start : start + CHUNK_LINES], start)
+        return
+    size, pos, offset = len(text), 0, 0
+    find = text.find
+    while pos < size:
+        end = pos
+        for _ in range(CHUNK_LINES):
+            end = find("\n", end) + 1
+            if end == 0 or end >= size:
+                end = size
+                break
+        part = text[pos:end]
+        count = part.count("\n")
+        yield _parse_text_chunk(path, part, count, offset)
+        offset += count
+        pos = end
+
+
+def _parse_text_chunk(
+    path: Path, part: str, count: int, offset: int
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """`count` newline-terminated lines as one slice of text; the bulk decode of `_parse_chunk`
+    when every newline inside is "}\n{" (so every line starts with "{" and ends with "}"),
+    else line by line."""
+    if (
+        part[:1] == "{"
+        and part[-2:] == "}\n"
+        and part.count("}\n{") == count - 1  # cheap insurance; the checks below suffice
+        and not _SECOND_VALUE.search(part)
+    ):
+        try:
+            records: Any = loads_record("[" + part[:-1].replace("\n", ",") + "]")
+        except (ValueError, RecursionError):
+            records = None
+        if (
+            isinstance(records, list)
+            and len(records) == count
+            and all(type(r) is dict for r in records)
+        ):
+            return records, list(range(offset + 1, offset + count + 1))
+    return _parse_line_by_line(path, part.split("\n")[:-1], offset)
 
 
 # A comma before an opening brace: the only way a line that starts with "{" and ends with "}"
