@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from tradebot.core.instruments import OptionChainInfo as OptionChainInfo  # re-exported
 from tradebot.core.instruments import OptionContract, Quote
 from tradebot.errors import TradebotError
 
@@ -52,18 +53,6 @@ class AccountSnapshot:
     time: datetime
     account: str
     source: str  # e.g. "sim account", "IBKR DU123 NetLiquidation"
-
-
-@dataclass(frozen=True)
-class OptionChainInfo:
-    """An underlying's listed options: expiries (sorted) and strikes, from the broker's chain."""
-
-    symbol: str
-    trading_class: str
-    multiplier: int
-    expiries: tuple[date, ...]
-    strikes: tuple[Decimal, ...]
-    exchange: str = "SMART"
 
 
 @dataclass(frozen=True)

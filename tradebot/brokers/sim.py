@@ -145,15 +145,7 @@ class SimBroker:
 
     async def option_chain(self, symbol: str) -> OptionChainInfo:
         self._require(symbol)
-        listing = self.market.chain(symbol, session_of(self.now()))
-        return OptionChainInfo(
-            symbol=listing.symbol,
-            trading_class=listing.trading_class,
-            multiplier=listing.multiplier,
-            expiries=listing.expiries,
-            strikes=listing.strikes,
-            exchange=listing.exchange,
-        )
+        return self.market.chain(symbol, session_of(self.now()))
 
     async def qualify(self, contracts: Sequence[OptionContract]) -> list[OptionContract | None]:
         today = session_of(self.now())

@@ -188,3 +188,16 @@ def quote_problem(quote: Quote | None, now: datetime, max_age_s: float) -> str |
     if age < -max_age_s:
         return f"the quote is dated {-age:.0f} s in the future (clock trouble?)"
     return None
+
+
+@dataclass(frozen=True)
+class OptionChainInfo:
+    """An underlying's listed options: expiries (sorted) and strikes, as a broker's chain lists
+    them (IB's reqSecDefOptParams; the market model answers the same for the simulators)."""
+
+    symbol: str
+    trading_class: str
+    multiplier: int
+    expiries: tuple[date, ...]
+    strikes: tuple[Decimal, ...]
+    exchange: str = "SMART"

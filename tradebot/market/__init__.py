@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tradebot.core.sessions import DEFAULT_CALENDAR
-from tradebot.market.model import BarSource, ChainListing, MarketModel
+from tradebot.market.model import BarSource, MarketModel
 
 
 def make_market(
@@ -29,4 +29,4 @@ def make_market(
     return MarketModel(source, calendar)
 
 
-__all__ = ["BarSource", "ChainListing", "MarketModel", "make_market"]
+__all__ = ["BarSource", "MarketModel", "make_market"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -19,7 +18,13 @@ from typing import Protocol
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
-from tradebot.core.instruments import DataType, OptionContract, Quote, StockContract
+from tradebot.core.instruments import (
+    DataType,
+    OptionChainInfo,
+    OptionContract,
+    Quote,
+    StockContract,
+)
 from tradebot.core.sessions import (
     DEFAULT_CALENDAR,
     previous_sessions,
@@ -52,18 +57,6 @@ class BarSource(Protocol):
     def has_session(self, symbol: str, session: date) -> bool: ...
 
     def session_bars(self, symbol: str, session: date) -> pd.DataFrame: ...
-
-
-@dataclass(frozen=True)
-class ChainListing:
-    """What reqSecDefOptParams would say: expiries and strikes of one underlying."""
-
-    symbol: str
-    trading_class: str
-    multiplier: int
-    expiries: tuple[date, ...]
-    strikes: tuple[Decimal, ...]
-    exchange: str = "SMART"
 
 
 def day_volume_fraction(x: float) -> float:
@@ -229,8 +222,8 @@ class MarketModel:
         hi = math.ceil(ref * (1 + STRIKE_SPAN) / float(step))
         return [Decimal(k) * step for k in range(max(lo, 1), hi + 1)]
 
-    def chain(self, symbol: str, day: date) -> ChainListing:
-        return ChainListing(
+    def chain(self, symbol: str, day: date) -> OptionChainInfo:
+        return OptionChainInfo(
             symbol=symbol.upper(),
             trading_class=symbol.upper(),
             multiplier=100,
