@@ -185,6 +185,24 @@ def test_fill_while_disconnected_is_seen_after_reconnect(version: int) -> None:
     scenario(version, body)
 
 
+def test_an_order_lost_with_its_socket_never_reaches_the_gateway(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim, client_id=9)
+        option = await near_money_call(ib, sim)
+        sim.faults.lose_next_order()
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC", orderRef="L1"))
+        await until(lambda: not ib.isConnected())
+        assert trade.orderStatus.status == "PendingSubmit"  # never acknowledged
+        assert sim.exchange.orders == {} and sim.book.held == {}
+        ib = await connect(sim, client_id=9)  # IB has no trace of it
+        assert ib.openTrades() == [] and ib.trades() == [] and ib.fills() == []
+        again = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC", orderRef="L2"))
+        await until(lambda: again.orderStatus.status == "Submitted")  # used up: normal again
+        ib.disconnect()
+
+    scenario(version, body)
+
+
 def test_next_valid_id_rolled_back_after_reconnect(version: int) -> None:
     async def body(sim: GatewaySim) -> None:
         ib = await connect(sim)

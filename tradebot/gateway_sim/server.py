@@ -560,6 +560,11 @@ class GatewaySim:
     # -- orders --------------------------------------------------------------------------------
     def _place_order(self, session: Session, f: Fields) -> None:
         req = rq.place_order(f, session.version)
+        if self.faults.take_lost_order():
+            # The socket died with the order in flight: it never reached the gateway.
+            log.info("fault: client %d order %d lost with its socket", _cid(session), req.order_id)
+            self.drop_clients(_cid(session))
+            return
         notices = self.book.place(_cid(session), req, self.clock.now())
         log.info(
             "client %d order %d: %s %s %s %s%s%s",

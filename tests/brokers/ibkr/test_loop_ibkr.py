@@ -244,3 +244,59 @@ def test_orders_that_are_not_tradebots_are_reported_and_left_alone(tmp_path: Pat
         other.disconnect()
 
     rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_a_bracket_lost_with_the_socket_is_abandoned_not_pending_forever(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        generation = r.broker.generation
+        r.sim.faults.lose_next_order()  # the socket dies with the parent in flight
+        await r.tick()
+        ref = "SPY-250701-s1"
+        assert r.statuses(ref)[-1] == "unknown"  # the send failed: outcome unknown
+        await until(lambda: r.broker.generation > generation, timeout=5)
+        assert r.venue_orders() == [] and r.sim.book.held == {}  # IB never had it
+        # IB's order lists after the reconnection do not have it: it is not "pending" at IB.
+        assert ref not in [o.order_ref for o in await r.broker.orders()]
+        await r.advance(timedelta(minutes=1))
+        await r.wake()  # reconciled: not listed, still within the grace of a failed send
+        await r.advance(timedelta(minutes=2))
+        await r.wake()
+        for leg in (ref, f"{ref}.tp", f"{ref}.sl"):
+            assert r.statuses(leg)[-1] == "abandoned", (leg, r.statuses(leg))
+        await r.advance(timedelta(minutes=1))
+        await r.tick()  # SPY is free again: a new entry, new ids, nothing sent twice
+        assert [e["order_ref"] for e in r.entries()] == [ref, "SPY-250701-s2"]
+        assert {o.order_ref for o in r.venue_orders()} == {
+            "SPY-250701-s2",
+            "SPY-250701-s2.tp",
+            "SPY-250701-s2.sl",
+        }
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_a_bracket_cut_after_its_held_parent_leaves_nothing_at_the_gateway(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        generation = r.broker.generation
+        r.sim.faults.lose_next_order(after=2)  # parent and take-profit arrive, held; stop lost
+        await r.tick()
+        ref = "SPY-250701-s1"
+        assert r.statuses(ref)[-1] == "unknown"
+        await until(lambda: r.broker.generation > generation, timeout=5)
+        # The held parent and take-profit were cancelled: they can never be transmitted later.
+        await until(lambda: r.sim.book.held == {})
+        assert r.venue_orders() == []
+        await r.advance(timedelta(minutes=3))
+        await r.wake()
+        await r.advance(timedelta(minutes=1))
+        await r.wake()
+        for leg in (ref, f"{ref}.tp", f"{ref}.sl"):
+            assert r.statuses(leg)[-1] in ("abandoned", "cancelled"), (leg, r.statuses(leg))
+
+    rig(body, tmp_path, symbols=("SPY",))

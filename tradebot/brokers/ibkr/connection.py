@@ -40,7 +40,7 @@ from tradebot.brokers.ibkr.settings import (
     is_paper_account,
     is_simulator_account,
 )
-from tradebot.brokers.ibkr.tracker import OrderTracker
+from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
 from tradebot.errors import ConfigError, GatewayUnreachableError, RefusedError, TradebotError
 
 log = logging.getLogger("tradebot.ibkr")
@@ -231,6 +231,7 @@ class IbConnection:
         ib = _IB(self)
         self._connect_errors = []
         self.tracker.new_connection()
+        unacknowledged = self.tracker.unacknowledged()  # sent on a connection that died
         self.server_next_id = 0
         self._refused = asyncio.Event()
         attempt = asyncio.ensure_future(
@@ -280,6 +281,8 @@ class IbConnection:
         except BaseException:
             ib.disconnect()
             raise
+        if not s.readonly:
+            self._forget_lost(ib, unacknowledged)
         self.ib = ib
         self.state = "connected"
         self.attempts = 0
@@ -296,6 +299,28 @@ class IbConnection:
             self.account,
             self.generation,
         )
+
+    def _forget_lost(self, ib: _IB, unacknowledged: list[IbOrder]) -> None:
+        """Orders sent on the last connection that IB never acknowledged, and that its order
+        lists (every client's open orders, today's completed orders, read at this connect)
+        do not have: they died with the socket. They are forgotten, never sent again: the loop
+        closes them as a send that never arrived. A cancel for each id removes whatever the
+        Gateway may still hold unsent (a bracket's transmit=False parent whose last leg was
+        lost) — unless IB lists another order under that id, which is left alone."""
+        for order in unacknowledged:
+            if order.status != "pending":
+                continue  # IB listed it: adopted
+            taken = (order.client_id, order.order_id) in self.tracker.live_ids
+            self.tracker.forget(order)
+            log.warning(
+                "%s (order id %d) was never acknowledged and IB's order lists do not have it: "
+                "the connection dropped with it in flight; it is not sent again",
+                order.order_ref,
+                order.order_id,
+            )
+            if not taken:
+                with contextlib.suppress(ConnectionError):
+                    ib.client.cancelOrder(order.order_id, "")  # type: ignore[no-untyped-call]
 
     async def _after_connect(self, ib: _IB) -> None:
         s = self.settings
