@@ -300,3 +300,29 @@ def test_a_bracket_cut_after_its_held_parent_leaves_nothing_at_the_gateway(
             assert r.statuses(leg)[-1] in ("abandoned", "cancelled"), (leg, r.statuses(leg))
 
     rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_an_entry_that_filled_before_its_refused_bracket_was_cancelled_is_protected(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.refuse_brackets(True)  # IB accepts the parent, refuses its legs (201)
+        r.sim.faults.fill_before_next_cancel()  # the parent fills before its cancel arrives
+        await r.tick()
+        ref = "SPY-250701-s1"
+        parent = r.sim.book.order(CLIENT_ID, r.client_order_id(ref))
+        assert parent is not None and parent.status == "Filled"
+        assert not [o for o in r.venue_orders() if o.working]  # no leg at IB
+        assert len(r.entries()) == 1  # the entry was not sent a second time
+        await r.advance(timedelta(minutes=1))
+        await r.wake()
+        # A bought position with no stop at IB: the loop must guard it itself.
+        assert list(_oco_legs(r)) == [ref]
+        intents = {i["order_ref"]: i for i in r.journal() if i["event"] == "intent"}
+        legs = _oco_legs(r)[ref]
+        assert Decimal(legs["take_profit"]) == Decimal(intents[f"{ref}.tp"]["limit"])
+        assert Decimal(legs["stop_loss"]) == Decimal(intents[f"{ref}.sl"]["stop"])
+        assert r.events("position_protected")
+
+    rig(body, tmp_path, symbols=("SPY",))

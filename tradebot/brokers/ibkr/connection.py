@@ -505,6 +505,13 @@ class IbConnection:
         except ConnectionError as exc:
             raise BrokerError(f"{what}: the connection to IB Gateway failed ({exc})") from None
 
+    def reconcile_soon(self, why: str) -> None:
+        """IB did something its answer to a request did not settle (an entry filled while its
+        bracket was refused): the loop reconciles at its next step, as after a reconnection —
+        that is where a position without a working stop gets its emulated legs."""
+        self.generation += 1
+        log.warning("%s: reconciling with IB at the next step", why)
+
     # -- entries -------------------------------------------------------------------------------
     def in_restart_window(self, now: datetime) -> bool:
         window = self.settings.restart_window
