@@ -308,9 +308,9 @@ class IbConnection:
         Gateway may still hold unsent (a bracket's transmit=False parent whose last leg was
         lost) — unless IB lists another order under that id, which is left alone."""
         for order in unacknowledged:
-            if order.status != "pending":
-                continue  # IB listed it: adopted
-            taken = (order.client_id, order.order_id) in self.tracker.live_ids
+            holder = self.tracker.live_ids.get((order.client_id, order.order_id))
+            if holder is order or order.status != "pending":
+                continue  # IB listed it (even as still pending at the Gateway): adopted
             self.tracker.forget(order)
             log.warning(
                 "%s (order id %d) was never acknowledged and IB's order lists do not have it: "
@@ -318,7 +318,7 @@ class IbConnection:
                 order.order_ref,
                 order.order_id,
             )
-            if not taken:
+            if holder is None:
                 with contextlib.suppress(ConnectionError):
                     ib.client.cancelOrder(order.order_id, "")  # type: ignore[no-untyped-call]
 
