@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -198,6 +199,25 @@ def test_an_order_lost_with_its_socket_never_reaches_the_gateway(version: int) -
         assert ib.openTrades() == [] and ib.trades() == [] and ib.fills() == []
         again = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC", orderRef="L2"))
         await until(lambda: again.orderStatus.status == "Submitted")  # used up: normal again
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_an_unset_commission_is_reported_as_ibs_unset_double(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim, client_id=9)
+        option = await near_money_call(ib, sim)
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC"))
+        await until(lambda: trade.orderStatus.status == "Submitted")
+        sim.faults.unset_next_commission()
+        assert sim.fill_order(9, trade.order.orderId)
+        await until(lambda: trade.fills and trade.fills[0].commissionReport.execId)
+        assert trade.fills[0].commissionReport.commission == sys.float_info.max
+        ib.disconnect()
+        ib = await connect(sim, client_id=9)  # the executions asked again say the same
+        [fill] = ib.fills()
+        assert fill.commissionReport.commission == sys.float_info.max
         ib.disconnect()
 
     scenario(version, body)

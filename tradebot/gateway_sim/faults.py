@@ -62,6 +62,7 @@ class Faults:
     pacing_violations: int = 0
     fills_before_cancel: int = 0
     lost_orders: int = 0
+    unset_commissions: int = 0
     orders_before_loss: int = 0
     rolled_back_id: int | None = None
     permissions: dict[str, Permission] = field(default_factory=dict)
@@ -127,6 +128,18 @@ class Faults:
             return False
         self.lost_orders -= 1
         return True
+
+    def unset_next_commission(self, count: int = 1) -> None:
+        """The commission reports of the next `count` fills carry IB's unset double
+        (1.7976931348623157E308) instead of an amount, live and when executions are asked
+        for again."""
+        self.unset_commissions += count
+
+    def take_unset_commission(self) -> bool:
+        if self.unset_commissions > 0:
+            self.unset_commissions -= 1
+            return True
+        return False
 
     # -- armed: connection and data ----------------------------------------------------------
     def roll_back_next_valid_id(self, to: int = 1) -> None:
@@ -216,6 +229,7 @@ class Faults:
         self.pacing_violations = 0
         self.fills_before_cancel = 0
         self.lost_orders = self.orders_before_loss = 0
+        self.unset_commissions = 0
         self.rolled_back_id = None
         self.permissions.clear()
         self.stale_since.clear()
@@ -235,6 +249,8 @@ class Faults:
             armed.append(f"fill before {self.fills_before_cancel} cancel(s)")
         if self.lost_orders:
             armed.append(f"lose an order with the socket after {self.orders_before_loss} more")
+        if self.unset_commissions:
+            armed.append(f"unset commission for the next {self.unset_commissions} fill(s)")
         if self.rolled_back_id is not None:
             armed.append(f"nextValidId {self.rolled_back_id} at the next connect")
         for symbol, permission in sorted(self.permissions.items()):

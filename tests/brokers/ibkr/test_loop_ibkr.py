@@ -326,3 +326,28 @@ def test_an_entry_that_filled_before_its_refused_bracket_was_cancelled_is_protec
         assert r.events("position_protected")
 
     rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_an_unset_commission_is_never_taken_for_an_amount(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        await r.tick()
+        ref = "SPY-250701-s1"
+        r.sim.faults.unset_next_commission()  # IB reports 1.7976931348623157E308
+        r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
+        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        [entry_fill] = await r.broker.executions(r.now - timedelta(days=1))
+        assert entry_fill.commission is None  # unknown, not a number
+        r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(f"{ref}.tp"))
+        await until(lambda: r.broker.tracker.by_order_ref(f"{ref}.tp").status == "filled")  # type: ignore[union-attr]
+        await r.advance(timedelta(minutes=6))  # past the wait, and executions asked again
+        await r.wake()
+        fills = {
+            f["order_ref"]: Decimal(f["commission"]) for f in r.journal() if f["event"] == "fill"
+        }
+        assert fills == {ref: Decimal(0), f"{ref}.tp": Decimal(1)}
+        [trade] = r.journal("trades")
+        assert Decimal(trade["commission"]) == 1
+        assert Decimal(trade["pnl"]) == Decimal(trade["entry_price"]) * 100 - 1
+
+    rig(body, tmp_path, symbols=("SPY",))
