@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -180,6 +181,43 @@ def test_fill_while_disconnected_is_seen_after_reconnect(version: int) -> None:
         assert ib.openTrades() == []
         [done] = [t for t in ib.trades() if t.order.permId == perm_id]  # completed orders
         assert done.orderStatus.status == "Filled"
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_an_order_lost_with_its_socket_never_reaches_the_gateway(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim, client_id=9)
+        option = await near_money_call(ib, sim)
+        sim.faults.lose_next_order()
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC", orderRef="L1"))
+        await until(lambda: not ib.isConnected())
+        assert trade.orderStatus.status == "PendingSubmit"  # never acknowledged
+        assert sim.exchange.orders == {} and sim.book.held == {}
+        ib = await connect(sim, client_id=9)  # IB has no trace of it
+        assert ib.openTrades() == [] and ib.trades() == [] and ib.fills() == []
+        again = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC", orderRef="L2"))
+        await until(lambda: again.orderStatus.status == "Submitted")  # used up: normal again
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_an_unset_commission_is_reported_as_ibs_unset_double(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim, client_id=9)
+        option = await near_money_call(ib, sim)
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="GTC"))
+        await until(lambda: trade.orderStatus.status == "Submitted")
+        sim.faults.unset_next_commission()
+        assert sim.fill_order(9, trade.order.orderId)
+        await until(lambda: trade.fills and trade.fills[0].commissionReport.execId)
+        assert trade.fills[0].commissionReport.commission == sys.float_info.max
+        ib.disconnect()
+        ib = await connect(sim, client_id=9)  # the executions asked again say the same
+        [fill] = ib.fills()
+        assert fill.commissionReport.commission == sys.float_info.max
         ib.disconnect()
 
     scenario(version, body)

@@ -61,6 +61,9 @@ class Faults:
     order_notices: list[OrderNoticeFault] = field(default_factory=list)
     pacing_violations: int = 0
     fills_before_cancel: int = 0
+    lost_orders: int = 0
+    unset_commissions: int = 0
+    orders_before_loss: int = 0
     rolled_back_id: int | None = None
     permissions: dict[str, Permission] = field(default_factory=dict)
     stale_since: dict[str, datetime] = field(default_factory=dict)
@@ -107,6 +110,34 @@ class Faults:
     def take_fill_before_cancel(self) -> bool:
         if self.fills_before_cancel > 0:
             self.fills_before_cancel -= 1
+            return True
+        return False
+
+    def lose_next_order(self, *, after: int = 0) -> None:
+        """The socket dies with a placeOrder in flight (the next one, or the one after `after`
+        more have arrived): the gateway never receives it, nor anything the client sent after
+        it on that socket, and the client only learns that the connection dropped. A bracket
+        cut after its parent leaves the held (transmit=False) orders at the gateway, unsent."""
+        self.lost_orders, self.orders_before_loss = 1, after
+
+    def take_lost_order(self) -> bool:
+        if self.lost_orders <= 0:
+            return False
+        if self.orders_before_loss > 0:
+            self.orders_before_loss -= 1
+            return False
+        self.lost_orders -= 1
+        return True
+
+    def unset_next_commission(self, count: int = 1) -> None:
+        """The commission reports of the next `count` fills carry IB's unset double
+        (1.7976931348623157E308) instead of an amount, live and when executions are asked
+        for again."""
+        self.unset_commissions += count
+
+    def take_unset_commission(self) -> bool:
+        if self.unset_commissions > 0:
+            self.unset_commissions -= 1
             return True
         return False
 
@@ -197,6 +228,8 @@ class Faults:
         self.order_notices.clear()
         self.pacing_violations = 0
         self.fills_before_cancel = 0
+        self.lost_orders = self.orders_before_loss = 0
+        self.unset_commissions = 0
         self.rolled_back_id = None
         self.permissions.clear()
         self.stale_since.clear()
@@ -214,6 +247,10 @@ class Faults:
             armed.append(f"pacing violation for {self.pacing_violations} historical request(s)")
         if self.fills_before_cancel:
             armed.append(f"fill before {self.fills_before_cancel} cancel(s)")
+        if self.lost_orders:
+            armed.append(f"lose an order with the socket after {self.orders_before_loss} more")
+        if self.unset_commissions:
+            armed.append(f"unset commission for the next {self.unset_commissions} fill(s)")
         if self.rolled_back_id is not None:
             armed.append(f"nextValidId {self.rolled_back_id} at the next connect")
         for symbol, permission in sorted(self.permissions.items()):

@@ -506,13 +506,14 @@ def exec_details_end(req_id: int) -> Fields:
     return [55, 1, req_id]
 
 
-def commission_report(exec_id: str, commission: Decimal, realized: Decimal | None) -> Fields:
-    """Exactly eight fields; an opening fill has no realized P&L (IB's unset double)."""
+def commission_report(exec_id: str, commission: Decimal | None, realized: Decimal | None) -> Fields:
+    """Exactly eight fields; an opening fill has no realized P&L (IB's unset double), and a
+    commission IB does not know is its unset double too."""
     return [
         59,
         1,
         exec_id,
-        commission,
+        UNSET_DOUBLE if commission is None else commission,
         "USD",
         UNSET_DOUBLE if realized is None else realized,
         "",  # yield

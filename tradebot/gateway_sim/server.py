@@ -178,6 +178,7 @@ class GatewaySim:
         self.sessions: dict[int, Session] = {}
         self.protocol_problems: list[str] = []
         self.connected_to_ib = True
+        self.unset_commissions: set[str] = set()  # exec ids reported with IB's unset double
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -560,6 +561,11 @@ class GatewaySim:
     # -- orders --------------------------------------------------------------------------------
     def _place_order(self, session: Session, f: Fields) -> None:
         req = rq.place_order(f, session.version)
+        if self.faults.take_lost_order():
+            # The socket died with the order in flight: it never reached the gateway.
+            log.info("fault: client %d order %d lost with its socket", _cid(session), req.order_id)
+            self.drop_clients(_cid(session))
+            return
         notices = self.book.place(_cid(session), req, self.clock.now())
         log.info(
             "client %d order %d: %s %s %s %s%s%s",
@@ -605,7 +611,7 @@ class GatewaySim:
         for found in self.book.executions(_cid(session), flt):
             session.send(msg.exec_details(session.version, flt.req_id, found.view))
             session.send(
-                msg.commission_report(found.view.exec_id, found.commission, found.realized)
+                msg.commission_report(found.view.exec_id, self._commission(found), found.realized)
             )
         session.send(msg.exec_details_end(flt.req_id))
 
@@ -634,6 +640,8 @@ class GatewaySim:
                     view.filled,
                 )
             elif isinstance(notice, FillNotice):
+                if self.faults.take_unset_commission():
+                    self.unset_commissions.add(notice.view.exec_id)
                 audience = self._audience(notice.view.client_id)
                 for session in audience:
                     session.send(msg.exec_details(session.version, -1, notice.view))
@@ -663,9 +671,13 @@ class GatewaySim:
             else:
                 self._push_account(notice)
         for fill, audience in reports:
-            report = msg.commission_report(fill.view.exec_id, fill.commission, fill.realized)
+            report = msg.commission_report(fill.view.exec_id, self._commission(fill), fill.realized)
             for session in audience:
                 session.send(report)
+
+    def _commission(self, fill: FillNotice) -> Decimal | None:
+        """The commission as reported: None (IB's unset double) under that fault."""
+        return None if fill.view.exec_id in self.unset_commissions else fill.commission
 
     def _audience(self, client_id: int, *, only_owner: bool = False) -> list[Session]:
         out = []

@@ -244,3 +244,110 @@ def test_orders_that_are_not_tradebots_are_reported_and_left_alone(tmp_path: Pat
         other.disconnect()
 
     rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_a_bracket_lost_with_the_socket_is_abandoned_not_pending_forever(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        generation = r.broker.generation
+        r.sim.faults.lose_next_order()  # the socket dies with the parent in flight
+        await r.tick()
+        ref = "SPY-250701-s1"
+        assert r.statuses(ref)[-1] == "unknown"  # the send failed: outcome unknown
+        await until(lambda: r.broker.generation > generation, timeout=5)
+        assert r.venue_orders() == [] and r.sim.book.held == {}  # IB never had it
+        # IB's order lists after the reconnection do not have it: it is not "pending" at IB.
+        assert ref not in [o.order_ref for o in await r.broker.orders()]
+        await r.advance(timedelta(minutes=1))
+        await r.wake()  # reconciled: not listed, still within the grace of a failed send
+        await r.advance(timedelta(minutes=2))
+        await r.wake()
+        for leg in (ref, f"{ref}.tp", f"{ref}.sl"):
+            assert r.statuses(leg)[-1] == "abandoned", (leg, r.statuses(leg))
+        await r.advance(timedelta(minutes=1))
+        await r.tick()  # SPY is free again: a new entry, new ids, nothing sent twice
+        assert [e["order_ref"] for e in r.entries()] == [ref, "SPY-250701-s2"]
+        assert {o.order_ref for o in r.venue_orders()} == {
+            "SPY-250701-s2",
+            "SPY-250701-s2.tp",
+            "SPY-250701-s2.sl",
+        }
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_a_bracket_cut_after_its_held_parent_leaves_nothing_at_the_gateway(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        generation = r.broker.generation
+        r.sim.faults.lose_next_order(after=2)  # parent and take-profit arrive, held; stop lost
+        await r.tick()
+        ref = "SPY-250701-s1"
+        assert r.statuses(ref)[-1] == "unknown"
+        await until(lambda: r.broker.generation > generation, timeout=5)
+        # The held parent and take-profit were cancelled: they can never be transmitted later.
+        await until(lambda: r.sim.book.held == {})
+        assert r.venue_orders() == []
+        await r.advance(timedelta(minutes=3))
+        await r.wake()
+        await r.advance(timedelta(minutes=1))
+        await r.wake()
+        for leg in (ref, f"{ref}.tp", f"{ref}.sl"):
+            assert r.statuses(leg)[-1] in ("abandoned", "cancelled"), (leg, r.statuses(leg))
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_an_entry_that_filled_before_its_refused_bracket_was_cancelled_is_protected(
+    tmp_path: Path,
+) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.refuse_brackets(True)  # IB accepts the parent, refuses its legs (201)
+        r.sim.faults.fill_before_next_cancel()  # the parent fills before its cancel arrives
+        await r.tick()
+        ref = "SPY-250701-s1"
+        parent = r.sim.book.order(CLIENT_ID, r.client_order_id(ref))
+        assert parent is not None and parent.status == "Filled"
+        assert not [o for o in r.venue_orders() if o.working]  # no leg at IB
+        assert len(r.entries()) == 1  # the entry was not sent a second time
+        await r.advance(timedelta(minutes=1))
+        await r.wake()
+        # A bought position with no stop at IB: the loop must guard it itself.
+        assert list(_oco_legs(r)) == [ref]
+        intents = {i["order_ref"]: i for i in r.journal() if i["event"] == "intent"}
+        legs = _oco_legs(r)[ref]
+        assert Decimal(legs["take_profit"]) == Decimal(intents[f"{ref}.tp"]["limit"])
+        assert Decimal(legs["stop_loss"]) == Decimal(intents[f"{ref}.sl"]["stop"])
+        assert r.events("position_protected")
+
+    rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_an_unset_commission_is_never_taken_for_an_amount(tmp_path: Path) -> None:
+    async def body(r: Rig) -> None:
+        await r.start()
+        await r.tick()
+        ref = "SPY-250701-s1"
+        r.sim.faults.unset_next_commission()  # IB reports 1.7976931348623157E308
+        r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
+        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        [entry_fill] = await r.broker.executions(r.now - timedelta(days=1))
+        assert entry_fill.commission is None  # unknown, not a number
+        r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(f"{ref}.tp"))
+        await until(lambda: r.broker.tracker.by_order_ref(f"{ref}.tp").status == "filled")  # type: ignore[union-attr]
+        await r.advance(timedelta(minutes=6))  # past the wait, and executions asked again
+        await r.wake()
+        fills = {
+            f["order_ref"]: Decimal(f["commission"]) for f in r.journal() if f["event"] == "fill"
+        }
+        assert fills == {ref: Decimal(0), f"{ref}.tp": Decimal(1)}
+        [trade] = r.journal("trades")
+        assert Decimal(trade["commission"]) == 1
+        assert Decimal(trade["pnl"]) == Decimal(trade["entry_price"]) * 100 - 1
+
+    rig(body, tmp_path, symbols=("SPY",))

@@ -40,7 +40,7 @@ from tradebot.brokers.ibkr.settings import (
     is_paper_account,
     is_simulator_account,
 )
-from tradebot.brokers.ibkr.tracker import OrderTracker
+from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
 from tradebot.errors import ConfigError, GatewayUnreachableError, RefusedError, TradebotError
 
 log = logging.getLogger("tradebot.ibkr")
@@ -231,6 +231,7 @@ class IbConnection:
         ib = _IB(self)
         self._connect_errors = []
         self.tracker.new_connection()
+        unacknowledged = self.tracker.unacknowledged()  # sent on a connection that died
         self.server_next_id = 0
         self._refused = asyncio.Event()
         attempt = asyncio.ensure_future(
@@ -280,6 +281,8 @@ class IbConnection:
         except BaseException:
             ib.disconnect()
             raise
+        if not s.readonly:
+            self._forget_lost(ib, unacknowledged)
         self.ib = ib
         self.state = "connected"
         self.attempts = 0
@@ -296,6 +299,28 @@ class IbConnection:
             self.account,
             self.generation,
         )
+
+    def _forget_lost(self, ib: _IB, unacknowledged: list[IbOrder]) -> None:
+        """Orders sent on the last connection that IB never acknowledged, and that its order
+        lists (every client's open orders, today's completed orders, read at this connect)
+        do not have: they died with the socket. They are forgotten, never sent again: the loop
+        closes them as a send that never arrived. A cancel for each id removes whatever the
+        Gateway may still hold unsent (a bracket's transmit=False parent whose last leg was
+        lost) — unless IB lists another order under that id, which is left alone."""
+        for order in unacknowledged:
+            holder = self.tracker.live_ids.get((order.client_id, order.order_id))
+            if holder is order or order.status != "pending":
+                continue  # IB listed it (even as still pending at the Gateway): adopted
+            self.tracker.forget(order)
+            log.warning(
+                "%s (order id %d) was never acknowledged and IB's order lists do not have it: "
+                "the connection dropped with it in flight; it is not sent again",
+                order.order_ref,
+                order.order_id,
+            )
+            if holder is None:
+                with contextlib.suppress(ConnectionError):
+                    ib.client.cancelOrder(order.order_id, "")  # type: ignore[no-untyped-call]
 
     async def _after_connect(self, ib: _IB) -> None:
         s = self.settings
@@ -479,6 +504,13 @@ class IbConnection:
             ) from None
         except ConnectionError as exc:
             raise BrokerError(f"{what}: the connection to IB Gateway failed ({exc})") from None
+
+    def reconcile_soon(self, why: str) -> None:
+        """IB did something its answer to a request did not settle (an entry filled while its
+        bracket was refused): the loop reconciles at its next step, as after a reconnection —
+        that is where a position without a working stop gets its emulated legs."""
+        self.generation += 1
+        log.warning("%s: reconciling with IB at the next step", why)
 
     # -- entries -------------------------------------------------------------------------------
     def in_restart_window(self, now: datetime) -> bool:

@@ -125,8 +125,12 @@ class IbOrders:
                     text,
                     parent.filled,
                 )
+                # The loop guards a position without a stop when it reconciles: now, not at
+                # the next reconnection.
+                self.conn.reconcile_soon(f"{parent.order_ref} filled without its bracket legs")
                 return [self._placed(r) for r in records]
             if parent.working:
+                self.conn.reconcile_soon(f"{parent.order_ref}'s cancel is not confirmed")
                 raise BrokerError(
                     f"{parent.order_ref}: IB refused {what} of the bracket ({code} {text}) and "
                     "did not confirm the entry's cancel in time; the next reconciliation adopts "

@@ -330,6 +330,27 @@ class OrderTracker:
         else:
             known.commission = commission
 
+    def unacknowledged(self) -> list[IbOrder]:
+        """Our orders sent and neither acknowledged nor refused by IB (still `pending`)."""
+        return [
+            o
+            for o in self.all_orders()
+            if o.status == "pending" and o.rejected is None and o.client_id == self.client_id
+        ]
+
+    def forget(self, order: IbOrder) -> None:
+        """An order IB does not have (sent on a connection that died with it in flight, and
+        absent from IB's order lists since): no longer listed, so the loop sees a send that
+        never arrived instead of an order pending forever."""
+        if self.by_ref.get(order.order_ref) is order:
+            del self.by_ref[order.order_ref]
+        if order.perm_id and self.by_perm.get(order.perm_id) is order:
+            del self.by_perm[order.perm_id]
+        for key in [k for k, o in self.live_ids.items() if o is order]:
+            del self.live_ids[key]
+        if order in self.orphans:
+            self.orphans.remove(order)
+
     def retire(self, order: IbOrder) -> None:
         """A finished order whose orderRef the loop sends again (a refused bracket's entry goes
         out alone): it stays known by permId, but no longer answers to the orderRef."""
