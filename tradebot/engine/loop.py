@@ -449,6 +449,9 @@ class TradingLoop:
             self._generation = ctx.broker.generation
         await ctx.book.sync(ctx.broker, now)
         self._closed()
+        # A stop can die at the broker at any time (cancelled by hand, rejected late, legs
+        # refused after the entry filled): a bare position is guarded at the next step.
+        self._protect(now)
         self.next_sync = now + SYNC_EVERY
         await self.exits.cancel_stale_entries(
             now, timedelta(seconds=ctx.settings.trading.interval_s)

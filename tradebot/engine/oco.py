@@ -4,8 +4,8 @@ The armed legs (take-profit and stop prices per entry) live in `state/oco-legs.j
 atomically, so a restart re-arms them. Every 5 seconds while a position is open, the watcher
 reads the option's quote: bid ≥ take-profit → a limit sell at the take-profit; bid ≤ stop → a
 market sell. Exits are never blocked by any guard; the sell is capped to what is still open, and
-a leg already working is not sent twice (a working take-profit is cancelled first when the stop
-is hit).
+a leg already working is not sent twice, and a take-profit still working (emulated or the
+broker's own) is cancelled and confirmed before the stop sells.
 """
 
 from __future__ import annotations
@@ -123,12 +123,17 @@ class OcoWatcher:
                     "%s: no bid for %s; OCO legs cannot be checked", ref, entry.contract.label
                 )
                 continue
-            working = [e for e in pos.working_exits if e.emulated]
+            # Every sell of this position that can still fill, native legs included: legs armed
+            # because a native stop died may sit beside a native take-profit still working.
+            working = pos.working_exits
             if quote.bid <= leg.stop_loss:
-                if any(e.role == "stop_loss" for e in working):
-                    continue
+                if any(e.role in ("stop_loss", "exit") for e in working):
+                    continue  # a stop or a market exit is already selling it
                 for e in working:  # a resting take-profit gives way to the stop
-                    await self.ctx.broker.cancel(e.ref)
+                    try:
+                        await self.ctx.broker.cancel(e.ref)
+                    except BrokerError as exc:
+                        log.warning("%s: cancel of %s failed: %s", ref, e.ref, exc)
                 if working:
                     continue  # sell once the cancel is confirmed (next poll), never twice
                 await self._fire(now, entry, "stop_loss", pos.open_qty, None, quote.bid, leg)

@@ -87,6 +87,9 @@ CLIENT_ID_IN_USE = (
 )
 
 
+MAX_ACCOUNT_SUMMARIES = 2  # IB error 322 beyond this many open subscriptions
+
+
 class GatewaySimError(Exception):
     """The simulator cannot start as asked (address refused, port taken, bad settings)."""
 
@@ -769,6 +772,15 @@ class GatewaySim:
 
     def _account_summary(self, session: Session, f: Fields) -> None:
         req = rq.account_summary(f)
+        if len(session.summaries) >= MAX_ACCOUNT_SUMMARIES:
+            # IB keeps at most two account summary subscriptions open per client.
+            session.error(
+                req.req_id,
+                322,
+                "Error processing request.-'bW' : cause - Maximum number of account summary "
+                "requests exceeded",
+            )
+            return
         session.summaries[req.req_id] = req.tags
         self._send_summary(session, req.req_id, req.tags)
         session.send(msg.account_summary_end(req.req_id))

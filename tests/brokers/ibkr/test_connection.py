@@ -167,3 +167,28 @@ def test_while_reconnecting_the_loop_reads_what_is_known_and_sends_nothing(
         assert "the connection to IB Gateway" in (r.broker.entries_paused(now) or "")
 
     rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_the_account_summary_fallback_never_runs_out_of_subscriptions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without NetLiquidation in the account updates, equity comes from an account summary;
+    IB allows two open summary subscriptions per client (error 322 beyond), so each one is
+    cancelled once read, and the fifth reading is as fresh as the first."""
+
+    async def body(r: Rig) -> None:
+        await r.broker.connect()
+        ib = r.broker.conn.require()
+        try:
+            for _ in range(5):
+                ib.wrapper.accountValues.clear()  # as if IB had sent no account updates
+                snapshot = await r.broker.account()
+                assert snapshot.net_liquidation == 10000
+                assert snapshot.time == r.now  # read now, not an older reading reused
+                await r.advance(timedelta(minutes=1))
+            await until(lambda: all(s.summaries == {} for s in r.sim.sessions.values()))
+        finally:
+            await r.broker.disconnect()
+
+    rig(body, tmp_path)
+    assert "account not read" not in caplog.text

@@ -118,6 +118,10 @@ def test_a_rolled_back_next_valid_id_never_reuses_an_order_id(tmp_path: Path) ->
         r.sim.faults.drop_connections()
         await until(lambda: r.broker.generation > generation, timeout=3)
         assert r.broker.conn.server_next_id == 1
+        # ib_async would number requests from 1 again: they stay above today's order ids, so
+        # an error about a request is never read as one about an order.
+        ib = r.broker.conn.require()
+        assert ib.client.getReqId() > max(used)
         await r.advance(timedelta(minutes=1))
         await r.tick()
         [second] = [e["order_ref"] for e in r.entries()][1:]

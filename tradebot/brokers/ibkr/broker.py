@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +31,7 @@ from tradebot.core.instruments import OptionContract, Quote
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
+    from ib_async import IB
 
 log = logging.getLogger("tradebot.ibkr")
 
@@ -106,13 +107,7 @@ class IbkrBroker:
         account = self.conn.account
         values = {(v.tag, v.currency): v.value for v in ib.accountValues(account)}
         if not any(tag == NET_LIQUIDATION for tag, _ in values):
-            await self.conn.call("the account summary", lambda ib: ib.reqAccountSummaryAsync())
-            # The wrapper's table, never ib.accountSummary(): it would run its own loop.
-            values = {
-                (v.tag, v.currency): v.value
-                for v in ib.wrapper.acctSummary.values()
-                if v.account == account
-            }
+            values = await self._account_summary(ib, account)
         net = _money(values, NET_LIQUIDATION)
         if net is None:
             raise BrokerError(f"IB reported no net liquidation value for {account}; equity unknown")
@@ -124,6 +119,32 @@ class IbkrBroker:
             account=account,
             source=f"IBKR {account} NetLiquidation",
         )
+
+    async def _account_summary(self, ib: IB, account: str) -> dict[tuple[str, str], str]:
+        """One account summary, then its subscription is cancelled: IB keeps at most two open
+        per client (error 322), and ib_async's reqAccountSummaryAsync never cancels its own."""
+        req_ids: list[int] = []
+
+        def request(ib: IB) -> Awaitable[None]:
+            req_id = ib.client.getReqId()
+            future: Awaitable[None] = ib.wrapper.startReq(req_id)  # type: ignore[no-untyped-call]
+            req_ids.append(req_id)
+            tags = f"{NET_LIQUIDATION},{CASH}"
+            ib.client.reqAccountSummary(req_id, "All", tags)  # type: ignore[no-untyped-call]
+            return future
+
+        try:
+            await self.conn.call("the account summary", request)
+        finally:
+            for req_id in req_ids:
+                if ib.isConnected():
+                    ib.client.cancelAccountSummary(req_id)  # type: ignore[no-untyped-call]
+        # The wrapper's table, never ib.accountSummary(): it would run its own loop.
+        return {
+            (v.tag, v.currency): v.value
+            for v in ib.wrapper.acctSummary.values()
+            if v.account == account
+        }
 
     async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
         return await self.market.bars(symbol, start, end)

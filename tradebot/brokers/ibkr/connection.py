@@ -331,6 +331,10 @@ class IbConnection:
             self._check_account()
             await self._call(ib, "the open orders of every client", ib.reqAllOpenOrdersAsync())
         ib.reqMarketDataType(3 if s.market_data_type == "delayed" else 1)
+        if self.ids is not None:
+            # After IB rolled its next id back, ib_async numbers requests from there: keep them
+            # above today's order ids, or an error about a request reads as one about an order.
+            ib.client.updateReqId(self.ids.high + 1)  # type: ignore[no-untyped-call]
         await self.refresh_clock(ib)
 
     def _choose_account(self) -> str:
@@ -675,7 +679,9 @@ class IbConnection:
             await self._call(ib, "the executions", ib.reqExecutionsAsync())
             await self._call(ib, "the positions", ib.reqPositionsAsync())
             self.generation += 1
-        except TradebotError as exc:
+        except (TradebotError, ConnectionError) as exc:
+            # ConnectionError: the socket dropped meanwhile (ib_async raises it on send); the
+            # reconnection re-reads everything anyway.
             log.warning("re-reading orders after IB's connectivity returned failed: %s", exc)
             self.generation += 1  # reconcile anyway with what we have
         finally:
