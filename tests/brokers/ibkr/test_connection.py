@@ -192,3 +192,24 @@ def test_the_account_summary_fallback_never_runs_out_of_subscriptions(
 
     rig(body, tmp_path)
     assert "account not read" not in caplog.text
+
+
+def test_a_reconnection_to_another_account_is_refused(tmp_path: Path) -> None:
+    """The Gateway logged in to another paper account while tradebot was reconnecting: this
+    run's journal and positions belong to the first account; it never trades the other."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        first = r.broker.conn.account
+        generation = r.broker.generation
+        r.sim.exchange.account = "DU7654321"
+        r.sim.faults.drop_connections()
+        await until(lambda: "DU7654321" in (r.broker.conn.last_problem or ""), timeout=10)
+        assert not r.broker.is_connected()
+        assert r.broker.generation == generation
+        assert f"this run trades {first}" in (r.broker.conn.last_problem or "")
+        r.sim.exchange.account = first  # logged back in: trading resumes
+        await until(r.broker.is_connected, timeout=10)
+        await r.stop()
+
+    rig(body, tmp_path)  # the rig reconnects within 0.1 s

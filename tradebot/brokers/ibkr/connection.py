@@ -191,6 +191,7 @@ class IbConnection:
         self.server_version = 0
         self.accounts: list[str] = []
         self.account = ""
+        self.traded_account: str | None = None  # the account of this run's first connection
         self.server_next_id = 0
         self.ticks: dict[int, Decimal] = {}  # conId → minTick, from contract details
         self.request_errors: dict[int, tuple[int, str]] = {}
@@ -329,6 +330,16 @@ class IbConnection:
         self.account = self._choose_account()
         if not s.readonly:
             self._check_account()
+            if self.traded_account is None:
+                self.traded_account = self.account
+            elif self.account != self.traded_account:
+                # The Gateway was logged in to another account meanwhile: this run's journal,
+                # positions and orders belong to the first one. Never trade the other.
+                raise RefusedError(
+                    f"the gateway at {s.address} is now logged in to {self.account}, but this "
+                    f"run trades {self.traded_account}; log the gateway back in to "
+                    f"{self.traded_account}, or stop tradebot and set broker.account"
+                )
             await self._call(ib, "the open orders of every client", ib.reqAllOpenOrdersAsync())
         ib.reqMarketDataType(3 if s.market_data_type == "delayed" else 1)
         if self.ids is not None:
