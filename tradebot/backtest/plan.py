@@ -58,6 +58,7 @@ class BacktestPlan:
     description: str
     seed: int | None
     bars: int  # 1-minute bars replayed, all symbols
+    warnings: tuple[str, ...] = ()  # what the report must say about the data (gaps)
 
     @property
     def first(self) -> date:
@@ -119,6 +120,7 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         bars = len(symbols) * sum(_session_minutes(d, calendar) for d in sessions)
         description = f"synthetic market (seed {seed})"
         kind = "synthetic"
+        warnings = []
     else:
         from tradebot.market.csv_bars import StreamingCsvBars
 
@@ -146,6 +148,7 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         bars = sum(csv.bar_count(s, d) for s in symbols for d in sessions)
         description = csv.describe()
         kind = "csv"
+        warnings = _coverage_warnings(csv, symbols, sessions, calendar)
     loaded = backtest_config(operator, out, symbols, seed)
     return BacktestPlan(
         loaded=loaded,
@@ -160,6 +163,7 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         description=description,
         seed=seed,
         bars=bars,
+        warnings=tuple(warnings),
     )
 
 
@@ -246,6 +250,38 @@ def _synthetic_sessions(request: BacktestRequest, calendar: str, now: datetime) 
     if len(days) > MAX_SESSIONS:
         raise UsageError(f"at most {MAX_SESSIONS} sessions per backtest")
     return days
+
+
+COVERED = 0.9  # a session with fewer bars than this share of its minutes is reported
+
+
+def _coverage_warnings(
+    csv: Any, symbols: tuple[str, ...], sessions: list[date], calendar: str
+) -> list[str]:
+    """A line per symbol whose bars miss a session in range, or most of one.
+
+    Where a symbol has no bar the loop goes on with the last earlier price: signals see nothing
+    new, quotes, stops and the flatten before the close come from a frozen underlying, and no
+    resting order can fill (the simulated exchange fills only in minutes that have a bar). A
+    report that showed those trades like the others would lie, so it names those sessions."""
+    out = []
+    every = sessions_between(sessions[0], sessions[-1], calendar)  # the loop runs them all
+    for symbol in symbols:
+        short = []
+        for day in every:
+            have, want = csv.bar_count(symbol, day), _session_minutes(day, calendar)
+            if have == 0:
+                short.append(f"{day} (no bars)")
+            elif have < COVERED * want:
+                short.append(f"{day} ({have} of {want} minutes)")
+        if short:
+            shown = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+            out.append(
+                f"{symbol}: {len(short)} session(s) with no or too few bars: {shown}; after its "
+                "last bar the backtest priced and filled from a frozen underlying (no resting "
+                "order could fill), so its trades there are not what the market would have done"
+            )
+    return out
 
 
 def _session_minutes(day: date, calendar: str) -> int:

@@ -79,5 +79,5 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
             "bars_per_second": round(result.bars_per_second, 1),
             "final_equity": summary.equity,
         },
-        "warnings": contents.warnings + ladder["warnings"],
+        "warnings": [*plan.warnings, *contents.warnings, *ladder["warnings"]],
     }
