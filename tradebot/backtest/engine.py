@@ -79,8 +79,12 @@ def run_backtest(
         clock.between_wakes.append(_progress_hook(plan, progress))
     started = time.perf_counter()
     with not_durable(), run_lock(plan.loaded.state_dir):
-        summary = asyncio.run(loop.run())
-        state.flush()
+        try:
+            summary = asyncio.run(loop.run())
+            state.flush()
+        except BaseException as exc:  # Ctrl-C, a file changed under it, a bug: say so on disk
+            mark_incomplete(plan, clock.now(), exc)
+            raise
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(len(plan.sessions), len(plan.sessions), plan.last)
@@ -93,6 +97,42 @@ def run_backtest(
         seconds=seconds,
         wakes=clock.sleeps,
         ticks_skipped=0 if skipper is None else skipper.skipped,
+    )
+
+
+INCOMPLETE = "INCOMPLETE"
+
+
+def mark_incomplete(plan: BacktestPlan, at: datetime, exc: BaseException) -> Path:
+    """Write `INCOMPLETE` into the output folder: the backtest stopped before its end, so its
+    journals cover part of the range and there is no `report.json`."""
+    if isinstance(exc, KeyboardInterrupt):
+        why = "interrupted (Ctrl-C)"
+    else:
+        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        why = f"{type(exc).__name__}: {text}"
+    path = plan.out / INCOMPLETE
+    path.write_text(
+        f"This backtest stopped before the end: {why}.\n"
+        f"Its journals cover {plan.first} up to {at:%Y-%m-%d %H:%M} UTC of the "
+        f"{plan.first} … {plan.last} range, and there is no report.json: they are not a result.\n"
+        "Delete this folder and run the backtest again.\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def incomplete_note(plan: BacktestPlan) -> str:
+    """What the command adds to its error line when the backtest stopped part-way."""
+    marker = plan.out / INCOMPLETE
+    when = ""
+    if marker.exists():
+        lines = marker.read_text(encoding="utf-8").splitlines()
+        if len(lines) > 1 and " up to " in lines[1]:
+            when = " at " + lines[1].split(" up to ", 1)[1].split(" of the ", 1)[0]
+    return (
+        f"the backtest stopped{when}, before the end: its partial journals in {plan.out} are "
+        f"marked {INCOMPLETE} (delete the folder, or give a new --out)"
     )
 
 

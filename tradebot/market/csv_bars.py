@@ -559,12 +559,24 @@ class StreamingCsvBars:
         span = index.spans.get(session)
         if span is None:
             return self._empty_frame()
-        with open(index.path, "rb") as handle:
-            handle.seek(span[0])
-            body = handle.read(span[1] - span[0])
-        raw = pd.read_csv(io.BytesIO(index.header + body), dtype=str, keep_default_na=False)
-        layout = bar_columns(index.path, raw.columns)
-        frame = block_rth_bars(index.path, parse_rows(index.path, raw, layout), self.calendar)
+        changed = BarsError(
+            f"{index.path}: the file changed since the backtest checked it (its {session} rows "
+            "are no longer where they were); copy the file and back-test the copy, which "
+            "nothing writes to meanwhile"
+        )
+        try:
+            with open(index.path, "rb") as handle:
+                handle.seek(span[0])
+                body = handle.read(span[1] - span[0])
+            raw = pd.read_csv(io.BytesIO(index.header + body), dtype=str, keep_default_na=False)
+            layout = bar_columns(index.path, raw.columns)
+            frame = block_rth_bars(index.path, parse_rows(index.path, raw, layout), self.calendar)
+        except (OSError, ValueError, UnicodeDecodeError, BarsError, pd.errors.ParserError):
+            raise changed from None
+        # Another session's rows at these bytes must never be served as this one's.
+        labels = frame[SESSION_COLUMN].to_numpy().astype("datetime64[D]")
+        if len(frame) != index.counts.get(session) or (labels != np.datetime64(session)).any():
+            raise changed
         self._cache[key] = frame
         while len(self._cache) > self.keep_sessions * max(1, len(self.files)):
             self._cache.popitem(last=False)
