@@ -52,7 +52,8 @@ def test_short_and_missing_sessions_are_named_in_the_report(  # type: ignore[no-
     warnings = json.loads(result.stdout)["warnings"]
     text = " ".join(warnings)
     assert "QQQ" in text and "2025-07-02 (no bars)" in text and "2025-07-07 (150 of 390" in text
-    assert "SPY" not in text  # the 13:00 close of 07-03 is a whole session, not a gap
+    # The 13:00 close of 07-03 is a whole session, not a gap.
+    assert not any(w.startswith("SPY") and "too few bars" in w for w in warnings)
     # On a terminal the same lines are printed.
     shown = invoke(["backtest", "--bars", "bars", "--out", "out2"])
     assert "2025-07-07 (150 of 390" in shown.stdout
@@ -84,3 +85,22 @@ def test_real_spy_downloaded_at_noon(tmp_path: Path) -> None:
     (full / "SPY.csv").symlink_to(source)
     clean = backtest(loaded, tmp_path / "out2", bars=full, start=date(2025, 7, 29))
     assert build_report(clean)["warnings"] == []
+
+
+@pytest.mark.shared_data
+def test_sessions_priced_without_a_realized_volatility_are_named(tmp_path: Path) -> None:
+    """The report says option prices come from "the realized volatility of the previous 5
+    sessions of these bars"; for a session with no earlier bars the model falls back to an
+    assumed volatility (SPY 16 %). The report must say which sessions those were."""
+    source = shared_data("pratikdkale-rl-trade-execution/data/SPY_1min.csv")
+    (tmp_path / "bars").mkdir()
+    (tmp_path / "bars" / "SPY.csv").symlink_to(source)
+    (tmp_path / "cfg").mkdir()
+    loaded = config(tmp_path / "cfg", "", base=CONFIG)
+    first = backtest(loaded, tmp_path / "a", bars=tmp_path / "bars", end=date(2025, 7, 2))
+    warnings = build_report(first)["warnings"]
+    assert any("2025-07-01" in w and "assumed 16 % volatility" in w for w in warnings), warnings
+    assert not any("2025-07-02" in w for w in warnings)
+    later = backtest(loaded, tmp_path / "b", bars=tmp_path / "bars", start=date(2025, 7, 2),
+                     end=date(2025, 7, 2))  # fmt: skip
+    assert build_report(later)["warnings"] == []  # 07-01's bars serve 07-02's estimate

@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 
 from tradebot.config import LoadedConfig, PathsConfig
 from tradebot.core.phase_history import PHASES
-from tradebot.core.sessions import session_open_close, sessions_between
+from tradebot.core.sessions import previous_sessions, session_open_close, sessions_between
 from tradebot.core.trades import TradeMode
 from tradebot.errors import UsageError
-from tradebot.market.model import MarketModel
+from tradebot.market.model import REALIZED_VOL_SESSIONS, MarketModel
+from tradebot.market.profiles import profile
 
 NEW_YORK = ZoneInfo("America/New_York")
 BACKTEST_MODE: TradeMode = "sim"  # the `mode` of the simulated broker's trades (spec §7)
@@ -280,6 +281,23 @@ def _coverage_warnings(
                 f"{symbol}: {len(short)} session(s) with no or too few bars: {shown}; after its "
                 "last bar the backtest priced and filled from a frozen underlying (no resting "
                 "order could fill), so its trades there are not what the market would have done"
+            )
+        # The options' volatility is the realized one of the previous sessions' bars
+        # (`tradebot.market.model._volatility`); with none, the symbol's assumed one.
+        assumed = [
+            day
+            for day in every
+            if not any(
+                csv.bar_count(symbol, prev) > 1
+                for prev in previous_sessions(day, REALIZED_VOL_SESSIONS, calendar)
+            )
+        ]
+        if assumed:
+            shown = ", ".join(str(d) for d in assumed[:5]) + (" …" if len(assumed) > 5 else "")
+            out.append(
+                f"{symbol}: no earlier bars to measure a realized volatility for {shown}: its "
+                f"options were priced at an assumed {profile(symbol).vol * 100:g} % volatility "
+                "there (start --from later, or give the bars of the sessions before)"
             )
     return out
 
