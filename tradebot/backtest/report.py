@@ -85,6 +85,7 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "warnings": [
             *plan.warnings,
             *_loop_problems(loaded.logs_dir),
+            *_still_open(result),
             *contents.warnings,
             *ladder["warnings"],
         ],
@@ -137,4 +138,22 @@ def _loop_problems(logs_dir: Path) -> list[str]:
         f"`tradebot run` does; the first, at {first.get('ts')}: {first.get('message')}. On the "
         f"simulated broker nothing should fail, so these results are not trustworthy (see "
         f"{path})"
+    ]
+
+
+def _still_open(result: BacktestResult) -> list[str]:
+    """One warning when positions were still open at the end (not closed trades, so not in the
+    metrics; the final equity marks them at the mid)."""
+    positions = result.ctx.book.open_positions()
+    if not positions:
+        return []
+    shown = ", ".join(
+        f"{p.entry.ref} ({p.open_qty} {p.entry.contract.label}, bought at "
+        f"{p.entry.avg_price.normalize()})"
+        for p in positions
+    )
+    return [
+        f"{len(positions)} position(s) still open when the backtest ended, not in the metrics "
+        f"(they count closed trades only): {shown}; the final equity "
+        f"{result.summary.equity} marks them at the mid"
     ]
