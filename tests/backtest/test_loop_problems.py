@@ -8,6 +8,10 @@ and the report now says so."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -127,3 +131,35 @@ def test_a_backtest_stopped_part_way_says_where_its_partial_journals_are(  # typ
     # The folder is not taken for a finished one: a new run there is refused.
     again = invoke(["backtest", "--synthetic", "--sessions", "1", "--out", "out"])
     assert again.exit_code == 2 and "already has files" in again.stderr
+
+
+def test_a_killed_backtest_leaves_its_folder_marked(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, a power cut) gives no chance to write anything at the end: the
+    marker is written when the replay starts and removed only when it finished."""
+    (tmp_path / "config.toml").write_text('[trading]\nsymbols = ["SPY", "QQQ"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
+    args = ["backtest", "--synthetic", "--sessions", "200", "--from", "2024-01-02"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tradebot", *args, "--out", "out", "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "out" / "journal").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child.poll() is None, "finished before it could be killed"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert "stopped before the end" in (tmp_path / "out" / "INCOMPLETE").read_text()
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_finished_backtest_has_no_marker(tmp_path: Path) -> None:
+    (tmp_path / "cfg").mkdir()
+    loaded = config(tmp_path / "cfg", "", base='[trading]\nsymbols = ["SPY"]\n')
+    backtest(loaded, tmp_path / "out", start=date(2025, 7, 1), sessions=1)
+    assert not (tmp_path / "out" / "INCOMPLETE").exists()

@@ -79,12 +79,16 @@ def run_backtest(
         clock.between_wakes.append(_progress_hook(plan, progress))
     started = time.perf_counter()
     with not_durable(), run_lock(plan.loaded.state_dir):
+        # On disk from the start (a SIGKILL or a power cut leaves no chance to write it at the
+        # end), with the reason when the replay fails; removed once it has finished.
+        mark_incomplete(plan, clock.now(), None)
         try:
             summary = asyncio.run(loop.run())
             state.flush()
         except BaseException as exc:  # Ctrl-C, a file changed under it, a bug: say so on disk
             mark_incomplete(plan, clock.now(), exc)
             raise
+        (plan.out / INCOMPLETE).unlink()
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(len(plan.sessions), len(plan.sessions), plan.last)
@@ -103,19 +107,23 @@ def run_backtest(
 INCOMPLETE = "INCOMPLETE"
 
 
-def mark_incomplete(plan: BacktestPlan, at: datetime, exc: BaseException) -> Path:
-    """Write `INCOMPLETE` into the output folder: the backtest stopped before its end, so its
-    journals cover part of the range and there is no `report.json`."""
-    if isinstance(exc, KeyboardInterrupt):
+def mark_incomplete(plan: BacktestPlan, at: datetime, exc: BaseException | None) -> Path:
+    """Write `INCOMPLETE` into the output folder: the backtest stopped before its end (or is
+    still running: `exc` None), so its journals cover part of the range and there is no
+    `report.json`."""
+    if exc is None:
+        why = "it is still running, or it was killed (no reason could be written)"
+    elif isinstance(exc, KeyboardInterrupt):
         why = "interrupted (Ctrl-C)"
     else:
         text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         why = f"{type(exc).__name__}: {text}"
     path = plan.out / INCOMPLETE
+    span = "part of the" if exc is None else f"{plan.first} up to {at:%Y-%m-%d %H:%M} UTC of the"
     path.write_text(
         f"This backtest stopped before the end: {why}.\n"
-        f"Its journals cover {plan.first} up to {at:%Y-%m-%d %H:%M} UTC of the "
-        f"{plan.first} … {plan.last} range, and there is no report.json: they are not a result.\n"
+        f"Its journals cover {span} {plan.first} … {plan.last} range, and there is no "
+        "report.json: they are not a result.\n"
         "Delete this folder and run the backtest again.\n",
         encoding="utf-8",
     )
