@@ -59,3 +59,51 @@ def test_a_bracket_never_buys_the_low_and_sells_the_high_of_the_same_minute(
         ex.submit(order, SPIKE - timedelta(minutes=1))
     fills = [e.fill for e in ex.advance(SPIKE + timedelta(minutes=1)) if isinstance(e, FillEvent)]
     assert [f.order_ref for f in fills] == ["E"]  # today also "TP", in the same minute
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="phase_ladder.py on_tick/_earned: the eligible notice is judged on the broker's "
+    "equity (open positions at the mid) but `phase advance` on the journal's (closed trades), "
+    "so the drawdown criterion can say eligible in the notice and not met in the advance",
+)
+def test_an_eligible_notice_is_an_advance_the_ladder_then_grants(tmp_path: Path) -> None:
+    """trial → scaling needs max drawdown < 5 % of the equity the window started with; that base
+    is `current equity − window P&L`. At a loop tick `current` is the broker's net liquidation,
+    open positions at the mid; for `phase advance` it is paper equity + closed P&L. With a
+    position showing an unrealized gain, the tick's base is higher, the drawdown % lower: the
+    notice says "advance when you are ready", the advance says 5.9 % ≥ 5 %. The backtest's
+    simulated operator then never advances (the notice is sent once per phase window)."""
+    from tests.factories import trade
+    from tradebot.backtest.ladder import BacktestOperator
+    from tradebot.backtest.plan import backtest_config
+    from tradebot.config import load_config
+    from tradebot.phase_ladder import PhaseLadder
+    from tradebot.trade_journal import TradeJournal
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.toml").write_text(
+        '[phase]\ninitial = "trial"\n[phase.trial]\nmin_sessions = 1\nmin_trades = 2\n'
+        "min_win_rate_pct = 0\nmin_avg_rr = 0\nmax_drawdown_pct = 5\n"
+    )
+    loaded = backtest_config(load_config(tmp_path / "cfg" / "config.toml"), tmp_path / "out",
+                             ("SPY",), None)  # fmt: skip
+    operator = BacktestOperator(ladder=None)  # type: ignore[arg-type]
+    ladder = PhaseLadder(loaded, notify=operator.notify, cached=True)
+    operator.ladder = ladder
+    journal = TradeJournal(loaded.logs_dir)
+    day = datetime(2025, 7, 1, 15, tzinfo=UTC)
+    journal.append(trade(100, exit_time=day, mode="sim", phase="trial", entry_price="10"))
+    journal.append(
+        trade(
+            -600, exit_time=day + timedelta(minutes=5), mode="sim", phase="trial", entry_price="10"
+        )
+    )
+    now = day + timedelta(minutes=10)
+    # Closed trades alone: peak 10,100, trough 9,500: 5.9 % — not eligible.
+    assert not ladder.snapshot(now).evaluation.eligible  # type: ignore[union-attr]
+    # A tick with a position $3,000 up (broker equity 12,500): base 13,000, 4.6 % — eligible.
+    ladder.on_tick(now, equity=Decimal(12500))
+    assert [e for e, _ in operator.notices] == ["eligible"]
+    operator.act(now)
+    assert operator.eligible and operator.eligible[0].advanced
