@@ -4,6 +4,7 @@ as soon as it is eligible, read back session by session."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from tests.backtest.helpers import NOW, backtest
@@ -126,3 +127,35 @@ def test_the_loop_obeys_each_phase_the_operator_advances_to(tmp_path: Path) -> N
     sessions = [r["session"] for r in after if r["phase"] == "proof" and r["order_ref"] in filled]
     assert sessions and len(sessions) == len(set(sessions))
     assert len(entry_intents(out_config)) > len(sessions)
+
+
+def test_a_notice_the_advance_then_refuses_is_shown_not_dropped(tmp_path: Path) -> None:
+    """The loop's ladder can notice eligibility on the broker's equity (open positions at the
+    mid) while the earned advance judges the journal's (see the strict-xfail test in
+    test_engine_findings.py). The simulated operator then found nothing to do and the replay
+    showed nothing at all; it now shows the notice, not advanced, with the unmet criterion."""
+    (tmp_path / "cfg").mkdir()
+    operator_config = config(
+        tmp_path / "cfg",
+        '[phase]\ninitial = "trial"\n[phase.trial]\nmin_sessions = 1\nmin_trades = 2\n'
+        "min_win_rate_pct = 0\nmin_avg_rr = 0\nmax_drawdown_pct = 5\n",
+        base="",
+    )
+    loaded = backtest_config(operator_config, tmp_path / "out", ("SPY",), None)
+    operator = BacktestOperator(ladder=None)  # type: ignore[arg-type]
+    ladder = PhaseLadder(loaded, notify=operator.notify, cached=True)
+    operator.ladder = ladder
+    journal = TradeJournal(loaded.logs_dir)
+    day = datetime(2025, 7, 1, 15, tzinfo=UTC)
+    for minutes, pnl in ((0, 100), (5, -600)):
+        journal.append(trade(pnl, exit_time=day + timedelta(minutes=minutes), mode="sim",
+                             entry_price="10", trade_id=f"T{minutes}"))  # fmt: skip
+    now = day + timedelta(minutes=10)
+    ladder.on_tick(now, equity=Decimal(12500))  # a tick with a position $3,000 up
+    operator.act(now)
+    assert len(operator.eligible) == 1
+    seen = operator.eligible[0]
+    assert (seen.phase, seen.next_phase, seen.advanced) == ("trial", "scaling", False)
+    assert "max_drawdown" in seen.note and "not advanced" in seen.note
+    steps = ladder_replay(ladder, operator, now, SESSIONS)["steps"]
+    assert isinstance(steps, list) and steps[0]["note"] == seen.note

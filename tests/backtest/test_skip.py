@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 
+from tests.backtest.helpers import backtest
 from tests.conftest import shared_data
+from tests.engine.harness import config
 from tradebot.backtest.skip import SessionSignals
 from tradebot.config import ScalpConfig, WhaleConfig
 from tradebot.core.sessions import sessions_between
@@ -55,3 +58,24 @@ def test_real_spy_sessions() -> None:
     market = make_market(bars_dir=path.parent)
     days = sessions_between(date(2025, 7, 7), date(2025, 7, 10))
     assert _check(market, "SPY", days, ScalpConfig()) > 0
+
+
+def test_ticks_left_out_are_counted_right_when_the_flatten_comes_before_the_window_closes(
+    tmp_path: Path,
+) -> None:
+    """The report's "N idle ticks left out" counted grid times after the entry window had
+    closed (here: flatten 30 minutes before the close, window closing 15 minutes before) as
+    ticks. Only ticks `tradebot run` would have run may be counted; the journals stay the same."""
+    (tmp_path / "cfg").mkdir()
+    loaded = config(
+        tmp_path / "cfg",
+        "",
+        base='[broker.sim]\nseed = 11\n[trading]\nsymbols = ["SPY"]\ninterval_s = 60\n'
+        "flatten_minutes_before_close = 30\n",
+    )
+    on = backtest(loaded, tmp_path / "on", start=date(2025, 7, 1), sessions=2)
+    off = backtest(loaded, tmp_path / "off", start=date(2025, 7, 1), sessions=2, skip=False)
+    assert on.ticks_skipped > 0
+    assert on.summary.ticks + on.ticks_skipped == off.summary.ticks
+    for name in ("journal/orders.jsonl", "journal/trades.jsonl", "journal/events.jsonl"):
+        assert (tmp_path / "on" / name).read_text() == (tmp_path / "off" / name).read_text()

@@ -79,8 +79,16 @@ def run_backtest(
         clock.between_wakes.append(_progress_hook(plan, progress))
     started = time.perf_counter()
     with not_durable(), run_lock(plan.loaded.state_dir):
-        summary = asyncio.run(loop.run())
-        state.flush()
+        # On disk from the start (a SIGKILL or a power cut leaves no chance to write it at the
+        # end), with the reason when the replay fails; removed once it has finished.
+        mark_incomplete(plan, clock.now(), None)
+        try:
+            summary = asyncio.run(loop.run())
+            state.flush()
+        except BaseException as exc:  # Ctrl-C, a file changed under it, a bug: say so on disk
+            mark_incomplete(plan, clock.now(), exc)
+            raise
+        (plan.out / INCOMPLETE).unlink()
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(len(plan.sessions), len(plan.sessions), plan.last)
@@ -93,6 +101,46 @@ def run_backtest(
         seconds=seconds,
         wakes=clock.sleeps,
         ticks_skipped=0 if skipper is None else skipper.skipped,
+    )
+
+
+INCOMPLETE = "INCOMPLETE"
+
+
+def mark_incomplete(plan: BacktestPlan, at: datetime, exc: BaseException | None) -> Path:
+    """Write `INCOMPLETE` into the output folder: the backtest stopped before its end (or is
+    still running: `exc` None), so its journals cover part of the range and there is no
+    `report.json`."""
+    if exc is None:
+        why = "it is still running, or it was killed (no reason could be written)"
+    elif isinstance(exc, KeyboardInterrupt):
+        why = "interrupted (Ctrl-C)"
+    else:
+        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        why = f"{type(exc).__name__}: {text}"
+    path = plan.out / INCOMPLETE
+    span = "part of the" if exc is None else f"{plan.first} up to {at:%Y-%m-%d %H:%M} UTC of the"
+    path.write_text(
+        f"This backtest stopped before the end: {why}.\n"
+        f"Its journals cover {span} {plan.first} … {plan.last} range, and there is no "
+        "report.json: they are not a result.\n"
+        "Delete this folder and run the backtest again.\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def incomplete_note(plan: BacktestPlan) -> str:
+    """What the command adds to its error line when the backtest stopped part-way."""
+    marker = plan.out / INCOMPLETE
+    when = ""
+    if marker.exists():
+        lines = marker.read_text(encoding="utf-8").splitlines()
+        if len(lines) > 1 and " up to " in lines[1]:
+            when = " at " + lines[1].split(" up to ", 1)[1].split(" of the ", 1)[0]
+    return (
+        f"the backtest stopped{when}, before the end: its partial journals in {plan.out} are "
+        f"marked {INCOMPLETE} (delete the folder, or give a new --out)"
     )
 
 

@@ -67,12 +67,17 @@ class BacktestOperator:
         self._pending = False
         snap = self.ladder.snapshot(now)
         ev = snap.evaluation
-        if ev is None or ev.next_phase is None or not ev.eligible:
+        if ev is None or ev.next_phase is None:
             return
         criteria = [c.as_record() for c in ev.criteria]
         note = "not advanced (the backtest only reports eligibility)"
         advanced = False
-        if self.advance:
+        if not ev.eligible:
+            # The loop's notice judged the tick's broker equity (open positions at the mid),
+            # the advance judges the journal's: never drop that notice silently.
+            unmet = "; ".join(c.describe() for c in ev.unmet) or "not eligible"
+            note = f"not advanced: the loop noticed eligibility, but at the advance {unmet}"
+        elif self.advance:
             try:
                 self.ladder.advance(
                     now,

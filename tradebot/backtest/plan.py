@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 
 from tradebot.config import LoadedConfig, PathsConfig
 from tradebot.core.phase_history import PHASES
-from tradebot.core.sessions import session_open_close, sessions_between
+from tradebot.core.sessions import previous_sessions, session_open_close, sessions_between
 from tradebot.core.trades import TradeMode
 from tradebot.errors import UsageError
-from tradebot.market.model import MarketModel
+from tradebot.market.model import REALIZED_VOL_SESSIONS, MarketModel
+from tradebot.market.profiles import profile
 
 NEW_YORK = ZoneInfo("America/New_York")
 BACKTEST_MODE: TradeMode = "sim"  # the `mode` of the simulated broker's trades (spec §7)
@@ -58,6 +59,7 @@ class BacktestPlan:
     description: str
     seed: int | None
     bars: int  # 1-minute bars replayed, all symbols
+    warnings: tuple[str, ...] = ()  # what the report must say about the data (gaps)
 
     @property
     def first(self) -> date:
@@ -119,6 +121,7 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         bars = len(symbols) * sum(_session_minutes(d, calendar) for d in sessions)
         description = f"synthetic market (seed {seed})"
         kind = "synthetic"
+        warnings = []
     else:
         from tradebot.market.csv_bars import StreamingCsvBars
 
@@ -146,6 +149,7 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         bars = sum(csv.bar_count(s, d) for s in symbols for d in sessions)
         description = csv.describe()
         kind = "csv"
+        warnings = _coverage_warnings(csv, symbols, sessions, calendar)
     loaded = backtest_config(operator, out, symbols, seed)
     return BacktestPlan(
         loaded=loaded,
@@ -160,6 +164,7 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         description=description,
         seed=seed,
         bars=bars,
+        warnings=tuple(warnings),
     )
 
 
@@ -246,6 +251,55 @@ def _synthetic_sessions(request: BacktestRequest, calendar: str, now: datetime) 
     if len(days) > MAX_SESSIONS:
         raise UsageError(f"at most {MAX_SESSIONS} sessions per backtest")
     return days
+
+
+COVERED = 0.9  # a session with fewer bars than this share of its minutes is reported
+
+
+def _coverage_warnings(
+    csv: Any, symbols: tuple[str, ...], sessions: list[date], calendar: str
+) -> list[str]:
+    """A line per symbol whose bars miss a session in range, or most of one.
+
+    Where a symbol has no bar the loop goes on with the last earlier price: signals see nothing
+    new, quotes, stops and the flatten before the close come from a frozen underlying, and no
+    resting order can fill (the simulated exchange fills only in minutes that have a bar). A
+    report that showed those trades like the others would lie, so it names those sessions."""
+    out = []
+    every = sessions_between(sessions[0], sessions[-1], calendar)  # the loop runs them all
+    for symbol in symbols:
+        short = []
+        for day in every:
+            have, want = csv.bar_count(symbol, day), _session_minutes(day, calendar)
+            if have == 0:
+                short.append(f"{day} (no bars)")
+            elif have < COVERED * want:
+                short.append(f"{day} ({have} of {want} minutes)")
+        if short:
+            shown = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+            out.append(
+                f"{symbol}: {len(short)} session(s) with no or too few bars: {shown}; after its "
+                "last bar the backtest priced and filled from a frozen underlying (no resting "
+                "order could fill), so its trades there are not what the market would have done"
+            )
+        # The options' volatility is the realized one of the previous sessions' bars
+        # (`tradebot.market.model._volatility`); with none, the symbol's assumed one.
+        assumed = [
+            day
+            for day in every
+            if not any(
+                csv.bar_count(symbol, prev) > 1
+                for prev in previous_sessions(day, REALIZED_VOL_SESSIONS, calendar)
+            )
+        ]
+        if assumed:
+            shown = ", ".join(str(d) for d in assumed[:5]) + (" …" if len(assumed) > 5 else "")
+            out.append(
+                f"{symbol}: no earlier bars to measure a realized volatility for {shown}: its "
+                f"options were priced at an assumed {profile(symbol).vol * 100:g} % volatility "
+                "there (start --from later, or give the bars of the sessions before)"
+            )
+    return out
 
 
 def _session_minutes(day: date, calendar: str) -> int:

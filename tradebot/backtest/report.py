@@ -13,6 +13,9 @@ One JSON-ready document (`backtest --json`, and `report.json` in the output fold
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from tradebot.backtest.engine import BacktestResult
@@ -79,5 +82,78 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
             "bars_per_second": round(result.bars_per_second, 1),
             "final_equity": summary.equity,
         },
-        "warnings": contents.warnings + ladder["warnings"],
+        "warnings": [
+            *plan.warnings,
+            *_loop_problems(loaded.logs_dir),
+            *_still_open(result),
+            *contents.warnings,
+            *ladder["warnings"],
+        ],
     }
+
+
+# Events the loop journals when something went wrong. `tradebot run` carries on after them (it
+# must keep managing exits); on the simulated broker none should ever happen, so a backtest in
+# which one did cannot be trusted. (`bracket_refused` is left out: `broker.sim.refuse_brackets`
+# asks for it, and the loop then emulates the bracket.)
+PROBLEMS = frozenset(
+    {
+        "error",
+        "broker_error",
+        "ladder_error",
+        "exit_failed",
+        "unknown_order",
+        "unknown_execution",
+        "position_mismatch",
+    }
+)
+
+
+def _loop_problems(logs_dir: Path) -> list[str]:
+    """One warning when the backtest's `events.jsonl` holds any problem event."""
+    from tradebot.halt import EVENTS_FILE
+
+    path = Path(logs_dir) / EVENTS_FILE
+    counts: Counter[str] = Counter()
+    first: dict[str, Any] | None = None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if not any(f'"event":"{kind}"' in line for kind in PROBLEMS):
+                    continue  # most lines: a cheap test before parsing
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event") in PROBLEMS:
+                    counts[record["event"]] += 1
+                    first = first or record
+    except FileNotFoundError:
+        return []
+    if first is None:
+        return []
+    kinds = ", ".join(f"{kind} ×{n}" for kind, n in counts.most_common())
+    return [
+        f"the loop recorded {sum(counts.values())} problem(s) ({kinds}) and carried on, as "
+        f"`tradebot run` does; the first, at {first.get('ts')}: {first.get('message')}. On the "
+        f"simulated broker nothing should fail, so these results are not trustworthy (see "
+        f"{path})"
+    ]
+
+
+def _still_open(result: BacktestResult) -> list[str]:
+    """One warning when positions were still open at the end (not closed trades, so not in the
+    metrics; the final equity marks them at the mid)."""
+    positions = result.ctx.book.open_positions()
+    if not positions:
+        return []
+    shown = ", ".join(
+        f"{p.entry.ref} ({p.open_qty} {p.entry.contract.label}, bought at "
+        f"{p.entry.avg_price.normalize()})"
+        for p in positions
+    )
+    return [
+        f"{len(positions)} position(s) still open when the backtest ended, not in the metrics "
+        f"(they count closed trades only): {shown}; the final equity "
+        f"{result.summary.equity} marks them at the mid"
+    ]

@@ -178,7 +178,10 @@ class IdleTickSkipper:
                 landing = latest
         if landing <= when:
             return when
-        self.skipped += -(-(landing - when) // plan.interval)  # grid ticks in [when, landing)
+        # The ticks left out: the grid times in [when, landing) inside the entry window (the
+        # landing may be a wake after the window has closed, e.g. the close).
+        end = min(landing, plan.window_close)
+        self.skipped += max(0, -(-(end - when) // plan.interval))
         return landing
 
     def _possible(self, session: date, tick: datetime) -> bool:

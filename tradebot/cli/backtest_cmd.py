@@ -14,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from tradebot.backtest.engine import BacktestResult
+    from tradebot.backtest.plan import BacktestPlan
     from tradebot.core.trades import ClosedTrade
 
 from tradebot.cli.context import state_of
@@ -97,12 +99,38 @@ def backtest(
     # The live logs directory is never written: no log file there, console only.
     loaded = state.config(log_to_file=False)
     plan = prepare(request, loaded, datetime.now(UTC))
-    from tradebot.backtest.engine import run_backtest
+    from tradebot.backtest.engine import INCOMPLETE, incomplete_note
     from tradebot.backtest.report import build_report
+    from tradebot.errors import ExitCode, TradebotError
     from tradebot.storage import write_json_state
     from tradebot.trade_journal import TradeJournal
 
-    show_progress = not as_json and sys.stderr.isatty()
+    try:
+        result = _run(plan, show_progress=not as_json and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        if not (plan.out / INCOMPLETE).exists():
+            raise
+        sys.stderr.write(f"\ninterrupted: {incomplete_note(plan)}\n")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except TradebotError as exc:
+        if (plan.out / INCOMPLETE).exists():
+            exc.message = f"{exc.message}; {incomplete_note(plan)}"
+        raise
+    except Exception:
+        if (plan.out / INCOMPLETE).exists():
+            stderr_console().print(f"{esc(incomplete_note(plan))}", soft_wrap=True)
+        raise
+    report = build_report(result)
+    write_json_state(plan.out / "report.json", report)
+    if as_json:
+        print_json(report)
+        return
+    render(report, TradeJournal(plan.loaded.logs_dir).read().trades)
+
+
+def _run(plan: BacktestPlan, *, show_progress: bool) -> BacktestResult:
+    from tradebot.backtest.engine import run_backtest
+
     if show_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -119,15 +147,8 @@ def backtest(
             def progress(done: int, total: int, session: date) -> None:
                 bar.update(task, completed=done, description=f"session {session}")
 
-            result = run_backtest(plan, progress=progress)
-    else:
-        result = run_backtest(plan)
-    report = build_report(result)
-    write_json_state(plan.out / "report.json", report)
-    if as_json:
-        print_json(report)
-        return
-    render(report, TradeJournal(plan.loaded.logs_dir).read().trades)
+            return run_backtest(plan, progress=progress)
+    return run_backtest(plan)
 
 
 # -- rendering ---------------------------------------------------------------------------------

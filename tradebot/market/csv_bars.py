@@ -7,7 +7,11 @@ Format (documented in README, "Bars from CSV files"):
   `date` or `time`, and `open, high, low, close, volume`; other columns are ignored;
 * times are ISO-8601; with an offset or `Z` they are taken as given, without one they are
   America/New_York wall-clock times; each bar is labelled by its START;
-* rows sorted by time, no duplicate times, prices finite and positive, volume ≥ 0.
+* rows sorted by time, no duplicate times, prices finite and positive, volume ≥ 0;
+* 1-minute bars: every time on a whole minute, and some two rows one minute apart (missing
+  minutes are fine; a file of 5-minute or hourly bars is refused: its bars would be taken as
+  complete one minute after they start, a look-ahead);
+* each row's open and close within its low … high.
 
 Only regular-session bars are kept (by the exchange calendar), so pre/post-market prints and the
 after-hours bars of early-close days never reach a signal. Any problem is a `BarsError` naming the
@@ -43,6 +47,8 @@ TIME_COLUMNS = ("timestamp", "datetime", "date", "time")
 EXCHANGE_TZ = "America/New_York"
 _SYMBOL = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
 _AWARE = r"(?:Z|[+-]\d\d:?\d\d)$"
+MINUTE_NS = 60_000_000_000
+PRICE_SLACK = 1e-6  # relative: open/close may exceed high/low by rounding, no more
 
 
 class BarsError(ConfigError):
@@ -94,6 +100,7 @@ def load_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
     if raw.empty:
         raise BarsError(f"{path}: no rows")
     block = parse_rows(path, raw, layout)
+    check_one_minute_bars(path, block.closest)
     return block_rth_bars(path, block, calendar)
 
 
@@ -112,6 +119,9 @@ class RowBlock:
     times: pd.DatetimeIndex  # UTC, ns
     values: dict[str, np.ndarray]
     aware: bool  # the times had a UTC offset
+    # The smallest gap between two consecutive rows (ns; the row before the block included)
+    # and the 0-based data row that ends it, first occurrence; None with fewer than two rows.
+    closest: tuple[int, int] | None = None
 
 
 def bar_columns(path: Path, header: Any) -> ColumnLayout:
@@ -176,8 +186,49 @@ def parse_rows(
     if high_low.any():
         row = int(np.flatnonzero(high_low)[0])
         raise BarsError(f"{path}, row {first_row + row + 2}: high is below low")
+    off_minute = ns % MINUTE_NS != 0
+    if off_minute.any():
+        row = int(np.flatnonzero(off_minute)[0])
+        raise BarsError(
+            f"{path}, row {first_row + row + 2}: time {raw[layout.time].iat[row].strip()!r} is "
+            "not on a whole minute; tradebot needs 1-minute bars labelled by the minute they "
+            "start (hh:mm:00)"
+        )
+    high, low = values["high"], values["low"]
+    slack = high * PRICE_SLACK
+    for name in ("open", "close"):
+        outside = (values[name] > high + slack) | (values[name] < low - slack)
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            text = {c: raw[layout.values[c]].iat[row].strip() for c in (name, "low", "high")}
+            raise BarsError(
+                f"{path}, row {first_row + row + 2}: {name} {text[name]} is outside the bar's "
+                f"low {text['low']} … high {text['high']}; fix or remove the row"
+            )
+    closest = None
+    if len(order):
+        i = int(np.argmin(order))
+        closest = (int(order[i]), first_row + i + shift)
     # Nanoseconds like every bar frame in tradebot (pandas may parse to microseconds).
-    return RowBlock(pd.DatetimeIndex(times).as_unit("ns"), values, is_aware)
+    return RowBlock(pd.DatetimeIndex(times).as_unit("ns"), values, is_aware, closest)
+
+
+def check_one_minute_bars(path: Path, closest: tuple[int, int] | None) -> None:
+    """BarsError unless the file's closest rows are one minute apart (1-minute bars).
+
+    A longer bar read as a 1-minute one counts as complete one minute after its start, so its
+    close — a price from later — would be traded on early: a file with no two rows less than
+    two minutes apart is refused. Missing minutes here and there are fine."""
+    if closest is None or closest[0] <= MINUTE_NS:
+        return
+    gap, row = closest
+    minutes = gap // MINUTE_NS
+    span = f"{minutes} minutes" if minutes < 1440 else f"{gap / (1440 * MINUTE_NS):g} days"
+    raise BarsError(
+        f"{path}, row {row + 2}: {span} after the row above, and no two rows are closer: these "
+        "are not 1-minute bars; tradebot needs 1-minute bars (a longer bar would be taken as "
+        "complete after its first minute, a look-ahead)"
+    )
 
 
 def block_rth_bars(path: Path, block: RowBlock, calendar: str) -> pd.DataFrame:
@@ -206,19 +257,60 @@ def _parse_times(
                 f"{path}, row {first_row + row + 2}: time {text.iat[row]!r} {problem}; write "
                 "every time the same way"
             )
+        parsed = pd.DatetimeIndex(pd.to_datetime(text, utc=aware, format="ISO8601"))
+        missing = parsed.isna()
+        if missing.any():  # an empty cell (or "NaT") parses as no time at all
+            row = int(np.flatnonzero(missing)[0])
+            raise BarsError(
+                f"{path}, row {first_row + row + 2}: time {text.iat[row]!r} is not a time; every "
+                "row needs one"
+            )
         if aware:
-            parsed = pd.to_datetime(text, utc=True, format="ISO8601")
-            return pd.DatetimeIndex(parsed), True
-        naive = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601"))
-        local = naive.tz_localize(EXCHANGE_TZ, ambiguous="raise", nonexistent="raise")
+            return parsed, True
+        local = parsed.tz_localize(EXCHANGE_TZ, ambiguous="raise", nonexistent="raise")
         return local.tz_convert("UTC"), False
     except BarsError:
         raise
     except (ValueError, TypeError) as exc:
-        raise BarsError(
-            f"{path}: a time cannot be read ({_short(exc)}); use ISO-8601 like "
-            "2025-07-01 09:30:00 (New York) or 2025-07-01T13:30:00Z"
-        ) from None
+        bad = _first_bad_time(text, aware=bool(aware))
+        if bad is None:  # not found row by row: say what pandas said
+            raise BarsError(
+                f"{path}: a time cannot be read ({_short(exc)}); use ISO-8601 like "
+                "2025-07-01 09:30:00 (New York) or 2025-07-01T13:30:00Z"
+            ) from None
+        row, problem = bad
+        raise BarsError(f"{path}, row {first_row + row + 2}: {problem}") from None
+
+
+def _first_bad_time(text: pd.Series, *, aware: bool) -> tuple[int, str] | None:
+    """(index, problem) of the first time that cannot be read, row by row (only after the
+    vectorised parse failed, so speed does not matter)."""
+    for i, value in enumerate(text):
+        try:
+            stamp = pd.to_datetime(value, format="ISO8601", utc=aware)
+            if pd.isna(stamp):
+                raise ValueError("empty")
+        except (ValueError, TypeError):
+            return i, (
+                f"a time cannot be read ({value!r} is not ISO-8601); use ISO-8601 like "
+                "2025-07-01 09:30:00 (New York) or 2025-07-01T13:30:00Z"
+            )
+        if aware:
+            continue
+        fix = "; write the times with their UTC offset (e.g. 2025-07-01T09:30:00-04:00) or in UTC"
+        try:
+            pd.Timestamp(stamp).tz_localize(EXCHANGE_TZ, ambiguous="raise", nonexistent="raise")
+        except ValueError as exc:
+            if "nonexistent" in str(exc):
+                return i, (
+                    f"time {value!r} does not exist in New York (the clocks jump forward an "
+                    f"hour that night){fix}"
+                )
+            return i, (
+                f"time {value!r} happens twice in New York (the clocks go back an hour that "
+                f"night), so it is ambiguous{fix}"
+            )
+    return None
 
 
 def _short(exc: BaseException) -> str:
@@ -316,6 +408,7 @@ def index_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> FileIndex:
         rows = 0
         aware: bool | None = None
         previous: int | None = None
+        closest: tuple[int, int] | None = None
         leftover = b""
         while True:
             chunk = handle.read(BLOCK_BYTES)
@@ -348,6 +441,8 @@ def index_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> FileIndex:
                 )
             block = parse_rows(path, raw, layout, first_row=rows, aware=aware, previous_ns=previous)
             aware, rows = block.aware, rows + len(raw)
+            if block.closest is not None and (closest is None or block.closest[0] < closest[0]):
+                closest = block.closest
             ns = block.times.asi8
             previous = int(ns[-1])
             _add_spans(path, spans, counts, ns, np.asarray(starts), np.asarray(ends), calendar)
@@ -355,6 +450,7 @@ def index_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> FileIndex:
                 break
     if rows == 0:
         raise BarsError(f"{path}: no rows")
+    check_one_minute_bars(path, closest)
     return FileIndex(Path(path), header, spans, counts, rows)
 
 
@@ -463,12 +559,24 @@ class StreamingCsvBars:
         span = index.spans.get(session)
         if span is None:
             return self._empty_frame()
-        with open(index.path, "rb") as handle:
-            handle.seek(span[0])
-            body = handle.read(span[1] - span[0])
-        raw = pd.read_csv(io.BytesIO(index.header + body), dtype=str, keep_default_na=False)
-        layout = bar_columns(index.path, raw.columns)
-        frame = block_rth_bars(index.path, parse_rows(index.path, raw, layout), self.calendar)
+        changed = BarsError(
+            f"{index.path}: the file changed since the backtest checked it (its {session} rows "
+            "are no longer where they were); copy the file and back-test the copy, which "
+            "nothing writes to meanwhile"
+        )
+        try:
+            with open(index.path, "rb") as handle:
+                handle.seek(span[0])
+                body = handle.read(span[1] - span[0])
+            raw = pd.read_csv(io.BytesIO(index.header + body), dtype=str, keep_default_na=False)
+            layout = bar_columns(index.path, raw.columns)
+            frame = block_rth_bars(index.path, parse_rows(index.path, raw, layout), self.calendar)
+        except (OSError, ValueError, UnicodeDecodeError, BarsError, pd.errors.ParserError):
+            raise changed from None
+        # Another session's rows at these bytes must never be served as this one's.
+        labels = frame[SESSION_COLUMN].to_numpy().astype("datetime64[D]")
+        if len(frame) != index.counts.get(session) or (labels != np.datetime64(session)).any():
+            raise changed
         self._cache[key] = frame
         while len(self._cache) > self.keep_sessions * max(1, len(self.files)):
             self._cache.popitem(last=False)
