@@ -370,7 +370,7 @@ class PhaseLadder:
         ev = snap.evaluation
         if ev is not None and ev.eligible and ev.next_phase is not None:
             key = f"eligible:{ev.phase}:{ev.since.isoformat() if ev.since else 'start'}"
-            if not self.state.notice_sent(key):
+            if not self.state.notice_sent(key) and self._advance_would_be_granted(now):
                 self.notify(
                     "eligible",
                     f"phase {ev.phase} has met every criterion for {ev.next_phase}; advance with "
@@ -378,6 +378,17 @@ class PhaseLadder:
                 )
                 self.state.mark_notice_sent(key)
         return TickResult(transition, snap, recorded)
+
+    def _advance_would_be_granted(self, now: datetime) -> bool:
+        """Whether `phase advance` would grant the step now. The tick judges the criteria on
+        the broker's equity (open positions at the mid); the advance on the equity it can know
+        without the broker (the journal's closed trades, or the loop's last recorded reading).
+        An unrealized gain must not announce an advance that is then refused."""
+        try:
+            self._earned(self._read_history(), now, None)
+        except (RefusedError, UsageError, CorruptRecordError):
+            return False
+        return True
 
     def _maybe_downgrade(self, now: datetime, equity: Decimal | None) -> PhaseTransition | None:
         with self.records.history.locked() as locked:

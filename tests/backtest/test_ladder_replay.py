@@ -4,7 +4,6 @@ as soon as it is eligible, read back session by session."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 from tests.backtest.helpers import NOW, backtest
@@ -130,10 +129,10 @@ def test_the_loop_obeys_each_phase_the_operator_advances_to(tmp_path: Path) -> N
 
 
 def test_a_notice_the_advance_then_refuses_is_shown_not_dropped(tmp_path: Path) -> None:
-    """The loop's ladder can notice eligibility on the broker's equity (open positions at the
-    mid) while the earned advance judges the journal's (see the strict-xfail test in
-    test_engine_findings.py). The simulated operator then found nothing to do and the replay
-    showed nothing at all; it now shows the notice, not advanced, with the unmet criterion."""
+    """The ladder sends its eligibility notice only when the advance would be granted (see
+    test_engine_findings.py), but the journal can still change between the notice and the
+    operator's step. The replay then shows the notice, not advanced, with the unmet criterion;
+    it once showed nothing at all."""
     (tmp_path / "cfg").mkdir()
     operator_config = config(
         tmp_path / "cfg",
@@ -147,11 +146,14 @@ def test_a_notice_the_advance_then_refuses_is_shown_not_dropped(tmp_path: Path) 
     operator.ladder = ladder
     journal = TradeJournal(loaded.logs_dir)
     day = datetime(2025, 7, 1, 15, tzinfo=UTC)
-    for minutes, pnl in ((0, 100), (5, -600)):
-        journal.append(trade(pnl, exit_time=day + timedelta(minutes=minutes), mode="sim",
+    for minutes in (0, 5):
+        journal.append(trade(100, exit_time=day + timedelta(minutes=minutes), mode="sim",
                              entry_price="10", trade_id=f"T{minutes}"))  # fmt: skip
     now = day + timedelta(minutes=10)
-    ladder.on_tick(now, equity=Decimal(12500))  # a tick with a position $3,000 up
+    ladder.on_tick(now)
+    assert [event for event, _ in operator.notices] == ["eligible"]
+    # A loss lands in the journal before the operator acts: the drawdown is now 600 / 10,200.
+    journal.append(trade(-600, exit_time=now, mode="sim", entry_price="10", trade_id="T10"))
     operator.act(now)
     assert len(operator.eligible) == 1
     seen = operator.eligible[0]

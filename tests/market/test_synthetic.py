@@ -11,7 +11,7 @@ from tradebot.config import ScalpConfig, WhaleConfig
 from tradebot.core.indicators import hourly_arrays, prior_sessions_range
 from tradebot.core.sessions import check_bars, sessions_between
 from tradebot.core.strategies import scalp_signal, whale_signal
-from tradebot.market.synthetic import SyntheticBars
+from tradebot.market.synthetic import SyntheticBars, daily_walk
 
 
 def test_same_seed_same_bars_other_seed_other_bars() -> None:
@@ -83,3 +83,13 @@ def test_both_strategies_fire_on_the_synthetic_market() -> None:
             now = datetime(day.year, day.month, day.day, hour, 31, tzinfo=UTC)
             whale_seen.add(whale_signal(hourly, cfg, now=now, session=day, prior=prior).signal)
     assert whale_seen & {"BUY_CALL", "BUY_PUT"}
+
+
+def test_a_session_does_not_move_as_the_calendar_grows() -> None:
+    """The exchange calendar ends a year after today, so the number of sessions the daily walk
+    covers grows every day; a session's close must not depend on it (it did: the drift series
+    was drawn after the shock series from one generator, so every close moved each day)."""
+    short = daily_walk(1, "TSLA", 6000)
+    longer = daily_walk(1, "TSLA", 6400)
+    assert np.array_equal(short, longer[:6000])
+    assert not np.array_equal(daily_walk(2, "TSLA", 6000), short)

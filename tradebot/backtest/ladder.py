@@ -73,8 +73,8 @@ class BacktestOperator:
         note = "not advanced (the backtest only reports eligibility)"
         advanced = False
         if not ev.eligible:
-            # The loop's notice judged the tick's broker equity (open positions at the mid),
-            # the advance judges the journal's: never drop that notice silently.
+            # The journal changed between the notice and this step (a trade closed): the
+            # advance would be refused; never drop that notice silently.
             unmet = "; ".join(c.describe() for c in ev.unmet) or "not eligible"
             note = f"not advanced: the loop noticed eligibility, but at the advance {unmet}"
         elif self.advance:

@@ -424,6 +424,12 @@ class SimExchange:
                 # that instant); children released by a fill at `t` start at the next point.
                 if order.status != "Submitted" or (order.submitted_at and order.submitted_at >= t):
                     continue
+                if order.parent_id and order.submitted_at and order.submitted_at >= minute:
+                    # Legs released by their entry's fill inside this minute start with the
+                    # next one: a bar does not say whether its low or its high came first, and
+                    # buying the one and selling the other in the same bar assumes the order
+                    # that helps (as the stop-before-take-profit rule assumes the one that hurts).
+                    continue
                 symbol = order.contract.symbol
                 if symbol not in bars:
                     bars[symbol] = self.market.minute_bar(symbol, minute)

@@ -55,11 +55,19 @@ def _daily_log_closes(seed: int, symbol: str, calendar: str) -> npt.NDArray[np.f
     """Log close of every calendar session from ANCHOR on (index aligned with the schedule)."""
     sched = session_schedule(calendar)
     first = int(np.searchsorted(sched.sessions, ANCHOR))
-    n = len(sched.sessions) - first
+    out = np.full(len(sched.sessions), np.nan)
+    out[first:] = daily_walk(seed, symbol, len(sched.sessions) - first)
+    return out
+
+
+def daily_walk(seed: int, symbol: str, n: int) -> npt.NDArray[np.float64]:
+    """The first `n` sessions' log closes from ANCHOR on. Session i's close depends on the
+    seed, the symbol and i only, never on `n`: the calendar ends a year after today, so `n`
+    grows every day, and the market of 2025-07-01 must be the same whenever it is replayed."""
     prof = profile(symbol)
-    rng = _rng(seed, _symbol_key(symbol), 0xDA11)
-    z = rng.standard_normal(n)
-    eta = rng.standard_normal(n)
+    # One generator per series: a generator's first k draws do not depend on how many follow.
+    z = _rng(seed, _symbol_key(symbol), 0xDA11).standard_normal(n)
+    eta = _rng(seed, _symbol_key(symbol), 0xD71F).standard_normal(n)
     sd = prof.vol / math.sqrt(252)
     level = math.log(prof.base_price)
     x = np.empty(n)
@@ -68,9 +76,7 @@ def _daily_log_closes(seed: int, symbol: str, calendar: str) -> npt.NDArray[np.f
         drift = DRIFT_PERSISTENCE * drift + DRIFT_SCALE * eta[i]
         prev = prev + REVERSION * (level - prev) + drift + sd * z[i]
         x[i] = prev
-    out = np.full(len(sched.sessions), np.nan)
-    out[first:] = x
-    return out
+    return x
 
 
 class SyntheticBars:

@@ -37,7 +37,7 @@ __all__ = ["START", "no_decoder_errors", "until"]
 T = TypeVar("T")
 CLIENT_ID = 17
 # 11:00 New York on 2025-07-01: with the default seed the scalp strategy buys SPY and TSLA
-# options at this tick (TSLA's options have a 0.05 tick: its stop 2.425 rounds up to 2.45).
+# options at this tick (SPY's stop 1.245 rounds up to 1.25; TSLA's options have a 0.05 tick).
 SYMBOLS = ("SPY", "TSLA")
 
 

@@ -72,9 +72,11 @@ def test_run_once_places_a_correct_bracket_journaled_before_it_is_sent(
         for req, seen in arrivals[i : i + 3]:
             assert f'"order_ref":"{req.order_ref}"' in seen.replace(" ", "")
     by_ref = {req.order_ref: req for req, _ in arrivals}
-    tsla = by_ref["TSLA-250701-s1"]
+    # SPY's stop, half of 2.49, rounds up to the cent; TSLA's options trade on a 0.05 tick.
+    spy, tsla = by_ref["SPY-250701-s1"], by_ref["TSLA-250701-s1"]
+    assert (spy.limit, by_ref["SPY-250701-s1.sl"].aux) == (Decimal("2.49"), Decimal("1.25"))
     assert intents["TSLA-250701-s1"]["contract"]["tick"] == "0.05"
-    assert (tsla.limit, by_ref["TSLA-250701-s1.sl"].aux) == (Decimal("4.85"), Decimal("2.45"))
+    assert (tsla.limit, by_ref["TSLA-250701-s1.sl"].aux) == (Decimal("5.00"), Decimal("2.50"))
     # The journal says what IB acknowledged (ids and permIds from the gateway).
     submitted = [r for r in _orders(tmp_path) if r["event"] == "submitted"]
     assert len(submitted) == 6 and all(r["perm_id"] > 0 for r in submitted)
