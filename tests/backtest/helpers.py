@@ -6,8 +6,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from tradebot.backtest.engine import BacktestResult, run_backtest
-from tradebot.backtest.plan import BacktestRequest, prepare
-from tradebot.config import LoadedConfig
+from tradebot.backtest.ladder import BacktestOperator
+from tradebot.backtest.plan import BacktestRequest, backtest_config, prepare
+from tradebot.config import LoadedConfig, load_config
+from tradebot.phase_ladder import PhaseLadder
+from tradebot.trade_journal import TradeJournal
 
 NOW = datetime(2025, 8, 1, 12, 0, tzinfo=UTC)
 
@@ -44,3 +47,25 @@ def backtest(
         out=out,
     )
     return run_backtest(prepare(request, loaded, NOW), skip_idle_ticks=skip)
+
+
+# trial → scaling on two closed trades, whatever their win rate and R:R, while the drawdown
+# stays under 5 %: the ladder's notice and its advance decided by the drawdown alone.
+TRIAL_ON_DRAWDOWN = (
+    '[phase]\ninitial = "trial"\n[phase.trial]\nmin_sessions = 1\nmin_trades = 2\n'
+    "min_win_rate_pct = 0\nmin_avg_rr = 0\nmax_drawdown_pct = 5\n"
+)
+
+
+def operated_ladder(
+    root: Path, body: str = TRIAL_ON_DRAWDOWN
+) -> tuple[PhaseLadder, BacktestOperator, TradeJournal]:
+    """A backtest's ladder on `body`, with its simulated operator and trade journal."""
+    (root / "cfg").mkdir(parents=True)
+    (root / "cfg" / "config.toml").write_text(body, encoding="utf-8")
+    loaded = backtest_config(load_config(root / "cfg" / "config.toml"), root / "out",
+                             ("SPY",), None)  # fmt: skip
+    operator = BacktestOperator(ladder=None)  # type: ignore[arg-type]
+    ladder = PhaseLadder(loaded, notify=operator.notify, cached=True)
+    operator.ladder = ladder
+    return ladder, operator, TradeJournal(loaded.logs_dir)

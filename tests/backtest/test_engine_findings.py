@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from tests.backtest.helpers import operated_ladder
+from tests.factories import trade
 from tradebot.market.csv_bars import CsvBars
 from tradebot.market.exchange import FillEvent, SimExchange, SimOrder
 from tradebot.market.model import MarketModel
@@ -61,24 +63,7 @@ def test_an_eligible_notice_is_an_advance_the_ladder_then_grants(tmp_path: Path)
     tick found the criteria met (4.6 %) where the advance refuses them (5.9 %). The notice used
     to be sent anyway ("advance when you are ready"), and then refused; it is now sent only when
     the advance would be granted — here once the closed trades alone meet the criteria."""
-    from tests.factories import trade
-    from tradebot.backtest.ladder import BacktestOperator
-    from tradebot.backtest.plan import backtest_config
-    from tradebot.config import load_config
-    from tradebot.phase_ladder import PhaseLadder
-    from tradebot.trade_journal import TradeJournal
-
-    (tmp_path / "cfg").mkdir()
-    (tmp_path / "cfg" / "config.toml").write_text(
-        '[phase]\ninitial = "trial"\n[phase.trial]\nmin_sessions = 1\nmin_trades = 2\n'
-        "min_win_rate_pct = 0\nmin_avg_rr = 0\nmax_drawdown_pct = 5\n"
-    )
-    loaded = backtest_config(load_config(tmp_path / "cfg" / "config.toml"), tmp_path / "out",
-                             ("SPY",), None)  # fmt: skip
-    operator = BacktestOperator(ladder=None)  # type: ignore[arg-type]
-    ladder = PhaseLadder(loaded, notify=operator.notify, cached=True)
-    operator.ladder = ladder
-    journal = TradeJournal(loaded.logs_dir)
+    ladder, operator, journal = operated_ladder(tmp_path)
     day = datetime(2025, 7, 1, 15, tzinfo=UTC)
     journal.append(trade(100, exit_time=day, mode="sim", phase="trial", entry_price="10"))
     journal.append(
@@ -105,24 +90,7 @@ def test_an_eligible_notice_is_an_advance_the_ladder_then_grants(tmp_path: Path)
 def test_an_eligible_notice_is_sent_when_the_closed_trades_meet_the_criteria(
     tmp_path: Path,
 ) -> None:
-    from tests.factories import trade
-    from tradebot.backtest.ladder import BacktestOperator
-    from tradebot.backtest.plan import backtest_config
-    from tradebot.config import load_config
-    from tradebot.phase_ladder import PhaseLadder
-    from tradebot.trade_journal import TradeJournal
-
-    (tmp_path / "cfg").mkdir()
-    (tmp_path / "cfg" / "config.toml").write_text(
-        '[phase]\ninitial = "trial"\n[phase.trial]\nmin_sessions = 1\nmin_trades = 2\n'
-        "min_win_rate_pct = 0\nmin_avg_rr = 0\nmax_drawdown_pct = 5\n"
-    )
-    loaded = backtest_config(load_config(tmp_path / "cfg" / "config.toml"), tmp_path / "out",
-                             ("SPY",), None)  # fmt: skip
-    operator = BacktestOperator(ladder=None)  # type: ignore[arg-type]
-    ladder = PhaseLadder(loaded, notify=operator.notify, cached=True)
-    operator.ladder = ladder
-    journal = TradeJournal(loaded.logs_dir)
+    ladder, operator, journal = operated_ladder(tmp_path)
     day = datetime(2025, 7, 1, 15, tzinfo=UTC)
     journal.append(trade(100, exit_time=day, mode="sim", phase="trial", entry_price="10"))
     journal.append(

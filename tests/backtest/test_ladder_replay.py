@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from tests.backtest.helpers import NOW, backtest
+from tests.backtest.helpers import NOW, backtest, operated_ladder
 from tests.engine.harness import config, entry_intents, orders
 from tests.factories import trade
 from tradebot.backtest.ladder import BacktestOperator, ladder_replay
@@ -133,18 +133,7 @@ def test_a_notice_the_advance_then_refuses_is_shown_not_dropped(tmp_path: Path) 
     test_engine_findings.py), but the journal can still change between the notice and the
     operator's step. The replay then shows the notice, not advanced, with the unmet criterion;
     it once showed nothing at all."""
-    (tmp_path / "cfg").mkdir()
-    operator_config = config(
-        tmp_path / "cfg",
-        '[phase]\ninitial = "trial"\n[phase.trial]\nmin_sessions = 1\nmin_trades = 2\n'
-        "min_win_rate_pct = 0\nmin_avg_rr = 0\nmax_drawdown_pct = 5\n",
-        base="",
-    )
-    loaded = backtest_config(operator_config, tmp_path / "out", ("SPY",), None)
-    operator = BacktestOperator(ladder=None)  # type: ignore[arg-type]
-    ladder = PhaseLadder(loaded, notify=operator.notify, cached=True)
-    operator.ladder = ladder
-    journal = TradeJournal(loaded.logs_dir)
+    ladder, operator, journal = operated_ladder(tmp_path)
     day = datetime(2025, 7, 1, 15, tzinfo=UTC)
     for minutes in (0, 5):
         journal.append(trade(100, exit_time=day + timedelta(minutes=minutes), mode="sim",
