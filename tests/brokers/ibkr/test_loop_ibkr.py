@@ -10,7 +10,7 @@ from typing import Any
 
 from ib_async import IB, LimitOrder
 
-from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, rig, until
+from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, make_rig, rig, until
 from tests.gateway_sim.conftest import near_money_call
 
 
@@ -355,3 +355,49 @@ def test_an_unset_commission_is_never_taken_for_an_amount(tmp_path: Path) -> Non
         assert Decimal(trade["pnl"]) == Decimal(trade["entry_price"]) * 100 - 1
 
     rig(body, tmp_path, symbols=("SPY",))
+
+
+def test_emulated_legs_survive_a_restart_and_sell_at_ib_when_they_fire(tmp_path: Path) -> None:
+    """IB refuses the bracket (201): the loop guards the filled entry itself. A new process
+    (a new client of the same gateway) re-arms the persisted legs at reconcile, and when the
+    option's bid crosses one of them the loop's sell goes to IB, fills, and closes the trade."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        r.sim.faults.refuse_brackets(True)
+        await r.tick()
+        ref = "SPY-250701-s1"
+        r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
+        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await r.wake()
+        legs = _oco_legs(r)[ref]
+        await r.stop()  # the process ends; its legs stay on disk
+
+        again = make_rig(r.sim, r.loaded)
+        try:
+            await again.start()
+            assert again.loop.oco.legs()[ref].stop_loss == Decimal(legs["stop_loss"])
+            fired: list[dict[str, Any]] = []
+            for _ in range(240):  # until a leg fires (the market is the seeded synthetic one)
+                await again.advance(timedelta(minutes=1))
+                await again.wake()
+                fired = again.events("oco_fired")
+                if fired:
+                    break
+            assert fired, "no emulated leg fired in four hours"
+            exit_ref = fired[0]["order_ref"]  # the loop's own sell: <entry>.otp1 or .osl1
+            assert exit_ref in (f"{ref}.otp1", f"{ref}.osl1")
+            sell = next(o for o in again.venue_orders() if o.order_ref == exit_ref)
+            assert (sell.action, sell.qty) == ("SELL", 1)
+            for _ in range(5):  # the sell fills at IB within a minute or two
+                await again.advance(timedelta(minutes=1))
+                await again.wake()
+            [trade] = [t for t in again.journal("trades") if t["trade_id"] == ref]
+            reason = "take_profit" if ".otp" in exit_ref else "stop_loss"
+            assert trade["exit_reason"] == reason
+            assert ref not in _oco_legs(again)  # disarmed once the position is closed
+            assert not [o for o in again.venue_orders() if o.working]
+        finally:
+            await again.stop()
+
+    rig(body, tmp_path, symbols=("SPY",), limit_s=60)
