@@ -18,17 +18,22 @@ from tradebot.notify.alerts import PER_MINUTE, Alerts, mask_url
 
 
 class Endpoint:
-    """An HTTP server on 127.0.0.1 collecting Apprise json:// posts (optionally sleeping)."""
+    """An HTTP server on 127.0.0.1 collecting Apprise json:// posts. With a `gate`, each post
+    is held unanswered until the gate opens; `holding` counts the posts held right now."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, gate: threading.Event | None = None) -> None:
         received: list[dict[str, str]] = []
         self.received = received
+        self.holding = 0
+        endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if delay:
-                    time.sleep(delay)
+                if gate is not None:
+                    endpoint.holding += 1
+                    gate.wait(120)
+                    endpoint.holding -= 1
                 received.append(json.loads(body))
                 self.send_response(200)
                 self.end_headers()
@@ -80,22 +85,29 @@ def test_the_loops_alerts_reach_a_real_endpoint(write_config, endpoint: Endpoint
 
 
 def test_dead_and_sleeping_endpoints_never_delay_the_loop(write_config) -> None:  # type: ignore[no-untyped-def]
-    sleeper = Endpoint(delay=30)
+    """The endpoint holds every post unanswered, and Apprise is told to wait 100 s for an
+    answer (rto): a loop that waited on its alerts could not end its session before the gate
+    opens (after 90 s, the test's safety net). It ends with the first alert still held."""
+    gate = threading.Event()
+    sleeper = Endpoint(gate)
     dead = "json://127.0.0.1:9/hook"  # the discard port: nothing listens
+    safety = threading.Timer(90, gate.set)
+    safety.start()
     try:
-        _config(write_config, [sleeper.url, dead])
-        started = time.monotonic()
+        _config(write_config, [f"{sleeper.url}?rto=100", dead])
         result = invoke(["run", "--start", "2025-07-01", "--until", "2025-07-01T12:00"])
-        took = time.monotonic() - started
+        held_at_the_end, answered = sleeper.holding, len(sleeper.received)
     finally:
+        gate.set()
+        safety.cancel()
         sleeper.close()
     assert result.exit_code == 0, result.stderr
-    # A loop waiting on the sleeper would need 30 s for its first alert alone.
-    assert took < 25
+    assert "entries sent" in result.stdout and "0 entries sent" not in result.stdout
+    assert held_at_the_end == 1  # the start alert, sent and never answered during the run
+    assert answered == 0
     log = Path("logs/tradebot.log").read_text(encoding="utf-8")
     assert "127.0.0.1:9" not in log and sleeper.url.split("//")[1] not in log
     assert "json://" not in log
-    assert "could not be delivered" in log or "run ended" in result.stdout
 
 
 def test_notify_test_reports_each_url(write_config, endpoint: Endpoint) -> None:  # type: ignore[no-untyped-def]
