@@ -32,6 +32,7 @@ from tradebot.equity import EquityView
 from tradebot.errors import ConfigError, CorruptRecordError
 from tradebot.phase_ladder import PhaseLadder
 from tradebot.state_store import StateStore
+from tradebot.whale_debounce import read_last_signals
 
 _EQUITY_KEYS = ("current", "source", "start_of_day", "start_source")
 
@@ -210,6 +211,12 @@ def build_risk_report(
         realized = from_micros(trades.sum_pnl(account_modes(loaded), session=session.toordinal()))
     except CorruptRecordError:
         pass  # already reported through the ladder snapshot below
+
+    try:
+        # The whale debounce guards entries too: a file the loop could not read blocks here.
+        read_last_signals(loaded.state_dir)
+    except CorruptRecordError as exc:
+        unreadable(exc)
 
     trip_session = None
     try:

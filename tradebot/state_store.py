@@ -161,6 +161,10 @@ class StateStore:
             operator = optional_text(state.get("operator"), "operator", max_length=MAX_NAME)
             reason = optional_text(state.get("reason"), "reason", max_length=MAX_TEXT)
             flatten = boolean(state.get("flatten", False), "flatten")
+            if not halted and state.get("since") is not None:
+                # A "not halted" whose time cannot be trusted (no timezone, not a time) is not
+                # trusted either: a named error, and the callers treat the bot as halted.
+                utc_timestamp(state["since"], "since")
         except ValueError as exc:
             raise CorruptRecordError(path, None, f"bad halt state ({exc})") from None
         if not halted:

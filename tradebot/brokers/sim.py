@@ -34,7 +34,7 @@ from tradebot.brokers.base import (
 )
 from tradebot.core.instruments import DataType, OptionContract, Quote
 from tradebot.core.trades import session_of
-from tradebot.errors import UsageError
+from tradebot.errors import CorruptRecordError, UsageError
 from tradebot.market.exchange import ErrorEvent, Event, SimExchange, SimOrder
 from tradebot.market.model import MarketModel
 from tradebot.storage import read_json_state, write_json_state
@@ -95,7 +95,14 @@ class SimBroker:
     async def connect(self) -> None:
         state = read_json_state(self.path)
         if state is not None:
-            self.exchange.load_state(state)
+            try:
+                self.exchange.load_state(state)
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                # Named, exit 4, and the file is kept as it is (never overwritten).
+                problem = str(exc) if type(exc) is ValueError else f"{type(exc).__name__}: {exc}"
+                raise CorruptRecordError(
+                    self.path, None, f"bad simulated account ({problem})"
+                ) from None
             last = self.exchange.processed_until
             if last is not None and last > self.now() + timedelta(minutes=1):
                 raise UsageError(

@@ -24,15 +24,16 @@ Semantics (IB's, simplified to what tradebot sends: LMT, STP, MKT on options and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from tradebot.core.instruments import DataType, OptionContract, Quote, StockContract
 from tradebot.core.sessions import session_open_close, sessions_between
 from tradebot.core.trades import session_of
+from tradebot.core.validation import utc_timestamp
 from tradebot.market.fills import POINT_OFFSETS, commission, fill_price, holder_path
 from tradebot.market.model import MINUTE, MarketModel, floor_minute
 
@@ -124,8 +125,8 @@ class SimOrder:
             filled=int(r.get("filled") or 0),
             avg_fill_price=Decimal(str(r.get("avg_fill_price") or 0)),
             last_fill_price=Decimal(str(r.get("last_fill_price") or 0)),
-            submitted_at=_time(r.get("submitted_at")),
-            finished_at=_time(r.get("finished_at")),
+            submitted_at=_time(r.get("submitted_at"), "submitted_at"),
+            finished_at=_time(r.get("finished_at"), "finished_at"),
             reason=str(r.get("reason") or ""),
         )
 
@@ -171,7 +172,7 @@ class SimFill:
 
     @classmethod
     def from_record(cls, r: dict[str, Any]) -> SimFill:
-        t = _time(r["time"])
+        t = _time(r["time"], "time")
         assert t is not None
         return cls(
             exec_id=str(r["exec_id"]),
@@ -254,10 +255,22 @@ def _dec(value: Any) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
 
 
-def _time(value: Any) -> datetime | None:
+def _time(value: Any, name: str) -> datetime | None:
+    """A saved time: ISO-8601 with a timezone (ValueError naming `name` otherwise), as UTC."""
     if value is None or value == "":
         return None
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return utc_timestamp(value, name)
+
+
+_T = TypeVar("_T")
+
+
+def _indexed(kind: str, i: int, parse: Callable[[dict[str, Any]], _T], r: dict[str, Any]) -> _T:
+    """`parse(r)`, a ValueError naming where the record sits (`orders[2]: time has no ...`)."""
+    try:
+        return parse(r)
+    except ValueError as exc:
+        raise ValueError(f"{kind}[{i}]: {exc}") from None
 
 
 def multiplier_of(contract: Contract) -> int:
@@ -696,13 +709,13 @@ class SimExchange:
         self.cash = Decimal(str(state["cash"]))
         self.realized_pnl = Decimal(str(state.get("realized_pnl") or 0))
         self.commissions = Decimal(str(state.get("commissions") or 0))
-        self.processed_until = _time(state.get("processed_until"))
+        self.processed_until = _time(state.get("processed_until"), "processed_until")
         self.next_perm_id = int(state.get("next_perm_id") or self.next_perm_id)
         self.exec_seq = int(state.get("exec_seq") or 0)
         self.order_id_floor = int(state.get("order_id_floor") or 0)
         self.orders = {}
-        for r in state.get("orders", []):
-            order = SimOrder.from_record(r)
+        for i, r in enumerate(state.get("orders", [])):
+            order = _indexed("orders", i, SimOrder.from_record, r)
             self.orders[order.order_id] = order
         self.positions = {}
         for r in state.get("positions", []):
@@ -710,7 +723,10 @@ class SimExchange:
             self.positions[contract.con_id] = SimPosition(
                 contract, int(r["qty"]), Decimal(str(r["avg_cost"]))
             )
-        self.fills = [SimFill.from_record(r) for r in state.get("fills", [])]
+        self.fills = [
+            _indexed("fills", i, SimFill.from_record, r)
+            for i, r in enumerate(state.get("fills", []))
+        ]
 
     def next_order_id(self) -> int:
         return max(max(self.orders, default=0), self.order_id_floor) + 1
