@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -236,3 +237,191 @@ def test_the_log_file_is_0600_in_a_0700_directory(tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "logs").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(tmp_path / "logs" / LOG_FILE_NAME).st_mode) == 0o600
+
+
+# -- set-password killed between its intent and its outcome; an intent that cannot be written ----
+ROOT = Path(__file__).resolve().parents[2]
+NEW_PASSWORD = "new password 2"
+
+# The real CLI in a real process, which stops itself (SIGSTOP) just before (or just after) the
+# new hash is written: the intent line is on disk, the outcome is not. Nothing is replaced: the
+# hash is written by the real code, or not yet.
+PAUSED_SET_PASSWORD = """
+import os, signal, sys
+from tradebot.state_store import StateStore
+
+real = StateStore.set_password_hash
+when = sys.argv[1]
+
+def paused(self, encoded, now):
+    if when == "before":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    real(self, encoded, now)
+    if when == "after":
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+StateStore.set_password_hash = paused
+sys.argv = ["tradebot", "phase", "set-password", "--password-stdin"]
+from tradebot.cli import main
+main()
+"""
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
+def _works(password: str) -> bool:
+    """Whether `password` is the current one, asked through the CLI (which changes nothing when
+    it is wrong: it is then refused as the current password)."""
+    result = invoke(
+        ["phase", "set-password", "--password-stdin"], input=f"{password}\n{password}\n"
+    )
+    assert result.exit_code in (0, 4), result.stderr
+    assert "Traceback" not in result.stderr
+    return result.exit_code == 0
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_set_password_killed_between_its_intent_and_its_outcome(tmp_path: Path, when: str) -> None:
+    """A real `set-password` process SIGKILLed after its intent line and before its outcome.
+
+    Polling the audit file for the intent cannot hit the window reliably (the atomic write that
+    follows takes well under a millisecond), so the process stops itself with SIGSTOP at the
+    exact point, before the hash is written (`before`) or after it was (`after`), and is then
+    killed with SIGKILL: the audit shows the intent, exactly one of the old and new passwords
+    works (the old one unless the hash was replaced), and later commands work with no traceback.
+    """
+    assert (
+        invoke(["phase", "set-password", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
+    )
+    old_hash = (tmp_path / HASH_FILE).read_bytes()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_SET_PASSWORD, when],
+        cwd=tmp_path,
+        env=_clean_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(f"{PASSWORD}\n{NEW_PASSWORD}\n".encode())
+        proc.stdin.close()
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), status
+        # The stopped process holds the audit lock: read the bytes on disk without it.
+        last = (tmp_path / AUDIT).read_bytes().splitlines()[-1]
+        assert json.loads(last)["outcome"] == "password_change_started"  # intent on disk
+        replaced = (tmp_path / HASH_FILE).read_bytes() != old_hash
+        assert replaced == (when == "after")
+    finally:
+        proc.kill()  # SIGKILL, delivered to the stopped process
+        proc.wait(timeout=30)
+    assert proc.returncode == -9
+    outcomes = _audit_outcomes(tmp_path)
+    assert outcomes[-1] == "password_change_started"
+    assert "password_set" not in outcomes[2:]  # no outcome was ever recorded for the change
+    current, other = (NEW_PASSWORD, PASSWORD) if replaced else (PASSWORD, NEW_PASSWORD)
+    assert not _works(other)
+    assert _works(current)  # exactly one works; this also sets it again (a later set-password)
+    assert _audit_outcomes(tmp_path)[-2:] == ["password_change_started", "password_set"]
+    status_run = subprocess.run(
+        [sys.executable, "-m", "tradebot", "phase", "status"],
+        cwd=tmp_path,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status_run.returncode == 0, status_run.stderr
+    assert "Traceback" not in status_run.stderr
+    assert sorted(p.name for p in (tmp_path / HASH_FILE).parent.glob(".*.tmp")) == []
+
+
+def test_an_intent_that_cannot_be_audited_changes_nothing(tmp_path: Path) -> None:
+    """A real process whose file-size limit (RLIMIT_FSIZE, like a full disk) refuses the intent
+    line: the hash is never written, the command says so in one sentence and exits 1 (the
+    README's code for a machine failing under tradebot), and the old password still works."""
+    import resource
+
+    assert (
+        invoke(["phase", "set-password", "--password-stdin"], input=PASSWORD + "\n").exit_code == 0
+    )
+    audit = (tmp_path / AUDIT).read_bytes()
+    old_hash = (tmp_path / HASH_FILE).read_bytes()
+    limit = len(audit)  # no byte may be added to the audit (the hash file would still fit)
+    assert len(old_hash) < limit
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tradebot", "phase", "set-password", "--password-stdin"],
+        cwd=tmp_path,
+        env=_clean_env(),
+        input=f"{PASSWORD}\n{NEW_PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit_file_size,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert str(tmp_path / AUDIT) in errors[0] and "too large" in errors[0]
+    assert (tmp_path / HASH_FILE).read_bytes() == old_hash  # never written
+    assert (tmp_path / AUDIT).read_bytes() == audit  # cut back: no partial line
+    assert not _works(NEW_PASSWORD)
+    assert _works(PASSWORD)
+
+
+# -- a journal path that is a directory, or cannot be read even by root ---------------------------
+def _unreadable_journal(tmp_path: Path, how: str) -> Path:
+    journal = tmp_path / "logs" / "journal" / "trades.jsonl"
+    journal.parent.mkdir(parents=True)
+    if how == "directory":
+        journal.mkdir()  # EISDIR
+    else:
+        # The tests run as root, so no permission bit stops a read; a symlink pointing at
+        # itself does: open() fails with ELOOP ("Too many levels of symbolic links").
+        journal.symlink_to(journal.name)
+    return journal
+
+
+@pytest.mark.parametrize(
+    ("how", "problem"),
+    [
+        ("directory", "is a directory, not a regular file"),
+        ("loop", "cannot be read (Too many levels of symbolic links)"),
+    ],
+)
+@pytest.mark.parametrize("command", [["journal"], ["journal", "--json"], ["risk", "check"]])
+def test_a_journal_that_is_a_directory_or_unreadable_is_exit_4_naming_it(
+    tmp_path: Path, how: str, problem: str, command: list[str]
+) -> None:
+    journal = _unreadable_journal(tmp_path, how)
+    result = invoke([*command, "--at", "2025-07-01T15:00:00Z"] if command[0] == "risk" else command)
+    assert result.exit_code == 4, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    if command[0] == "journal":
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and f"{journal}: {problem}" in result.stderr.replace("\n", "")
+        assert result.stdout == ""
+    else:
+        shown = result.stdout.replace("\n", "")
+        assert "phase_unknown" in shown and "can_open: false" in shown
+        # The table wraps long lines anywhere, so compare without whitespace.
+        assert "".join(f"{journal}: {problem}".split()) in "".join(result.stdout.split())
+    assert journal.is_dir() if how == "directory" else journal.is_symlink()  # left as it was
+
+
+def test_risk_check_json_names_an_unreadable_journal(tmp_path: Path) -> None:
+    journal = _unreadable_journal(tmp_path, "loop")
+    result = invoke(["risk", "check", "--at", "2025-07-01T15:00:00Z", "--json"])
+    assert result.exit_code == 4 and "Traceback" not in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["can_open"] is False
+    assert doc["phase_error"].startswith(f"{journal}: cannot be read (Too many levels")
