@@ -180,3 +180,95 @@ def test_a_killed_writers_temp_file_is_removed_by_the_next_write(tmp_path: Path)
     write_json_state(path, {"v": 1, "n": 2})
     assert sorted(p.name for p in path.parent.iterdir()) == ["halt.json"]
     assert read_json_state(path) == {"v": 1, "n": 2}
+
+
+# -- the temp name: random per write; a planted entry at a chosen name is skipped, never used ------
+class _Names:
+    """Stands in for tempfile's random name source (`tempfile._name_sequence`): yields `names`
+    in turn (cycling) and records what it gave, so the writer's name choice is reachable."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names, self.given = names, []  # type: list[str], list[str]
+
+    def __iter__(self) -> _Names:
+        return self
+
+    def __next__(self) -> str:
+        name = self.names[len(self.given) % len(self.names)]
+        self.given.append(name)
+        return name
+
+
+class _Recording:
+    """Wraps the real random source and records each name it gives."""
+
+    def __init__(self, real: object) -> None:
+        self.real, self.given = real, []  # type: object, list[str]
+
+    def __iter__(self) -> _Recording:
+        return self
+
+    def __next__(self) -> str:
+        name: str = next(self.real)  # type: ignore[call-overload]
+        self.given.append(name)
+        return name
+
+
+def test_two_writes_use_different_unpredictable_temp_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    source = _Recording(tempfile._get_candidate_names())  # type: ignore[attr-defined]
+    monkeypatch.setattr(tempfile, "_name_sequence", source)
+    write_json_state(tmp_path / "halt.json", {"v": 1, "n": 1})
+    write_json_state(tmp_path / "halt.json", {"v": 1, "n": 2})
+    assert len(source.given) == 2 and source.given[0] != source.given[1]  # same pid, two names
+    assert all(len(n) == 8 and str(os.getpid()) not in n for n in source.given)
+
+
+def test_a_planted_entry_at_the_chosen_temp_name_is_skipped_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    state = tmp_path / "state"
+    state.mkdir()
+    link = state / ".halt.json.aaaaaaaa.tmp"
+    link.symlink_to(victim)
+    other = state / ".halt.json.bbbbbbbb.tmp"  # another user's file (not ours to clean up)
+    other.write_text("someone else's")
+    os.chown(other, 65534, 65534)
+    names = _Names(["aaaaaaaa", "bbbbbbbb", "cccccccc"])
+    monkeypatch.setattr(tempfile, "_name_sequence", names)
+    write_json_state(state / "halt.json", {"v": 1, "halted": False})
+    assert names.given == ["aaaaaaaa", "bbbbbbbb", "cccccccc"]  # both taken names were skipped
+    assert victim.read_text() == "precious" and link.is_symlink()
+    assert other.read_text() == "someone else's"
+    assert read_json_state(state / "halt.json") == {"v": 1, "halted": False}
+    assert not (state / ".halt.json.cccccccc.tmp").exists()  # renamed over the target
+
+
+def test_when_every_temp_name_is_planted_the_write_fails_and_follows_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "halt.json").write_text('{"v": 1, "halted": true}\n')
+    victims = []
+    for name in ("aaaaaaaa", "bbbbbbbb", "cccccccc"):
+        victim = tmp_path / f"victim-{name}"
+        victim.write_text("precious")
+        (state / f".halt.json.{name}.tmp").symlink_to(victim)
+        victims.append(victim)
+    monkeypatch.setattr(tempfile, "_name_sequence", _Names(["aaaaaaaa", "bbbbbbbb", "cccccccc"]))
+    monkeypatch.setattr(tempfile, "TMP_MAX", 30)  # a small name space, tried ten times over
+    with pytest.raises(StorageError, match=r"cannot write .*halt\.json"):
+        write_json_state(state / "halt.json", {"v": 1, "halted": False})
+    assert all(v.read_text() == "precious" for v in victims)
+    assert all((state / f".halt.json.{n}.tmp").is_symlink() for n in ("aaaaaaaa", "bbbbbbbb"))
+    assert read_json_state(state / "halt.json") == {"v": 1, "halted": True}  # old file kept
