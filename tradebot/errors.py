@@ -125,7 +125,12 @@ def storage_error(path: Path, exc: OSError, *, action: str = "write") -> Storage
             f"{where.parent}, or fix its permissions"
         )
     elif exc.errno == codes.EFBIG:
-        text = f"cannot {action} {where}: the file is too large for this file system or limit"
+        text = (
+            f"cannot {action} {where}: the file is too large for the process's file-size limit "
+            "or the file system; raise the limit (ulimit -f, LimitFSIZE= in the systemd unit) "
+            "or move paths.logs_dir to a file system that allows larger files, then run the "
+            "command again"
+        )
     else:
         reason = exc.strerror or str(exc)
         text = f"cannot {action} {where} ({reason}); fix the cause, then run the command again"

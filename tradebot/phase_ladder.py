@@ -308,7 +308,7 @@ class PhaseLadder:
         if snap.evaluation is None:
             return EntryDecision(
                 False,
-                [Refusal("phase_unknown", f"the phase history cannot be read: {snap.error}")],
+                [Refusal("phase_unknown", f"the phase cannot be determined: {snap.error}")],
                 None,
             )
         return entry_decision(snap.evaluation, mode=mode, next_session_open=next_session_open)

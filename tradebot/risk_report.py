@@ -268,7 +268,7 @@ def build_risk_report(
     ev = snap.evaluation
     cap: Decimal | None = None
     if ev is None:
-        blocking.append(Refusal("phase_unknown", f"the phase history cannot be read: {snap.error}"))
+        blocking.append(Refusal("phase_unknown", f"the phase cannot be determined: {snap.error}"))
     else:
         decision = entry_decision(
             ev, mode=settings.trading.mode, next_session_open=window.next_session_open

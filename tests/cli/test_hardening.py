@@ -372,6 +372,7 @@ def test_an_intent_that_cannot_be_audited_changes_nothing(tmp_path: Path) -> Non
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
     assert str(tmp_path / AUDIT) in errors[0] and "too large" in errors[0]
+    assert "ulimit -f" in errors[0]  # and what to do
     assert (tmp_path / HASH_FILE).read_bytes() == old_hash  # never written
     assert (tmp_path / AUDIT).read_bytes() == audit  # cut back: no partial line
     assert not _works(NEW_PASSWORD)
@@ -415,6 +416,8 @@ def test_a_journal_that_is_a_directory_or_unreadable_is_exit_4_naming_it(
         assert "phase_unknown" in shown and "can_open: false" in shown
         # The table wraps long lines anywhere, so compare without whitespace.
         assert "".join(f"{journal}: {problem}".split()) in "".join(result.stdout.split())
+    if how == "loop":
+        assert "leadsbacktoitself" in "".join((result.stdout + result.stderr).split())
     assert journal.is_dir() if how == "directory" else journal.is_symlink()  # left as it was
 
 

@@ -315,12 +315,12 @@ def unreadable_file(path: Path, exc: OSError) -> CorruptRecordError:
     if exc.errno == errno.EISDIR:
         return not_a_regular_file(path, stat.S_IFDIR)
     reason = exc.strerror or str(exc)
+    if exc.errno == errno.ELOOP:
+        action = "it is a symbolic link that leads back to itself: replace it with the file"
+    else:
+        action = "fix its permissions or the disk (run tradebot as the user that owns it)"
     return CorruptRecordError(
-        path,
-        None,
-        f"cannot be read ({reason})",
-        action="fix its permissions or the disk (run tradebot as the user that owns it), then "
-        "run the command again",
+        path, None, f"cannot be read ({reason})", action=f"{action}, then run the command again"
     )
 
 
