@@ -80,9 +80,11 @@ def test_a_naive_time_in_a_state_file_blocks_risk_check_naming_the_file_and_key(
 @pytest.mark.parametrize(
     ("where", "key"),
     [
-        ("processed_until", "processed_until"),
-        ("orders.0.submitted_at", "submitted_at"),
-        ("fills.0.time", "time"),
+        ("processed_until", "processed_until has no timezone"),
+        ("orders.0.submitted_at", "submitted_at has no timezone"),
+        ("fills.0.time", "time has no timezone"),
+        ("fills.0.time=null", "fills[0]: time is missing"),  # was an assert (exit 1)
+        ("orders.0.contract=text", "AttributeError"),  # was exit 1, nothing named
     ],
 )
 def test_a_naive_time_in_the_simulated_account_is_a_named_error_for_run(
@@ -107,7 +109,7 @@ def test_a_naive_time_in_the_simulated_account_is_a_named_error_for_run(
         }
     )
     state.setdefault("fills", [])
-    if where == "fills.0.time":
+    if where.startswith("fills.0.time"):
         state["fills"].append(
             {
                 "exec_id": "e1",
@@ -117,7 +119,7 @@ def test_a_naive_time_in_the_simulated_account_is_a_named_error_for_run(
                 "side": "BOT",
                 "qty": 1,
                 "price": "1",
-                "time": NAIVE,
+                "time": None if where.endswith("null") else NAIVE,
                 "commission": "1",
                 "cum_qty": 1,
                 "avg_price": "1",
@@ -125,6 +127,8 @@ def test_a_naive_time_in_the_simulated_account_is_a_named_error_for_run(
         )
     elif where == "processed_until":
         state["processed_until"] = "2025-07-01T15:00:00"
+    elif where == "orders.0.contract=text":
+        state["orders"][0]["contract"] = "SPY"
     else:
         state["orders"][0]["submitted_at"] = NAIVE
     path.write_text(json.dumps(state))
@@ -132,5 +136,5 @@ def test_a_naive_time_in_the_simulated_account_is_a_named_error_for_run(
     result = invoke(["run", "--once", "--start", "2025-07-01T11:30"])
     assert result.exit_code == 4, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
-    assert "sim-broker.json" in result.stderr and f"{key} has no timezone" in result.stderr
+    assert "sim-broker.json" in result.stderr and key in " ".join(result.stderr.split())
     assert path.read_bytes() == before  # a damaged account is never overwritten

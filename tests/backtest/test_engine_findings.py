@@ -55,6 +55,37 @@ def test_a_bracket_never_buys_the_low_and_sells_the_high_of_the_same_minute(
     assert [f.order_ref for f in fills] == ["E"]  # before the fix also "TP", in the same minute
 
 
+def test_a_stop_released_inside_a_minute_still_sees_that_minutes_low(tmp_path: Path) -> None:
+    """The entry fills at the bar's open; the low comes later in the same bar. Only the
+    take-profit waits for the next minute: the stop sells at that low (deferring it too hid
+    this loss — found by review)."""
+    rows = []
+    start = datetime(2025, 7, 1, 9, 30)
+    for i in range(60):
+        t = start + timedelta(minutes=i)
+        o = h = lo = c = 600.0
+        if t.hour == 10 and t.minute == 0:
+            o, h, lo, c = 598.0, 598.0, 590.0, 598.0  # opens lower, drops to 590 inside the bar
+        rows.append(f"{t:%Y-%m-%d %H:%M:%S},{o},{h},{lo},{c},1000")
+    (tmp_path / "SPY.csv").write_text(HEADER + "".join(r + "\n" for r in rows))
+    market = MarketModel(CsvBars(tmp_path))
+    contract = market.option("SPY", date(2025, 7, 2), Decimal(601), "C", date(2025, 7, 1))
+    assert contract is not None
+    ask_at_open = market.option_bid_ask(contract, 598.0, SPIKE)[1]
+    stop = (ask_at_open * Decimal("0.7")).quantize(contract.tick)
+    ex = SimExchange(market, cash=Decimal(10000))
+    ex.advance(SPIKE - timedelta(minutes=1))
+    entry = SimOrder(1, contract, "BUY", 1, "LMT", limit=ask_at_open, order_ref="E")
+    tp = SimOrder(2, contract, "SELL", 1, "LMT", limit=ask_at_open * 2, order_ref="TP", parent_id=1)
+    sl = SimOrder(3, contract, "SELL", 1, "STP", stop=stop, order_ref="SL", parent_id=1)
+    tp.tif = sl.tif = "GTC"
+    for order in (entry, tp, sl):
+        ex.submit(order, SPIKE - timedelta(minutes=1))
+    fills = [e.fill for e in ex.advance(SPIKE + timedelta(minutes=30)) if isinstance(e, FillEvent)]
+    assert [f.order_ref for f in fills] == ["E", "SL"]
+    assert fills[0].time == SPIKE and SPIKE < fills[1].time < SPIKE + timedelta(minutes=1)
+
+
 def test_an_eligible_notice_is_an_advance_the_ladder_then_grants(tmp_path: Path) -> None:
     """trial → scaling needs max drawdown < 5 % of the equity the window started with; that base
     is `current equity − window P&L`. At a loop tick `current` is the broker's net liquidation,

@@ -417,7 +417,7 @@ def test_a_journal_that_is_a_directory_or_unreadable_is_exit_4_naming_it(
         # The table wraps long lines anywhere, so compare without whitespace.
         assert "".join(f"{journal}: {problem}".split()) in "".join(result.stdout.split())
     if how == "loop":
-        assert "leadsbacktoitself" in "".join((result.stdout + result.stderr).split())
+        assert "formaloop" in "".join((result.stdout + result.stderr).split())
     assert journal.is_dir() if how == "directory" else journal.is_symlink()  # left as it was
 
 

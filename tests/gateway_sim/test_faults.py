@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from ib_async import LimitOrder
 
 from tests.gateway_sim.conftest import (
@@ -19,7 +21,8 @@ from tests.gateway_sim.conftest import (
     spy_stock,
     until,
 )
-from tradebot.gateway_sim import GatewaySim
+from tradebot.errors import CorruptRecordError
+from tradebot.gateway_sim import GatewaySim, SimSettings
 
 
 def test_dropped_socket_fires_disconnected_event(version: int) -> None:
@@ -333,3 +336,22 @@ def test_state_file_resumes_the_account_after_a_restart(tmp_path: Path, version:
         ib.disconnect()
 
     scenario(version, second, start=START + timedelta(minutes=10), state_file=state)
+
+
+def test_a_saved_clock_without_a_timezone_is_a_named_error(tmp_path: Path) -> None:
+    """A saved clock without a timezone was a TypeError (exit 1) once compared with --start."""
+    state = tmp_path / "sim.json"
+
+    async def first(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        ib.disconnect()
+
+    scenario(178, first, state_file=state)
+    saved = json.loads(state.read_text())
+    saved["clock"] = "2025-07-01T15:00:00"
+    state.write_text(json.dumps(saved))
+    before = state.read_bytes()
+    with pytest.raises(CorruptRecordError) as caught:
+        GatewaySim(SimSettings(port=0, version=178, state_file=state))
+    assert "clock has no timezone" in caught.value.message and str(state) in str(caught.value)
+    assert state.read_bytes() == before

@@ -97,7 +97,7 @@ class SimBroker:
         if state is not None:
             try:
                 self.exchange.load_state(state)
-            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
                 # Named, exit 4, and the file is kept as it is (never overwritten).
                 problem = str(exc) if type(exc) is ValueError else f"{type(exc).__name__}: {exc}"
                 raise CorruptRecordError(

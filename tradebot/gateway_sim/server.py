@@ -28,6 +28,7 @@ from typing import Any
 from tradebot.core.instruments import OptionContract, Quote
 from tradebot.core.sessions import DEFAULT_CALENDAR
 from tradebot.core.trades import EXCHANGE_TZ, session_of
+from tradebot.core.validation import utc_timestamp
 from tradebot.errors import CorruptRecordError
 from tradebot.gateway_sim import account as acct
 from tradebot.gateway_sim import bars
@@ -900,7 +901,9 @@ class GatewaySim:
         try:
             self.exchange.load_state(state["exchange"])
             self.book.load_state(state["book"])
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            if state.get("clock"):
+                utc_timestamp(state["clock"], "clock")
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
             problem = f"unreadable simulator state ({type(exc).__name__}: {exc})"
             raise CorruptRecordError(Path(path), None, problem) from None
         return state
@@ -911,7 +914,7 @@ class GatewaySim:
         s = self.settings
         resumed = None
         if saved is not None and saved.get("clock"):
-            resumed = datetime.fromisoformat(str(saved["clock"]).replace("Z", "+00:00"))
+            resumed = utc_timestamp(saved["clock"], "clock")  # checked by _load_state
         if s.start is not None:
             if resumed is not None and s.start < resumed:
                 raise GatewaySimError(

@@ -173,7 +173,8 @@ class SimFill:
     @classmethod
     def from_record(cls, r: dict[str, Any]) -> SimFill:
         t = _time(r["time"], "time")
-        assert t is not None
+        if t is None:
+            raise ValueError("time is missing")
         return cls(
             exec_id=str(r["exec_id"]),
             order_id=int(r["order_id"]),
@@ -437,11 +438,18 @@ class SimExchange:
                 # that instant); children released by a fill at `t` start at the next point.
                 if order.status != "Submitted" or (order.submitted_at and order.submitted_at >= t):
                     continue
-                if order.parent_id and order.submitted_at and order.submitted_at >= minute:
-                    # Legs released by their entry's fill inside this minute start with the
-                    # next one: a bar does not say whether its low or its high came first, and
-                    # buying the one and selling the other in the same bar assumes the order
-                    # that helps (as the stop-before-take-profit rule assumes the one that hurts).
+                if (
+                    order.parent_id
+                    and order.order_type != "STP"
+                    and order.submitted_at
+                    and order.submitted_at >= minute
+                ):
+                    # A take-profit released by its entry's fill inside this minute starts with
+                    # the next one: a bar does not say whether its low or its high came first,
+                    # and buying the one and selling the other in the same bar assumes the order
+                    # that helps. The stop stays live: an entry filled before the bar's low (at
+                    # its open, or on arrival) can be stopped at that low, so assuming it can is
+                    # the order that hurts, as the stop-before-take-profit rule assumes.
                     continue
                 symbol = order.contract.symbol
                 if symbol not in bars:

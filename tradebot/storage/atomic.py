@@ -316,7 +316,7 @@ def unreadable_file(path: Path, exc: OSError) -> CorruptRecordError:
         return not_a_regular_file(path, stat.S_IFDIR)
     reason = exc.strerror or str(exc)
     if exc.errno == errno.ELOOP:
-        action = "it is a symbolic link that leads back to itself: replace it with the file"
+        action = "symbolic links at or above this path form a loop: make it a real file"
     else:
         action = "fix its permissions or the disk (run tradebot as the user that owns it)"
     return CorruptRecordError(
