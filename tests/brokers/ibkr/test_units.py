@@ -251,14 +251,14 @@ def _option_contract() -> Contract:
 def test_an_expiry_stamped_on_saturday_belongs_to_its_expiry_session() -> None:
     saturday = datetime(2025, 7, 5, 4, 0, tzinfo=UTC)  # 2025-07-03 expiry (Friday is a holiday)
     execution = Execution(execId="exp1", time=saturday, side="SLD", shares=1.0, price=0.0)
-    report = exec_report(_option_contract(), execution, None, NY, "XNYS")
+    report = exec_report(_option_contract(), execution, None, NY, "XNYS", NOW)
     assert report.kind == "expiry" and report.qty == 1 and report.side == "SLD"
     assert report.time == datetime(2025, 7, 3, 17, 0, tzinfo=UTC)  # the 13:00 early close
     trade = Execution(
         execId="E9", time=NOW, side="BOT", shares=2.0, price=1.25, permId=7, orderId=5,
         orderRef="SPY-250701-s1",
     )  # fmt: skip
-    report = exec_report(_option_contract(), trade, None, NY, "XNYS")
+    report = exec_report(_option_contract(), trade, None, NY, "XNYS", NOW)
     assert (report.kind, report.time, report.price, report.qty) == (
         "trade",
         NOW,
@@ -270,11 +270,19 @@ def test_an_expiry_stamped_on_saturday_belongs_to_its_expiry_session() -> None:
 def test_an_execution_time_without_a_zone_is_the_gateways() -> None:
     naive = datetime(2025, 7, 1, 11, 0)  # 11:00 at the gateway (New York)
     execution = Execution(execId="E1", time=naive, side="BOT", shares=1.0, price=1.0, permId=3)
-    report = exec_report(_option_contract(), execution, None, NY, "XNYS")
+    report = exec_report(_option_contract(), execution, None, NY, "XNYS", NOW)
     assert report.time == NOW
 
 
 # -- settings and clock ------------------------------------------------------------------------
+def test_an_execution_without_a_time_is_dated_by_the_connections_clock() -> None:
+    """Not by the machine's: under the gateway simulator the clock says 2025, and a fill
+    dated today would land in today's session (and pass today's expiry check)."""
+    execution = Execution(execId="E2", time=None, side="BOT", shares=1.0, price=1.0, permId=4)
+    report = exec_report(_option_contract(), execution, None, NY, "XNYS", NOW)
+    assert (report.kind, report.time) == ("trade", NOW)
+
+
 def test_the_restart_window_may_cross_midnight() -> None:
     window = RestartWindow.parse("23:45-00:15", NY)
     at = lambda h, m: datetime(2025, 7, 1, h, m, tzinfo=NY)  # noqa: E731

@@ -603,7 +603,8 @@ class IbConnection:
 
     def _on_execution(self, contract: Contract, execution: IbExecutionMsg) -> None:
         s = self.settings
-        report = mapping.exec_report(contract, execution, self._tick(contract), s.zone, s.calendar)
+        tick = self._tick(contract)
+        report = mapping.exec_report(contract, execution, tick, s.zone, s.calendar, self.now())
         if self.tracker.on_execution(report):
             log.info(
                 "execution %s: %s %d %s at %s (order_ref %r)",

@@ -246,9 +246,12 @@ def exec_report(
     tick: Decimal | None,
     zone: ZoneInfo,
     calendar: str,
+    now: datetime,
 ) -> ExecReport:
+    """`now` (the connection's clock, the gateway's under broker.clock = 'gateway') dates an
+    execution that arrives without a time."""
     option = option_from_ib(contract, tick)
-    time = aware(execution.time, zone) or datetime.now(UTC)
+    time = aware(execution.time, zone) or now
     side: Literal["BOT", "SLD"] = "BOT" if execution.side.upper() in ("BOT", "BUY") else "SLD"
     kind: Literal["trade", "expiry"] = "trade"
     if (
