@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@# Byte-compile like a normal install does (some machines set PYTHONDONTWRITEBYTECODE).
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q tradebot > /dev/null
 	touch $(STAMP)
