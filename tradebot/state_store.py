@@ -48,7 +48,9 @@ WHALE_FILE = "whale-debounce.json"  # written by tradebot.whale_debounce
 # A recorded equity below a cent (zero, negative, 1e-30) is not a number to size or guard with:
 # the reading is refused, so entries stop until the loop records a real one.
 MIN_EQUITY = Decimal("0.01")
-KEEP_SESSIONS = 400  # start-of-day records kept (well over a year of sessions)
+# Start-of-day records kept: the loop reads today's (daily loss) and those of sessions it closes
+# (session metrics); every tick reads and checks the whole file, so it stays small.
+KEEP_SESSIONS = 10
 
 
 @dataclass(frozen=True)
