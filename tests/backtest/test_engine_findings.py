@@ -17,6 +17,18 @@ HEADER = "timestamp,open,high,low,close,volume\n"
 SPIKE = datetime(2025, 7, 1, 14, 0, tzinfo=UTC)  # 10:00 New York
 
 
+def _flat_hour_with(root: Path, spike: tuple[float, float, float, float]) -> MarketModel:
+    """SPY at 600 from 09:30 to 10:29 on 2025-07-01, but the 10:00 bar: (o, h, l, c)."""
+    rows = []
+    start = datetime(2025, 7, 1, 9, 30)
+    for i in range(60):
+        t = start + timedelta(minutes=i)
+        o, h, lo, c = spike if (t.hour, t.minute) == (10, 0) else (600.0,) * 4
+        rows.append(f"{t:%Y-%m-%d %H:%M:%S},{o},{h},{lo},{c},1000")
+    (root / "SPY.csv").write_text(HEADER + "".join(r + "\n" for r in rows))
+    return MarketModel(CsvBars(root))
+
+
 def test_a_bracket_never_buys_the_low_and_sells_the_high_of_the_same_minute(
     tmp_path: Path,
 ) -> None:
@@ -26,16 +38,7 @@ def test_a_bracket_never_buys_the_low_and_sells_the_high_of_the_same_minute(
     stop against a take-profit the exchange assumes the order that hurts (the stop wins); for
     an entry against its own take-profit it assumes the order that helps. The legs of an
     entry filled inside a minute should start with the next minute."""
-    rows = []
-    start = datetime(2025, 7, 1, 9, 30)
-    for i in range(60):
-        t = start + timedelta(minutes=i)
-        o = h = lo = c = 600.0
-        if t.hour == 10 and t.minute == 0:
-            h, lo = 604.0, 598.0  # a one-minute spike both ways
-        rows.append(f"{t:%Y-%m-%d %H:%M:%S},{o},{h},{lo},{c},1000")
-    (tmp_path / "SPY.csv").write_text(HEADER + "".join(r + "\n" for r in rows))
-    market = MarketModel(CsvBars(tmp_path))
+    market = _flat_hour_with(tmp_path, (600.0, 604.0, 598.0, 600.0))  # a spike both ways
     contract = market.option("SPY", date(2025, 7, 2), Decimal(601), "C", date(2025, 7, 1))
     assert contract is not None
     at_low = market.option_bid_ask(contract, 598.0, SPIKE + timedelta(seconds=20))
@@ -59,16 +62,8 @@ def test_a_stop_released_inside_a_minute_still_sees_that_minutes_low(tmp_path: P
     """The entry fills at the bar's open; the low comes later in the same bar. Only the
     take-profit waits for the next minute: the stop sells at that low (deferring it too hid
     this loss — found by review)."""
-    rows = []
-    start = datetime(2025, 7, 1, 9, 30)
-    for i in range(60):
-        t = start + timedelta(minutes=i)
-        o = h = lo = c = 600.0
-        if t.hour == 10 and t.minute == 0:
-            o, h, lo, c = 598.0, 598.0, 590.0, 598.0  # opens lower, drops to 590 inside the bar
-        rows.append(f"{t:%Y-%m-%d %H:%M:%S},{o},{h},{lo},{c},1000")
-    (tmp_path / "SPY.csv").write_text(HEADER + "".join(r + "\n" for r in rows))
-    market = MarketModel(CsvBars(tmp_path))
+    # Opens lower at 10:00, drops to 590 inside that bar.
+    market = _flat_hour_with(tmp_path, (598.0, 598.0, 590.0, 598.0))
     contract = market.option("SPY", date(2025, 7, 2), Decimal(601), "C", date(2025, 7, 1))
     assert contract is not None
     ask_at_open = market.option_bid_ask(contract, 598.0, SPIKE)[1]
