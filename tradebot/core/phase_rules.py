@@ -1,6 +1,6 @@
 """The phase ladder's rules (spec §3) as pure functions of trades, history, config and `now`.
 
-Nothing here reads a file or the clock: the service (`tradebot.phase_ladder`) gathers the inputs
+Nothing here reads a file or the clock: the service (`tradebot.books.ladder`) gathers the inputs
 and acts on the verdicts.
 """
 

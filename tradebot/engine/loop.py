@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tradebot.books.risk_report import RiskReport, account_modes, build_risk_report
 from tradebot.brokers.base import BrokerError
 from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
@@ -37,7 +38,6 @@ from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLi
 from tradebot.engine.supervisor import Supervisor, View, write_heartbeat
 from tradebot.errors import CorruptRecordError, TradebotError
 from tradebot.notify.systemd import SystemdNotifier
-from tradebot.risk_report import RiskReport, account_modes, build_risk_report
 
 log = logging.getLogger("tradebot.engine")
 

@@ -113,14 +113,14 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
     import os as _os
     from pathlib import Path
 
+    from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
+    from tradebot.books.ladder import PhaseLadder
+    from tradebot.books.risk_report import account_modes
+    from tradebot.books.state_store import StateStore
     from tradebot.engine.events import EventLog
     from tradebot.engine.order_book import OrderBook
     from tradebot.engine.supervisor import HEARTBEAT_FILE
     from tradebot.errors import CorruptRecordError
-    from tradebot.phase_ladder import PhaseLadder
-    from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
-    from tradebot.risk_report import account_modes
-    from tradebot.state_store import StateStore
     from tradebot.storage import read_json_state
 
     state_dir = Path(loaded.state_dir)

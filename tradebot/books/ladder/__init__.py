@@ -27,9 +27,22 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tradebot.books.equity import EquityView, equity_view
+from tradebot.books.order_journal import OrderJournal
+from tradebot.books.phase_records import HistoryRead, PhaseRecords, parse_attempts, parse_history
+from tradebot.books.state_store import PASSWORD_FILE, StateStore
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import LoadedConfig
 from tradebot.core.metrics import TradeSeries, from_micros, summarize
 from tradebot.core.orders import OrderEvent
+from tradebot.core.override_password import (
+    MAX_LENGTH,
+    MIN_LENGTH,
+    Attempt,
+    hash_password,
+    lockout_until,
+    verify_password,
+)
 from tradebot.core.phase_history import (
     PHASES,
     PhaseTransition,
@@ -49,21 +62,8 @@ from tradebot.core.phase_rules import (
 )
 from tradebot.core.trades import PhaseName, session_of
 from tradebot.core.validation import in_future
-from tradebot.equity import EquityView, equity_view
 from tradebot.errors import CorruptRecordError, RefusedError, StorageError, UsageError
-from tradebot.order_journal import OrderJournal
-from tradebot.override_password import (
-    MAX_LENGTH,
-    MIN_LENGTH,
-    Attempt,
-    hash_password,
-    lockout_until,
-    verify_password,
-)
-from tradebot.phase_records import HistoryRead, PhaseRecords, parse_attempts, parse_history
-from tradebot.state_store import PASSWORD_FILE, StateStore
 from tradebot.storage.jsonl import LockedJsonl
-from tradebot.trade_journal import TradeJournal
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class PhaseLadder:
         self.trades: TradeJournal
         self.orders: OrderJournal
         if cached:
-            from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
+            from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
 
             self.trades = CachedTradeJournal(loaded.logs_dir)
             self.orders = CachedOrderJournal(loaded.logs_dir)
@@ -744,7 +744,7 @@ class PhaseLadder:
         if recorded is not None:
             return recorded.amount
         if self.loaded.settings.broker.kind == "sim":
-            from tradebot.equity import sim_equity
+            from tradebot.books.equity import sim_equity
 
             return sim_equity(self.loaded.settings.risk.paper_equity, trades, before=day)
         return None
