@@ -17,7 +17,7 @@ from tests.review.helpers import HOLD, prepare, run_loop, sim
 from tradebot.books.halt import KillSwitch
 from tradebot.brokers.base import AccountSnapshot, BrokerError, OptionChainInfo
 from tradebot.engine.loop import TradingLoop
-from tradebot.engine.status import loop_report
+from tradebot.engine.status_view import loop_report
 
 
 def test_a_halt_written_while_the_loop_is_busy_is_noticed_within_a_second(

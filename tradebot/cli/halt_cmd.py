@@ -85,7 +85,7 @@ def resume(ctx: typer.Context, reason: Reason = None, operator: Operator = None)
 
 
 def _loop_pid(loaded: object) -> int | None:
-    from tradebot.engine.status import loop_report
+    from tradebot.engine.status_view import loop_report
 
     report = loop_report(loaded, datetime.now(UTC))
     pid = report["pid"]

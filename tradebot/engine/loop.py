@@ -31,11 +31,12 @@ from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.engine.context import EngineContext
 from tradebot.engine.entries import EntryPipeline
 from tradebot.engine.exits import ExitManager
+from tradebot.engine.heartbeat import write_heartbeat
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import POLL, OcoWatcher
 from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
 from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
-from tradebot.engine.supervisor import Supervisor, View, write_heartbeat
+from tradebot.engine.supervisor import Supervisor, View
 from tradebot.errors import CorruptRecordError, TradebotError
 from tradebot.notify.systemd import SystemdNotifier
 
@@ -145,6 +146,7 @@ class TradingLoop:
             if not clock.simulated or getattr(clock, "speed", None) is not None:
                 supervisor = Supervisor(
                     self,
+                    state_dir=ctx.loaded.state_dir,
                     heartbeat_s=ctx.settings.monitoring.heartbeat_s,
                     systemd=self.systemd,
                     view=self.view,
