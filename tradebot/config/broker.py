@@ -20,19 +20,21 @@ class SimPricingConfig(Section):
     has the fit and its out-of-sample errors."""
 
     # At-the-money implied vol = premium × realized vol (index ETFs SPY/QQQ/IWM/DIA; others).
-    index_premium: Annotated[Num, Field(gt=0, le=10)] = Decimal("1.55")
-    stock_premium: Annotated[Num, Field(gt=0, le=10)] = Decimal("0.88")
+    index_premium: Annotated[Num, Field(gt=0, le=10)] = Decimal("1.435")
+    stock_premium: Annotated[Num, Field(gt=0, le=10)] = Decimal("0.843")
     # Smile: vol × (1 + skew·z + smile·z²), z = strike's distance from spot in std deviations.
-    index_skew: Annotated[Num, Field(ge=-1, le=1)] = Decimal("-0.15")
-    index_smile: Annotated[Num, Field(ge=0, le=1)] = Decimal("0")
-    stock_skew: Annotated[Num, Field(ge=-1, le=1)] = Decimal("-0.05")
-    stock_smile: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.05")
+    index_skew: Annotated[Num, Field(ge=-1, le=1)] = Decimal("-0.097")
+    index_smile: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.008")
+    stock_skew: Annotated[Num, Field(ge=-1, le=1)] = Decimal("-0.045")
+    stock_smile: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.053")
+    # The skew grows with time to expiry as (sessions to expiry / 5) ** skew_term.
+    skew_term: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.5")
     # How much more of a session's variance comes at its open and close than at midday.
     open_close: Annotated[Num, Field(ge=0, le=50)] = Decimal("5")
     lookback_sessions: Int = Field(10, ge=0, le=250)  # earlier sessions in the realized vol
     # Spread: max(one tick, this fraction of the option's value).
-    index_spread: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.03")
-    stock_spread: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.12")
+    index_spread: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.035")
+    stock_spread: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.113")
 
 
 class SimBrokerConfig(Section):

@@ -367,7 +367,7 @@ class MarketModel:
             return pricing.black_scholes(spot, strike, 0.0, 0.0, contract.right)
         atm = self.atm_volatility(contract.symbol, t)
         skew, smile = self.params.shape(contract.symbol)
-        vol = smile_vol(atm, math.log(strike / spot), years, skew, smile)
+        vol = smile_vol(atm, math.log(strike / spot), years, skew, smile, self.params.skew_term)
         return pricing.black_scholes(
             spot,
             strike,

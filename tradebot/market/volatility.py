@@ -17,8 +17,10 @@ model (docs/backtest-pricing.md, where its fit and its out-of-sample errors are)
 * **time to expiry** in *trading* years: what is left of today's variance plus one per session
   to the expiry's close (half days by their length), over 252 — so a 0DTE at 15:00 is worth what
   its last hour can move, and nights and weekends add nothing;
-* **smile**: ``vol = atm × clip(1 + skew·z + smile·z², 0.5, 4)``, with z the strike's distance from
-  the spot in standard deviations, ``ln(K/S) / (atm × √years)``; skew and smile per class;
+* **smile**: ``vol = atm × clip(1 + skew·s·z + smile·z², 0.5, 4)``, with z the strike's distance
+  from the spot in standard deviations, ``ln(K/S) / (atm × √years)``, skew and smile per class,
+  and s = (sessions to expiry / 5) ** skew_term: the skew of a week-long option, steeper for
+  longer ones;
 * the option's value is Black–Scholes (`pricing.py`) at that volatility over those trading years,
   discounted over calendar time.
 
@@ -43,6 +45,7 @@ MIN_WEIGHT = 0.1  # sessions of variance seen before the realized estimate is us
 VOL_FLOOR, VOL_CAP = 0.03, 3.0  # at-the-money volatility bounds
 SMILE_FLOOR, SMILE_CAP = 0.5, 4.0  # the smile multiplies the at-the-money volatility within
 MIN_YEARS = 1.0 / (SESSIONS_PER_YEAR * SESSION_MINUTES)  # one trading minute
+SKEW_SESSIONS = 5  # the skew parameters are those of an option a week (5 sessions) from expiry
 INDEX_ETFS = frozenset({"SPY", "QQQ", "IWM", "DIA"})
 
 F = TypeVar("F", float, npt.NDArray[np.float64])
@@ -59,6 +62,7 @@ class PricingParams:
     index_smile: float
     stock_skew: float
     stock_smile: float
+    skew_term: float  # the skew grows as (sessions to expiry / 5) ** skew_term
     open_close: float  # how much more of a session's variance comes at its open and close
     lookback_sessions: int  # earlier sessions whose bars count in the realized variance
     index_spread: float  # the modelled spread, a fraction of the option's value (≥ one tick)
@@ -88,6 +92,7 @@ def pricing_params(config: SimPricingConfig | None = None) -> PricingParams:
         index_smile=float(c.index_smile),
         stock_skew=float(c.stock_skew),
         stock_smile=float(c.stock_smile),
+        skew_term=float(c.skew_term),
         open_close=float(c.open_close),
         lookback_sessions=c.lookback_sessions,
         index_spread=float(c.index_spread),
@@ -147,11 +152,19 @@ def trading_years(today_left: F, sessions_after: F) -> F:
     return max(years, MIN_YEARS)
 
 
-def smile_vol(atm: F, log_moneyness: F, years: F, skew: F, smile: F) -> F:
+def skew_scale(years: F, skew_term: float) -> F:
+    """How the skew grows with time to expiry: (sessions to expiry / 5) ** skew_term."""
+    scale: F = (years * (SESSIONS_PER_YEAR / SKEW_SESSIONS)) ** skew_term
+    return scale
+
+
+def smile_vol(atm: F, log_moneyness: F, years: F, skew: F, smile: F, skew_term: float = 0.0) -> F:
     """The strike's volatility: `atm` times the smile in standard deviations from the spot."""
     if isinstance(atm, np.ndarray) or isinstance(log_moneyness, np.ndarray):
         z = log_moneyness / (atm * np.sqrt(years))
-        out: F = atm * np.clip(1 + skew * z + smile * z * z, SMILE_FLOOR, SMILE_CAP)
+        tilt = skew * skew_scale(years, skew_term) * z
+        out: F = atm * np.clip(1 + tilt + smile * z * z, SMILE_FLOOR, SMILE_CAP)
         return out
     z = log_moneyness / (atm * math.sqrt(years))
-    return atm * min(SMILE_CAP, max(SMILE_FLOOR, 1 + skew * z + smile * z * z))
+    tilt = skew * skew_scale(years, skew_term) * z
+    return atm * min(SMILE_CAP, max(SMILE_FLOOR, 1 + tilt + smile * z * z))
