@@ -47,8 +47,8 @@ def pricing_note(
         f"volatility of {params.index_premium:g} × (index ETFs; {params.stock_premium:g} × "
         f"single stocks) the realized volatility of {bars} so far (today and up to "
         f"{params.lookback_sessions} earlier sessions), with a skew and smile, over trading time "
-        f"to the expiry; spread max(tick, {params.index_spread * 100:g} % / "
-        f"{params.stock_spread * 100:g} % of the value). Calibrated on real option quotes: "
+        f"to the expiry; spread max(tick, {params.spread * 100:g} % of the value). Calibrated "
+        "on real option quotes: "
         f"the out-of-sample errors are in {CALIBRATION_DOC}."
     )
 

@@ -32,9 +32,8 @@ class SimPricingConfig(Section):
     # How much more of a session's variance comes at its open and close than at midday.
     open_close: Annotated[Num, Field(ge=0, le=50)] = Decimal("5")
     lookback_sessions: Int = Field(10, ge=0, le=250)  # earlier sessions in the realized vol
-    # Spread: max(one tick, this fraction of the option's value).
-    index_spread: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.035")
-    stock_spread: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.113")
+    # Spread: max(one tick, this fraction of the option's value), fitted on index ETFs' quotes.
+    spread: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.028")
 
 
 class SimBrokerConfig(Section):

@@ -14,8 +14,10 @@ backtest would. Then, in closed form, no optimiser:
 2. **premium** per class: the at-the-money implied volatility over the realized volatility of
    the bars so far, the median per source, the sources' geometric mean (a class without bars
    in the training sources takes the other class's premium);
-3. **spread** per class: the median relative spread of near-the-money real quotes, per source,
-   then the median of the sources;
+3. **spread**: the median relative spread of real quotes of index ETFs (mid ≥ $0.50), per
+   source, then the median of the sources (the single-stock quotes here — GOOG in 2015, a
+   snapshot after the close — are far wider than today's intraday large-cap quotes:
+   docs/backtest-pricing.md shows them against the model);
 4. **open_close** (how much more of a session's variance comes at its open and close): the value
    of `OPEN_CLOSE_GRID` whose model prices the training records best (mean |relative error|,
    each source weighing the same).
@@ -64,8 +66,7 @@ MIN_PRICE = 0.10  # below this a tick is a large share of the price: relative er
 MAX_MONEYNESS = 0.05  # |ln(strike / spot)|: the strikes a bot buying near the money trades
 MAX_DAYS = 45  # calendar days to expiry (the simulated chain's horizon)
 MAX_SPREAD = 0.20  # a real quote wider than this share of its mid does not say what it is worth
-NEAR_MONEY = 0.03  # quotes the spread is fitted on: |m| ≤ 3 %, mid ≥ $0.50
-SPREAD_MIN_MID = 0.50
+SPREAD_MIN_MID = 0.50  # the spread is fitted on quotes in scope whose mid is at least this
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def model_prices(params: PricingParams, f: Features) -> Array:
 
 def model_bid_ask(params: PricingParams, f: Features, fair: Array) -> tuple[Array, Array]:
     """`pricing.bid_ask` on arrays: max(tick, spread × fair) wide, outward to the tick."""
-    width = np.maximum(f.tick, fair * _by_class(f, params.index_spread, params.stock_spread))
+    width = np.maximum(f.tick, fair * params.spread)
     # A hair of slack so that a value already on the tick is not pushed a tick out by float error.
     bid = np.maximum(np.floor((fair - width / 2) / f.tick + 1e-9) * f.tick, 0.0)
     ask = np.maximum(np.ceil((fair + width / 2) / f.tick - 1e-9) * f.tick, bid + f.tick)
@@ -332,7 +333,7 @@ def _fit_premium(
 
 def _fit_spread(f: Features, mask: Mask) -> float | None:
     quoted = mask & np.isfinite(f.bid) & (f.bid > 0)
-    use = quoted & (np.abs(f.m) <= NEAR_MONEY) & (f.price >= SPREAD_MIN_MID)
+    use = quoted & (f.price >= SPREAD_MIN_MID)
     if not use.any():
         return None
     rel = pd.Series((f.ask[use] - f.bid[use]) / f.price[use])
@@ -364,12 +365,10 @@ def fit(by_open_close: dict[float, Features], train: Mask, start: PricingParams)
         iv = ivs[open_close]
         shapes: dict[bool, tuple[float, float]] = {}
         premiums: dict[bool, float | None] = {}
-        spreads: dict[bool, float | None] = {}
         for cls in (True, False):
             in_class = train & (f.index == cls)
             shapes[cls] = _fit_smile(f, iv, in_class, skew_term)
             premiums[cls] = _fit_premium(f, iv, in_class, *shapes[cls], skew_term)
-            spreads[cls] = _fit_spread(f, in_class)
         # A class without records to fit on keeps the other class's premium (or the start's).
         index_premium = premiums[True] or premiums[False] or start.index_premium
         params = replace(
@@ -380,8 +379,7 @@ def fit(by_open_close: dict[float, Features], train: Mask, start: PricingParams)
             index_smile=round(shapes[True][1], 3),
             stock_skew=round(shapes[False][0], 3),
             stock_smile=round(shapes[False][1], 3),
-            index_spread=round(spreads[True] or start.index_spread, 3),
-            stock_spread=round(spreads[False] or start.stock_spread, 3),
+            spread=round(_fit_spread(f, train & f.index) or start.spread, 3),
         )
         total = score(params, f, train)
         if best is None or total < best[0]:

@@ -389,7 +389,7 @@ class MarketModel:
             return real.bid, real.ask
         self.quote_counts.modelled += 1
         fair = self.option_value(contract, spot, t)
-        return pricing.bid_ask(fair, contract.tick, self.params.spread(contract.symbol))
+        return pricing.bid_ask(fair, contract.tick, self.params.spread)
 
     def option_quote(
         self, contract: OptionContract, t: datetime, data_type: DataType = "live"

@@ -36,7 +36,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from tradebot.core.instruments import OptionContract
 from tradebot.errors import ConfigError
-from tradebot.market.csv_bars import _parse_times
+from tradebot.market.csv_bars import BarsError, _parse_times
 
 MINUTE_NS = 60_000_000_000
 SCALE = 10_000  # prices are kept as whole 1/10000 $ (Lean's unit): exact, and compact
@@ -268,7 +268,10 @@ def _csv_file(path: Path) -> _Rows:
         )
     if raw.empty:
         raise OptionQuotesError(f"{path}: no rows")
-    times, _ = _parse_times(path, raw[columns["time"]])
+    try:
+        times, _ = _parse_times(path, raw[columns["time"]])
+    except BarsError as exc:  # the bars' own time rules and messages (file, row)
+        raise OptionQuotesError(exc.message) from None
     ns = pd.DatetimeIndex(times).as_unit("ns").asi8
     keys = [_occ_key(path, i, text) for i, text in enumerate(raw[columns["contract"]])]
     bid = _units(path, raw[columns["bid"]], "bid")

@@ -65,8 +65,7 @@ class PricingParams:
     skew_term: float  # the skew grows as (sessions to expiry / 5) ** skew_term
     open_close: float  # how much more of a session's variance comes at its open and close
     lookback_sessions: int  # earlier sessions whose bars count in the realized variance
-    index_spread: float  # the modelled spread, a fraction of the option's value (≥ one tick)
-    stock_spread: float
+    spread: float  # the modelled spread, a fraction of the option's value (≥ one tick)
     rate: float = 0.04
 
     def premium(self, symbol: str) -> float:
@@ -77,9 +76,6 @@ class PricingParams:
         if is_index(symbol):
             return self.index_skew, self.index_smile
         return self.stock_skew, self.stock_smile
-
-    def spread(self, symbol: str) -> float:
-        return self.index_spread if is_index(symbol) else self.stock_spread
 
 
 def pricing_params(config: SimPricingConfig | None = None) -> PricingParams:
@@ -95,8 +91,7 @@ def pricing_params(config: SimPricingConfig | None = None) -> PricingParams:
         skew_term=float(c.skew_term),
         open_close=float(c.open_close),
         lookback_sessions=c.lookback_sessions,
-        index_spread=float(c.index_spread),
-        stock_spread=float(c.stock_spread),
+        spread=float(c.spread),
     )
 
 
