@@ -67,7 +67,7 @@ def hand_table(bars: Path) -> Table:
     frame = pd.read_csv(bars / "SPY.csv", index_col=0, parse_dates=True)
     opens, closes = session_open_close(TRADED)
     day = frame[(frame.index >= opens) & (frame.index < closes)]
-    low, high = int(day["low"].min() * 0.95), int(math.ceil(day["high"].max() * 1.05))
+    low, high = int(day["low"].min() * 0.95), math.ceil(day["high"].max() * 1.05)
     starts = day.index.to_pydatetime()
     table: Table = {}
     minute = opens
@@ -169,7 +169,7 @@ def test_real_quotes_for_every_minute_equal_a_backtest_priced_by_hand(
     for line in _journals(tmp_path / "csv")["trades.jsonl"].splitlines():
         record = json.loads(line)
         entry = datetime.fromisoformat(record["entry_time"]).replace(second=0, microsecond=0)
-        bid, ask = table[(record["right"], int(Decimal(record["strike"])), entry)]
+        _, ask = table[(record["right"], int(Decimal(record["strike"])), entry)]
         assert Decimal(record["entry_price"]) <= ask
 
 
@@ -218,14 +218,18 @@ def test_quotes_of_other_days_or_symbols_are_a_warning(
     ), warnings
 
 
+CSV_HEAD = "time,contract,bid,ask\n2025-07-01 10:00:00,"
+MEMBER = "20250701_spy_minute_quote_american_call_6000000_20250702.csv"
+
+
 @pytest.mark.parametrize(
     ("name", "body", "message"),
     [
-        ("q.csv", "time,contract,bid,ask\n2025-07-01 10:00:00,SPY,1,2\n", "q.csv, row 2: contract 'SPY' is not an OCC"),
-        ("q.csv", "time,contract,bid,ask\n2025-07-01 10:00:00,SPY250702C00600000,2,1\n", "q.csv, row 2: bid '2' and ask '1'"),
-        ("20250701_quote_american.zip", None, "20250701_quote_american.zip: 20250701_spy_minute_quote_american_call_6000000_20250702.csv, row 2:"),
+        ("q.csv", f"{CSV_HEAD}SPY,1,2\n", "q.csv, row 2: contract 'SPY' is not an OCC"),
+        ("q.csv", f"{CSV_HEAD}SPY250702C00600000,2,1\n", "q.csv, row 2: bid '2' and ask '1'"),
+        ("20250701_quote_american.zip", None, f"20250701_quote_american.zip: {MEMBER}, row 2:"),
     ],
-)  # fmt: skip
+)
 def test_bad_option_files_exit_3_naming_file_and_row_and_write_nothing(  # type: ignore[no-untyped-def]
     write_config, tmp_path: Path, market_files: tuple[Path, Table], name: str, body: str | None,
     message: str,
@@ -238,10 +242,7 @@ def test_bad_option_files_exit_3_naming_file_and_row_and_write_nothing(  # type:
         (folder / name).write_text(body, encoding="utf-8")
     else:
         with zipfile.ZipFile(folder / name, "w") as archive:
-            archive.writestr(
-                "20250701_spy_minute_quote_american_call_6000000_20250702.csv",
-                "36000000,1,1,1,1,1,2,2,2,2,1\n36060000,1,1,1,1,1,2,2,2\n",
-            )
+            archive.writestr(MEMBER, "36000000,1,1,1,1,1,2,2,2,2,1\n36060000,1,1,1,1,1,2,2,2\n")
     before = _tree(tmp_path)
     result = invoke(
         ["backtest", "--bars", str(bars), "--options", "q", "--out", "out", "--from", "2025-07-01"]

@@ -6,8 +6,6 @@ here, so the doc cannot silently go stale; `benchmarks/calibrate_pricing.py` pri
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.market.real_options import Calibration, run_calibration

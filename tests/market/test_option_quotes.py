@@ -117,19 +117,24 @@ def test_quotes_from_several_files_merge_by_contract(tmp_path: Path) -> None:
     assert later is not None and later.ask == Decimal("3.30")
 
 
+T = "2025-07-01 10:00:00,"  # a row's time
+C = "SPY250703C00551000"
 CSV_PROBLEMS = [
-    (HEADER + "2025-07-01 10:00:00,SPY250703X00551000,1,2\n", "row 2: contract 'SPY250703X00551000' is not an OCC"),
-    (HEADER + "2025-07-01 10:00:00,SPY251303C00551000,1,2\n", "row 2: contract"),
-    (HEADER + "2025-07-01 10:00:00,SPY250703C00551000,1,2\n2025-07-01 10:01:00,SPY250703C00551000,2,1\n", "row 3: bid '2' and ask '1' are not a quote"),
-    (HEADER + "2025-07-01 10:00:00,SPY250703C00551000,1,0\n", "row 2: bid '1' and ask '0'"),
-    (HEADER + "2025-07-01 10:00:00,SPY250703C00551000,x,2\n", "row 2: bid 'x' is not a price"),
-    (HEADER + "2025-07-01 10:00:00,SPY250703C00551000,1.00001,2\n", "row 2: bid '1.00001' is not a price"),
-    (HEADER + "yesterday,SPY250703C00551000,1,2\n", "row 2: a time cannot be read"),
-    ("time,contract,bid\n2025-07-01 10:00:00,SPY250703C00551000,1\n", "missing column(s) ask"),
+    (f"{HEADER}{T}SPY250703X00551000,1,2\n", "row 2: contract 'SPY250703X00551000' is not"),
+    (f"{HEADER}{T}SPY251303C00551000,1,2\n", "row 2: contract"),
+    (f"{HEADER}{T}{C},1,2\n2025-07-01 10:01:00,{C},2,1\n", "row 3: bid '2' and ask '1' are"),
+    (f"{HEADER}{T}{C},1,0\n", "row 2: bid '1' and ask '0'"),
+    (f"{HEADER}{T}{C},x,2\n", "row 2: bid 'x' is not a price"),
+    (f"{HEADER}{T}{C},1.00001,2\n", "row 2: bid '1.00001' is not a price"),
+    (f"{HEADER}yesterday,{C},1,2\n", "row 2: a time cannot be read"),
+    (f"time,contract,bid\n{T}{C},1\n", "missing column(s) ask"),
     (HEADER, "no rows"),
-    ("time,contract,bid,ask,bid_size\n2025-07-01 10:00:00,SPY250703C00551000,1,2,1.5\n", "row 2: bid_size '1.5' is not a whole number"),
-    (HEADER + "2025-07-01 10:00:00,SPY250703C00551000,1,2\n2025-07-01 10:00:00,SPY250703C00551000,1,2\n", "row 3: SPY 2025-07-03 C 551 is quoted twice at 2025-07-01 10:00:00 New York (also"),
-]  # fmt: skip
+    (f"time,contract,bid,ask,bid_size\n{T}{C},1,2,1.5\n", "row 2: bid_size '1.5' is not a whole"),
+    (
+        f"{HEADER}{T}{C},1,2\n{T}{C},1,2\n",
+        "row 3: SPY 2025-07-03 C 551 is quoted twice at 2025-07-01 10:00:00 New York (also",
+    ),
+]
 
 
 @pytest.mark.parametrize(("body", "message"), CSV_PROBLEMS)
@@ -142,12 +147,13 @@ def test_a_bad_csv_names_the_file_and_row(tmp_path: Path, body: str, message: st
     assert caught.value.exit_code == 3
 
 
+ROW = "36000000,1,1,1,1,1,2,2,2,2,1"  # a good Lean quote row
 LEAN_PROBLEMS = [
-    ({("call", 5_510_000): ["36000000,1,1,1,1,1,2,2,2,2"]}, "row 1: '36000000,1,1,1,1,1,2,2,2,2' is not a Lean quote row"),
-    ({("call", 5_510_000): ["36000000,1,1,1,1,1,2,2,2,2,1", "x,1,1,1,1,1,2,2,2,2,1"]}, "row 2:"),
-    ({("call", 5_510_000): ["36000000,1,1,1,3,1,2,2,2,2,1"]}, "row 1: bid 0.0003 and ask 0.0002 are not a quote"),
-    ({("call", 5_510_000): ["86400000,1,1,1,1,1,2,2,2,2,1"]}, "row 1: 86400000 ms is past midnight"),
-]  # fmt: skip
+    ({("call", 5_510_000): [ROW[:-2]]}, f"row 1: '{ROW[:-2]}' is not a Lean quote row"),
+    ({("call", 5_510_000): [ROW, "x" + ROW[8:]]}, "row 2:"),
+    ({("call", 5_510_000): [ROW.replace(",1,1,1,1,", ",1,1,1,3,", 1)]}, "row 1: bid 0.0003 and"),
+    ({("call", 5_510_000): ["864" + ROW[3:]]}, "row 1: 86400000 ms is past midnight"),
+]
 
 
 @pytest.mark.parametrize(("rows", "message"), LEAN_PROBLEMS)
