@@ -134,6 +134,7 @@ class MarketModel:
         self._session_arrays: dict[tuple[str, date], SessionArrays] = {}
         self._session_variance: dict[tuple[str, date], SessionVariance] = {}
         self._atm: dict[tuple[str, datetime], float] = {}
+        self._clock: dict[tuple[date, date], tuple[int, int, float]] = {}
         self._sched = session_schedule(calendar)
         minutes = (self._sched.closes_ns - self._sched.opens_ns) / MINUTE_NS
         self._cum_sessions = np.cumsum(minutes / SESSION_MINUTES)
@@ -344,21 +345,36 @@ class MarketModel:
 
     def clock_parts(self, t: datetime, expiry: date) -> tuple[float, float]:
         """(sessions of today's variance still to come, sessions after today to `expiry`)."""
-        sched = self._sched
+        today = session_of(t)
+        key = (today, expiry)
+        found = self._clock.get(key)
+        if found is None:
+            found = self._clock[key] = self._clock_of(today, expiry)
+        opens, closes, after = found
+        if opens == closes:  # a day without a session
+            return 0.0, after
         t_ns = int(t.timestamp() * 1_000_000) * 1000
-        today = np.datetime64(session_of(t), "D")
-        i_exp = int(np.searchsorted(sched.sessions, np.datetime64(expiry, "D")))
-        j = int(np.searchsorted(sched.sessions, today))
-        left = 0.0
-        if j < len(sched.sessions) and sched.sessions[j] == today:
-            opens, closes = int(sched.opens_ns[j]), int(sched.closes_ns[j])
-            minutes = (closes - opens) / MINUTE_NS
-            x = (t_ns - opens) / (closes - opens)
-            left = (1.0 - variance_fraction(x, self.params.open_close)) * minutes / 390
-        else:
-            j -= 1  # a day without a session: the sessions after it start with the next one
-        after = float(self._cum_sessions[i_exp] - self._cum_sessions[j]) if i_exp > j else 0.0
+        x = (t_ns - opens) / (closes - opens)
+        minutes = (closes - opens) / MINUTE_NS
+        left = (1.0 - variance_fraction(x, self.params.open_close)) * minutes / SESSION_MINUTES
         return left, after
+
+    def _clock_of(self, today: date, expiry: date) -> tuple[int, int, float]:
+        """(today's open and close in UTC ns — equal when today has no session —, sessions
+        after today up to `expiry`, half days by their length)."""
+        sched = self._sched
+        day = np.datetime64(today, "D")
+        i_exp = int(np.searchsorted(sched.sessions, np.datetime64(expiry, "D")))
+        j = int(np.searchsorted(sched.sessions, day))
+        opens = closes = 0
+        if j < len(sched.sessions) and sched.sessions[j] == day:
+            opens, closes = int(sched.opens_ns[j]), int(sched.closes_ns[j])
+        else:
+            j -= 1  # the sessions after a day without one start with the next session
+        after = float(self._cum_sessions[i_exp] - self._cum_sessions[j]) if i_exp > j else 0.0
+        if len(self._clock) > 10_000:
+            self._clock.clear()
+        return opens, closes, after
 
     def option_value(self, contract: OptionContract, spot: float, t: datetime) -> float:
         years, calendar_years = self.years_to_expiry(t, contract.expiry)
