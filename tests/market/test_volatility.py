@@ -206,3 +206,15 @@ def test_the_config_defaults_are_the_model_defaults() -> None:
     changed = pricing_params(SimPricingConfig(index_premium=Decimal("1.2")))
     assert changed.index_premium == 1.2 and changed.premium("SPY") == 1.2
     assert changed.premium("AAPL") == PARAMS.stock_premium
+
+
+def test_the_example_config_documents_the_calibrated_defaults() -> None:
+    """config.toml's `[broker.sim.pricing]` shows the values the model runs with."""
+    import tomllib
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "config.toml"
+    text = example.read_text(encoding="utf-8")
+    written = tomllib.loads(text, parse_float=Decimal)["broker"]["sim"]["pricing"]
+    assert SimPricingConfig(**written) == SimPricingConfig()
+    assert set(written) == set(SimPricingConfig.model_fields)
