@@ -135,6 +135,8 @@ class MarketModel:
         self._session_variance: dict[tuple[str, date], SessionVariance] = {}
         self._atm: dict[tuple[str, datetime], float] = {}
         self._clock: dict[tuple[date, date], tuple[int, int, float]] = {}
+        self._closes: dict[date, datetime] = {}
+        self._years: dict[tuple[datetime, date], tuple[float, float]] = {}
         self._sched = session_schedule(calendar)
         minutes = (self._sched.closes_ns - self._sched.opens_ns) / MINUTE_NS
         self._cum_sessions = np.cumsum(minutes / SESSION_MINUTES)
@@ -337,11 +339,19 @@ class MarketModel:
         """(trading years, calendar years) from `t` to the close of `expiry`: what is left of
         today's variance plus one per later session up to the expiry (half days by their
         length), over 252; and the plain time, over 365 days. (0, 0) once expired."""
+        key = (t, expiry)
+        found = self._years.get(key)  # a chain is priced at one moment: computed once
+        if found is not None:
+            return found
         close = self.expiry_close(expiry)
         calendar_years = (close - t).total_seconds() / pricing.YEAR_SECONDS
-        if calendar_years <= 0:
-            return 0.0, 0.0
-        return trading_years(*self.clock_parts(t, expiry)), calendar_years
+        found = (0.0, 0.0)
+        if calendar_years > 0:
+            found = (trading_years(*self.clock_parts(t, expiry)), calendar_years)
+        if len(self._years) > 10_000:
+            self._years.clear()
+        self._years[key] = found
+        return found
 
     def clock_parts(self, t: datetime, expiry: date) -> tuple[float, float]:
         """(sessions of today's variance still to come, sessions after today to `expiry`)."""
@@ -448,7 +458,10 @@ class MarketModel:
         )
 
     def expiry_close(self, expiry: date) -> datetime:
-        return session_open_close(expiry, self.calendar)[1]
+        close = self._closes.get(expiry)
+        if close is None:
+            close = self._closes[expiry] = session_open_close(expiry, self.calendar)[1]
+        return close
 
     def intrinsic(self, contract: OptionContract, t: datetime) -> Decimal:
         """Settlement value per share at expiry, from the underlying's last price by `t`."""
