@@ -134,6 +134,7 @@ class MarketModel:
         self._session_arrays: dict[tuple[str, date], SessionArrays] = {}
         self._session_variance: dict[tuple[str, date], SessionVariance] = {}
         self._atm: dict[tuple[str, datetime], float] = {}
+        self._atm_at: dict[tuple[str, datetime], float] = {}
         self._clock: dict[tuple[date, date], tuple[int, int, float]] = {}
         self._closes: dict[date, datetime] = {}
         self._years: dict[tuple[datetime, date], tuple[float, float]] = {}
@@ -322,17 +323,22 @@ class MarketModel:
 
     def atm_volatility(self, symbol: str, t: datetime) -> float:
         """The at-the-money implied volatility at `t` (the same for every t in a minute)."""
-        symbol = symbol.upper()
-        key = (symbol, floor_minute(t))
+        vol = self._atm_at.get((symbol, t))  # a chain is priced at one moment
+        if vol is not None:
+            return vol
+        key = (symbol.upper(), floor_minute(t))
         vol = self._atm.get(key)
         if vol is None:
-            seen = self.realized(symbol, key[1])
+            seen = self.realized(key[0], key[1])
             vol = atm_vol(
-                seen.sum_sq, seen.weight, profile(symbol).vol, self.params.premium(symbol)
+                seen.sum_sq, seen.weight, profile(key[0]).vol, self.params.premium(key[0])
             )
             if len(self._atm) > 50_000:
                 self._atm.clear()
             self._atm[key] = vol
+        if len(self._atm_at) > 10_000:
+            self._atm_at.clear()
+        self._atm_at[(symbol, t)] = vol
         return vol
 
     def years_to_expiry(self, t: datetime, expiry: date) -> tuple[float, float]:
