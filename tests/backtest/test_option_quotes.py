@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from tradebot.backtest.report import build_report
 from tradebot.config import LoadedConfig
 from tradebot.core.instruments import OptionContract
 from tradebot.core.sessions import session_open_close
+from tradebot.market.model import MarketModel
 from tradebot.market.option_quotes import RealQuote
 from tradebot.market.synthetic import SyntheticBars
 
@@ -155,7 +157,9 @@ def test_real_quotes_for_every_minute_equal_a_backtest_priced_by_hand(
     from_lean = _run(loaded, bars, tmp_path / "lean", write_lean(table, tmp_path / "q-lean").parent)
     request = BacktestRequest(bars=bars, start=TRADED, end=TRADED, out=tmp_path / "hand")
     plan = prepare(request, loaded, NOW)
-    by_hand = replace(plan, market=replace_quotes(plan.market, HandBook(table)))
+    market = plan.market
+    hand_priced = MarketModel(market.source, market.calendar, market.params, HandBook(table))  # type: ignore[arg-type]
+    by_hand = replace(plan, market=hand_priced)
     hand = run_backtest(by_hand)
     assert hand.summary.trades, "the hand-priced session must trade for the comparison to mean much"
     assert _journals(tmp_path / "csv") == _journals(tmp_path / "hand")
@@ -164,27 +168,25 @@ def test_real_quotes_for_every_minute_equal_a_backtest_priced_by_hand(
         counts = build_report(result)["option_quotes"]
         assert counts["modelled"] == 0 and counts["real"] > 0
         assert counts["real"] == hand.plan.market.quote_counts.real
-    # The fills are the table's prices: every buy at or under its minute's ask, every sell
-    # (but an expiry) at or over its bid.
+    # Every fill crossed the table's quote of its minute: a buy at its ask or (a resting limit
+    # reached by it) above, a sell at its bid or below — never better than the real market.
     for line in _journals(tmp_path / "csv")["trades.jsonl"].splitlines():
         record = json.loads(line)
+        key = (record["right"], int(Decimal(record["strike"])))
         entry = datetime.fromisoformat(record["entry_time"]).replace(second=0, microsecond=0)
-        _, ask = table[(record["right"], int(Decimal(record["strike"])), entry)]
-        assert Decimal(record["entry_price"]) <= ask
+        exit_ = datetime.fromisoformat(record["exit_time"]).replace(second=0, microsecond=0)
+        assert Decimal(record["entry_price"]) >= table[(*key, entry)][1]
+        assert Decimal(record["exit_price"]) <= table[(*key, exit_)][0]
 
 
-def replace_quotes(market, book):  # type: ignore[no-untyped-def]
-    market.quotes = book
-    return market
-
-
+@pytest.mark.parametrize("write", [write_csv, write_lean])
 def test_real_quotes_where_present_the_model_elsewhere_counted_in_the_report(
-    tmp_path: Path, market_files: tuple[Path, Table]
+    tmp_path: Path, market_files: tuple[Path, Table], write: Any
 ) -> None:
     bars, table = market_files
     morning = {k: v for k, v in table.items() if k[2].hour < 16}  # until 12:00 New York
     loaded = config(tmp_path, base=CONFIG)
-    result = _run(loaded, bars, tmp_path / "out", write_csv(morning, tmp_path / "q").parent)
+    result = _run(loaded, bars, tmp_path / "out", write(morning, tmp_path / "q").parent)
     report = build_report(result)
     counts = report["option_quotes"]
     assert counts["real"] > 0 and counts["modelled"] > 0
