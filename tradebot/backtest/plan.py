@@ -1,10 +1,11 @@
 """What a backtest will do, decided and checked before anything is written.
 
 `prepare` turns the command's options and the operator's configuration into a `BacktestPlan`:
-the sessions to replay, the bar source (streamed CSV files or the synthetic market), the symbols
-and the isolated output folder with a configuration pointing every path there. Every problem
-(bad bars, an empty range, `--from` after `--to`, an output folder that is not new) is raised
-here, as one clear error, so a refused backtest leaves nothing behind.
+the sessions to replay, the bar source (streamed CSV files or the synthetic market), the real
+option quotes (`--options`), the symbols and the isolated output folder with a configuration
+pointing every path there. Every problem (bad bars, bad option quote files, an empty range,
+`--from` after `--to`, an output folder that is not new) is raised here, as one clear error, so
+a refused backtest leaves nothing behind.
 """
 
 from __future__ import annotations
