@@ -44,7 +44,7 @@ from tradebot.errors import ConfigError
 
 ENV_PREFIX = "TRADEBOT_"
 # Environment variables with our prefix that are not configuration keys.
-ENV_NOT_SETTINGS = frozenset({"TRADEBOT_CONFIG"})
+ENV_NOT_SETTINGS = frozenset({"TRADEBOT_CONFIG", "TRADEBOT_TELEGRAM_TOKEN"})
 DEFAULT_CONFIG_PATH = Path("config.toml")
 
 Phase = PhaseName
@@ -64,6 +64,7 @@ NotifyEvent = Literal[
     "reconnect",
     "error",
     "summary",
+    "remote",
 ]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
@@ -80,6 +81,7 @@ DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
     "reconnect",
     "error",
     "summary",
+    "remote",
 )
 
 
@@ -407,6 +409,43 @@ class MonitoringConfig(Section):
         return value
 
 
+class RemoteConfig(Section):
+    """`tradebot remote`: status and halt from a phone through a Telegram bot. The bot's token
+    is never a key here: TRADEBOT_TELEGRAM_TOKEN or a 0600 file (see tradebot/remote/token.py)."""
+
+    # Numeric Telegram user ids allowed to command the bot, in a private chat only. Empty:
+    # `tradebot remote run` refuses to start.
+    allowed_user_ids: list[Annotated[Int, Field(ge=1, le=2**53)]] = Field(
+        default_factory=list, max_length=20
+    )
+    token_file: Annotated[Path, BeforeValidator(_text)] | None = None
+    api_url: Annotated[Text, Field(max_length=200)] = "https://api.telegram.org"
+    # Alerts (and each session's summary) also go to every allowed user's private chat.
+    send_alerts: Bool = True
+
+    @field_validator("allowed_user_ids")
+    @classmethod
+    def _unique_ids(cls, value: list[int]) -> list[int]:
+        repeated = sorted({i for i in value if value.count(i) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(map(str, repeated))} more than once")
+        return value
+
+    @field_validator("token_file")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path (e.g. /etc/tradebot/telegram_token)")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        from tradebot.remote.bot_api import check_api_url
+
+        return check_api_url(value)
+
+
 class PathsConfig(Section):
     logs_dir: Annotated[Path, BeforeValidator(_text)] = Path("logs")
     state_dir: Annotated[Path, BeforeValidator(_text)] = Path("logs/state")
@@ -423,6 +462,7 @@ class Settings(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     phase: PhaseConfig = PhaseConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    remote: RemoteConfig = RemoteConfig()
     paths: PathsConfig = PathsConfig()
 
     @model_validator(mode="after")

@@ -31,7 +31,7 @@ def halt(
     operator: Operator = None,
 ) -> None:
     """Stop new entries now (a running loop notices within a second). Exit 0, loop or not."""
-    from tradebot.halt import KillSwitch
+    from tradebot.halt import request_halt
     from tradebot.notify.alerts import alerts_for
     from tradebot.phase_ladder import default_operator
 
@@ -39,11 +39,11 @@ def halt(
     check_text(reason, "--reason", MAX_REASON)
     loaded = state_of(ctx).config()
     who = operator or default_operator()
-    state = KillSwitch(loaded.state_dir, loaded.logs_dir).halt(
-        datetime.now(UTC), operator=who, reason=reason, flatten=flatten
-    )
     alerts = alerts_for(loaded.settings)
-    alerts("halt", f"HALT by {who}{' with flatten' if flatten else ''}: {reason or 'no reason'}")
+    state = request_halt(
+        loaded.state_dir, loaded.logs_dir, datetime.now(UTC),
+        operator=who, reason=reason, flatten=flatten, notify=alerts,
+    )  # fmt: skip
     alerts.close(timeout=5)
     running = _loop_pid(loaded)
     console = stdout_console()
