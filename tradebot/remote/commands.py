@@ -276,7 +276,8 @@ def _flatten(
     new = replace(state, pending=pending)  # any answer uses up the pending code
     again = "Nothing done. Send /flatten for a new code."
     if asked is None:
-        return out("refused", "no confirmation pending", Reply(chat, again), new=new)
+        none = Reply(chat, f"No confirmation pending. {again}")
+        return out("refused", "no confirmation pending", none, new=new)
     if now - asked.issued > CODE_TTL:
         return out("refused", "code expired", Reply(chat, f"Code expired. {again}"), new=new)
     if not hmac.compare_digest(code.encode(), asked.code.encode()):

@@ -95,6 +95,7 @@ class RemoteChannel:
         rand: Callable[[], float] = random.random,
         codes: Callable[[], str] = new_code,
         poll_timeout_s: int = POLL_TIMEOUT_S,
+        poll_slack_s: float = 10.0,
         backoff: Backoff | None = None,
         heartbeat: Callable[[str], object] | None = None,
     ) -> None:
@@ -108,6 +109,7 @@ class RemoteChannel:
         self.rand = rand
         self.codes = codes
         self.poll_timeout_s = poll_timeout_s
+        self.poll_slack_s = poll_slack_s  # a poll's deadline: poll_timeout_s + this
         self.backoff = backoff or Backoff()
         self.heartbeat: Callable[[str], object] = heartbeat or (lambda status: None)
         self.allowed = frozenset(loaded.settings.remote.allowed_user_ids)
@@ -190,7 +192,9 @@ class RemoteChannel:
     def poll_once(self) -> int:
         """One getUpdates and every update in it; the number of updates."""
         updates = self._net(
-            lambda: self.api.get_updates(self.offset, timeout_s=self.poll_timeout_s)
+            lambda: self.api.get_updates(
+                self.offset, timeout_s=self.poll_timeout_s, slack_s=self.poll_slack_s
+            )
         )
         self._recovered()
         for raw in updates:
@@ -222,7 +226,10 @@ class RemoteChannel:
             bot_username=self.bot_username,
         )
         self.state = outcome.state
-        self.events.append(outcome.record)
+        try:
+            self.events.append(outcome.record)
+        except TradebotError as exc:  # never a reason not to halt: act, and say so
+            log.error("remote: cannot journal update %s: %s", update.update_id, exc.message)
         self.handled += 1
         level = logging.INFO if outcome.record["outcome"] == "accepted" else logging.WARNING
         log.log(
@@ -259,7 +266,12 @@ class RemoteChannel:
             self._journal("remote_error", f"{type(action).__name__}: {exc.message}")
             chat = getattr(action, "chat_id", None)
             if chat is not None:
-                self.send(chat, messages.fit([f"FAILED: {exc.message}"]))
+                lines = [f"FAILED: {exc.message}"]
+                if isinstance(action, RequestHalt) and self._halted():
+                    lines.append(
+                        "The halt itself is in place (state/halt.json): the loop acts on it."
+                    )
+                self.send(chat, messages.fit(lines))
 
     def _halt(self, action: RequestHalt, now: datetime) -> None:
         state = request_halt(
@@ -286,6 +298,14 @@ class RemoteChannel:
         )
         lines.append("Lift it on the machine: `tradebot resume`.")
         self.send(action.chat_id, messages.fit(lines))
+
+    def _halted(self) -> bool:
+        from tradebot.state_store import StateStore
+
+        try:
+            return StateStore(Path(self.loaded.state_dir)).halt().halted
+        except TradebotError:
+            return False
 
     def _report(self, now: datetime) -> tuple[dict[str, Any], Any]:
         from tradebot.engine.status import loop_report
@@ -392,4 +412,8 @@ class RemoteChannel:
         return redact(text, self.api.token)
 
     def _journal(self, event: str, message: str, **extra: Any) -> None:
-        self.events.append({"v": 1, "ts": self.wall(), "event": event, "message": message, **extra})
+        record = {"v": 1, "ts": self.wall(), "event": event, "message": message, **extra}
+        try:
+            self.events.append(record)
+        except TradebotError as exc:
+            log.error("remote: cannot journal %s: %s", event, exc.message)
