@@ -205,10 +205,10 @@ def describe_network_error(exc: BaseException) -> str:
         return f"TLS error ({exc.reason or type(exc).__name__})"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, http.client.RemoteDisconnected):  # a ConnectionResetError too
+        return "connection closed without an answer"
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
         return "connection dropped"
-    if isinstance(exc, http.client.RemoteDisconnected):
-        return "connection closed without an answer"
     if isinstance(exc, http.client.IncompleteRead):
         return "connection closed mid-answer"
     if isinstance(exc, http.client.HTTPException):
