@@ -33,6 +33,8 @@ def scan_for_token(root: Path) -> list[Path]:
     """Every file under `root` that contains the token's secret part."""
     leaks = []
     for path in root.rglob("*"):
+        if path.name == "telegram_token":  # the secret files the tests made on purpose
+            continue
         if path.is_file() and not path.is_symlink():
             try:
                 if SECRET.encode() in path.read_bytes():
@@ -62,8 +64,15 @@ def fake() -> Iterator[FakeTelegram]:
 
 
 def remote_config(
-    tmp_path: Path, url: str, extra: str = "", *, ids: Sequence[int] = (OPERATOR,)
-) -> LoadedConfig:
+    tmp_path: Path,
+    url: str,
+    extra: str = "",
+    *,
+    ids: Sequence[int] = (OPERATOR,),
+    load: bool = True,
+) -> LoadedConfig | None:
+    """config.toml in `tmp_path` with a [remote] table pointing at `url`; loaded unless
+    `load` is false (a config the test wants the command to refuse)."""
     path = tmp_path / "config.toml"
     path.write_text(
         '[broker.sim]\nseed = 7\n[trading]\nmode = "paper"\nsymbols = ["SPY", "QQQ", "IWM"]\n'
@@ -71,7 +80,13 @@ def remote_config(
         f'[remote]\nallowed_user_ids = {list(ids)}\napi_url = "{url}"\n{extra}',
         encoding="utf-8",
     )
-    return load_config(path)
+    return load_config(path) if load else None
+
+
+def loaded_config(tmp_path: Path, url: str, extra: str = "", **kw: Any) -> LoadedConfig:
+    loaded = remote_config(tmp_path, url, extra, **kw)
+    assert loaded is not None
+    return loaded
 
 
 class Clock:
@@ -113,7 +128,7 @@ def make_channel(tmp_path: Path, fake: FakeTelegram) -> Callable[..., RemoteChan
     codes = iter(f"{n:06d}" for n in range(123456, 999999, 111))
 
     def _make(loaded: LoadedConfig | None = None, **kw: Any) -> RemoteChannel:
-        loaded = loaded or remote_config(tmp_path, fake.url)
+        loaded = loaded or loaded_config(tmp_path, fake.url)
         channel = RemoteChannel(
             loaded,
             BotApi(Token(TOKEN, "test"), loaded.settings.remote.api_url, connect_timeout=2),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.remote.conftest import OPERATOR, STRANGER, Clock, Notified, remote_config
+from tests.remote.conftest import OPERATOR, STRANGER, Clock, Notified, loaded_config
 from tests.remote.fake_telegram import FakeTelegram
 from tradebot.remote.service import RemoteChannel
 
@@ -313,7 +313,7 @@ def test_an_empty_allow_list_in_the_channel_accepts_nobody(
     tmp_path: Path, fake: FakeTelegram, make_channel: MakeChannel
 ) -> None:
     clock = Clock()
-    channel = make_channel(remote_config(tmp_path, fake.url, ids=()), wall=clock)
+    channel = make_channel(loaded_config(tmp_path, fake.url, ids=()), wall=clock)
     fake.message(OPERATOR, "/halt", date=clock.epoch())
     channel.poll_once()
     assert halt_file(tmp_path) is None

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.remote.conftest import OPERATOR, SECRET, Clock, Sleeps, remote_config
+from tests.remote.conftest import OPERATOR, SECRET, Clock, Sleeps, loaded_config
 from tests.remote.fake_telegram import TOKEN, FakeTelegram
 from tradebot.errors import ConfigError, RefusedError
 from tradebot.remote.bot_api import ApiError, BotApi, NetworkError, check_api_url
@@ -231,7 +231,7 @@ def test_two_pollers_of_one_token_stop_each_other_with_409(
     channels = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        loaded = remote_config(tmp_path / name, fake.url)
+        loaded = loaded_config(tmp_path / name, fake.url)
         channel = RemoteChannel(
             loaded, api(fake), notify=lambda e, m: None, sleep=lambda s: time.sleep(0.01),
             poll_timeout_s=2,
@@ -270,7 +270,7 @@ def test_a_webhook_stops_the_channel_at_once(
 
 
 def test_a_rejected_token_is_a_configuration_error(tmp_path: Path, fake: FakeTelegram) -> None:
-    loaded = remote_config(tmp_path, fake.url)
+    loaded = loaded_config(tmp_path, fake.url)
     wrong = Token(TOKEN.replace("AAF", "AAX"), "TRADEBOT_TELEGRAM_TOKEN")
     channel = RemoteChannel(loaded, BotApi(wrong, fake.url), notify=lambda e, m: None)
     with pytest.raises(ConfigError) as caught:
