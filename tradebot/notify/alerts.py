@@ -28,7 +28,18 @@ DEDUPE_WINDOW = 600.0  # seconds
 PER_MINUTE = 10
 # What the operator must always hear about, however busy the minute was.
 NEVER_THROTTLED = frozenset(
-    {"halt", "resume", "downgrade", "daily_loss", "error", "disconnect", "reconnect", "stop"}
+    {
+        "halt",
+        "resume",
+        "downgrade",
+        "daily_loss",
+        "error",
+        "disconnect",
+        "reconnect",
+        "stop",
+        "summary",
+        "remote",
+    }
 )
 QUEUE_SIZE = 200
 TITLE = "tradebot"
