@@ -9,7 +9,7 @@ Failures and what happens:
 * network errors, Telegram's 5xx, an answer that is not the Bot API's: retry after a bounded
   exponential backoff (1 s doubling to 60 s, with jitter), reset by the first success; the first
   failure and the recovery are logged and journaled, not every retry;
-* 429 Too Many Requests: wait what Telegram says (at most 5 minutes);
+* 429 Too Many Requests: wait what Telegram says (at most 2 minutes);
 * 401 Unauthorized (a revoked or mistyped token): ConfigError, exit 3;
 * 409 Conflict: another process polls this token (or a webhook is set): three in a row stop the
   remote with RefusedError, exit 4; a webhook stops it at once.
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_S = 25  # Telegram holds an idle getUpdates this long (its maximum is 50)
 CONFLICT_LIMIT = 3  # 409 answers in a row before giving up
-MAX_RETRY_AFTER_S = 300.0
+MAX_RETRY_AFTER_S = 120.0  # below the unit's WatchdogSec (180)
 
 
 class Interrupted(Exception):
@@ -145,6 +145,7 @@ class RemoteChannel:
             log.warning("remote: %s", loaded_offset.note)
             self._journal("remote_offset_reset", loaded_offset.note)
         while not self.stop_requested:
+            self.heartbeat("asking Telegram who the bot is")
             try:
                 me = self._net(lambda: self.api.get_me())
             except Interrupted:
