@@ -85,9 +85,11 @@ def check(
         bool, typer.Option("--json", help="Print one JSON document for scripts.")
     ] = False,
 ) -> None:
-    """Check the set-up: token (masked), the bot, webhook, allow-list, and who has written to
-    the bot lately (their numeric ids, for remote.allowed_user_ids). Reads nothing away: the
-    messages stay for `remote run`, which ignores them once older than 60 s.
+    """Check the set-up: token (masked), bot, webhook, allow-list, recent senders' ids.
+
+    Who has written to the bot lately is listed with their numeric ids (for
+    remote.allowed_user_ids), without consuming the messages: they stay for `remote run`, which
+    ignores them once older than 60 s.
 
     Exit 0 ready; 3 no token, a rejected token or no allow-list; 4 a webhook is set (polling
     impossible); 5 Telegram unreachable.
