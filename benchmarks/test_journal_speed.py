@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.core.metrics import group_by, summarize
 from tradebot.core.trades import ClosedTrade
-from tradebot.trade_journal import TradeJournal
 
 
 def test_journal_summary_100k(benchmark, trades_100k: list[ClosedTrade]) -> None:  # type: ignore[no-untyped-def]

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from benchmarks.conftest import TRADEBOT, median_s, report_target, synthetic_trades
+from tradebot.books.phase_records import PhaseRecords, export_history_csv
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import Settings
 from tradebot.core.metrics import TradeSeries
 from tradebot.core.phase_history import PhaseTransition
 from tradebot.core.phase_rules import evaluate
-from tradebot.phase_records import PhaseRecords, export_history_csv
 from tradebot.storage import JsonlFile, write_atomic
-from tradebot.trade_journal import TradeJournal
 
 EVALUATION_TARGET_S = 0.050
 EXPORT_TARGET_S = 1.0

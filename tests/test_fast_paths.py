@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tradebot.books.phase_records import EXPORT_COLUMNS, history_csv
 from tradebot.core.phase_history import (
     _VALID_MOVES,
     MAX_LIST,
@@ -25,7 +26,6 @@ from tradebot.core.phase_history import (
 )
 from tradebot.core.validation import MAX_ID, MAX_NAME, MAX_TEXT
 from tradebot.errors import CorruptRecordError
-from tradebot.phase_records import EXPORT_COLUMNS, history_csv
 from tradebot.storage.jsonl import _iter_chunks, _parse_line_by_line
 from tradebot.storage.records import dumps_record
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from tradebot.backtest.engine import BacktestResult, run_backtest
 from tradebot.backtest.ladder import BacktestOperator
 from tradebot.backtest.plan import BacktestRequest, backtest_config, prepare
+from tradebot.books.ladder import PhaseLadder
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import LoadedConfig, load_config
-from tradebot.phase_ladder import PhaseLadder
-from tradebot.trade_journal import TradeJournal
 
 NOW = datetime(2025, 8, 1, 12, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ import pytest
 from tests.cli.conftest import invoke
 from tests.cli.test_journal_cmd import SUMMARY_KEYS
 from tests.factories import trade
-from tradebot.trade_journal import TradeJournal
+from tradebot.books.trade_journal import TradeJournal
 
 CONFIG = '[trading]\nsymbols = ["SPY"]\n'
 SYNTH = ["backtest", "--synthetic", "--sessions", "2", "--from", "2025-07-01"]

@@ -11,10 +11,10 @@ from tests.engine.harness import config, entry_intents, orders
 from tests.factories import trade
 from tradebot.backtest.ladder import BacktestOperator, ladder_replay
 from tradebot.backtest.plan import backtest_config
+from tradebot.books.ladder import PhaseLadder
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.core.sessions import sessions_between
 from tradebot.core.trades import ClosedTrade, TradeMode
-from tradebot.phase_ladder import PhaseLadder
-from tradebot.trade_journal import TradeJournal
 
 SESSIONS = sessions_between(date(2025, 3, 3), date(2025, 5, 30))
 

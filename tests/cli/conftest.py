@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.cli import app
 from tradebot.core.trades import ClosedTrade
-from tradebot.trade_journal import TradeJournal
 
 
 def invoke(args: Sequence[str], input: str | None = None) -> Result:

@@ -49,7 +49,7 @@ def test_show_masks_secrets_in_text_and_json(write_config, monkeypatch: pytest.M
     secret = "tgram://999:VERY-SECRET-TOKEN/42"
     write_config("")
     monkeypatch.setenv("TRADEBOT_MONITORING__NOTIFY_URLS", json.dumps([secret]))
-    from tradebot.override_password import hash_password
+    from tradebot.core.override_password import hash_password
 
     stored = hash_password("a good password")
     monkeypatch.setenv("TRADEBOT_PHASE__OVERRIDE_PASSWORD_HASH", stored)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import invoke
+from tradebot.books.risk_report import build_risk_report
+from tradebot.books.state_store import StateStore
 from tradebot.config import load_config
 from tradebot.core.sizing import position_size
-from tradebot.risk_report import build_risk_report
-from tradebot.state_store import StateStore
 
 AT = datetime(2025, 7, 1, 15, 0, tzinfo=UTC)
 IN_WINDOW = "2025-07-01T15:00:00Z"

@@ -248,7 +248,7 @@ NEW_PASSWORD = "new password 2"
 # hash is written by the real code, or not yet.
 PAUSED_SET_PASSWORD = """
 import os, signal, sys
-from tradebot.state_store import StateStore
+from tradebot.books.state_store import StateStore
 
 real = StateStore.set_password_hash
 when = sys.argv[1]

@@ -58,8 +58,8 @@ def test_operator_and_reason_with_brackets_round_trip(tmp_path: Path) -> None:
 def test_halt_reason_with_brackets_in_risk_check(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
+    from tradebot.books.halt import KillSwitch
     from tradebot.config import load_config
-    from tradebot.halt import KillSwitch
 
     loaded = load_config(tmp_path / "config.toml")
     KillSwitch(loaded.state_dir, loaded.logs_dir).halt(

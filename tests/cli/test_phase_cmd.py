@@ -156,7 +156,7 @@ def test_two_processes_advancing_at_once_make_one_transition(tmp_path: Path) -> 
     for round_ in range(3):
         cwd = tmp_path / f"r{round_}"
         cwd.mkdir()
-        from tradebot.trade_journal import TradeJournal
+        from tradebot.books.trade_journal import TradeJournal
 
         j = TradeJournal(cwd / "logs")
         for t in series_of([100] * 20):
@@ -284,7 +284,7 @@ def test_changing_the_password_needs_the_current_one(tmp_path: Path) -> None:
 def test_set_password_refused_when_the_hash_comes_from_config(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tradebot.override_password import hash_password
+    from tradebot.core.override_password import hash_password
 
     monkeypatch.setenv("TRADEBOT_PHASE__OVERRIDE_PASSWORD_HASH", hash_password(PASSWORD))
     result = invoke(["phase", "set-password"])  # refused before any prompt

@@ -11,12 +11,12 @@ import pytest
 
 from tests.cli.conftest import invoke, run_process
 from tests.factories import trade
+from tradebot.books.halt import KillSwitch
+from tradebot.books.order_journal import OrderJournal
+from tradebot.books.risk_report import build_risk_report
+from tradebot.books.state_store import StateStore
 from tradebot.config import load_config
 from tradebot.core.trades import session_of
-from tradebot.halt import KillSwitch
-from tradebot.order_journal import OrderJournal
-from tradebot.risk_report import build_risk_report
-from tradebot.state_store import StateStore
 
 IN_WINDOW = "2025-07-01T15:00:00Z"  # 11:00 New York, a Tuesday session
 AT = datetime(2025, 7, 1, 15, 0, tzinfo=UTC)
@@ -178,7 +178,7 @@ def test_live_entries_refused_in_experience(write_config) -> None:  # type: igno
 
 def test_proof_entry_limit(journal, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from tests.phase_helpers import series_of
-    from tradebot.phase_ladder import PhaseLadder
+    from tradebot.books.ladder import PhaseLadder
 
     journal(*series_of([100] * 20))
     loaded = load_config(tmp_path / "config.toml")

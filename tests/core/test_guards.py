@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from tradebot.books.risk_report import upcoming_sessions
 from tradebot.core.guards import Halt, daily_loss_guard, entry_window
-from tradebot.risk_report import upcoming_sessions
 
 D = Decimal
 DAY = date(2025, 7, 1)

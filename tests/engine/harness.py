@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.phase_helpers import transition
+from tradebot.books.phase_records import PhaseRecords
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import LoadedConfig, load_config
 from tradebot.core.phase_history import PhaseTransition
 from tradebot.core.trades import ClosedTrade, PhaseName
 from tradebot.engine.context import EngineContext
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.runner import RunOptions, default_until, make_clock, make_context, parse_when
-from tradebot.phase_records import PhaseRecords
-from tradebot.trade_journal import TradeJournal
 
 BASE = """
 [broker.sim]

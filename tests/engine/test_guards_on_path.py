@@ -19,11 +19,11 @@ from tests.engine.harness import (
     trades,
     ts,
 )
+from tradebot.books.halt import KillSwitch
+from tradebot.books.phase_records import PhaseRecords
+from tradebot.books.state_store import StateStore
 from tradebot.core.orders import OrderEvent, entries_in_session
 from tradebot.core.trades import session_of
-from tradebot.halt import KillSwitch
-from tradebot.phase_records import PhaseRecords
-from tradebot.state_store import StateStore
 
 DAY = date(2025, 7, 1)
 BEFORE = datetime(2025, 6, 30, 20, 0, tzinfo=UTC)

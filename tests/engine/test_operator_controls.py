@@ -18,8 +18,8 @@ import pytest
 from tests.cli.conftest import invoke, run_process
 from tests.engine.harness import config, entry_intents, events, orders, run, sim_state, ts
 from tradebot.config import LoadedConfig
+from tradebot.engine.heartbeat import write_heartbeat
 from tradebot.engine.runner import run_lock
-from tradebot.engine.supervisor import write_heartbeat
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from tests.engine.harness import entry_intents, orders, sim_state, ts
 from tests.remote.conftest import OPERATOR, loaded_config
 from tests.remote.fake_telegram import FakeTelegram
 from tests.remote.processes import journal, start, start_remote, stop, text_of, wait
-from tradebot.engine.status import loop_report
+from tradebot.engine.status_view import loop_report
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tests.engine.harness import config
 from tests.review.helpers import HOLD, prepare, run_loop, sim
+from tradebot.books.risk_report import build_risk_report
 from tradebot.brokers.base import AccountSnapshot
 from tradebot.core.trades import session_of
-from tradebot.risk_report import build_risk_report
 
 WHALE_ONLY = (
     "[strategies.scalp]\nenabled = false\n"

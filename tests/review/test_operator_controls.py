@@ -14,10 +14,10 @@ import pytest
 from tests.cli.conftest import invoke
 from tests.engine.harness import config, entry_intents, events
 from tests.review.helpers import HOLD, prepare, run_loop, sim
+from tradebot.books.halt import KillSwitch
 from tradebot.brokers.base import AccountSnapshot, BrokerError, OptionChainInfo
 from tradebot.engine.loop import TradingLoop
-from tradebot.engine.status import loop_report
-from tradebot.halt import KillSwitch
+from tradebot.engine.status_view import loop_report
 
 
 def test_a_halt_written_while_the_loop_is_busy_is_noticed_within_a_second(

@@ -20,11 +20,11 @@ from pathlib import Path
 from tradebot.backtest.clock import BacktestClock
 from tradebot.backtest.ladder import BacktestOperator
 from tradebot.backtest.plan import BacktestPlan
+from tradebot.books.state_store import EQUITY_FILE, EquityReading, StateStore
 from tradebot.core.sessions import session_open_close
 from tradebot.engine.context import EngineContext, Notify
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.runner import RunOptions, make_context, run_lock
-from tradebot.state_store import EQUITY_FILE, EquityReading, StateStore
 from tradebot.storage import not_durable
 from tradebot.storage.atomic import make_private_dirs
 from tradebot.storage.records import utc_iso

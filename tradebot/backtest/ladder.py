@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from tradebot.books.ladder import PhaseLadder
 from tradebot.core.trades import PhaseName, session_of
 from tradebot.engine.context import Notify
 from tradebot.errors import CorruptRecordError, RefusedError
-from tradebot.phase_ladder import PhaseLadder
 
 OPERATOR = "backtest"
 

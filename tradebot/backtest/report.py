@@ -20,10 +20,10 @@ from typing import Any
 
 from tradebot.backtest.engine import BacktestResult
 from tradebot.backtest.ladder import ladder_replay
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.core.metrics import breakdown_records, equity_curve
 from tradebot.market.model import REALIZED_VOL_SESSIONS, VOL_CAP, VOL_FLOOR
 from tradebot.market.pricing import BASE_SPREAD, RATE, SMILE, WING_SPREAD
-from tradebot.trade_journal import TradeJournal
 
 CALIBRATION_DOC = "docs/backtest-pricing.md"
 
@@ -111,7 +111,7 @@ PROBLEMS = frozenset(
 
 def _loop_problems(logs_dir: Path) -> list[str]:
     """One warning when the backtest's `events.jsonl` holds any problem event."""
-    from tradebot.halt import EVENTS_FILE
+    from tradebot.books.halt import EVENTS_FILE
 
     path = Path(logs_dir) / EVENTS_FILE
     counts: Counter[str] = Counter()

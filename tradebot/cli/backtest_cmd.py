@@ -101,9 +101,9 @@ def backtest(
     plan = prepare(request, loaded, datetime.now(UTC))
     from tradebot.backtest.engine import INCOMPLETE, incomplete_note
     from tradebot.backtest.report import build_report
+    from tradebot.books.trade_journal import TradeJournal
     from tradebot.errors import ExitCode, TradebotError
     from tradebot.storage import write_json_state
-    from tradebot.trade_journal import TradeJournal
 
     try:
         result = _run(plan, show_progress=not as_json and sys.stderr.isatty())

@@ -20,7 +20,7 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Validate the config file and TRADEBOT_* variables; exit 0 when valid, 3 when not."""
     loaded = state_of(ctx).config(log_to_file=False)
     s = loaded.settings
-    from tradebot.risk_report import check_calendar
+    from tradebot.books.risk_report import check_calendar
 
     check_calendar(s.schedule.calendar)  # needs the calendar library: checked here, not per load
     source = str(loaded.path) if loaded.file_found else f"built-in defaults ({loaded.path} absent)"

@@ -31,9 +31,9 @@ def halt(
     operator: Operator = None,
 ) -> None:
     """Stop new entries now (a running loop notices within a second). Exit 0, loop or not."""
-    from tradebot.halt import request_halt
-    from tradebot.notify.alerts import alerts_for
-    from tradebot.phase_ladder import default_operator
+    from tradebot.books.halt import request_halt
+    from tradebot.books.ladder import default_operator
+    from tradebot.remote.outbound import alerts_for
 
     check_text(operator, "--operator", MAX_OPERATOR)
     check_text(reason, "--reason", MAX_REASON)
@@ -64,9 +64,9 @@ def halt(
 
 def resume(ctx: typer.Context, reason: Reason = None, operator: Operator = None) -> None:
     """Lift the halt: entries may start again (positions are not touched)."""
-    from tradebot.halt import KillSwitch
-    from tradebot.notify.alerts import alerts_for
-    from tradebot.phase_ladder import default_operator
+    from tradebot.books.halt import KillSwitch
+    from tradebot.books.ladder import default_operator
+    from tradebot.remote.outbound import alerts_for
 
     check_text(operator, "--operator", MAX_OPERATOR)
     check_text(reason, "--reason", MAX_REASON)
@@ -85,7 +85,7 @@ def resume(ctx: typer.Context, reason: Reason = None, operator: Operator = None)
 
 
 def _loop_pid(loaded: object) -> int | None:
-    from tradebot.engine.status import loop_report
+    from tradebot.engine.status_view import loop_report
 
     report = loop_report(loaded, datetime.now(UTC))
     pid = report["pid"]

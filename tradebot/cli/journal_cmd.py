@@ -78,9 +78,9 @@ def journal(
     since_d = parse_day(since, "--since")
     until_d = parse_day(until, "--until")
     loaded = state_of(ctx).config()
+    from tradebot.books.trade_journal import TradeJournal
     from tradebot.core.metrics import equity_curve, filter_trades, group_by, summarize
     from tradebot.core.trades import TRADE_FIELDS
-    from tradebot.trade_journal import TradeJournal
 
     trade_journal = TradeJournal(loaded.logs_dir)
     contents = trade_journal.read()

@@ -35,8 +35,8 @@ from tradebot.errors import (
 )
 
 if TYPE_CHECKING:
+    from tradebot.books.ladder import LadderSnapshot, PhaseLadder
     from tradebot.core.phase_rules import Criterion, PhaseEvaluation, WatchItem
-    from tradebot.phase_ladder import LadderSnapshot, PhaseLadder
 
 app = typer.Typer(
     help="The phase ladder: status, advance, override password, history export.",
@@ -57,7 +57,7 @@ def _now() -> datetime:
 
 
 def _ladder(ctx: typer.Context) -> PhaseLadder:
-    from tradebot.phase_ladder import PhaseLadder
+    from tradebot.books.ladder import PhaseLadder
 
     return PhaseLadder(state_of(ctx).config())
 
@@ -271,7 +271,7 @@ def advance(
     ] = None,
 ) -> None:
     """Move up one phase when every criterion is met; or --force to any phase (password)."""
-    from tradebot.phase_ladder import default_operator
+    from tradebot.books.ladder import default_operator
 
     _refuse_arguments(ctx.args, "phase advance")
     check_text(operator, "--operator", MAX_OPERATOR)
@@ -318,7 +318,7 @@ def set_password(
     ] = False,
 ) -> None:
     """Set or change the override password (only a salted scrypt hash is stored)."""
-    from tradebot.phase_ladder import default_operator
+    from tradebot.books.ladder import default_operator
 
     _refuse_arguments(ctx.args, "phase set-password")
     ladder = _ladder(ctx)
@@ -368,7 +368,7 @@ def export(
         raise UsageError("--json and --csv - both write to stdout; choose one")
     since_d = parse_day(since, "--since")
     until_d = parse_day(until, "--until")
-    from tradebot.phase_records import PhaseRecords, export_history_csv, select_history
+    from tradebot.books.phase_records import PhaseRecords, export_history_csv, select_history
 
     loaded = state_of(ctx).config()
     records = PhaseRecords(loaded.logs_dir)

@@ -42,10 +42,10 @@ def run(ctx: typer.Context) -> None:
     state = state_of(ctx)
     loaded = state.config()
     from tradebot.logging_setup import configure_logging
-    from tradebot.notify.alerts import alerts_for
     from tradebot.notify.systemd import SystemdNotifier
     from tradebot.remote.bot_api import BotApi
     from tradebot.remote.lock import remote_lock
+    from tradebot.remote.outbound import alerts_for
     from tradebot.remote.service import RemoteChannel
     from tradebot.remote.token import redact_logs, require_token
 

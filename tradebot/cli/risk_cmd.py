@@ -15,7 +15,7 @@ from tradebot.cli.output import esc, fmt_money, print_json, stdout_console
 from tradebot.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from tradebot.risk_report import RiskReport
+    from tradebot.books.risk_report import RiskReport
 
 app = typer.Typer(
     help="Risk guards: can the bot open a trade now, and how big.", no_args_is_help=True
@@ -82,7 +82,7 @@ def check(
     """Every guard with its numbers and a verdict; exit 0 when an entry is allowed, 4 when not."""
     premium_d = _parse_premium(premium)
     now = _parse_at(at)
-    from tradebot.risk_report import build_risk_report
+    from tradebot.books.risk_report import build_risk_report
 
     report = build_risk_report(
         state_of(ctx).config(), now, symbol=symbol, premium=premium_d, multiplier=multiplier

@@ -24,7 +24,7 @@ def status(
     Exit 0; 4 when the heartbeat is stale or the loop died without stopping. Never talks to
     the broker.
     """
-    from tradebot.engine.status import loop_report
+    from tradebot.engine.status_view import loop_report
 
     loaded = state_of(ctx).config(log_to_file=False)
     report = loop_report(loaded, datetime.now(UTC))

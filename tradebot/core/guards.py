@@ -1,7 +1,8 @@
 """Account guards before any new entry (spec §5–6): daily loss, halt, the entry window.
 
 Pure functions of numbers, records and an explicit `now`. The caller reads and writes the
-persisted parts (start-of-day equity, the day's trip, the halt) through `tradebot.state_store`.
+persisted parts (start-of-day equity, the day's trip, the halt) through
+`tradebot.books.state_store`.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from tradebot.config import OptionsConfig
+from tradebot.core.settings import OptionsSettings
 from tradebot.core.trades import Right
 
 PriceRule = Literal["mid", "ask"]
@@ -158,7 +158,7 @@ def select_contract(
     chain: ChainSnapshot,
     right: Right,
     today: date,
-    cfg: OptionsConfig,
+    cfg: OptionsSettings,
     position_cap_usd: Decimal,
     price_rule: PriceRule | None = None,
 ) -> ContractChoice | NoContract:

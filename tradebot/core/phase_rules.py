@@ -1,6 +1,6 @@
 """The phase ladder's rules (spec §3) as pure functions of trades, history, config and `now`.
 
-Nothing here reads a file or the clock: the service (`tradebot.phase_ladder`) gathers the inputs
+Nothing here reads a file or the clock: the service (`tradebot.books.ladder`) gathers the inputs
 and acts on the verdicts.
 """
 
@@ -12,7 +12,6 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
-from tradebot.config import PhaseConfig, PhaseRules, ScalingRules
 from tradebot.core.metrics import TradeSeries, TradeStats, summarize
 from tradebot.core.orders import OrderEvent, entries_in_session
 from tradebot.core.phase_history import (
@@ -21,6 +20,7 @@ from tradebot.core.phase_history import (
     next_phase,
     previous_phase,
 )
+from tradebot.core.settings import PhaseRulesSettings, PhaseSettings, ScalingRulesSettings
 from tradebot.core.trades import PhaseName, session_of
 from tradebot.core.validation import in_future
 
@@ -193,7 +193,7 @@ def metrics_record(stats: TradeStats) -> dict[str, Any]:
     return {k: rec[k] for k in keys}
 
 
-def evaluate_criteria(rules: PhaseRules, stats: TradeStats) -> list[Criterion]:
+def evaluate_criteria(rules: PhaseRulesSettings, stats: TradeStats) -> list[Criterion]:
     """Every criterion to leave `rules`' phase upward (thresholds of 0 are not criteria)."""
     out: list[Criterion] = []
 
@@ -220,7 +220,9 @@ def evaluate_criteria(rules: PhaseRules, stats: TradeStats) -> list[Criterion]:
     return out
 
 
-def scaling_cap(rules: ScalingRules, stats: TradeStats, equity: Decimal | None) -> Decimal | None:
+def scaling_cap(
+    rules: ScalingRulesSettings, stats: TradeStats, equity: Decimal | None
+) -> Decimal | None:
     """min(cap_max, cap_equity_pct % of equity, base + step × floor(n / k)); None if equity unknown.
 
     n = profitable sessions − losing sessions since entering scaling, floored at 0.
@@ -236,7 +238,7 @@ def scaling_cap(rules: ScalingRules, stats: TradeStats, equity: Decimal | None) 
 
 def downgrade_watch(
     phase: PhaseName,
-    cfg: PhaseConfig,
+    cfg: PhaseSettings,
     window: TradeSeries,
     stats: TradeStats,
     day_loss: DayLoss | None,
@@ -287,7 +289,7 @@ def downgrade_watch(
     return items
 
 
-def _reason(item: WatchItem, cfg: PhaseConfig) -> str:
+def _reason(item: WatchItem, cfg: PhaseSettings) -> str:
     if item.name == "consecutive_losses":
         limit = _show(item.threshold, "count")
         return f"{_show(item.actual, 'count')} consecutive losses (limit {limit})"
@@ -307,7 +309,7 @@ def evaluate(
     history: Sequence[PhaseTransition],
     trades: TradeSeries,
     order_events: Sequence[OrderEvent],
-    cfg: PhaseConfig,
+    cfg: PhaseSettings,
     max_daily_loss_pct: Decimal,
     now: datetime,
     base_equity: Decimal | None,
@@ -330,8 +332,8 @@ def evaluate(
         warnings.append(
             "equity unknown: the max drawdown % cannot be measured, so that criterion is not met"
         )
-    if isinstance(rules, ScalingRules):
-        cap = scaling_cap(rules, stats, equity)
+    if phase == "scaling":
+        cap = scaling_cap(cfg.scaling, stats, equity)
         if cap is None:
             warnings.append("equity unknown: the scaling position cap cannot be computed")
     else:

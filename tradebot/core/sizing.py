@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradebot.config import RiskConfig
 from tradebot.core.option_selection import OptionQuote, round_to_tick, round_up_to_tick
+from tradebot.core.settings import RiskSettings
 
 _HUNDRED = Decimal(100)
 _MANY = Decimal(10) ** 9  # more contracts than any cap allows
@@ -43,7 +43,7 @@ class LiquidityCheck:
     spread_pct: Decimal | None
 
 
-def liquidity_check(quote: OptionQuote, cfg: RiskConfig) -> LiquidityCheck:
+def liquidity_check(quote: OptionQuote, cfg: RiskSettings) -> LiquidityCheck:
     """Ok, or a refusal listing every failing rule with its numbers (spread in % of mid)."""
     name = quote.label
     problems: list[str] = []
@@ -99,7 +99,7 @@ def position_size(
     equity: Decimal,
     premium: Decimal,
     multiplier: int,
-    risk: RiskConfig,
+    risk: RiskSettings,
     position_cap_usd: Decimal,
 ) -> PositionSize:
     """Contracts to buy: risk-based count (at least 1), capped by the position cap; 0 = no trade."""

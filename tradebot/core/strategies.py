@@ -34,7 +34,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
-from tradebot.config import ScalpConfig, WhaleConfig
 from tradebot.core.indicators import (
     HourlyBars,
     SessionRange,
@@ -50,6 +49,7 @@ from tradebot.core.sessions import (
     utc_datetime,
     utc_ns,
 )
+from tradebot.core.settings import ScalpSettings, WhaleSettings
 from tradebot.core.trades import Right
 
 StrategyName = Literal["scalp", "whale"]
@@ -118,7 +118,7 @@ def _utc(moment: datetime) -> datetime:
 # --------------------------------------------------------------------------------------- scalp
 
 
-def scalp_signal(bars: pd.DataFrame, cfg: ScalpConfig, *, now: datetime) -> Signal:
+def scalp_signal(bars: pd.DataFrame, cfg: ScalpSettings, *, now: datetime) -> Signal:
     """BUY / SELL / HOLD from today's RTH 1-minute bars, evaluated on the last completed bar.
 
     `bars`: one session's RTH bars (see `tradebot.core.sessions`); VWAP is anchored at its first
@@ -174,7 +174,7 @@ def scalp_decision(
     ema_fast: float,
     ema_slow: float,
     rsi_value: float,
-    cfg: ScalpConfig,
+    cfg: ScalpSettings,
     bar: datetime | None = None,
 ) -> Signal:
     """The scalp rule applied to indicator values of one bar (see `scalp_signal`)."""
@@ -225,7 +225,7 @@ def scalp_decision(
 
 def whale_signal(
     hourly: pd.DataFrame | HourlyBars,
-    cfg: WhaleConfig,
+    cfg: WhaleSettings,
     *,
     now: datetime,
     session: date,
@@ -289,7 +289,7 @@ def whale_decision(
     range_high: float,
     range_low: float,
     avg_volume: float,
-    cfg: WhaleConfig,
+    cfg: WhaleSettings,
     bar: datetime | None = None,
 ) -> Signal:
     """The whale rule for one completed 60-minute bar against the prior sessions' range."""

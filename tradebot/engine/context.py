@@ -6,15 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
+from tradebot.books.ladder import PhaseLadder
+from tradebot.books.risk_report import account_modes
+from tradebot.books.state_store import StateStore
 from tradebot.brokers.base import Broker
 from tradebot.config import LoadedConfig, Settings
 from tradebot.engine.clock import Clock
 from tradebot.engine.events import EventLog
 from tradebot.engine.order_book import OrderBook
-from tradebot.phase_ladder import PhaseLadder
-from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
-from tradebot.risk_report import account_modes
-from tradebot.state_store import StateStore
 
 Notify = Callable[[str, str], None]
 

@@ -17,7 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from tradebot import whale_debounce
+from tradebot.books import whale_debounce
+from tradebot.books.risk_report import RiskReport
 from tradebot.brokers.base import (
     BracketRefused,
     BracketSpec,
@@ -47,7 +48,6 @@ from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import OcoWatcher
 from tradebot.engine.order_book import TrackedOrder
 from tradebot.errors import CorruptRecordError
-from tradebot.risk_report import RiskReport
 
 log = logging.getLogger("tradebot.engine")
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tradebot.halt import EVENTS_FILE
+from tradebot.books.halt import EVENTS_FILE
 from tradebot.storage import JsonlFile
 
 log = logging.getLogger("tradebot.engine")

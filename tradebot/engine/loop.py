@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tradebot.books.risk_report import RiskReport, account_modes, build_risk_report
 from tradebot.brokers.base import BrokerError
 from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
@@ -30,14 +31,14 @@ from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.engine.context import EngineContext
 from tradebot.engine.entries import EntryPipeline
 from tradebot.engine.exits import ExitManager
+from tradebot.engine.heartbeat import write_heartbeat
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import POLL, OcoWatcher
 from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
 from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
-from tradebot.engine.supervisor import Supervisor, View, write_heartbeat
+from tradebot.engine.supervisor import Supervisor, View
 from tradebot.errors import CorruptRecordError, TradebotError
 from tradebot.notify.systemd import SystemdNotifier
-from tradebot.risk_report import RiskReport, account_modes, build_risk_report
 
 log = logging.getLogger("tradebot.engine")
 
@@ -145,6 +146,7 @@ class TradingLoop:
             if not clock.simulated or getattr(clock, "speed", None) is not None:
                 supervisor = Supervisor(
                     self,
+                    state_dir=ctx.loaded.state_dir,
                     heartbeat_s=ctx.settings.monitoring.heartbeat_s,
                     systemd=self.systemd,
                     view=self.view,

@@ -27,12 +27,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
 from tradebot.brokers.base import Broker, BrokerOrder, Execution, OrderSpec
 from tradebot.core.instruments import OptionContract
 from tradebot.core.trades import ClosedTrade, ExitReason, close_trade, session_of
 from tradebot.engine.events import EventLog
 from tradebot.errors import CorruptRecordError
-from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
 
 log = logging.getLogger("tradebot.engine")
 

@@ -240,7 +240,7 @@ def refuse_live_in_experience(loaded: LoadedConfig, now: datetime) -> None:
     """`live` is refused in experience (and while the phase is unknown), before connecting."""
     if loaded.settings.trading.mode != "live":
         return
-    from tradebot.phase_ladder import PhaseLadder
+    from tradebot.books.ladder import PhaseLadder
 
     snap = PhaseLadder(loaded).snapshot(now)
     phase = snap.evaluation.phase if snap.evaluation is not None else None

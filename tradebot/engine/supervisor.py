@@ -22,41 +22,35 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from tradebot.engine.heartbeat import write_heartbeat
 from tradebot.engine.status import LoopStatus
 from tradebot.notify.systemd import SystemdNotifier
-from tradebot.storage import write_json_state
-
-if TYPE_CHECKING:
-    from tradebot.engine.loop import TradingLoop
 
 log = logging.getLogger("tradebot.engine")
 
-HEARTBEAT_FILE = "heartbeat.json"
 POLL_S = 0.25
 VIEW_EVERY_S = 0.5
 
 View = Callable[[LoopStatus], None]
 
 
-def write_heartbeat(
-    state_dir: Path, status: LoopStatus, *, running: bool, crashed: bool = False
-) -> None:
-    record = status.as_record()
-    record["running"] = running
-    record["crashed"] = crashed
-    record["beat"] = datetime.now(UTC)
-    write_json_state(Path(state_dir) / HEARTBEAT_FILE, record)
+class Supervised(Protocol):
+    """What the supervisor needs of the loop: its published state and a way to wake it."""
+
+    def request_wake(self) -> None: ...
+    def stuck_for(self, monotonic_now: float) -> float | None: ...
+    def status(self) -> LoopStatus: ...
 
 
 class Supervisor:
     def __init__(
         self,
-        loop: TradingLoop,
+        loop: Supervised,
         *,
+        state_dir: Path,
         heartbeat_s: float,
         systemd: SystemdNotifier,
         view: View | None = None,
@@ -69,7 +63,8 @@ class Supervisor:
         self.ping_every = watchdog / 2 if watchdog else heartbeat_s
         # A wake running longer than this is stuck: stop telling systemd all is well.
         self.stuck_after = watchdog if watchdog else max(30.0, 3 * heartbeat_s)
-        self.halt_path = loop.ctx.loaded.state_dir / "halt.json"
+        self.state_dir = state_dir
+        self.halt_path = state_dir / "halt.json"
         self._halt_seen = self._stat()
 
     def _stat(self) -> tuple[int, int, int] | None:
@@ -112,9 +107,7 @@ class Supervisor:
             if now >= next_beat:
                 next_beat = now + self.heartbeat_s
                 with contextlib.suppress(OSError):
-                    write_heartbeat(
-                        self.loop.ctx.loaded.state_dir, self.loop.status(), running=True
-                    )
+                    write_heartbeat(self.state_dir, self.loop.status(), running=True)
             if self.view is not None and now >= next_view:
                 next_view = now + VIEW_EVERY_S
                 self.view(self.loop.status())

@@ -228,10 +228,8 @@ def send_test(urls: Sequence[str], message: str) -> list[TestResult]:
     return results
 
 
-def alerts_for(settings: object) -> Alerts:
+def alerts_for(settings: object, also: Sender | None = None) -> Alerts:
     """The configured alerts (`[monitoring]`): nothing is sent when no URL is set."""
     monitoring = settings.monitoring  # type: ignore[attr-defined]
     urls = [u.get_secret_value() for u in monitoring.notify_urls]
-    from tradebot.remote.outbound import telegram_sender
-
-    return Alerts(urls, monitoring.notify_on, also=telegram_sender(settings))
+    return Alerts(urls, monitoring.notify_on, also=also)

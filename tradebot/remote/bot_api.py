@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import http.client
 import io
-import ipaddress
 import json
 import socket
 import ssl
@@ -26,9 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from tradebot.config.remote import TELEGRAM_API, check_api_url
 from tradebot.remote.token import Token
 
-API_URL = "https://api.telegram.org"
+API_URL = TELEGRAM_API
+__all__ = ["API_URL", "ApiError", "BotApi", "NetworkError", "TelegramError", "check_api_url"]
 MAX_RESPONSE_BYTES = 4 << 20  # 100 updates of 4096 characters each fit several times
 CONNECT_TIMEOUT_S = 10.0
 
@@ -59,35 +60,6 @@ class ApiError(TelegramError):
     @property
     def unauthorized(self) -> bool:
         return self.code in (401, 404)  # 404: a token Telegram does not know at all
-
-
-def check_api_url(value: str) -> str:
-    """`remote.api_url`: https, or plain http to this machine only (a local fake or a local Bot
-    API server; the token must never cross a network in clear)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an https:// URL such as https://api.telegram.org")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError("must be a plain https://host[:port][/path] URL")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
-        raise ValueError(
-            "plain http:// is allowed only to this machine (127.0.0.1, ::1, localhost): the "
-            "token would cross the network in clear; use https://"
-        )
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ValueError("has a port that is not a number from 1 to 65535") from None
-    return value.rstrip("/")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class BotApi:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tradebot.errors import ConfigError
+from tradebot.notify import alerts as notify_alerts
 from tradebot.remote.token import find_token, redact
 
 log = logging.getLogger(__name__)
@@ -55,3 +56,9 @@ def telegram_sender(
         return ok
 
     return send
+
+
+def alerts_for(settings: Any) -> notify_alerts.Alerts:
+    """The configured alerts (`[monitoring]`) plus the allowed users' Telegram chats
+    (`remote.send_alerts`): what every command that alerts uses."""
+    return notify_alerts.alerts_for(settings, also=telegram_sender(settings))

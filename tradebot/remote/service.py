@@ -29,8 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tradebot.books.halt import EVENTS_FILE, request_halt
 from tradebot.errors import ConfigError, CorruptRecordError, RefusedError, TradebotError
-from tradebot.halt import EVENTS_FILE, request_halt
 from tradebot.remote import messages
 from tradebot.remote.bot_api import ApiError, BotApi, TelegramError
 from tradebot.remote.commands import (
@@ -301,7 +301,7 @@ class RemoteChannel:
         self.send(action.chat_id, messages.fit(lines))
 
     def _halted(self) -> bool:
-        from tradebot.state_store import StateStore
+        from tradebot.books.state_store import StateStore
 
         try:
             return StateStore(Path(self.loaded.state_dir)).halt().halted
@@ -309,8 +309,8 @@ class RemoteChannel:
             return False
 
     def _report(self, now: datetime) -> tuple[dict[str, Any], Any]:
-        from tradebot.engine.status import loop_report
-        from tradebot.state_store import StateStore
+        from tradebot.books.state_store import StateStore
+        from tradebot.engine.status_view import loop_report
 
         report = loop_report(self.loaded, now)
         try:

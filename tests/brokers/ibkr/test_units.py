@@ -19,9 +19,9 @@ from tradebot.brokers.ibkr.ids import OrderIds
 from tradebot.brokers.ibkr.mapping import exec_report
 from tradebot.brokers.ibkr.settings import RestartWindow, is_paper_account
 from tradebot.brokers.ibkr.tracker import ExecReport, OrderReport, OrderTracker, StatusReport
-from tradebot.config import ConfigError, load_config
+from tradebot.config import load_config
 from tradebot.core.instruments import OptionContract
-from tradebot.errors import CorruptRecordError
+from tradebot.errors import ConfigError, CorruptRecordError
 
 NOW = datetime(2025, 7, 1, 15, 0, tzinfo=UTC)
 NY = ZoneInfo("America/New_York")

@@ -13,15 +13,15 @@ from hypothesis import strategies as st
 
 from tests.factories import trade
 from tests.phase_helpers import NOW, series_of
+from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
+from tradebot.books.ladder import PhaseLadder
+from tradebot.books.order_journal import OrderJournal
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import LoadedConfig, load_config
 from tradebot.core.metrics import TradeSeries
 from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.errors import CorruptRecordError
-from tradebot.order_journal import OrderJournal
-from tradebot.phase_ladder import PhaseLadder
-from tradebot.records.cache import CachedOrderJournal, CachedTradeJournal
 from tradebot.storage import JsonlFile
-from tradebot.trade_journal import TradeJournal
 
 TODAY = session_of(NOW)
 

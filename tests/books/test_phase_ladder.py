@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.phase_helpers import NOW, series_of
+from tradebot.books.ladder import PhaseLadder
+from tradebot.books.order_journal import OrderJournal
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import load_config
 from tradebot.core.trades import session_of
-from tradebot.order_journal import OrderJournal
-from tradebot.phase_ladder import PhaseLadder
 from tradebot.storage import JsonlFile
-from tradebot.trade_journal import TradeJournal
 
 
 @pytest.fixture
@@ -207,7 +207,7 @@ def test_no_earned_advance_while_a_downgrade_trigger_holds(loaded) -> None:  # t
 
 def test_unknown_equity_never_meets_the_drawdown_criterion(tmp_path: Path) -> None:
     from tests.phase_helpers import transition
-    from tradebot.phase_records import PhaseRecords
+    from tradebot.books.phase_records import PhaseRecords
 
     (tmp_path / "c.toml").write_text(
         '[broker]\nkind = "ibkr"\n[phase]\ninitial = "proof"\n[phase.trial]\nmin_sessions = 1\n'
@@ -236,7 +236,7 @@ def test_no_lock_is_held_while_the_password_is_typed(loaded) -> None:  # type: i
     import fcntl
     import os
 
-    from tradebot.override_password import hash_password
+    from tradebot.core.override_password import hash_password
 
     ladder = PhaseLadder(loaded)
     ladder.state.set_password_hash(hash_password("a long password"), NOW)

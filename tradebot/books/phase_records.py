@@ -16,14 +16,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from tradebot.books.trade_journal import duplicate_error
+from tradebot.core.override_password import OUTCOMES, Attempt
 from tradebot.core.phase_history import PhaseTransition, check_follows, quick_transition
 from tradebot.core.trades import PhaseName, session_of
 from tradebot.core.validation import utc_timestamp
 from tradebot.errors import CorruptRecordError
-from tradebot.override_password import OUTCOMES, Attempt
 from tradebot.storage import JsonlContents, JsonlFile
 from tradebot.storage.jsonl import gc_paused
-from tradebot.trade_journal import duplicate_error
 
 PHASE_DIR = "phase"
 HISTORY_FILE = "phase-history.jsonl"

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tradebot.errors import CorruptRecordError
-from tradebot.whale_debounce import (
+from tradebot.books.whale_debounce import (
     LastWhaleSignal,
     debounce_check,
     last_signal,
@@ -20,6 +19,7 @@ from tradebot.whale_debounce import (
     record_signal,
     state_path,
 )
+from tradebot.errors import CorruptRecordError
 
 NOW = datetime(2025, 7, 1, 14, 30, tzinfo=UTC)
 
@@ -99,7 +99,7 @@ def test_debounce_survives_a_new_process(tmp_path: Path) -> None:
         import sys
         from datetime import date
         from pathlib import Path
-        from tradebot.whale_debounce import debounce_check, last_signal
+        from tradebot.books.whale_debounce import debounce_check, last_signal
 
         state = Path(sys.argv[1])
         print(last_signal(state, "SPY").session)

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from tradebot.books.state_store import HALT_FILE, StateStore
 from tradebot.core.guards import Halt
 from tradebot.errors import CorruptRecordError
-from tradebot.state_store import HALT_FILE, StateStore
 from tradebot.storage import JsonlFile
 
 EVENTS_FILE = Path("journal") / "events.jsonl"

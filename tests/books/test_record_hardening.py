@@ -12,14 +12,14 @@ import pytest
 
 from tests.cli.conftest import invoke
 from tests.factories import trade
+from tradebot.books.ladder import PhaseLadder
+from tradebot.books.phase_records import PhaseRecords
+from tradebot.books.risk_report import build_risk_report
+from tradebot.books.state_store import StateStore
+from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import LoadedConfig, load_config
 from tradebot.core.validation import FUTURE_TOLERANCE
 from tradebot.errors import CorruptRecordError
-from tradebot.phase_ladder import PhaseLadder
-from tradebot.phase_records import PhaseRecords
-from tradebot.risk_report import build_risk_report
-from tradebot.state_store import StateStore
-from tradebot.trade_journal import TradeJournal
 
 AT = datetime(2025, 7, 1, 15, 0, tzinfo=UTC)  # 11:00 New York, inside the entry window
 IN_WINDOW = "2025-07-01T15:00:00Z"
@@ -329,7 +329,7 @@ def test_the_override_audit_refuses_unknown_outcomes_and_naive_times(
 
 
 def test_whale_debounce_times_out_of_range_are_named_errors(loaded: LoadedConfig) -> None:
-    from tradebot.whale_debounce import read_last_signals
+    from tradebot.books.whale_debounce import read_last_signals
 
     loaded.state_dir.mkdir(parents=True)
     entry = {"session": "2025-07-01", "signal": "BUY_CALL", "ts": "9999-12-31T23:59:59-05:00"}

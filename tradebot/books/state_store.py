@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tradebot.core.guards import Halt
+from tradebot.core.override_password import is_valid_hash
 from tradebot.core.trades import session_of
 from tradebot.core.validation import (
     MAX_MONEY,
@@ -35,7 +36,6 @@ from tradebot.core.validation import (
     utc_timestamp,
 )
 from tradebot.errors import CorruptRecordError
-from tradebot.override_password import is_valid_hash
 from tradebot.storage import read_json_state, state_lock, write_json_state
 
 PASSWORD_FILE = "override-password.json"
@@ -44,7 +44,7 @@ EQUITY_FILE = "equity.json"
 NOTICES_FILE = "phase-notices.json"
 HALT_FILE = "halt.json"
 DAILY_LOSS_FILE = "daily-loss.json"
-WHALE_FILE = "whale-debounce.json"  # written by tradebot.whale_debounce
+WHALE_FILE = "whale-debounce.json"  # written by tradebot.books.whale_debounce
 # A recorded equity below a cent (zero, negative, 1e-30) is not a number to size or guard with:
 # the reading is refused, so entries stop until the loop records a real one.
 MIN_EQUITY = Decimal("0.01")

@@ -22,17 +22,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tradebot.books.equity import EquityView
+from tradebot.books.ladder import PhaseLadder
+from tradebot.books.state_store import StateStore
+from tradebot.books.whale_debounce import read_last_signals
 from tradebot.config import LoadedConfig
 from tradebot.core.guards import DailyLoss, EntryWindow, Halt, daily_loss_guard, entry_window
 from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import PhaseEvaluation, Refusal, entry_decision
 from tradebot.core.sizing import PositionSize, position_size
 from tradebot.core.trades import session_of
-from tradebot.equity import EquityView
 from tradebot.errors import ConfigError, CorruptRecordError
-from tradebot.phase_ladder import PhaseLadder
-from tradebot.state_store import StateStore
-from tradebot.whale_debounce import read_last_signals
 
 _EQUITY_KEYS = ("current", "source", "start_of_day", "start_source")
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from tradebot.books.state_store import StateStore
 from tradebot.config import LoadedConfig
 from tradebot.core.metrics import TradeSeries, from_micros
-from tradebot.state_store import StateStore
 
 STALE_AFTER = timedelta(minutes=15)
 CLOCK_SKEW = timedelta(minutes=1)

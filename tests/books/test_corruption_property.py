@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import trade
+from tradebot.books.risk_report import build_risk_report
 from tradebot.config import load_config
-from tradebot.risk_report import build_risk_report
 
 NOW = datetime(2025, 7, 1, 15, 0, tzinfo=UTC)  # a Tuesday, 11:00 in New York: in the window
 CONFIG = '[trading]\nmode = "paper"\n'

@@ -14,14 +14,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tradebot.books.order_journal import OrderJournal
+from tradebot.books.trade_journal import (
+    TradeJournal,
+    TradeJournalContents,
+    describe_validation_error,
+)
 from tradebot.core.metrics import TradeSeries
 from tradebot.core.orders import OrderEvent
 from tradebot.core.trades import ClosedTrade
 from tradebot.errors import CorruptRecordError
-from tradebot.order_journal import OrderJournal
 from tradebot.storage.jsonl import LockedJsonl
 from tradebot.storage.tail import JsonlTail
-from tradebot.trade_journal import TradeJournal, TradeJournalContents, describe_validation_error
 
 
 class CachedTradeJournal(TradeJournal):

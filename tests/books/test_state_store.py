@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tradebot.books.halt import KillSwitch
+from tradebot.books.state_store import KEEP_SESSIONS, StateStore
 from tradebot.errors import CorruptRecordError
-from tradebot.halt import KillSwitch
-from tradebot.state_store import KEEP_SESSIONS, StateStore
 
 T0 = datetime(2025, 7, 1, 14, 0, tzinfo=UTC)
 

@@ -1,0 +1,221 @@
+"""Reading the ladder: the phase, its window, every criterion and downgrade trigger, from the
+journals, the phase history and the state (never kept in memory between calls: a restart loses
+nothing). The duties built on it: `limits` (entries), `transitions` (downgrade, advance,
+notices), `session_records` and `overrides`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from tradebot.books.equity import EquityView, equity_view
+from tradebot.books.order_journal import OrderJournal
+from tradebot.books.phase_records import HistoryRead, PhaseRecords, parse_history
+from tradebot.books.state_store import StateStore
+from tradebot.books.trade_journal import TradeJournal
+from tradebot.config import LoadedConfig
+from tradebot.core.metrics import TradeSeries, from_micros
+from tradebot.core.orders import OrderEvent
+from tradebot.core.phase_history import (
+    PhaseTransition,
+    Trigger,
+    current_phase,
+)
+from tradebot.core.phase_rules import (
+    DayLoss,
+    PhaseEvaluation,
+    evaluate,
+    future_transitions,
+    metrics_record,
+)
+from tradebot.core.trades import PhaseName, session_of
+from tradebot.core.validation import in_future
+from tradebot.errors import CorruptRecordError
+from tradebot.storage.jsonl import LockedJsonl
+
+log = logging.getLogger("tradebot.books.ladder")
+
+Notify = Callable[[str, str], None]
+
+
+def _log_notify(event: str, message: str) -> None:
+    log.warning("[%s] %s", event, message)
+
+
+@dataclass(frozen=True)
+class LadderSnapshot:
+    """The ladder at one moment, or why it cannot be known."""
+
+    evaluation: PhaseEvaluation | None
+    error: str | None
+    equity: EquityView | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def transition_from(
+    ev: PhaseEvaluation,
+    now: datetime,
+    *,
+    to: PhaseName,
+    trigger: Trigger,
+    passed: bool,
+    failures: Sequence[str] = (),
+    operator: str | None,
+    reason: str | None,
+) -> PhaseTransition:
+    """A transition out of `ev.phase`, carrying the §3 metrics at that moment."""
+    return PhaseTransition(
+        transition_id=uuid.uuid4().hex,
+        ts=now,
+        from_phase=ev.phase,
+        to_phase=to,
+        trigger=trigger,
+        validation_passed=passed,
+        failures=tuple(failures),
+        metrics=metrics_record(ev.stats),
+        operator=operator,
+        reason=reason,
+    )
+
+
+class LadderReader:
+    """The ladder over one configuration's files: what every duty reads."""
+
+    def __init__(
+        self, loaded: LoadedConfig, *, notify: Notify | None = None, cached: bool = False
+    ) -> None:
+        """`cached`: keep the journals in memory and read only their appended tails (the
+        long-running loop); commands read the files afresh each time."""
+        self.loaded = loaded
+        self.cfg = loaded.settings.phase
+        self.records = PhaseRecords(loaded.logs_dir)
+        self.state = StateStore(loaded.state_dir)
+        self.trades: TradeJournal
+        self.orders: OrderJournal
+        if cached:
+            from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
+
+            self.trades = CachedTradeJournal(loaded.logs_dir)
+            self.orders = CachedOrderJournal(loaded.logs_dir)
+        else:
+            self.trades = TradeJournal(loaded.logs_dir)
+            self.orders = OrderJournal(loaded.logs_dir)
+        self.notify: Notify = notify or _log_notify
+        self._sessions_closed_on: Any = None  # the day close_sessions last ran (once a day)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _evaluate(
+        self,
+        history: list[PhaseTransition],
+        trades: TradeSeries,
+        now: datetime,
+        equity: Decimal | None,
+        warnings: list[str],
+        order_events: list[OrderEvent] | None = None,
+    ) -> tuple[PhaseEvaluation, EquityView]:
+        view = self._equity(trades, now, equity, warnings)
+        day_loss = None
+        if view.current is not None and view.start_of_day is not None:
+            day_loss = DayLoss(view.start_of_day, view.current)
+        phase = current_phase(history, self.cfg.initial)
+        since = history[-1].ts if history else None
+        window = trades.window(self.cfg.rules(phase).counted_modes, since)
+        # Drawdown % is anchored at the equity when the window began: current minus its P&L.
+        # Unknown equity leaves it unknown (never the simulated account size for a real one).
+        base = None
+        if view.current is not None:
+            base = view.current - from_micros(sum(window.pnl))
+            if base <= 0:
+                base = None
+        evaluation = evaluate(
+            history=history,
+            trades=trades,
+            order_events=self.orders.session_events(session_of(now))
+            if order_events is None
+            else order_events,
+            cfg=self.cfg,
+            max_daily_loss_pct=self.loaded.settings.risk.max_daily_loss_pct,
+            now=now,
+            base_equity=base,
+            equity=view.current,
+            day_loss=day_loss,
+        )
+        evaluation.warnings.extend(warnings)
+        future = [
+            f"{self.records.history.path}: {line}" for line in future_transitions(history, now)
+        ]
+        evaluation.future_records.extend(future)
+        evaluation.warnings.extend(future)
+        return evaluation, view
+
+    def _future_dated(self, now: datetime) -> list[str]:
+        """Override-audit and state records dated after `now` (unreadable ones are skipped)."""
+        problems = self.state.future_dated(now)
+        try:
+            attempts = self.records.read_attempts()
+        except CorruptRecordError:
+            attempts = []
+        late = [a.ts for a in attempts if in_future(a.ts, now)]
+        if late:
+            problems.append(
+                f"{self.records.overrides.path}: {len(late)} record(s) dated after now, the "
+                f"latest {max(late):%Y-%m-%d %H:%M}Z (now {now:%Y-%m-%d %H:%M}Z); is the system "
+                "clock right? Fix the clock or the file"
+            )
+        return problems
+
+    def _equity(
+        self, trades: TradeSeries, now: datetime, equity: Decimal | None, warnings: list[str]
+    ) -> EquityView:
+        view = equity_view(self.loaded, trades, self.state, now, session_of(now))
+        if equity is not None:
+            view = EquityView(equity, "broker", view.start_of_day, view.start_source, view.warnings)
+        warnings.extend(view.warnings)
+        return view
+
+    def _read_history(self) -> HistoryRead:
+        """The history, checked as a chain starting at `phase.initial`."""
+        return self.records.read_history(initial=self.cfg.initial)
+
+    def _parse_history(self, locked: LockedJsonl) -> HistoryRead:
+        """The history read under its lock, checked like `_read_history`."""
+        return parse_history(self.records.history.path, locked.read(), initial=self.cfg.initial)
+
+    def _read_trades(self, warnings: list[str]) -> TradeSeries:
+        series, read_warnings = self.trades.series()
+        warnings.extend(read_warnings)
+        return series
+
+    def snapshot(
+        self,
+        now: datetime,
+        *,
+        equity: Decimal | None = None,
+        order_events: list[OrderEvent] | None = None,
+    ) -> LadderSnapshot:
+        """Evaluate the ladder at `now`. Any unreadable file gives `error`, never a guess.
+
+        The equity view is still filled in when only the phase history is unreadable.
+        """
+        warnings: list[str] = []
+        view: EquityView | None = None
+        try:
+            trades = self._read_trades(warnings)
+            view = self._equity(trades, now, equity, [])
+            read = self._read_history()
+            warnings.extend(read.warnings)
+            evaluation, view = self._evaluate(
+                read.transitions, trades, now, equity, warnings, order_events
+            )
+        except CorruptRecordError as exc:
+            return LadderSnapshot(None, exc.message, view, warnings)
+        future = self._future_dated(now)
+        evaluation.future_records.extend(future)
+        evaluation.warnings.extend(future)
+        return LadderSnapshot(evaluation, None, view, evaluation.warnings)

@@ -1,0 +1,189 @@
+"""`tradebot status`: the loop seen from another terminal, from files only (the run lock, the
+heartbeat the loop publishes, the journals and the state), never from the broker. It depends on
+the loop's published state (`engine.status`, `engine.heartbeat`), never on the loop itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+STALE_MIN_S = 90.0
+
+
+def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
+    """What `tradebot status` shows. Reads files only; never talks to the broker."""
+    import fcntl
+    import os as _os
+    from pathlib import Path
+
+    from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
+    from tradebot.books.ladder import PhaseLadder
+    from tradebot.books.risk_report import account_modes
+    from tradebot.books.state_store import StateStore
+    from tradebot.engine.events import EventLog
+    from tradebot.engine.heartbeat import HEARTBEAT_FILE
+    from tradebot.engine.order_book import OrderBook
+    from tradebot.errors import CorruptRecordError
+    from tradebot.storage import read_json_state
+
+    state_dir = Path(loaded.state_dir)
+    heartbeat_s = float(loaded.settings.monitoring.heartbeat_s)
+    lock_holder: int | None = None
+    lock_path = state_dir / "run.lock"
+    if lock_path.exists():
+        fd = _os.open(lock_path, _os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = _os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            lock_holder = int(text) if text.isdigit() else -1
+        finally:
+            _os.close(fd)
+    beat = read_json_state(state_dir / HEARTBEAT_FILE)
+    beat_at = (
+        None if beat is None else datetime.fromisoformat(str(beat["beat"]).replace("Z", "+00:00"))
+    )
+    age = None if beat_at is None else (now - beat_at).total_seconds()
+    stale_after = max(STALE_MIN_S, 3 * heartbeat_s)
+    problems: list[str] = []
+    if lock_holder is not None:
+        state = "running"
+        if age is None or age > stale_after:
+            state = "stale"
+            problems.append(
+                f"the loop (pid {lock_holder}) holds the lock but its last heartbeat is "
+                + ("missing" if age is None else f"{age:.0f} s old (> {stale_after:.0f} s)")
+                + ": it may be hung; systemd's watchdog restarts it, or stop and restart it"
+            )
+        elif beat is not None and (beat.get("stuck_for_s") or 0) > stale_after:
+            state = "stale"
+            problems.append(f"the loop has been stuck in one step for {beat['stuck_for_s']} s")
+    elif beat is not None and beat.get("crashed"):
+        state = "died"
+        problems.append(
+            "the loop stopped on an error"
+            + (f" ({beat.get('last_error')})" if beat.get("last_error") else "")
+            + "; see tradebot.log, then start it again"
+        )
+    elif beat is not None and beat.get("running"):
+        state = "died"
+        problems.append(
+            "the last heartbeat says a loop was running, but none holds the lock: it stopped "
+            "without saying so (kill -9, a crash, a reboot); start it again"
+        )
+    else:
+        state = "not running"
+
+    ladder = PhaseLadder(loaded)
+    snap = ladder.snapshot(now)
+    try:
+        halt = StateStore(state_dir).halt()
+        halted, halt_text = halt.halted, halt.message()
+    except CorruptRecordError as exc:
+        halted, halt_text = True, exc.message
+    orders = CachedOrderJournal(loaded.logs_dir)
+    trades = CachedTradeJournal(loaded.logs_dir)
+    positions: list[dict[str, Any]] = []
+    working: list[dict[str, Any]] = []
+    realized = Decimal(0)
+    try:
+        book = OrderBook(orders, trades, EventLog(loaded.logs_dir))
+        book.refresh()
+        marks = {p["ref"]: p for p in (beat or {}).get("positions", [])}
+        for pos in book.open_positions():
+            e = pos.entry
+            mark = marks.get(e.ref, {})
+            positions.append(
+                {
+                    "ref": e.ref,
+                    "contract": e.contract.label,
+                    "strategy": e.strategy,
+                    "qty": pos.open_qty,
+                    "entry_price": e.avg_price,
+                    "mark": mark.get("mark"),
+                    "unrealized": mark.get("unrealized"),
+                }
+            )
+        for o in book.live.values():
+            if o.status != "intent":
+                working.append(
+                    {
+                        "ref": o.ref,
+                        "role": o.role,
+                        "contract": o.contract.label,
+                        "action": o.action,
+                        "qty": o.qty,
+                        "order_type": o.order_type,
+                        "price": o.limit if o.limit is not None else o.stop,
+                        "status": o.status,
+                    }
+                )
+        series, _ = trades.series()
+        from tradebot.core.metrics import from_micros
+        from tradebot.core.trades import session_of
+
+        realized = from_micros(
+            series.sum_pnl(account_modes(loaded), session=session_of(now).toordinal())
+        )
+    except CorruptRecordError as exc:
+        problems.append(exc.message)
+    last_error = (beat or {}).get("last_error") or _last_error_event(Path(loaded.logs_dir))
+    ev = snap.evaluation
+    return {
+        "v": 1,
+        "now": now,
+        "state": state,
+        "running": state == "running",
+        "pid": lock_holder if lock_holder and lock_holder > 0 else (beat or {}).get("pid"),
+        "started": (beat or {}).get("started"),
+        "last_heartbeat": beat_at,
+        "heartbeat_age_s": None if age is None else round(age, 1),
+        "stale": state in ("stale", "died"),
+        "clock": (beat or {}).get("clock"),
+        "status": (beat or {}).get("status"),
+        "phase": None if ev is None else ev.phase,
+        "phase_error": snap.error,
+        "halted": halted,
+        "halt": halt_text,
+        "today": {"realized_pnl": realized, "session": _session_of(now)},
+        "equity": (beat or {}).get("equity"),
+        "positions": positions,
+        "working_orders": working,
+        "last_error": last_error,
+        "problems": problems,
+    }
+
+
+def _session_of(now: datetime) -> Any:
+    from tradebot.core.trades import session_of
+
+    return session_of(now)
+
+
+def _last_error_event(logs_dir: Any) -> str | None:
+    """The last error-like event in `journal/events.jsonl` (its final 64 KiB only)."""
+    import json
+
+    path = logs_dir / "journal" / "events.jsonl"
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - 65536))
+            tail = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(tail):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") in (
+            "error",
+            "broker_error",
+            "ladder_error",
+            "exit_failed",
+        ):
+            return f"{record.get('ts')}: {record.get('message')}"
+    return None
