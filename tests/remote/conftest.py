@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.remote.fake_telegram import TOKEN, FakeTelegram
+from tests.remote.fake_telegram import SECRET, TOKEN, FakeTelegram, scan_for_token
 from tradebot.config import LoadedConfig, load_config
 from tradebot.remote.bot_api import BotApi
 from tradebot.remote.service import Backoff, RemoteChannel
@@ -21,27 +21,11 @@ from tradebot.remote.token import Token
 
 OPERATOR = 111_222_333  # the allow-listed user
 STRANGER = 999_888_777
-SECRET = TOKEN.split(":", 1)[1]
 
 
 def assert_no_token(*texts: str) -> None:
     for text in texts:
         assert SECRET not in text, "the bot token leaked"
-
-
-def scan_for_token(root: Path) -> list[Path]:
-    """Every file under `root` that contains the token's secret part."""
-    leaks = []
-    for path in root.rglob("*"):
-        if path.name.startswith("telegram_token"):  # the secret files made on purpose
-            continue
-        if path.is_file() and not path.is_symlink():
-            try:
-                if SECRET.encode() in path.read_bytes():
-                    leaks.append(path)
-            except OSError:
-                continue
-    return leaks
 
 
 @pytest.fixture(autouse=True)

@@ -27,10 +27,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 TOKEN = "7012345678:AAFakeTokenForTheTradebotSuite_x9QzLm3"
+SECRET = TOKEN.split(":", 1)[1]  # what must never appear in any output
 BOT_ID = 7012345678
 USERNAME = "tradebot_test_bot"
 TERMINATED = (
@@ -213,6 +215,21 @@ class FakeTelegram:
     def take_fault(self) -> Fault | None:
         with self._cond:
             return self.faults.pop(0) if self.faults else None
+
+
+def scan_for_token(root: Path) -> list[Path]:
+    """Every file under `root` that contains the token's secret part (the secret files the
+    tests write on purpose, named telegram_token*, excepted)."""
+    leaks = []
+    for path in root.rglob("*"):
+        if path.name.startswith("telegram_token") or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            if SECRET.encode() in path.read_bytes():
+                leaks.append(path)
+        except OSError:
+            continue
+    return leaks
 
 
 def ok(result: Any) -> dict[str, Any]:
