@@ -318,3 +318,25 @@ def test_an_empty_allow_list_in_the_channel_accepts_nobody(
     channel.poll_once()
     assert halt_file(tmp_path) is None
     assert events(tmp_path, "remote_command")[-1]["outcome"] == "refused"
+
+
+def test_after_a_week_without_updates_the_old_offset_is_not_sent(
+    tmp_path: Path, fake: FakeTelegram, make_channel: MakeChannel
+) -> None:
+    """Bot API, getUpdates: "If there are no new updates for at least a week, then identifier
+    of the next update will be chosen randomly instead of sequentially": a running remote must
+    not hide a new, lower-numbered update behind its old offset."""
+    clock = Clock()
+    channel = make_channel(wall=clock)
+    fake.message(OPERATOR, "/help", date=clock.epoch())
+    channel.poll_once()
+    channel.poll_once()
+    assert fake.calls[-1].params["offset"] == channel.offset
+    clock.advance(7 * 86400)
+    fake.next_update_id = 1234  # far below the old offset
+    fake.message(OPERATOR, "/halt after a week", date=clock.epoch())
+    channel.poll_once()
+    assert "offset" not in fake.calls[-1].params
+    assert events(tmp_path, "halt")[-1]["reason"] == "after a week"
+    channel.poll_once()  # and from then on the new numbering
+    assert fake.calls[-1].params["offset"] == 1235 == channel.offset

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 class Loaded:
     offset: int | None
     note: str | None  # why the saved offset is not used, for the journal
+    seen: datetime | None = None  # when the update before it was handled
 
 
 class OffsetStore:
@@ -70,7 +71,7 @@ class OffsetStore:
                 f"the last update was seen {seen:%Y-%m-%d} (Telegram numbers updates afresh "
                 "after a week without any); polling without the old offset",
             )
-        return Loaded(offset, None)
+        return Loaded(offset, None, seen)
 
     def save(self, offset: int, now: datetime) -> None:
         write_json_state(self.path, {"v": 1, "bot_id": self.bot_id, "offset": offset, "seen": now})

@@ -44,7 +44,7 @@ from tradebot.remote.commands import (
     decide,
     parse_update,
 )
-from tradebot.remote.offset import OffsetStore
+from tradebot.remote.offset import TRUST_FOR, OffsetStore
 from tradebot.remote.token import redact
 from tradebot.storage import JsonlFile
 
@@ -117,6 +117,7 @@ class RemoteChannel:
         self.events = JsonlFile(Path(loaded.logs_dir) / EVENTS_FILE)
         self.offsets = OffsetStore(Path(loaded.state_dir), api.token.bot_id)
         self.offset: int | None = None
+        self.seen_at: datetime | None = None  # when the last update was handled
         self.bot_username: str | None = None
         self.conflicts = 0
         self.failing_since: datetime | None = None
@@ -141,6 +142,7 @@ class RemoteChannel:
         now = self.wall()
         loaded_offset = self.offsets.load(now)
         self.offset = loaded_offset.offset
+        self.seen_at = loaded_offset.seen
         if loaded_offset.note:
             log.warning("remote: %s", loaded_offset.note)
             self._journal("remote_offset_reset", loaded_offset.note)
@@ -192,14 +194,17 @@ class RemoteChannel:
 
     def poll_once(self) -> int:
         """One getUpdates and every update in it; the number of updates."""
+        offset = self.offset
+        if self.seen_at is not None and self.wall() - self.seen_at > TRUST_FOR:
+            offset = None  # a week without updates: Telegram may number the next ones afresh
         updates = self._net(
             lambda: self.api.get_updates(
-                self.offset, timeout_s=self.poll_timeout_s, slack_s=self.poll_slack_s
+                offset, timeout_s=self.poll_timeout_s, slack_s=self.poll_slack_s
             )
         )
         self._recovered()
         for raw in updates:
-            self.handle(raw)
+            self.handle(raw, offset)
         return len(updates)
 
     def status_line(self) -> str:
@@ -208,16 +213,17 @@ class RemoteChannel:
 
     # -- one update -------------------------------------------------------------------------
 
-    def handle(self, raw: dict[str, Any]) -> None:
+    def handle(self, raw: dict[str, Any], sent_offset: int | None = None) -> None:
         now = self.wall()
         update = parse_update(raw)
         if update is None:
             log.warning("remote: an update without an update_id was skipped")
             return
-        if self.offset is not None and update.update_id < self.offset:
-            return  # already handled (Telegram re-sent it before our offset reached it)
+        if sent_offset is not None and update.update_id < sent_offset:
+            return  # confirmed already: Telegram never returns these
         self.offset = update.update_id + 1
         self.offsets.save(self.offset, now)  # before acting: never twice
+        self.seen_at = now
         outcome = decide(
             update,
             allowed=self.allowed,
