@@ -156,3 +156,15 @@ def test_deny_by_default_holds_for_any_sequence_of_updates(
             issued.pop(OP, None)
         state = outcome.state
         assert len(state.refusals) <= 20 and len(state.replied) <= 1000
+
+
+def test_any_other_command_cancels_a_pending_flatten() -> None:
+    asked = run(msg("/flatten"), code="111111")
+    between = run(msg("/status"), asked.state)
+    assert not between.state.pending
+    assert run(msg("/flatten 111111"), between.state).record["detail"] == "no confirmation pending"
+    other = run(msg("/halt"), run(msg("/flatten"), code="2").state)
+    assert not other.state.pending
+    for text in ("hello", None):
+        cancelled = run(msg(text), run(msg("/flatten"), code="3").state)
+        assert not cancelled.state.pending

@@ -163,7 +163,7 @@ class ChannelState:
 
 class _Out(Protocol):
     def __call__(
-        self, outcome: str, detail: str, *actions: Action, new: ChannelState = ...
+        self, outcome: str, detail: str, *actions: Action, new: ChannelState | None = ...
     ) -> Outcome: ...
 
 
@@ -187,7 +187,9 @@ def decide(
     asks for a flatten confirmation."""
     command = _command_word(update.text)
 
-    def out(outcome: str, detail: str, *actions: Action, new: ChannelState = state) -> Outcome:
+    def out(
+        outcome: str, detail: str, *actions: Action, new: ChannelState | None = None
+    ) -> Outcome:
         record = {
             "v": 1,
             "ts": now,
@@ -199,7 +201,7 @@ def decide(
             "outcome": outcome,
             "detail": detail,
         }
-        return Outcome(record, actions, new)
+        return Outcome(record, actions, state if new is None else new)
 
     if update.kind not in MESSAGE_KINDS:
         return out("ignored", f"not a message ({update.kind})")
@@ -211,6 +213,11 @@ def decide(
     if update.chat_type != "private" or update.chat_id != update.user_id:
         return _refuse(update, now, state, out, f"not a private chat ({update.chat_type})")
     chat = update.chat_id
+    if update.user_id in state.pending and not (command or "").startswith("/flatten"):
+        # Anything else from that user (another command, text, a stale or edited message)
+        # cancels a pending flatten.
+        pending = {k: v for k, v in state.pending.items() if k != update.user_id}
+        state = replace(state, pending=pending)
     if update.date is None:
         return out("ignored", "message without a date")
     age = (now - update.date).total_seconds()
