@@ -27,6 +27,7 @@ from tradebot.brokers.base import (
     OrderRejected,
 )
 from tradebot.core.instruments import OptionContract, Quote, quote_problem
+from tradebot.core.market_time import market_clock
 from tradebot.core.option_selection import (
     ChainSnapshot,
     ContractChoice,
@@ -116,7 +117,7 @@ class EntryPipeline:
                 self._blocked_noted.add(key)
                 self._refuse(
                     now, symbol, "scalp", "flatten_time",
-                    f"scalp entries stop at the flatten time ({scalp_until:%H:%M} UTC, "
+                    f"scalp entries stop at the flatten time ({market_clock(scalp_until)}, "
                     f"{s.trading.flatten_minutes_before_close} min before the close)",
                 )  # fmt: skip
             return "blocked (flatten_time)"
