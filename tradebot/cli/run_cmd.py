@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from tradebot.engine.loop import RunSummary
 
 
+# Alerts whose news the loop, the journal or the broker adapter already logs in its own line.
+LOGGED_AT_SOURCE = frozenset(
+    {"start", "stop", "entry", "exit", "summary", "error", "disconnect", "reconnect"}
+)
+
+
 def run(
     ctx: typer.Context,
     once: Annotated[
@@ -68,7 +74,9 @@ def run(
     alerts = alerts_for(loaded.settings)
 
     def notify(event: str, message: str) -> None:
-        log.info("[%s] %s", event, message)
+        # One line per event: most alerts repeat a line their source has logged already.
+        level = logging.DEBUG if event in LOGGED_AT_SOURCE else logging.INFO
+        log.log(level, "%s", message)
         alerts(event, message)
 
     try:

@@ -76,6 +76,13 @@ class RunSummary:
     stopped_by: str = ""
 
 
+def clock_note(clock: Any) -> str | None:
+    """The clock's own description (None for this machine's)."""
+    describe = getattr(clock, "describe", None)
+    note = describe() if describe is not None else None
+    return note if isinstance(note, str) else None
+
+
 class TradingLoop:
     def __init__(
         self,
@@ -280,6 +287,7 @@ class TradingLoop:
             next_wake=self._next_wake,
             last_error=self.last_error,
             stuck_for_s=None if stuck is None else round(stuck, 1),
+            clock_note=clock_note(ctx.clock),
         )
 
     async def _sleep_until(self, when: datetime) -> None:
@@ -292,13 +300,11 @@ class TradingLoop:
         if clock.simulated and getattr(clock, "speed", None) is None:
             await clock.sleep_until(when)
             return
-        # Real time (or a scaled simulated clock): a stop or a halt/resume ends the sleep early.
-        # A simulated clock only moves when its sleep completes, so cancelling it is safe.
-        if clock.simulated:
-            sleep: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep_until(when))
-        else:
-            delay = max(0.0, (when - clock.now()).total_seconds())
-            sleep = asyncio.ensure_future(asyncio.sleep(delay))
+        # Real time, a scaled simulated clock or the gateway's: a stop or a halt/resume ends the
+        # sleep early. A simulated clock only moves when its sleep completes, and the gateway's
+        # reads the gateway between slices of its sleep (a jump is noticed there), so
+        # cancelling either is safe.
+        sleep: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep_until(when))
         waiters: set[asyncio.Future[Any]] = {
             sleep,
             asyncio.ensure_future(self.stop.wait()),
