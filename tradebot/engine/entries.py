@@ -45,6 +45,7 @@ from tradebot.core.strategies import (
     whale_signal,
 )
 from tradebot.engine.context import EngineContext, SignalNote
+from tradebot.engine.dry_run import WouldBePositions
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import OcoWatcher
 from tradebot.engine.order_book import TrackedOrder
@@ -54,10 +55,17 @@ log = logging.getLogger("tradebot.engine")
 
 
 class EntryPipeline:
-    def __init__(self, ctx: EngineContext, market_data: MarketData, oco: OcoWatcher) -> None:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        market_data: MarketData,
+        oco: OcoWatcher,
+        would_be: WouldBePositions | None = None,
+    ) -> None:
         self.ctx = ctx
         self.data = market_data
         self.oco = oco
+        self.would_be = would_be or WouldBePositions(ctx)
         self._blocked_noted: set[tuple[date, str, str]] = set()
 
     async def evaluate(
@@ -153,6 +161,9 @@ class EntryPipeline:
         held = ctx.book.holds(symbol, strategy)
         if held is not None:
             return f"already holding {held.ref} ({strategy})"
+        would_be = self.would_be.holds(symbol, strategy)
+        if would_be is not None:  # dry run: its would-be position is still open
+            return f"already holding {would_be.ref} ({strategy}, dry run)"
         cap = risk.phase.limits.position_cap_usd if risk.phase is not None else None
         if cap is None or spot is None:
             self._refuse(now, symbol, strategy, "no_data", "position cap or last price unknown")
@@ -376,6 +387,7 @@ class EntryPipeline:
         if ctx.trading_mode == "dry_run":
             for order in (entry, take_profit, stop_loss):
                 book.mark_status(now, order.ref, "not_sent", "dry_run: computed and journaled only")
+            self.would_be.opened(book.orders[entry.ref])
             log.info("dry run, not sent: %s", summary)
             return "dry run"
         spec = BracketSpec(entry.spec(), take_profit.spec(), stop_loss.spec())

@@ -29,6 +29,7 @@ from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.engine.context import EngineContext
+from tradebot.engine.dry_run import WouldBePositions
 from tradebot.engine.entries import EntryPipeline
 from tradebot.engine.exits import ExitManager
 from tradebot.engine.heartbeat import write_heartbeat
@@ -102,7 +103,8 @@ class TradingLoop:
         self.oco = OcoWatcher(ctx)
         self.exits = ExitManager(ctx, self.oco)
         self.market_data = MarketData(ctx.broker, s.schedule.calendar, s.strategies.whale)
-        self.entries = EntryPipeline(ctx, self.market_data, self.oco)
+        self.would_be = WouldBePositions(ctx)
+        self.entries = EntryPipeline(ctx, self.market_data, self.oco, self.would_be)
         self.plan: SessionPlan | None = None
         self.opened: date | None = None
         self.flattened: date | None = None
@@ -478,6 +480,7 @@ class TradingLoop:
                 for line in await self.exits.flatten(now, strategy="scalp", reason="flatten"):
                     log.warning("scalp position left from an earlier session: %s", line)
             if now >= plan.flatten_at:
+                await self.would_be.review(now, plan)
                 closing = self.flattened != plan.session
                 self.flattened = plan.session
                 lines = await self.exits.flatten(
@@ -619,6 +622,7 @@ class TradingLoop:
                 now.strftime("%H:%M"),
                 "; ".join(r.rule for r in risk.blocking),
             )
+        await self.would_be.review(now, plan)  # dry run: what its bracket would have closed
         limit = asyncio.Semaphore(ctx.settings.trading.max_concurrent_symbols)
         session = plan.session
 

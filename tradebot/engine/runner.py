@@ -33,6 +33,7 @@ from tradebot.engine.events import EventLog
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.supervisor import View
 from tradebot.errors import RefusedError, UsageError
+from tradebot.logging_setup import use_clock
 from tradebot.notify.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -306,8 +307,14 @@ def run(
     refuse_live_in_experience(loaded, clock.now())
     until = default_until(loaded, options, clock)
     ctx = make_context(loaded, options, clock, notify)
-    with run_lock(loaded.state_dir):
-        return asyncio.run(_main(ctx, until, options.once, view, systemd or SystemdNotifier()))
+    # Log lines say when the loop acted: its own clock's time when it is not this machine's.
+    own_clock = isinstance(clock, SimClock) or clock.describe() is not None
+    use_clock(clock.now if own_clock else None)
+    try:
+        with run_lock(loaded.state_dir):
+            return asyncio.run(_main(ctx, until, options.once, view, systemd or SystemdNotifier()))
+    finally:
+        use_clock(None)
 
 
 def fast_replay(options: RunOptions) -> bool:
