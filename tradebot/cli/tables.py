@@ -133,7 +133,7 @@ def print_table(out: Console, table: Table, *, wide: bool = False) -> None:
     ).print(table)
 
 
-def facts(rows: Sequence[tuple[str, Cell]], width: int, *, indent: int = 2) -> Table:
+def facts(rows: Sequence[tuple[Cell, Cell]], width: int, *, indent: int = 2) -> Table:
     """`name  value` lines, the values wrapping under themselves (never under the names)."""
     table = fit_table(
         None,
