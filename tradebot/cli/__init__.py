@@ -85,7 +85,18 @@ def root(
         typer.Option(
             "--config",
             "-c",
+            metavar="PATH",
             help="Config file (TOML). Default: $TRADEBOT_CONFIG, else ./config.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    logs: Annotated[
+        Path | None,
+        typer.Option(
+            "--logs",
+            metavar="DIR",
+            help="Keep the journals, phase files, log and state (DIR/state) in DIR instead of "
+            "paths.logs_dir: a fresh one for a rehearsal.",
             show_default=False,
         ),
     ] = None,
@@ -109,6 +120,7 @@ def root(
         config_path=resolve_config_path(config),
         config_explicit=config is not None or _env_has_config(),
         debug=debug,
+        logs=logs,
     )
 
 
