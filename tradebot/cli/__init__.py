@@ -61,6 +61,21 @@ def _debug(ctx: Any) -> bool:
     return isinstance(obj, CliState) and obj.debug
 
 
+def _flags_without_a_type() -> None:
+    """Typer (0.29) shows `<bool>` after every on/off flag in --help, as if it took a value:
+    a flag's type column stays empty instead."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_a_type()
+
 app = typer.Typer(
     cls=_ErrorsAsExitCodes,
     name="tradebot",

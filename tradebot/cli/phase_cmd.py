@@ -252,12 +252,16 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
 
 
 # -- advance -----------------------------------------------------------------------------------
+class _NoInputError(UsageError):
+    """stdin ended before the password line."""
+
+
 def _read_secret(prompt: str, from_stdin: bool, *, confirm: bool = False) -> str:
     try:
         if from_stdin:
             line = sys.stdin.readline()
             if not line:
-                raise UsageError("--password-stdin: nothing to read on stdin")
+                raise _NoInputError("--password-stdin: nothing to read on stdin")
             return line.rstrip("\r\n")
         if not sys.stdin.isatty():
             raise UsageError("stdin is not a terminal: pipe the password with --password-stdin")
@@ -373,7 +377,15 @@ def set_password(
     current = ""
     if stored is not None:
         current = _read_secret("Current override password", password_stdin)
-    new = _read_secret("New override password", password_stdin, confirm=not password_stdin)
+    try:
+        new = _read_secret("New override password", password_stdin, confirm=not password_stdin)
+    except _NoInputError:
+        if stored is None:
+            raise
+        raise UsageError(
+            "--password-stdin: a password is already set, so stdin needs two lines: the "
+            "current password, then the new one (only one line was given); nothing changed"
+        ) from None
     ladder.set_password(
         _now(),
         new_password=new,
