@@ -7,8 +7,8 @@
   `DEDUPE_WINDOW` is sent once; at most `PER_MINUTE` alerts a minute (the rest are counted and
   reported in the next one that goes out).
 * URLs carry tokens: they are never logged, shown only as `mask_url` keeps them (the scheme
-  and the server, never a token), and Apprise's own logger — which names URLs when a send fails — is silenced. A failed send is
-  logged once per failure streak, without the URL.
+  and the server, never a token), and Apprise's own logger — which names URLs when a send
+  fails — is silenced. A failed send is logged once per failure streak, without the URL.
 """
 
 from __future__ import annotations
