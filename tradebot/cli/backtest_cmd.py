@@ -101,6 +101,7 @@ def backtest(
     plan = prepare(request, loaded, datetime.now(UTC))
     from tradebot.backtest.engine import INCOMPLETE, incomplete_note
     from tradebot.backtest.report import build_report
+    from tradebot.backtest.report_html import REPORT_HTML, TRADES_CSV, write_report_files
     from tradebot.books.trade_journal import TradeJournal
     from tradebot.errors import ExitCode, TradebotError
     from tradebot.storage import write_json_state
@@ -122,10 +123,16 @@ def backtest(
         raise
     report = build_report(result)
     write_json_state(plan.out / "report.json", report)
+    trades = TradeJournal(plan.loaded.logs_dir).read().trades
+    write_report_files(plan.out, report, trades)
     if as_json:
         print_json(report)
         return
-    render(report, TradeJournal(plan.loaded.logs_dir).read().trades)
+    render(report, trades)
+    stdout_console().print(
+        f"Open {esc(plan.out / REPORT_HTML)} in a browser (charts and every trade, works "
+        f"offline); the trades as CSV: {esc(plan.out / TRADES_CSV)}"
+    )
 
 
 def _run(plan: BacktestPlan, *, show_progress: bool) -> BacktestResult:

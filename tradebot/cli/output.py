@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tradebot.errors import UsageError
+from tradebot.storage.records import csv_text as csv_text  # re-exported for the commands
 from tradebot.storage.records import json_default
 
 
@@ -56,20 +55,6 @@ def error_line(message: str, details: Sequence[str] = ()) -> None:
 
 def warning_line(message: str) -> None:
     stderr_console().print(f"[yellow]warning:[/] {esc(message)}", markup=True, highlight=False)
-
-
-def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
-    """CSV with a header; Decimals as exact strings, times in UTC ISO-8601."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    plain = (str, int, bool)
-    for row in rows:
-        cells = [row.get(k) for k in columns]
-        writer.writerow(
-            [v if type(v) in plain else ("" if v is None else json_default(v)) for v in cells]
-        )
-    return buffer.getvalue()
 
 
 def write_csv(target: str, text: str) -> Path | None:
