@@ -77,6 +77,14 @@ class RunSummary:
     stopped_by: str = ""
 
 
+async def sync_clock(clock: Any) -> None:
+    """A clock that follows another (the gateway's) reads it now; the others have nothing to
+    read."""
+    sync = getattr(clock, "sync", None)
+    if sync is not None:
+        await sync()
+
+
 def clock_note(clock: Any) -> str | None:
     """The clock's own description (None for this machine's)."""
     describe = getattr(clock, "describe", None)
@@ -164,6 +172,7 @@ class TradingLoop:
             else:
                 write_heartbeat(ctx.loaded.state_dir, self.status(), running=True)
             while not self.stop.is_set():
+                await sync_clock(ctx.clock)  # the gateway's clock: read it before each wake
                 now = ctx.clock.now()
                 if self.until is not None and now >= self.until:
                     self.summary.stopped_by = "until"

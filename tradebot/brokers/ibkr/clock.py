@@ -68,9 +68,7 @@ class GatewayClock:
         predicted = self._model(wall)
         error = (moment - predicted).total_seconds()
         span = (wall - self._segment[0][0]).total_seconds()
-        # Rounding (±1 s) plus a little for a pace measured over a short span.
-        tolerance = ROUNDING_S + 1.0 + 0.02 * abs(self.speed) * span
-        if abs(error) <= tolerance:
+        if abs(error) <= self._tolerance(wall):
             self._segment.append((wall, moment))
             self._measure()
             return
@@ -86,6 +84,17 @@ class GatewayClock:
             error,
         )
         self._segment = [(wall, moment)]
+
+    def _tolerance(self, wall: datetime) -> float:
+        """How far a reading may be from the pace's prediction and still fit it: the rounding
+        of a reading, plus what the rounding of the two readings the pace was measured from
+        makes of the time since (a pace measured over a short span is less sure)."""
+        (w0, _), (w1, _) = self._segment[0], self._segment[-1]
+        measured = (w1 - w0).total_seconds()
+        if measured < MIN_SPAN_S:
+            return 2 * ROUNDING_S + 1.0
+        since = max(0.0, (wall - w1).total_seconds())
+        return ROUNDING_S + 2 * ROUNDING_S * (1 + since / measured) + 1.0
 
     def _measure(self) -> None:
         (w0, g0), (w1, g1) = self._segment[0], self._segment[-1]
