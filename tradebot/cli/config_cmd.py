@@ -21,7 +21,7 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     file named with --config or TRADEBOT_CONFIG that is not there is not valid)."""
     state = state_of(ctx)
     path = state.config_path
-    if state.config_explicit and not path.exists() and not path.is_symlink():
+    if state.config_explicit and _absent(path):
         from tradebot.errors import ConfigError
 
         raise ConfigError(
@@ -55,6 +55,18 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     out.print(f"  logs in {esc(loaded.logs_dir)}, state in {esc(loaded.state_dir)}")
     if loaded.env_keys:
         out.print(f"  overridden by environment: {esc(', '.join(loaded.env_keys))}")
+
+
+def _absent(path: Path) -> bool:
+    """Nothing at `path` (other troubles — a file in the path, permissions — are the loader's
+    to name)."""
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 @app.command("show")

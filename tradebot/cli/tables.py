@@ -92,6 +92,15 @@ def fit_table(
             # The highest priority number goes first; among equals, the rightmost.
             drop = max(droppable, key=lambda i: (columns[i].priority, i))
             shown.remove(drop)
+    # Free text takes what the other columns leave (never less than 8): a word longer than
+    # that (a long path) is folded over lines, never cut.
+    wrapped = [i for i in shown if columns[i].wrap]
+    if wrapped and not wide:
+        fixed = sum(natural[i] for i in shown if not columns[i].wrap)
+        left = width - fixed - GAP * max(0, len(shown) - 1)
+        share = max(8, left // len(wrapped))
+        for i in wrapped:
+            minimum[i] = min(minimum[i], share)
     table = Table(
         title=title,
         title_justify="left",

@@ -28,6 +28,8 @@ from tradebot.engine.loop import TradingLoop
 from tradebot.engine.runner import RunOptions, make_context
 
 T0 = datetime(2025, 7, 1, 15, 0, tzinfo=UTC)  # 11:00 New York
+TRADEBOT = [sys.executable, "-m", "tradebot"]
+START = "2025-07-01T14:59:30Z"  # half a simulated minute before 11:00 New York
 
 
 class Wall:
@@ -209,8 +211,7 @@ def test_run_against_gateway_sim_at_speed_10_enters_trades(tmp_path: Path) -> No
     sim_out = tmp_path / "sim.out"
     with open(sim_out, "w", encoding="utf-8") as out:
         sim = subprocess.Popen(
-            [sys.executable, "-m", "tradebot", "gateway", "sim", "--port", "0", "--start",
-             "2025-07-01T14:59:30Z", "--speed", "10"],  # fmt: skip
+            [*TRADEBOT, "gateway", "sim", "--port", "0", "--speed", "10", "--start", START],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -227,7 +228,7 @@ def test_run_against_gateway_sim_at_speed_10_enters_trades(tmp_path: Path) -> No
             config_text(port, broker='clock = "gateway"'), encoding="utf-8"
         )
         run = subprocess.Popen(
-            [sys.executable, "-m", "tradebot", "run"],
+            [*TRADEBOT, "run"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -237,7 +238,7 @@ def test_run_against_gateway_sim_at_speed_10_enters_trades(tmp_path: Path) -> No
         orders = tmp_path / "logs" / "journal" / "orders.jsonl"
         _wait_for(orders, r'"event":"submitted"', 40)
         run.send_signal(signal.SIGTERM)
-        stdout, stderr = run.communicate(timeout=30)
+        _, stderr = run.communicate(timeout=30)
         assert run.returncode == 0, stderr
         assert "in the future" not in stderr
         records = [json.loads(line) for line in orders.read_text().splitlines()]
