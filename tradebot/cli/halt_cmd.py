@@ -47,7 +47,7 @@ def halt(
     alerts("halt", f"HALT by {who}{' with flatten' if flatten else ''}: {reason or 'no reason'}")
     alerts.close(timeout=5)
     console = stdout_console()
-    console.print(f"[bold red]halted[/]: {esc(state.message())}", highlight=False)
+    console.print(f"[bold red]{esc(state.message())}[/]", highlight=False)
     if flatten:
         console.print(
             "flatten requested: the loop cancels working entries and sells every position at "

@@ -454,7 +454,7 @@ def export(
         Column("trades", "right", priority=3),
         Column("win rate", "right", priority=3),
         Column("by", priority=4),
-        Column("reason", wrap=True, priority=1),
+        Column("reason", wrap=True),
     ]
     rows = []
     for t in transitions:

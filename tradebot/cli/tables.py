@@ -19,6 +19,7 @@ from rich.text import Text
 
 Justify = Literal["left", "right", "center"]
 GAP = 2  # columns are separated by two spaces (collapsed padding, no vertical lines)
+COMFORTABLE = 24  # free text narrower than this is hard to read: other columns go first
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def fit_table(
         natural.append(full)
         if column.wrap:
             words = max([min(header, 12), *(_longest_word(c) for c in cells)])
-            minimum.append(min(full, max(words, 8)))
+            minimum.append(min(full, max(words, COMFORTABLE)))
         else:
             minimum.append(full)
     shown = list(range(len(columns)))
