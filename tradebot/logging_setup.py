@@ -80,6 +80,13 @@ class _LazyRotatingFileHandler(logging.handlers.RotatingFileHandler):
     write; gives up on the file with one warning when it cannot be written."""
 
     broken = False
+    closed_for_good = False
+
+    def close(self) -> None:
+        # Closed by `configure_logging` (or at exit): a later record (one relayed from
+        # ib_async's logger, say) must not reopen the file behind our back.
+        self.closed_for_good = True
+        super().close()
 
     def _open(self) -> io.TextIOWrapper:
         from tradebot.storage.atomic import make_private_dirs, open_regular
@@ -92,7 +99,7 @@ class _LazyRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return stream
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.broken:
+        if not self.broken and not self.closed_for_good:
             super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:

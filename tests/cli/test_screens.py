@@ -143,7 +143,7 @@ def _expected(name: str, s: Scene) -> list[str]:
         "run": ["2025-07-01 11:00 EDT"],
         "config check": ["config OK"],
         "config show": ["[trading]"],
-        "gateway test": ["2025-07-01 11:00:00 EDT", "DUSIM0001"],
+        "gateway test": ["2025-07-01 11:00:00 EDT", "DUSIM0001", "followed by `tradebot run`"],
     }[name]
 
 
@@ -235,7 +235,9 @@ def test_backtest_screen_and_report(scene: Scene, tmp_path: Path) -> None:
     args = ["--config", str(scene.config), "backtest", "--synthetic", "--sessions", "1"]
     result = _invoke([*args, "--from", "2025-07-01", "--out", str(out)], 80)
     assert result.exit_code == 0, result.stderr
-    _check_screen(result.stdout, 80, ["report.html", "trades.csv"])
+    _check_screen(result.stdout, 80, ["Report: ", "Trades: "])
+    flat = "".join(result.stdout.split())  # a long folder folds over lines
+    assert f"{out}/report.html" in flat and f"{out}/trades.csv" in flat
     assert not UTC_SHOWN.search(result.stdout)
 
 

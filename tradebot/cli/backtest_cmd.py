@@ -129,10 +129,9 @@ def backtest(
         print_json(report)
         return
     render(report, trades)
-    stdout_console().print(
-        f"Open {esc(plan.out / REPORT_HTML)} in a browser (charts and every trade, works "
-        f"offline); the trades as CSV: {esc(plan.out / TRADES_CSV)}"
-    )
+    screen = stdout_console()
+    screen.print(f"Report: {esc(plan.out / REPORT_HTML)} (open it in a browser; works offline)")
+    screen.print(f"Trades: {esc(plan.out / TRADES_CSV)}")
 
 
 def _run(plan: BacktestPlan, *, show_progress: bool) -> BacktestResult:

@@ -209,8 +209,10 @@ class EntryPipeline:
             return "no contract"
         contract, quote = by_id[choice.quote.contract_id]
 
-        # The quote must be live and fresh, and liquid.
-        problem = quote_problem(quote, now, s.risk.max_quote_age_s)
+        # The quote must be live and fresh, and liquid. Fresh by the clock as it is now, not as
+        # the tick began: against the gateway simulator at ×10 a tick's second of work is ten
+        # seconds of market (a simulated replay's clock does not move within a tick).
+        problem = quote_problem(quote, ctx.clock.now(), s.risk.max_quote_age_s)
         if problem is not None:
             self._refuse(
                 now,

@@ -178,7 +178,9 @@ def test_a_clock_jump_is_noticed_at_the_next_wake(tmp_path: Path) -> None:
             assert after, "no wake after the jump"
             moment, when = after[0]
             assert moment >= T0 + timedelta(minutes=28)
-            assert when - jumped_at < 1.0
+            # Within a few 0.05 s slices (the gateway is frozen: without the jump, the loop
+            # would sleep until the clock moved); a loaded machine may take a second or two.
+            assert when - jumped_at < 5.0
 
         asyncio.run(asyncio.wait_for(main(), 30))
         # The first wake at the gateway's time (give or take the first reading), not this

@@ -35,7 +35,7 @@ log = logging.getLogger("tradebot.brokers.ibkr")
 
 SLICE_S = 5.0  # real seconds between readings while the loop sleeps
 ROUNDING_S = 1.0  # reqCurrentTime has whole seconds
-MIN_SPAN_S = 0.5  # real seconds between two readings before a pace is measured from them
+MIN_SPAN_S = 1.0  # real seconds between two readings before a pace is measured from them
 
 
 class GatewayClock:
