@@ -75,7 +75,7 @@ def run(
     loaded = state.config()
     from tradebot.engine import runner
     from tradebot.logging_setup import configure_logging
-    from tradebot.notify.alerts import alerts_for
+    from tradebot.remote.outbound import alerts_for
 
     if symbols is not None:
         from tradebot.backtest.plan import parse_symbols
