@@ -40,6 +40,7 @@ PASSWORD = "readme-override-password"
 
 SKIPPED_SECTIONS = {
     "Run it under systemd": "needs root, systemd and a user of its own",
+    "Set it up": "needs a Telegram bot's token and root for its systemd unit",
     'Trade through Interactive Brokers: `broker.kind = "ibkr"`': (
         "needs IB Gateway logged in to an account; the rehearsal against `tradebot gateway sim` "
         "runs the same commands"
@@ -49,6 +50,10 @@ SKIPPED_PROGRAMS = {
     "make": "`make demo` and `make test` run this test themselves",
     "tmux": "tmux only starts the same `tradebot run` in a session",
     "tail": "`tail -f` follows the log until stopped",
+    "sudo": "needs root",
+    "systemctl": "needs systemd",
+    "systemd-analyze": "needs systemd",
+    "journalctl": "needs systemd's journal",
 }
 # What the output of some examples must say (the others: exit 0 is the claim).
 SAYS = {
