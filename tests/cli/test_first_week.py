@@ -194,7 +194,7 @@ def _commands() -> list[list[str]]:
         ["run"], ["status"], ["halt"], ["resume"], ["journal"], ["backtest"],
         ["phase", "status"], ["phase", "advance"], ["phase", "set-password"], ["phase", "export"],
         ["risk", "check"], ["notify", "test"], ["config", "check"], ["config", "show"],
-        ["gateway", "test"], ["gateway", "sim"],
+        ["gateway", "test"], ["gateway", "sim"], ["remote", "run"], ["remote", "check"],
     ]  # fmt: skip
 
 
