@@ -32,6 +32,7 @@ STATUS_KEYS = {
     "criteria",
     "metrics",
     "limits",
+    "drawdown",
     "downgrade",
     "downgrade_watch",
     "downgraded_this_session",
@@ -88,13 +89,14 @@ def test_status_json_contract(journal) -> None:  # type: ignore[no-untyped-def]
         "win_rate",
         "avg_rr",
     ]
-    assert set(doc["criteria"][0]) == {"name", "op", "required", "actual", "met", "unit"}
+    assert set(doc["criteria"][0]) == {"name", "op", "required", "actual", "met", "unit", "note"}
     trades = doc["criteria"][1]
     assert (trades["required"], trades["actual"], trades["met"]) == ("20", "15", False)
     assert doc["criteria"][2]["actual"] == "80"  # win rate in percent
     assert set(doc["limits"]) == {
         "max_entries_per_session",
         "entries_this_session",
+        "entries_cancelled_unfilled",
         "position_cap_usd",
         "live_allowed",
     }

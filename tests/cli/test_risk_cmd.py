@@ -76,7 +76,13 @@ def test_json_contract() -> None:
     assert set(doc["equity"]) == {"current", "source", "start_of_day", "start_source"}
     assert doc["equity"]["current"] == "10000"
     assert set(doc["today"]) == {"realized_pnl", "loss_pct"}
-    assert set(doc["daily_loss"]) == {"tripped", "tripped_earlier", "limit_pct", "message"}
+    assert set(doc["daily_loss"]) == {
+        "tripped",
+        "tripped_earlier",
+        "limit_pct",
+        "message",
+        "inputs",
+    }
     assert set(doc["halt"]) == {"halted", "since", "operator", "reason"}
     assert set(doc["entry_window"]) == {
         "in_window",

@@ -113,6 +113,7 @@ def status_document(
         "criteria": [c.as_record() for c in ev.criteria],
         "metrics": metrics_record(ev.stats),
         "limits": ev.limits.as_record(),
+        "drawdown": drawdown_record(ev),
         "downgrade": {"reasons": ev.downgrade_reasons} if ev.downgrade_reasons else None,
         "downgrade_watch": [w.as_record() for w in ev.watch],
         "downgraded_this_session": ev.downgraded_this_session,
@@ -126,6 +127,21 @@ def status_document(
     }
 
 
+def drawdown_record(ev: PhaseEvaluation) -> dict[str, Any]:
+    """The ladder's drawdown and its anchor (`phase status --json`'s `drawdown`)."""
+    s = ev.stats
+    base = ev.drawdown_base
+    return {
+        "anchor": "equity_at_window_start",
+        "base_equity": base,
+        "window_pnl": s.total_pnl,
+        "equity_now": None if base is None else base + s.total_pnl,
+        "max_drawdown_usd": s.max_drawdown_usd,
+        "max_drawdown_pct": s.max_drawdown_pct,
+        "description": ev.drawdown_anchor,
+    }
+
+
 def _criterion_row(c: Criterion) -> list[Any]:
     from tradebot.core.phase_rules import _show
 
@@ -136,7 +152,8 @@ def _criterion_row(c: Criterion) -> list[Any]:
     else:
         bar = Text(f"must stay below {_show(c.required, c.unit)}", style="dim")
     mark = Text("✔ met", style="green") if c.met else Text("✘ not met", style="red")
-    return [c.name, f"{c.op} {_show(c.required, c.unit)}", _show(c.actual, c.unit), bar, mark]
+    shown = _show(c.actual, c.unit, against=c.required)
+    return [c.name, f"{c.op} {_show(c.required, c.unit)}", shown, bar, mark]
 
 
 def _watch_row(w: WatchItem) -> list[Any]:
@@ -149,12 +166,12 @@ def _watch_row(w: WatchItem) -> list[Any]:
         "daily_loss": f"drop above {_show(w.threshold, unit)}",
     }[w.name]
     if w.triggered:
-        state = Text("TRIGGERED", style="bold red")
+        state = Text("TRIGGERED" + (f" ({w.note})" if w.note else ""), style="bold red")
     elif not w.active:
         state = Text(w.note or "inactive", style="dim")
     else:
         state = Text("ok", style="green")
-    return [w.name, _show(w.actual, unit), rule, state]
+    return [w.name, _show(w.actual, unit, against=w.threshold), rule, state]
 
 
 def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any]) -> None:
@@ -162,11 +179,7 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
     since = f"since {ev.since:%Y-%m-%d %H:%M} UTC" if ev.since else "since the start (no history)"
     out.print(f"[bold]Phase: {ev.phase}[/]  ({since})")
     limits = ev.limits
-    entries = (
-        f"{limits.entries_this_session} / {limits.max_entries_per_session}"
-        if limits.max_entries_per_session
-        else f"{limits.entries_this_session} / unlimited"
-    )
+    entries = limits.entries_text()
     cap = fmt_money(limits.position_cap_usd) if limits.position_cap_usd is not None else "unknown"
     out.print(
         f"  live trading: {'allowed' if limits.live_allowed else 'refused (paper only)'} · "
@@ -177,6 +190,12 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
         f"  window: {s.trades} trade(s) in {', '.join(ev.counted_modes)} mode over "
         f"{s.sessions} session(s) · win rate {fmt_pct(s.win_rate)} · avg R:R "
         f"{fmt_ratio(s.avg_rr)} · P&L {fmt_money(s.total_pnl)}"
+    )
+    dd_pct = "unknown" if s.max_drawdown_pct is None else f"{fmt_ratio(s.max_drawdown_pct)} %"
+    out.print(
+        f"  max drawdown {dd_pct} (largest (peak − equity) / peak), {fmt_money(s.max_drawdown_usd)}"
+        f" (largest peak − equity), on the window's closed trades from {esc(ev.drawdown_anchor)}",
+        highlight=False,
     )
     if ev.next_phase is None:
         out.print("  [green]top of the ladder[/]: the position cap grows with profitable sessions")
