@@ -92,8 +92,9 @@ def test_daily_loss_does_not_cascade_through_phases(loaded) -> None:  # type: ig
     ladder.state.record_start_of_day(session_of(NOW), Decimal(10000), "test", NOW)
     first = ladder.on_tick(NOW, equity=Decimal(9000))
     assert first.transition is not None and first.transition.to_phase == "experience"
-    assert "today's loss $1,000.00 = 10.00 % of start-of-day equity $10,000.00" in (
-        first.transition.failures[0]
+    assert (
+        "today's loss $1,000.00 = 10.00 % of start-of-day equity $10,000.00"
+        in (first.transition.failures[0])
     )
     assert ladder.on_tick(NOW + timedelta(minutes=3), equity=Decimal(9000)).transition is None
     assert len(_history_lines(loaded)) == 2
