@@ -142,8 +142,6 @@ class DayLoss:
                 f"cash {_usd(self.cash)} + {held} position{'' if held == 1 else 's'} marked at "
                 f"{_usd(marked)}"
             )
-        elif self.equity_source:
-            parts.append(self.equity_source)
         if self.realized_today is not None:
             parts.append(f"realized today {_usd(self.realized_today)}")
         return "; ".join(parts)
