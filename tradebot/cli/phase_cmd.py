@@ -191,12 +191,14 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
         f"{s.sessions} session(s) · win rate {fmt_pct(s.win_rate)} · avg R:R "
         f"{fmt_ratio(s.avg_rr)} · P&L {fmt_money(s.total_pnl)}"
     )
-    dd_pct = "unknown" if s.max_drawdown_pct is None else f"{fmt_ratio(s.max_drawdown_pct)} %"
-    out.print(
-        f"  max drawdown {dd_pct} (largest (peak − equity) / peak), {fmt_money(s.max_drawdown_usd)}"
-        f" (largest peak − equity), on the window's closed trades from {esc(ev.drawdown_anchor)}",
-        highlight=False,
-    )
+    if any(c.name == "max_drawdown" for c in ev.criteria):
+        dd_pct = "unknown" if s.max_drawdown_pct is None else f"{fmt_ratio(s.max_drawdown_pct)} %"
+        out.print(
+            f"  max drawdown {dd_pct} (largest (peak − equity) / peak; largest peak − equity "
+            f"{fmt_money(s.max_drawdown_usd)}), the window's closed trades from "
+            f"{esc(ev.drawdown_anchor)}",
+            highlight=False,
+        )
     if ev.next_phase is None:
         out.print("  [green]top of the ladder[/]: the position cap grows with profitable sessions")
     else:

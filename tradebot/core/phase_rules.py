@@ -124,7 +124,8 @@ class Limits:
     max_entries_per_session: int | None  # None = unlimited
     entries_this_session: int
     position_cap_usd: Decimal | None  # None when it depends on an unknown equity
-    # Entries of this session cancelled (or rejected) without any fill: not counted above.
+    # Entries of this session that ended (cancelled, rejected, not sent) without any fill: they
+    # did not happen, so they are not counted above; shown so the count can be checked.
     entries_cancelled_unfilled: int = 0
 
     def as_record(self) -> dict[str, Any]:
@@ -139,11 +140,10 @@ class Limits:
     def entries_text(self) -> str:
         """E.g. "0 of 1 (1 cancelled unfilled, not counted)"."""
         limit = self.max_entries_per_session
-        text = (
-            f"{self.entries_this_session} of {limit}"
-            if limit
-            else (f"{self.entries_this_session} (unlimited)")
-        )
+        if limit:
+            text = f"{self.entries_this_session} of {limit}"
+        else:
+            text = f"{self.entries_this_session} (unlimited)"
         n = self.entries_cancelled_unfilled
         if n:
             text += f" ({n} cancelled unfilled, not counted)"
@@ -178,11 +178,6 @@ class PhaseEvaluation:
     @property
     def unmet(self) -> list[Criterion]:
         return [c for c in self.criteria if not c.met]
-
-    def downgrade_inputs(self) -> dict[str, Any]:
-        """Every triggered downgrade trigger's inputs, by trigger (the history record's
-        `inputs`)."""
-        return {w.name: w.inputs for w in self.watch if w.triggered and w.inputs is not None}
 
 
 @dataclass(frozen=True)
