@@ -353,3 +353,48 @@ def test_a_batch_with_the_tied_pair_downgrades_too(loaded) -> None:  # type: ign
     assert result.transition.inputs is not None
     run = result.transition.inputs["consecutive_losses"]
     assert [t["trade_id"] for t in run["trades"]] == ["L1", "L2", "B-QQQ"]
+
+
+def test_a_downgrade_record_is_always_readable_back(loaded) -> None:  # type: ignore[no-untyped-def]
+    """Whatever its reasons hold, a downgrade is written so the history can be read back (an
+    unreadable history would refuse every entry): texts are clipped to what a record may hold,
+    and the inputs are plain JSON that the strict reader accepts."""
+    from tradebot.books.ladder.evaluation import transition_from
+    from tradebot.core.phase_history import PhaseTransition
+    from tradebot.core.validation import MAX_TEXT
+
+    ladder = _to_proof(loaded)
+    snap = ladder.snapshot(NOW)
+    assert snap.evaluation is not None
+    long = "x" * (MAX_TEXT + 500)
+    made = transition_from(
+        snap.evaluation, NOW, to="experience", trigger="auto_downgrade", passed=False,
+        failures=[long], operator="tradebot", reason=long,
+        inputs={"daily_loss": {"equity": Decimal("9.5"), "at": NOW, "positions": [()]}},
+    )  # fmt: skip
+    assert len(made.reason or "") == MAX_TEXT and made.failures[0].endswith("…")
+    ladder.records.history.append(made.as_record())
+    (last,) = [t for t in ladder.records.read_history().transitions if t.trigger != "advance"]
+    assert last.inputs == {"daily_loss": {"equity": "9.5", "at": "2025-09-02T15:00:00Z",
+                                          "positions": [[]]}}  # fmt: skip
+    assert PhaseTransition.from_record(made.as_record()) == made
+
+
+@pytest.mark.parametrize(
+    ("inputs", "problem"),
+    [
+        ("3 losses", "inputs must be an object"),
+        ({"a": {"b": {"c": {"d": {"e": 1}}}}}, "nested deeper than 4"),
+        ({"a": "x" * 2001}, "longer than 2000"),
+    ],
+)
+def test_a_damaged_downgrade_inputs_is_named(loaded, inputs, problem) -> None:  # type: ignore[no-untyped-def]
+    from tests.phase_helpers import transition
+    from tradebot.errors import CorruptRecordError
+
+    record = transition("experience", NOW, frm="experience", trigger="manual_override")
+    line = {**record._replace(to_phase="proof").as_record(), "inputs": inputs}
+    JsonlFile(loaded.logs_dir / "phase" / "phase-history.jsonl").append(line)
+    with pytest.raises(CorruptRecordError, match=problem) as caught:
+        PhaseLadder(loaded).records.read_history()
+    assert "phase-history.jsonl:1" in caught.value.message

@@ -124,7 +124,9 @@ def test_a_daily_loss_downgrade_with_open_positions_recomputes_to_the_cent(
     blocked = [
         e for e in events(loaded) if e["event"] == "entry_refused" and e["rule"] == "blocked"
     ]
-    assert any(
-        f"cash ${cash:,.2f} + {len(positions)} positions marked at ${marked:,.2f}" in e["message"]
-        for e in blocked
-    )
+    stopped = [e for e in blocked if "daily_loss" in e and e["ts"] == record["ts"]]
+    assert stopped and all(e["daily_loss"] == inputs for e in stopped)
+    each = ", ".join(f"{p['ref']} {p['qty']} × {p['mark']}" for p in positions)
+    text = f"cash ${cash:,.2f} + {len(positions)} positions marked at ${marked:,.2f} ({each})"
+    assert all(text in e["message"] for e in stopped)
+    assert text in record["reason"]

@@ -14,6 +14,7 @@ from typing import Any
 
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
+SHOWN_MARKS = 5  # positions whose marks a message lists (all of them are in the record)
 
 
 def _usd(value: Decimal) -> str:
@@ -138,9 +139,15 @@ class DayLoss:
         if self.cash is not None:
             held = len(self.positions)
             marked = sum((p.value for p in self.positions), Decimal(0))
+            each = ", ".join(
+                f"{p.ref} {p.qty} × {'no quote' if p.mark is None else p.mark}"
+                for p in self.positions[:SHOWN_MARKS]
+            )
+            if held > SHOWN_MARKS:
+                each += f", {held - SHOWN_MARKS} more in the record"
             parts.append(
                 f"cash {_usd(self.cash)} + {held} position{'' if held == 1 else 's'} marked at "
-                f"{_usd(marked)}"
+                f"{_usd(marked)}" + (f" ({each})" if each else "")
             )
         if self.realized_today is not None:
             parts.append(f"realized today {_usd(self.realized_today)}")

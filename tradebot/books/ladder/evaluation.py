@@ -36,7 +36,7 @@ from tradebot.core.phase_rules import (
     metrics_record,
 )
 from tradebot.core.trades import PhaseName, session_of
-from tradebot.core.validation import in_future
+from tradebot.core.validation import MAX_TEXT, in_future
 from tradebot.errors import CorruptRecordError
 from tradebot.storage.jsonl import LockedJsonl
 
@@ -74,7 +74,10 @@ def transition_from(
     inputs: dict[str, Any] | None = None,
 ) -> PhaseTransition:
     """A transition out of `ev.phase`, carrying the §3 metrics at that moment (and for a
-    downgrade, what each trigger decided on)."""
+    downgrade, what each trigger decided on). Texts are clipped to what a record may hold, so a
+    long reason can never make the history unreadable."""
+    failures = [_clip(f) for f in failures]
+    reason = None if reason is None else _clip(reason)
     return PhaseTransition(
         transition_id=uuid.uuid4().hex,
         ts=now,
@@ -88,6 +91,10 @@ def transition_from(
         reason=reason,
         inputs=None if inputs is None else plain_inputs(inputs),
     )
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _marked(equity: Equity) -> MarkedEquity | None:
