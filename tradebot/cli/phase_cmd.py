@@ -194,8 +194,8 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
     if any(c.name == "max_drawdown" for c in ev.criteria):
         dd_pct = "unknown" if s.max_drawdown_pct is None else f"{fmt_ratio(s.max_drawdown_pct)} %"
         out.print(
-            f"  max drawdown {dd_pct} (largest (peak − equity) / peak; largest peak − equity "
-            f"{fmt_money(s.max_drawdown_usd)}), the window's closed trades from "
+            f"  max drawdown {dd_pct} (largest (peak − equity) / peak; "
+            f"{fmt_money(s.max_drawdown_usd)} at most in dollars), on the window's trades from "
             f"{esc(ev.drawdown_anchor)}",
             highlight=False,
         )
