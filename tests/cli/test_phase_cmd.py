@@ -39,6 +39,7 @@ STATUS_KEYS = {
     "equity",
     "override",
     "warnings",
+    "not_counted",
 }
 
 

@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
+from tradebot.core.market_time import market_datetime, market_span
+
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
 SHOWN_MARKS = 5  # positions whose marks a message lists (all of them are in the record)
@@ -302,7 +304,7 @@ def entry_window(
                 w_close,
                 None,
                 following,
-                f"inside the {day} entry window ({w_open:%H:%M}–{w_close:%H:%M} UTC)",
+                f"inside the {day} entry window ({market_span(w_open, w_close)})",
             )
         why = (
             f"within the first {open_delay_minutes} minutes after the open"
@@ -317,7 +319,7 @@ def entry_window(
             nxt,
             following,
             f"{why} of the {day} session; next entries from "
-            + (f"{nxt:%Y-%m-%d %H:%M} UTC" if nxt else "the next session"),
+            + (market_datetime(nxt) if nxt else "the next session"),
         )
     return EntryWindow(
         None,
@@ -327,7 +329,7 @@ def entry_window(
         nxt,
         following,
         "the market is closed; next entries from "
-        + (f"{nxt:%Y-%m-%d %H:%M} UTC" if nxt else "the next session"),
+        + (market_datetime(nxt) if nxt else "the next session"),
     )
 
 
@@ -344,7 +346,7 @@ class Halt:
     def message(self) -> str:
         if not self.halted:
             return "not halted"
-        since = f" since {self.since:%Y-%m-%d %H:%M} UTC" if self.since else ""
+        since = f" since {market_datetime(self.since)}" if self.since else ""
         who = f" by {self.operator}" if self.operator else ""
         why = f": {self.reason}" if self.reason else ""
         return f"halted{since}{who}{why}; `tradebot resume` lifts it"

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from tradebot.core.market_time import market_datetime
+
 Permission = Literal["live", "delayed", "none"]
 ANY = "*"
 
@@ -256,5 +258,5 @@ class Faults:
         for symbol, permission in sorted(self.permissions.items()):
             armed.append(f"market data {permission} for {symbol}")
         for symbol, since in sorted(self.stale_since.items()):
-            armed.append(f"quotes for {symbol} stale since {since:%Y-%m-%dT%H:%M:%SZ}")
+            armed.append(f"quotes for {symbol} stale since {market_datetime(since, seconds=True)}")
         return armed
