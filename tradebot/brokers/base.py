@@ -11,8 +11,8 @@ when its own order status says so; an error message alone never means cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -53,6 +53,9 @@ class AccountSnapshot:
     time: datetime
     account: str
     source: str  # e.g. "sim account", "IBKR DU123 NetLiquidation"
+    # The price each position was valued at in `net_liquidation`, by conId, when the broker
+    # says (the simulated broker does; IB's NetLiquidation uses marks of its own).
+    marks: Mapping[int, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -140,12 +140,14 @@ class SimBroker:
     async def account(self) -> AccountSnapshot:
         self._advance()
         now = self.now()
+        marks = self.exchange.marks(now)
         return AccountSnapshot(
-            net_liquidation=self.exchange.net_liquidation(now).quantize(Decimal("0.01")),
+            net_liquidation=self.exchange.net_liquidation(now, marks).quantize(Decimal("0.01")),
             cash=self.exchange.cash,
             time=now,
             account=self.exchange.account,
             source="sim account (cash + positions at mid)",
+            marks=marks,
         )
 
     async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:

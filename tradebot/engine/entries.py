@@ -149,6 +149,12 @@ class EntryPipeline:
             key = (session, symbol, rules)
             if key not in self._blocked_noted:
                 self._blocked_noted.add(key)
+                inputs = risk.daily_loss.inputs
+                more = (
+                    {"daily_loss": inputs.as_record()}
+                    if inputs is not None and any(r.rule == "daily_loss" for r in risk.blocking)
+                    else {}
+                )  # every number the daily-loss guard used: cash, each position's mark, ...
                 self._refuse(
                     now,
                     symbol,
@@ -156,6 +162,7 @@ class EntryPipeline:
                     "blocked",
                     "; ".join(f"{r.rule}: {r.message}" for r in risk.blocking),
                     blocking=[r.as_record() for r in risk.blocking],
+                    **more,
                 )
             return f"blocked ({rules})"
         held = ctx.book.holds(symbol, strategy)

@@ -25,6 +25,7 @@ from typing import Any
 
 from tradebot.books.risk_report import RiskReport, account_modes, build_risk_report
 from tradebot.brokers.base import BrokerError
+from tradebot.core.guards import MarkedEquity, PositionMark
 from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade, session_of
@@ -50,18 +51,6 @@ ACCOUNT_STOPS = frozenset(
     {"daily_loss", "downgraded_this_session", "downgrade_pending", "phase_unknown", "halt"}
 )
 RETRY_MAX = timedelta(seconds=60)
-REFUSALS = frozenset(
-    {
-        "no data",
-        "no contract",
-        "quote refused",
-        "illiquid",
-        "size 0",
-        "no bracket",
-        "refused by the phase ladder",
-        "rejected",
-    }
-)
 
 
 @dataclass
@@ -71,7 +60,6 @@ class RunSummary:
     ticks: int = 0
     entries_sent: int = 0
     trades: list[ClosedTrade] = field(default_factory=list)
-    refusals: int = 0
     reconcile: list[str] = field(default_factory=list)
     equity: Decimal | None = None
     stopped_by: str = ""
@@ -175,6 +163,11 @@ class TradingLoop:
                 await sync_clock(ctx.clock)  # the gateway's clock: read it before each wake
                 now = ctx.clock.now()
                 if self.until is not None and now >= self.until:
+                    plan = self.plan
+                    if plan is not None and now >= plan.closes and self.closed != plan.session:
+                        # Stopping at (or after) a close: the session is closed first, as a
+                        # run that goes on would (its summary, its session-metrics line).
+                        await self.wake(now)
                     self.summary.stopped_by = "until"
                     break
                 await self.wake(now, force_tick=self.once)
@@ -466,8 +459,13 @@ class TradingLoop:
             # Reconnected: what happened while away is adopted before anything else.
             await self.reconcile(now)
             self._generation = ctx.broker.generation
+        closed_before = len(self.summary.trades)
         await ctx.book.sync(ctx.broker, now)
         self._closed()
+        if len(self.summary.trades) > closed_before:
+            # The trade triggers were checked after each of these trades; the daily-loss
+            # trigger needs the broker's marked equity, read now that they are booked.
+            self._ladder_tick(now, await self._equity(now))
         # A stop can die at the broker at any time (cancelled by hand, rejected late, legs
         # refused after the entry filled): a bare position is guarded at the next step.
         self._protect(now)
@@ -587,7 +585,10 @@ class TradingLoop:
         self._ladder_tick(now, equity)
         build_risk_report(self.ctx.loaded, now, equity=equity, persist=True, ladder=self.ctx.ladder)
 
-    async def _equity(self, now: datetime) -> Decimal:
+    async def _equity(self, now: datetime) -> MarkedEquity:
+        """The broker's equity, with what it is made of: cash and each open position at its
+        mark (the broker's own when it says, else the quote's mid), so a daily-loss decision
+        can be recomputed from what is journaled."""
         account = await self.ctx.broker.account()
         self.ctx.state.record_equity(account.net_liquidation, account.source, now)
         self.summary.equity = account.net_liquidation
@@ -599,15 +600,31 @@ class TradingLoop:
             ):
                 if quote is not None and quote.mid is not None:
                     self._marks[contract.con_id] = quote.mid
-        return account.net_liquidation
+        known = {**self._marks, **account.marks}  # the broker's own marks first
+        marks = [
+            PositionMark(
+                p.entry.ref,
+                p.entry.contract.label,
+                p.open_qty,
+                p.entry.contract.multiplier,
+                p.entry.avg_price,
+                known.get(p.entry.contract.con_id),
+            )
+            for p in positions
+        ]
+        source = account.source
+        if positions and not account.marks:
+            source += " (positions shown at the quote's mid; the broker's own marks may differ)"
+        return MarkedEquity(account.net_liquidation, source, account.cash, tuple(marks), now)
 
     async def tick(self, now: datetime, plan: SessionPlan) -> None:
         ctx = self.ctx
         self.last_tick = now
         self.summary.ticks += 1
-        equity = await self._equity(now)
-        self._ladder_tick(now, equity)
-        risk = build_risk_report(ctx.loaded, now, equity=equity, persist=True, ladder=ctx.ladder)
+        marked = await self._equity(now)
+        equity = marked.equity
+        self._ladder_tick(now, marked)
+        risk = build_risk_report(ctx.loaded, now, equity=marked, persist=True, ladder=ctx.ladder)
         if risk.daily_loss.tripped and not risk.daily_loss.tripped_earlier:
             ctx.notify("daily_loss", f"daily-loss guard tripped: {risk.daily_loss.message}")
         stopping = {r.rule for r in risk.blocking} & ACCOUNT_STOPS
@@ -651,14 +668,18 @@ class TradingLoop:
                     return "error"
 
         outcomes = await asyncio.gather(*(one(sym) for sym in ctx.settings.trading.symbols))
+        # Refusals are counted where they are journaled (`entry_refused` in events.jsonl).
         self.summary.entries_sent += sum(1 for o in outcomes if o.startswith("entry sent"))
-        self.summary.refusals += sum(1 for o in outcomes if o in REFUSALS)
 
     async def _session_end(self, now: datetime, plan: SessionPlan) -> None:
         ctx = self.ctx
         self.closed = plan.session
-        equity = await self._equity(now)
-        self._ladder_tick(now, equity)
+        marked = await self._equity(now)
+        equity = marked.equity
+        # Recorded now unless a position could still settle into this session (an option
+        # expiring today whose settlement the broker reports later): then when the day changes.
+        settling = any(p.entry.contract.expiry <= plan.session for p in ctx.book.open_positions())
+        self._ladder_tick(now, marked, closed=None if settling else plan.session)
         today = [t for t in self.summary.trades if t.session == plan.session]
         pnl = sum((t.pnl for t in today), Decimal(0))
         text = (
@@ -683,11 +704,13 @@ class TradingLoop:
         # the next one is journaled: three losses in a row downgrade at the third.
         self._ladder_tick(self.ctx.clock.now(), None)
 
-    def _ladder_tick(self, now: datetime, equity: Decimal | None) -> None:
+    def _ladder_tick(
+        self, now: datetime, equity: MarkedEquity | None, *, closed: date | None = None
+    ) -> None:
         """The ladder's tick (downgrade, sessions, eligibility); a damaged record never stops
         the loop — entries are refused by the guards while exits carry on."""
         try:
-            self.ctx.ladder.on_tick(now, equity=equity)
+            self.ctx.ladder.on_tick(now, equity=equity, session_closed=closed)
         except CorruptRecordError as exc:
             key = (self.plan.session if self.plan else None, exc.message)
             if key not in self._ladder_errors:

@@ -663,12 +663,22 @@ class SimExchange:
         return self.next_perm_id
 
     # -- account -------------------------------------------------------------------------------
-    def net_liquidation(self, now: datetime) -> Decimal:
-        """Cash plus positions marked at the mid (intrinsic when there is no quote)."""
-        total = self.cash
-        for pos in self.positions.values():
-            total += self.mark(pos.contract, now) * pos.qty * multiplier_of(pos.contract)
-        return total
+    def net_liquidation(self, now: datetime, marks: dict[int, Decimal] | None = None) -> Decimal:
+        """Cash plus positions marked at the mid (intrinsic when there is no quote); `marks`:
+        `self.marks(now)` when the caller has them already."""
+        if marks is None:
+            marks = self.marks(now)
+        return self.cash + sum(
+            (
+                mark * self.positions[con_id].qty * multiplier_of(self.positions[con_id].contract)
+                for con_id, mark in marks.items()
+            ),
+            Decimal(0),
+        )
+
+    def marks(self, now: datetime) -> dict[int, Decimal]:
+        """The price each position is valued at in `net_liquidation`, by conId."""
+        return {con_id: self.mark(pos.contract, now) for con_id, pos in self.positions.items()}
 
     def mark(self, contract: Contract, now: datetime) -> Decimal:
         q = self.quote(contract, now)
