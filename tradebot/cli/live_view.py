@@ -41,7 +41,8 @@ def render(s: LoopStatus) -> RenderableType:
         f"{'∞' if entries is None else entries} · cap {fmt_money(cap) if cap is not None else '—'}"
         f" · equity {fmt_money(s.equity)} · day {fmt_money(s.day_pnl)}"
     )
-    parts: list[RenderableType] = [head, phase]
+    parts: list[RenderableType] = [Text(f"! {line}", style="bold red") for line in s.urgent]
+    parts += [head, phase]
     if s.halted and s.halt_reason:
         parts.append(Text(s.halt_reason, style="red"))
     if s.blocking:

@@ -38,6 +38,8 @@ def status(
 
 def _render(r: dict[str, Any]) -> None:
     console = stdout_console()
+    for line in r.get("urgent") or []:
+        console.print(f"[bold red]![/] [bold]{esc(line)}[/]", highlight=False)
     state = {
         "running": "[green]running[/]",
         "stale": "[bold red]STALE[/]",

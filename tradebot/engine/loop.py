@@ -30,7 +30,7 @@ from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.engine.context import EngineContext
 from tradebot.engine.entries import EntryPipeline
-from tradebot.engine.exits import ExitManager
+from tradebot.engine.exits import ExitManager, ExpiryWatch
 from tradebot.engine.heartbeat import write_heartbeat
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import POLL, OcoWatcher
@@ -43,6 +43,9 @@ from tradebot.notify.systemd import SystemdNotifier
 log = logging.getLogger("tradebot.engine")
 
 SYNC_EVERY = timedelta(seconds=60)
+# From the flatten time to the close, while a position to close is still open, the loop wakes
+# this often: a refused or unfilled closing sell is tried again within seconds, not a minute.
+FLATTEN_RETRY = timedelta(seconds=15)
 RETRY_FIRST = timedelta(seconds=5)
 # Blocking rules after which no resting entry order may fill either.
 ACCOUNT_STOPS = frozenset(
@@ -94,6 +97,7 @@ class TradingLoop:
         s = ctx.settings
         self.oco = OcoWatcher(ctx)
         self.exits = ExitManager(ctx, self.oco)
+        self.expiry = ExpiryWatch(ctx)
         self.market_data = MarketData(ctx.broker, s.schedule.calendar, s.strategies.whale)
         self.entries = EntryPipeline(ctx, self.market_data, self.oco)
         self.plan: SessionPlan | None = None
@@ -280,6 +284,7 @@ class TradingLoop:
             next_wake=self._next_wake,
             last_error=self.last_error,
             stuck_for_s=None if stuck is None else round(stuck, 1),
+            urgent=list(self.expiry.urgent),
         )
 
     async def _sleep_until(self, when: datetime) -> None:
@@ -444,6 +449,8 @@ class TradingLoop:
         if not ctx.broker.is_connected():
             # The broker alerts its own disconnects and reconnections (it sees them happen).
             self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
+            if plan.in_session(now) and now >= plan.flatten_at:
+                self.expiry.check(now, plan.session, plan.closes, connected=False)
             return
         if ctx.broker.generation != self._generation:
             # Reconnected: what happened while away is adopted before anything else.
@@ -480,6 +487,9 @@ class TradingLoop:
                 if closing:
                     for line in lines:
                         log.info("before the close: %s", line)
+                self.expiry.check(
+                    now, plan.session, plan.closes, connected=ctx.broker.is_connected()
+                )
             if self.oco.armed():
                 await self.oco.poll(now)
                 self.next_oco = now + POLL
@@ -559,9 +569,19 @@ class TradingLoop:
             if plan.in_session(now) and self.ctx.book.has_activity():
                 if self.next_sync is not None:
                     candidates.append(self.next_sync)
+                if now >= plan.flatten_at and self._to_flatten(plan):
+                    candidates.append(now + FLATTEN_RETRY)
                 if self.next_oco is not None and self.oco.armed():
                     candidates.append(self.next_oco)
         return max(min(candidates), now + timedelta(microseconds=1))
+
+    def _to_flatten(self, plan: SessionPlan) -> bool:
+        """Whether the flatten still has something to close: a scalp position, or one whose
+        option expires today."""
+        return any(
+            p.entry.strategy == "scalp" or p.entry.contract.expiry <= plan.session
+            for p in self.ctx.book.open_positions()
+        )
 
     async def _first_look(self, now: datetime) -> None:
         """The session's first look: start-of-day equity is recorded (daily-loss guard)."""
@@ -646,6 +666,7 @@ class TradingLoop:
             f"session {plan.session} closed: {len(today)} trade(s), P&L {pnl:+.2f}, equity "
             f"{equity:.2f}"
         )
+        self.expiry.at_close(now, plan.session)
         ctx.events.record(now, "session_end", text, session=plan.session, equity=equity)
         ctx.notify("summary", text)
         self.plan = None

@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -93,6 +95,19 @@ MAX_ACCOUNT_SUMMARIES = 2  # IB error 322 beyond this many open subscriptions
 
 class GatewaySimError(Exception):
     """The simulator cannot start as asked (address refused, port taken, bad settings)."""
+
+
+@dataclass(frozen=True)
+class WireEvent:
+    """One order message the simulator received or sent, stamped with the real monotonic time
+    (tests measure how fast the client reacts: a sell after its legs' cancel confirmation)."""
+
+    at: float
+    direction: str  # "recv" | "send"
+    what: str  # placeOrder, cancelOrder, orderStatus
+    client_id: int
+    order_id: int
+    detail: str = ""  # the status sent, or the order's action, type and orderRef received
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,7 @@ class GatewaySim:
         self.book.advance(self.clock.now())  # fills that happened while the server was down
         self.sessions: dict[int, Session] = {}
         self.protocol_problems: list[str] = []
+        self.wire: deque[WireEvent] = deque(maxlen=10_000)
         self.connected_to_ib = True
         self.unset_commissions: set[str] = set()  # exec ids reported with IB's unset double
         self._server: asyncio.Server | None = None
@@ -565,6 +581,8 @@ class GatewaySim:
     # -- orders --------------------------------------------------------------------------------
     def _place_order(self, session: Session, f: Fields) -> None:
         req = rq.place_order(f, session.version)
+        detail = f"{req.action} {req.order_type} {req.order_ref}"
+        self._note("recv", "placeOrder", _cid(session), req.order_id, detail)
         if self.faults.take_lost_order():
             # The socket died with the order in flight: it never reached the gateway.
             log.info("fault: client %d order %d lost with its socket", _cid(session), req.order_id)
@@ -586,6 +604,7 @@ class GatewaySim:
 
     def _cancel_order(self, session: Session, f: Fields) -> None:
         order_id = rq.cancel_order(f)
+        self._note("recv", "cancelOrder", _cid(session), order_id)
         self._deliver(self.book.cancel(_cid(session), order_id, self.clock.now()))
 
     def _global_cancel(self, session: Session, f: Fields) -> None:
@@ -619,6 +638,11 @@ class GatewaySim:
             )
         session.send(msg.exec_details_end(flt.req_id))
 
+    def _note(
+        self, direction: str, what: str, client_id: int, order_id: int, detail: str = ""
+    ) -> None:
+        self.wire.append(WireEvent(time.monotonic(), direction, what, client_id, order_id, detail))
+
     def _deliver(self, notices: list[Notice]) -> None:
         """Send the book's notices to whom they concern, commission reports after the batch."""
         if not notices:
@@ -635,6 +659,7 @@ class GatewaySim:
                         session.send(msg.order_status(view))
                 if view.what_if:
                     continue
+                self._note("send", "orderStatus", view.client_id, view.order_id, view.status)
                 log.info(
                     "order %d of client %d (perm %d): %s, filled %d",
                     view.order_id,

@@ -28,7 +28,17 @@ DEDUPE_WINDOW = 600.0  # seconds
 PER_MINUTE = 10
 # What the operator must always hear about, however busy the minute was.
 NEVER_THROTTLED = frozenset(
-    {"halt", "resume", "downgrade", "daily_loss", "error", "disconnect", "reconnect", "stop"}
+    {
+        "critical",
+        "halt",
+        "resume",
+        "downgrade",
+        "daily_loss",
+        "error",
+        "disconnect",
+        "reconnect",
+        "stop",
+    }
 )
 QUEUE_SIZE = 200
 TITLE = "tradebot"

@@ -18,7 +18,8 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -265,3 +266,67 @@ def threaded_sim() -> Iterator[ThreadedSim]:
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+async def open_position(
+    r: Rig,
+    symbol: str,
+    *,
+    expiry: date | None = None,
+    qty: int = 1,
+    strategy: str = "scalp",
+) -> str:
+    """A call in the money bought at the ask with wide legs (they never trigger in these
+    tests), journaled
+    and sent exactly as the entry pipeline does (intents first, then the native bracket), for
+    tests about what happens to a position, not about the signals that open one."""
+    from tradebot.brokers.base import BracketSpec
+    from tradebot.core.instruments import OptionContract
+    from tradebot.core.sizing import bracket_prices
+    from tradebot.core.trades import session_of
+    from tradebot.engine.order_book import TrackedOrder
+
+    now = r.now
+    book = r.ctx.book
+    chain = await r.broker.option_chain(symbol)
+    expiry = expiry or chain.expiries[0]
+    spot = r.sim.market.last_price(symbol, now)
+    assert spot is not None
+    # 2 % in the money: worth its intrinsic value to the close, so the wide legs stay quiet.
+    strike = min(chain.strikes, key=lambda k: abs(float(k) - spot * 0.98))
+    [contract] = await r.broker.qualify([OptionContract(symbol, expiry, strike, "C")])
+    assert contract is not None
+    [quote] = await r.broker.quotes([contract])
+    assert quote is not None and quote.ask > 0
+    prices = bracket_prices(quote.ask, contract.tick, Decimal(900), Decimal(95))
+    ref = book.next_entry_ref(symbol, session_of(now), strategy)
+    common: dict[str, Any] = {
+        "symbol": symbol,
+        "strategy": strategy,
+        "contract": contract,
+        "session": session_of(now),
+        "mode": r.ctx.record_mode,
+        "phase": "experience",
+        "intent_ts": now,
+        "stop_loss_pct": Decimal(95),
+    }
+    entry = TrackedOrder(
+        ref=ref, role="entry", action="BUY", qty=qty, order_type="LMT", tif="DAY",
+        limit=quote.ask, **common,
+    )  # fmt: skip
+    take_profit = TrackedOrder(
+        ref=f"{ref}.tp", role="take_profit", action="SELL", qty=qty, order_type="LMT",
+        tif="GTC", limit=prices.take_profit, parent_ref=ref, **common,
+    )  # fmt: skip
+    stop_loss = TrackedOrder(
+        ref=f"{ref}.sl", role="stop_loss", action="SELL", qty=qty, order_type="STP",
+        tif="GTC", stop=prices.stop_loss, parent_ref=ref, **common,
+    )  # fmt: skip
+    for order in (entry, take_profit, stop_loss):
+        book.add_intent(now, order)
+    placed = await r.broker.place_bracket(
+        BracketSpec(entry.spec(), take_profit.spec(), stop_loss.spec())
+    )
+    for p in placed:
+        book.mark_submitted(now, p.order_ref, p.order_id, p.perm_id, p.status)
+    return ref
