@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -131,6 +131,52 @@ class BrokerPosition:
     avg_cost: Decimal  # per share
 
 
+@dataclass(frozen=True)
+class Holding:
+    """Any position the account holds: an option (`option` set) or anything else — shares
+    from an exercise or an assignment, a manual trade — which tradebot never trades itself."""
+
+    symbol: str
+    sec_type: str  # OPT, STK, …
+    label: str
+    con_id: int
+    qty: int
+    option: OptionContract | None = None
+
+
+@dataclass(frozen=True)
+class StatementTrade:
+    """A trade as the broker's account statement lists it (IB Flex `Trade`): evidence of a fill
+    that the API's same-day executions no longer show."""
+
+    exec_id: str
+    order_ref: str
+    perm_id: int
+    contract: OptionContract
+    side: Literal["BOT", "SLD"]
+    qty: int
+    price: Decimal
+    commission: Decimal
+    time: datetime
+
+
+@dataclass(frozen=True)
+class StatementEvent:
+    """An exercise, assignment or expiration (IB Flex `OptionEAE`)."""
+
+    contract: OptionContract
+    kind: Literal["Expiration", "Exercise", "Assignment"]
+    qty: int  # the option contracts it removed
+    day: date
+
+
+@dataclass(frozen=True)
+class Statement:
+    source: str  # e.g. "IB Flex query 123456"
+    trades: tuple[StatementTrade, ...]
+    events: tuple[StatementEvent, ...]
+
+
 class Broker(Protocol):
     """What the trading loop needs from a broker (simulated or IBKR)."""
 
@@ -178,6 +224,15 @@ class Broker(Protocol):
     async def cancel(self, order_ref: str) -> None: ...
 
     async def positions(self) -> list[BrokerPosition]: ...
+
+    async def holdings(self) -> list[Holding]:
+        """Every position of the account, options and anything else (see `Holding`)."""
+        ...
+
+    async def statement(self, since: date) -> Statement | None:
+        """The account statement's trades and expiry events since `since` (IB's Flex query
+        when configured), or None when the broker has none to offer."""
+        ...
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         """Working orders, and those finished since `since` (all it knows when None)."""

@@ -152,6 +152,17 @@ class EntryPipeline:
         held = ctx.book.holds(symbol, strategy)
         if held is not None:
             return f"already holding {held.ref} ({strategy})"
+        mismatch = ctx.blocked_symbols.get(symbol)
+        if mismatch is not None:
+            # Never add on top of a position the journal does not account for.
+            key = (session, symbol, f"position_mismatch:{mismatch}")
+            if key not in self._blocked_noted:
+                self._blocked_noted.add(key)
+                self._refuse(
+                    now, symbol, strategy, "position_mismatch",
+                    f"{mismatch}; no entry on {symbol} until the difference is gone",
+                )  # fmt: skip
+            return "blocked (position_mismatch)"
         cap = risk.phase.limits.position_cap_usd if risk.phase is not None else None
         if cap is None or spot is None:
             self._refuse(now, symbol, strategy, "no_data", "position cap or last price unknown")

@@ -34,6 +34,7 @@ from tradebot.engine.exits import ExitManager, ExpiryWatch
 from tradebot.engine.heartbeat import write_heartbeat
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import POLL, OcoWatcher
+from tradebot.engine.positions import PositionWatch
 from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
 from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
 from tradebot.engine.supervisor import Supervisor, View
@@ -98,6 +99,7 @@ class TradingLoop:
         self.oco = OcoWatcher(ctx)
         self.exits = ExitManager(ctx, self.oco)
         self.expiry = ExpiryWatch(ctx)
+        self.positions = PositionWatch(ctx)
         self.market_data = MarketData(ctx.broker, s.schedule.calendar, s.strategies.whale)
         self.entries = EntryPipeline(ctx, self.market_data, self.oco)
         self.plan: SessionPlan | None = None
@@ -284,7 +286,7 @@ class TradingLoop:
             next_wake=self._next_wake,
             last_error=self.last_error,
             stuck_for_s=None if stuck is None else round(stuck, 1),
-            urgent=list(self.expiry.urgent),
+            urgent=[*self.expiry.urgent, *self.positions.urgent],
         )
 
     async def _sleep_until(self, when: datetime) -> None:
@@ -318,7 +320,10 @@ class TradingLoop:
         """Before any entry: adopt what the broker did while we were away; report the rest."""
         ctx, book = self.ctx, self.ctx.book
         book.refresh()
-        broker_refs = {o.order_ref for o in await ctx.broker.orders() if o.order_ref}
+        broker_refs = set()
+        for o in await ctx.broker.orders():
+            ours = book.find(o.order_ref, o.perm_id)  # by orderRef, else by IB's permId
+            broker_refs.add(ours.ref if ours is not None else o.order_ref)
         for order in list(book.orders.values()):
             if order.status == "intent" and order.ref not in broker_refs:
                 # Journaled but never sent (a crash between the two): never re-sent late.
@@ -332,29 +337,10 @@ class TradingLoop:
                 self.summary.reconcile.append(f"{order.ref}: intent never sent, closed")
         report = await book.sync(ctx.broker, now)
         self._closed()
-        positions = await ctx.broker.positions()
-        ours: dict[int, int] = {}
-        for pos in book.open_positions():
-            key = pos.entry.contract.con_id
-            ours[key] = ours.get(key, 0) + pos.open_qty
-        for bp in positions:
-            if ours.get(bp.contract.con_id, 0) != bp.qty:
-                journal_qty = ours.get(bp.contract.con_id, 0)
-                message = (
-                    f"broker holds {bp.qty} {bp.contract.label}, the journal {journal_qty}: "
-                    "left alone; check the account"
-                )
-                ctx.events.record(now, "position_mismatch", message, con_id=bp.contract.con_id)
-                self.summary.reconcile.append(message)
-        held = {bp.contract.con_id for bp in positions}
-        for pos in book.open_positions():
-            if pos.entry.contract.con_id not in held:
-                message = (
-                    f"{pos.entry.ref}: the journal holds {pos.open_qty} {pos.entry.contract.label} "
-                    "but the broker has no position"
-                )
-                ctx.events.record(now, "position_mismatch", message, order_ref=pos.entry.ref)
-                self.summary.reconcile.append(message)
+        # Positions, contract by contract: what the executions could not explain.
+        self.summary.reconcile.extend(await self.positions.check(now, settled=True))
+        self.summary.reconcile.extend(self.positions.urgent)
+        self._closed()
         self._protect(now)
         armed = self.oco.legs()
         text = (
@@ -457,6 +443,8 @@ class TradingLoop:
             await self.reconcile(now)
             self._generation = ctx.broker.generation
         await ctx.book.sync(ctx.broker, now)
+        self._closed()
+        await self.positions.check(now, settled=False)
         self._closed()
         # A stop can die at the broker at any time (cancelled by hand, rejected late, legs
         # refused after the entry filled): a bare position is guarded at the next step.
@@ -618,6 +606,13 @@ class TradingLoop:
                 if entry.filled_qty == 0:
                     await self.exits.cancel_entry(entry, now, ", ".join(sorted(stopping)))
         self._risk = risk
+        unexplained = self.positions.refusal()
+        if unexplained is not None:
+            risk = replace(
+                risk,
+                can_open=False,
+                blocking=[*risk.blocking, Refusal("reconciliation", unexplained)],
+            )
         paused = ctx.broker.entries_paused(now)
         if paused is not None:
             risk = replace(

@@ -20,23 +20,24 @@ and the venue:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tradebot.core.instruments import StockContract
+from tradebot.core.instruments import OptionContract, StockContract
 from tradebot.core.trades import session_of
 from tradebot.gateway_sim.contracts import Contract, Universe, wire_contract
 from tradebot.gateway_sim.faults import Faults
 from tradebot.gateway_sim.messages import ExecView, OrderView
 from tradebot.gateway_sim.requests import ExecutionFilter, PlaceOrderRequest
-from tradebot.gateway_sim.timeparse import parse_ib_time
+from tradebot.gateway_sim.timeparse import NEW_YORK, parse_ib_time
 from tradebot.market.exchange import (
     ErrorEvent,
     Event,
     FillEvent,
     OrderType,
     OrderUpdate,
+    PositionEvent,
     SimExchange,
     SimFill,
     SimOrder,
@@ -107,6 +108,7 @@ class OrderBook:
         self.realized: dict[str, Decimal] = {}  # exec id → realized P&L of a closing fill
         self.highest_id: dict[int, int] = {}  # client id → highest order id it ever used
         self.next_venue_id = 1
+        self.liquidations: set[int] = set()  # venue ids of IB's own liquidation orders
         self._snapshot: dict[int, tuple[int, Decimal]] = {}
 
     @property
@@ -333,6 +335,27 @@ class OrderBook:
         self._take_snapshot()
         return self._translate(self.exchange.advance(now))
 
+    def liquidate(self, symbol: str, now: datetime) -> list[Notice]:
+        """IB sells the account's option positions in `symbol` at market itself: orders of no
+        API client (client 0, order id 0, no orderRef) whose executions carry the liquidation
+        flag."""
+        notices: list[Notice] = []
+        for pos in list(self.exchange.positions.values()):
+            c = pos.contract
+            if c.symbol != symbol.upper() or not isinstance(c, OptionContract) or pos.qty <= 0:
+                continue
+            venue_id = self.next_venue_id
+            self.next_venue_id += 1
+            self.owners[venue_id] = (0, 0)
+            self.liquidations.add(venue_id)
+            order = SimOrder(
+                order_id=venue_id, contract=c, action="SELL", qty=pos.qty, order_type="MKT",
+                tif="DAY", account=self.account,
+            )  # fmt: skip
+            self._take_snapshot()
+            notices += self._translate(self.exchange.submit(order, now))
+        return notices
+
     def force_fill(self, client_id: int, order_id: int, now: datetime) -> list[Notice] | None:
         order = self.order(client_id, order_id)
         if order is None or order.status != "Submitted":
@@ -368,6 +391,8 @@ class OrderBook:
                     FillNotice(self.exec_view(fill), fill.commission, self._realize(fill))
                 )
                 touched.append(fill.contract.con_id)
+            elif isinstance(event, PositionEvent):
+                touched.extend(event.con_ids)
             else:
                 client_id, order_id = self.owners.get(event.order_id, (0, event.order_id))
                 notices.append(ErrorNotice(client_id, order_id, event.code, event.message))
@@ -464,6 +489,7 @@ class OrderBook:
             cum_qty=fill.cum_qty,
             avg_price=fill.avg_price,
             order_ref=fill.order_ref,
+            liquidation=fill.order_id in self.liquidations,
         )
 
     # -- queries -------------------------------------------------------------------------------
@@ -476,17 +502,26 @@ class OrderBook:
                 found.append(self._view(order))
         return found
 
-    def completed_orders(self) -> list[OrderView]:
+    def completed_orders(self, now: datetime) -> list[OrderView]:
+        """Orders finished since the start of the IB day (IB lists no older ones)."""
+        day = ib_day_start(now)
         return [
             self._view(o)
             for _, o in sorted(self.exchange.orders.items())
-            if not o.working and o.status != "Inactive"
+            if not o.working
+            and o.status != "Inactive"
+            and (o.finished_at or o.submitted_at or now) >= day
         ]
 
-    def executions(self, requester: int, f: ExecutionFilter) -> list[FillNotice]:
+    def executions(self, requester: int, f: ExecutionFilter, now: datetime) -> list[FillNotice]:
+        """Executions since the start of the IB day that the filter selects: IB answers
+        reqExecutions with today's executions only."""
         since = _filter_time(f.time)
+        day = ib_day_start(now)
         found = []
         for fill in self.exchange.fills:
+            if fill.time < day:
+                continue
             view = self.exec_view(fill)
             owner_ok = requester in (0, view.client_id) or fill.kind == "expiry"
             if not owner_ok or (f.client_id and view.client_id != f.client_id):
@@ -567,6 +602,14 @@ def _about(event: Event, venue_id: int) -> bool:
     if isinstance(event, FillEvent):
         return event.fill.order_id == venue_id
     return False
+
+
+def ib_day_start(now: datetime) -> datetime:
+    """Midnight, New York time, of `now`'s day: IB's executions and completed orders start
+    there (IB API docs, reqExecutions: "executions since midnight"; quoted in
+    erdewit/ib_insync#483; completed orders: wboayue/rust-ibapi#299)."""
+    local = now.astimezone(NEW_YORK)
+    return datetime(local.year, local.month, local.day, tzinfo=NEW_YORK).astimezone(UTC)
 
 
 def _filter_time(text: str) -> datetime | None:

@@ -38,6 +38,8 @@ commands (one per line):
   fill-offline CLIENT ORDER       drop the client, then fill its order
   error CLIENT ORDER CODE TEXT    send an error about an order
   brackets refuse|accept          refuse orders with a parent (201)
+  refs drop|keep                  orderRef missing from order and execution reports
+  liquidate SYMBOL                IB sells the account's SYMBOL options itself
   clock [set ISO | +30m | speed X]  show, set, advance the simulated clock, or its speed
   clear                           disarm every fault
   quit                            stop the simulator"""
@@ -212,6 +214,21 @@ def _brackets(sim: GatewaySim, args: list[str]) -> Reply:
     return Reply("orders with a parent are " + ("refused (201)" if refuse else "accepted"))
 
 
+def _refs(sim: GatewaySim, args: list[str]) -> Reply:
+    if not args or args[0].lower() not in ("drop", "keep"):
+        raise CommandError("usage: refs drop|keep")
+    drop = args[0].lower() == "drop"
+    sim.faults.drop_order_refs(drop)
+    return Reply("orderRef is " + ("dropped from reports" if drop else "echoed again"))
+
+
+def _liquidate(sim: GatewaySim, args: list[str]) -> Reply:
+    if len(args) != 1:
+        raise CommandError("usage: liquidate SYMBOL")
+    count = sim.faults.liquidate(args[0])
+    return Reply(f"IB liquidation: {count} order(s) for {args[0].upper()} options")
+
+
 def _clock(sim: GatewaySim, args: list[str]) -> Reply:
     if not args:
         return Reply(f"clock {sim.clock.describe()}")
@@ -254,6 +271,8 @@ COMMANDS: dict[str, Callable[[GatewaySim, list[str]], Reply]] = {
     "fill-offline": _fill_offline,
     "error": _error,
     "brackets": _brackets,
+    "refs": _refs,
+    "liquidate": _liquidate,
     "clock": _clock,
     "clear": _clear,
     "quit": _quit,

@@ -44,6 +44,8 @@ class FaultTarget(Protocol):
 
     def refuse_brackets(self, refuse: bool) -> None: ...
 
+    def liquidate(self, symbol: str) -> int: ...
+
 
 @dataclass
 class OrderNoticeFault:
@@ -67,6 +69,7 @@ class Faults:
     rolled_back_id: int | None = None
     permissions: dict[str, Permission] = field(default_factory=dict)
     stale_since: dict[str, datetime] = field(default_factory=dict)
+    order_refs_dropped: bool = False
 
     # -- armed: orders ---------------------------------------------------------------------
     def reject_next_order(
@@ -140,6 +143,12 @@ class Faults:
             self.unset_commissions -= 1
             return True
         return False
+
+    def drop_order_refs(self, drop: bool = True) -> None:
+        """The Gateway stops echoing orderRef in openOrder, completedOrder and execDetails (some
+        TWS builds and orders modified in TWS lose it): a client must also know its orders by
+        permId and by order id + client id."""
+        self.order_refs_dropped = drop
 
     # -- armed: connection and data ----------------------------------------------------------
     def roll_back_next_valid_id(self, to: int = 1) -> None:
@@ -222,6 +231,12 @@ class Faults:
         """Orders with a parent are rejected with 201 (to rehearse the OCO fallback)."""
         self._server().refuse_brackets(refuse)
 
+    def liquidate(self, symbol: str) -> int:
+        """IB liquidates the account's option positions in `symbol` itself (as it may do with
+        expiring positions, or a margin deficit): a market sell that is not the client's
+        order, flagged as a liquidation in its execution. Returns how many orders it sent."""
+        return self._server().liquidate(symbol)
+
     def clear(self) -> None:
         """Disarm everything (immediate faults have already happened)."""
         self.rejects.clear()
@@ -233,6 +248,7 @@ class Faults:
         self.rolled_back_id = None
         self.permissions.clear()
         self.stale_since.clear()
+        self.order_refs_dropped = False
         if self.target is not None:
             self.target.refuse_brackets(False)
 
@@ -255,6 +271,8 @@ class Faults:
             armed.append(f"nextValidId {self.rolled_back_id} at the next connect")
         for symbol, permission in sorted(self.permissions.items()):
             armed.append(f"market data {permission} for {symbol}")
+        if self.order_refs_dropped:
+            armed.append("orderRef dropped from order and execution reports")
         for symbol, since in sorted(self.stale_since.items()):
             armed.append(f"quotes for {symbol} stale since {since:%Y-%m-%dT%H:%M:%SZ}")
         return armed

@@ -87,6 +87,7 @@ class ExecView:
     order_ref: str
     exchange: str = "SMART"
     liquidity: int = 2  # 1 added, 2 removed: the simulator's fills take liquidity
+    liquidation: bool = False  # IB's own liquidation of the position, not the client's order
 
 
 # -- connection ------------------------------------------------------------------------------
@@ -488,7 +489,7 @@ def exec_details(version: int, req_id: int, e: ExecView) -> Fields:
         e.price,
         e.perm_id,
         e.client_id,
-        0,  # liquidation
+        1 if e.liquidation else 0,
         e.cum_qty,
         e.avg_price,
         e.order_ref,

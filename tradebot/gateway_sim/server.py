@@ -21,7 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -62,6 +62,7 @@ from tradebot.gateway_sim.framing import (
     read_hello,
     split_payload,
 )
+from tradebot.gateway_sim.messages import ExecView, OrderView
 from tradebot.gateway_sim.quotes import (
     Entitlement,
     Stream,
@@ -189,7 +190,9 @@ class GatewaySim:
         if not self.universe.symbols:
             raise GatewaySimError("no symbol to serve: check --symbols against the bars given")
         self.faults = Faults(target=self)
-        self.exchange = SimExchange(self.market, cash=settings.cash, account=settings.account)
+        self.exchange = SimExchange(
+            self.market, cash=settings.cash, account=settings.account, exercise_at_expiry=True
+        )
         self.book = OrderBook(self.exchange, self.universe, self.faults)
         saved = self._load_state()
         self.clock = clock or self._clock_for(saved)
@@ -619,20 +622,21 @@ class GatewaySim:
 
     def _send_open_orders(self, session: Session, client_id: int | None) -> None:
         for view in self.book.open_orders(client_id):
-            session.send(msg.open_order(session.version, view))
+            session.send(msg.open_order(session.version, self._order_echo(view)))
             session.send(msg.order_status(view))
         session.send(msg.open_order_end())
 
     def _completed_orders(self, session: Session, f: Fields) -> None:
         rq.plain_int(f)  # apiOnly: every order here came through the API
-        for view in self.book.completed_orders():
-            session.send(msg.completed_order(session.version, view))
+        for view in self.book.completed_orders(self.clock.now()):
+            session.send(msg.completed_order(session.version, self._order_echo(view)))
         session.send(msg.completed_orders_end())
 
     def _executions(self, session: Session, f: Fields) -> None:
         flt = rq.executions(f)
-        for found in self.book.executions(_cid(session), flt):
-            session.send(msg.exec_details(session.version, flt.req_id, found.view))
+        for found in self.book.executions(_cid(session), flt, self.clock.now()):
+            view = self._exec_echo(found.view)
+            session.send(msg.exec_details(session.version, flt.req_id, view))
             session.send(
                 msg.commission_report(found.view.exec_id, self._commission(found), found.realized)
             )
@@ -654,7 +658,7 @@ class GatewaySim:
                 view = notice.view
                 audience = self._audience(view.client_id, only_owner=notice.only_owner)
                 for session in audience:
-                    session.send(msg.open_order(session.version, view))
+                    session.send(msg.open_order(session.version, self._order_echo(view)))
                     if not view.what_if:  # a what-if answer is the openOrder alone
                         session.send(msg.order_status(view))
                 if view.what_if:
@@ -673,7 +677,9 @@ class GatewaySim:
                     self.unset_commissions.add(notice.view.exec_id)
                 audience = self._audience(notice.view.client_id)
                 for session in audience:
-                    session.send(msg.exec_details(session.version, -1, notice.view))
+                    session.send(
+                        msg.exec_details(session.version, -1, self._exec_echo(notice.view))
+                    )
                 reports.append((notice, audience))
                 e = notice.view
                 log.info(
@@ -894,6 +900,19 @@ class GatewaySim:
 
     def refuse_brackets(self, refuse: bool) -> None:
         self.exchange.refuse_brackets = refuse
+
+    def liquidate(self, symbol: str) -> int:
+        notices = self.book.liquidate(symbol, self.clock.now())
+        sent = len({n.view.perm_id for n in notices if isinstance(n, OrderNotice)})
+        self._deliver(notices)
+        log.info("fault: IB liquidated the %s option positions (%d order(s))", symbol, sent)
+        return sent
+
+    def _order_echo(self, view: OrderView) -> OrderView:
+        return replace(view, order_ref="") if self.faults.order_refs_dropped else view
+
+    def _exec_echo(self, view: ExecView) -> ExecView:
+        return replace(view, order_ref="") if self.faults.order_refs_dropped else view
 
     # -- persistence ---------------------------------------------------------------------------
     def save_state(self) -> None:

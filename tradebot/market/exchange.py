@@ -18,7 +18,11 @@ Semantics (IB's, simplified to what tradebot sends: LMT, STP, MKT on options and
 * a sell never takes a position below zero: a fill that would is refused and the order cancelled
   (the account cannot write options);
 * DAY orders are cancelled at the session close; options settle at intrinsic value at the close
-  of their expiry session (a fill of kind "expiry", no commission);
+  of their expiry session (a fill of kind "expiry", no commission) — or, with
+  `exercise_at_expiry` (the IB Gateway simulator), as IB and the OCC do it: an option in the
+  money by $0.01 or more is exercised into 100 shares a contract at the strike, one that is not
+  expires worthless, and neither is an execution (only the positions change; `eae` keeps the
+  statement's record of it);
 * commission per order: max(minimum, rate × contracts), charged on its first fill.
 """
 
@@ -222,7 +226,25 @@ class ErrorEvent:
     message: str
 
 
-Event = OrderUpdate | FillEvent | ErrorEvent
+@dataclass(frozen=True)
+class PositionEvent:
+    """Positions changed without an execution (an exercise or an expiry at the close)."""
+
+    con_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EaeRecord:
+    """An exercise, assignment or expiration, as an account statement lists it (Flex OptionEAE)."""
+
+    date: date
+    contract: OptionContract
+    kind: Literal["Exercise", "Expiration"]
+    qty: int
+    underlying_price: Decimal
+
+
+Event = OrderUpdate | FillEvent | ErrorEvent | PositionEvent
 
 
 def contract_record(contract: Contract) -> dict[str, Any]:
@@ -297,6 +319,8 @@ class SimExchange:
     commissions: Decimal = Decimal(0)
     refuse_brackets: bool = False  # fault: refuse orders that have a parent (tests OCO emulation)
     order_id_floor: int = 0  # the highest order id ever used: ids are never reused
+    exercise_at_expiry: bool = False  # IB's way (see the module docstring), not a cash settlement
+    eae: list[EaeRecord] = field(default_factory=list)
 
     # -- orders --------------------------------------------------------------------------------
     def submit(self, order: SimOrder, now: datetime, *, reject: str | None = None) -> list[Event]:
@@ -474,7 +498,10 @@ class SimExchange:
             c = pos.contract
             if isinstance(c, OptionContract) and c.expiry <= session and pos.qty != 0:
                 price = self.market.intrinsic(c, closes)
-                events.extend(self._settle(con_id, pos, price, closes))
+                if self.exercise_at_expiry:
+                    events.extend(self._exercise_or_expire(con_id, pos, price, session))
+                else:
+                    events.extend(self._settle(con_id, pos, price, closes))
         self._forget_before(closes - timedelta(days=KEEP_DAYS))
         return events
 
@@ -617,6 +644,39 @@ class SimExchange:
         )
         self._book(fill)
         return [FillEvent(fill)]
+
+    def _exercise_or_expire(
+        self, con_id: int, pos: SimPosition, intrinsic: Decimal, session: date
+    ) -> list[Event]:
+        """OCC exercise by exception: a long option in the money by $0.01 or more becomes 100
+        shares a contract at the strike (bought for a call, sold for a put); any other expires
+        worthless. No execution is reported for either."""
+        c = pos.contract
+        assert isinstance(c, OptionContract)
+        mult = multiplier_of(c)
+        del self.positions[con_id]
+        self.realized_pnl -= pos.avg_cost * pos.qty * mult  # the premium is gone either way
+        if pos.qty <= 0 or intrinsic < Decimal("0.01"):
+            self.eae.append(EaeRecord(session, c, "Expiration", pos.qty, intrinsic))
+            return [PositionEvent((con_id,))]
+        stock = self.market.stock(c.symbol)
+        shares = pos.qty * mult * (1 if c.right == "C" else -1)
+        self.cash -= c.strike * shares
+        held = self.positions.get(stock.con_id)
+        if held is None:
+            self.positions[stock.con_id] = SimPosition(stock, shares, c.strike)
+        else:
+            total = held.qty + shares
+            if total == 0:
+                del self.positions[stock.con_id]
+            else:
+                if (held.qty > 0) == (shares > 0):
+                    held.avg_cost = (held.avg_cost * abs(held.qty) + c.strike * abs(shares)) / abs(
+                        total
+                    )
+                held.qty = total
+        self.eae.append(EaeRecord(session, c, "Exercise", pos.qty, intrinsic))
+        return [PositionEvent((con_id, stock.con_id))]
 
     def _book(self, fill: SimFill) -> None:
         mult = multiplier_of(fill.contract)

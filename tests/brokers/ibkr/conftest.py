@@ -275,6 +275,8 @@ async def open_position(
     expiry: date | None = None,
     qty: int = 1,
     strategy: str = "scalp",
+    take_profit_pct: int = 900,
+    stop_loss_pct: int = 95,
 ) -> str:
     """A call in the money bought at the ask with wide legs (they never trigger in these
     tests), journaled
@@ -298,7 +300,9 @@ async def open_position(
     assert contract is not None
     [quote] = await r.broker.quotes([contract])
     assert quote is not None and quote.ask > 0
-    prices = bracket_prices(quote.ask, contract.tick, Decimal(900), Decimal(95))
+    prices = bracket_prices(
+        quote.ask, contract.tick, Decimal(take_profit_pct), Decimal(stop_loss_pct)
+    )
     ref = book.next_entry_ref(symbol, session_of(now), strategy)
     common: dict[str, Any] = {
         "symbol": symbol,
@@ -308,7 +312,7 @@ async def open_position(
         "mode": r.ctx.record_mode,
         "phase": "experience",
         "intent_ts": now,
-        "stop_loss_pct": Decimal(95),
+        "stop_loss_pct": Decimal(stop_loss_pct),
     }
     entry = TrackedOrder(
         ref=ref, role="entry", action="BUY", qty=qty, order_type="LMT", tif="DAY",
@@ -330,3 +334,84 @@ async def open_position(
     for p in placed:
         book.mark_submitted(now, p.order_ref, p.order_id, p.perm_id, p.status)
     return ref
+
+
+FLEX_TOKEN = "1234567890123456789012"  # a made-up Flex Web Service token
+FLEX_QUERY = "987654"
+DATA = Path(__file__).parent / "data"
+
+
+class FlexServer:
+    """IB's Flex Web Service on loopback, in its two steps: SendRequest answers a reference code
+    and the GetStatement URL; GetStatement answers "statement generation in progress" (1019)
+    once, then the statement (a fixture file). IB_FLEXREPORT_URL points tradebot at it."""
+
+    def __init__(self, statement: Path) -> None:
+        import http.server
+        import urllib.parse
+
+        self.statement = statement.read_bytes()
+        self.requests: list[dict[str, str]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                server.requests.append({"path": url.path, **query})
+                if query.get("t") != FLEX_TOKEN:
+                    body = _flex_error("1012", "Token has expired.")
+                elif url.path.endswith("SendRequest"):
+                    body = (
+                        "<FlexStatementResponse timestamp='02 July, 2025 09:55 AM EDT'>"
+                        "<Status>Success</Status><ReferenceCode>4455667788</ReferenceCode>"
+                        f"<Url>http://127.0.0.1:{server.port}/GetStatement</Url>"
+                        "</FlexStatementResponse>"
+                    ).encode()
+                elif sum(1 for r in server.requests if r["path"].endswith("GetStatement")) == 1:
+                    body = _flex_error(
+                        "1019", "Statement generation in progress. Please try again shortly."
+                    )
+                else:
+                    body = server.statement
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/SendRequest?"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _flex_error(code: str, text: str) -> bytes:
+    return (
+        "<FlexStatementResponse timestamp='02 July, 2025 09:55 AM EDT'><Status>Warn</Status>"
+        f"<ErrorCode>{code}</ErrorCode><ErrorMessage>{text}</ErrorMessage>"
+        "</FlexStatementResponse>"
+    ).encode()
+
+
+@pytest.fixture
+def flex_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FlexServer]:
+    from tradebot.brokers.ibkr import flex
+
+    server = FlexServer(DATA / "flex-stop-filled.xml")
+    monkeypatch.setenv("IB_FLEXREPORT_URL", server.url)
+    monkeypatch.setattr(flex, "POLL_WAIT_S", 0.01)
+    try:
+        yield server
+    finally:
+        server.close()

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -580,6 +581,13 @@ class IbConnection:
     def _tick(self, contract: Contract) -> Decimal | None:
         return self.ticks.get(contract.conId or 0)
 
+    def _ref(self, order_ref: str, client_id: int, order_id: int) -> str:
+        """The orderRef of a report, or — when the Gateway did not echo it — the one our order
+        with this id was sent with (our ids are never reused: `OrderIds`)."""
+        if order_ref or self.ids is None or client_id != self.settings.client_id:
+            return order_ref
+        return self.ids.ref_of(order_id) if order_id > 0 else ""
+
     def _on_next_valid_id(self, order_id: int) -> None:
         self.server_next_id = max(self.server_next_id, order_id)
 
@@ -588,6 +596,9 @@ class IbConnection:
     ) -> None:
         report = mapping.order_report(
             contract, order, state, self._tick(contract), self.settings.zone, completed=completed
+        )
+        report = replace(
+            report, order_ref=self._ref(report.order_ref, report.client_id, report.order_id)
         )
         self.tracker.on_order(report, self.now(), completed=completed)
         if (
@@ -605,6 +616,9 @@ class IbConnection:
         s = self.settings
         tick = self._tick(contract)
         report = mapping.exec_report(contract, execution, tick, s.zone, s.calendar, self.now())
+        report = replace(
+            report, order_ref=self._ref(report.order_ref, report.client_id, report.order_id)
+        )
         if self.tracker.on_execution(report):
             log.info(
                 "execution %s: %s %d %s at %s (order_ref %r)",

@@ -28,6 +28,7 @@ from tradebot.brokers.base import (
     BrokerOrder,
     BrokerPosition,
     Execution,
+    Holding,
     OrderRejected,
     OrderSpec,
     PlacedOrder,
@@ -52,6 +53,7 @@ class IbOrders:
         self._executions_at: datetime | None = None
         self._executions_generation = -1
         self._positions: list[BrokerPosition] = []
+        self._holdings: list[Holding] = []
         self._noted: set[int] = set()
 
     # -- sending -------------------------------------------------------------------------------
@@ -73,10 +75,10 @@ class IbOrders:
                     code=110,
                 )
 
-    def _reserve(self, count: int) -> list[int]:
+    def _reserve(self, refs: list[str]) -> list[int]:
         ib = self.conn.require()
         server_next = max(self.conn.server_next_id, ib.client.getReqId())
-        ids = self.ids.reserve(count, server_next)
+        ids = self.ids.reserve(len(refs), server_next, refs)
         ib.client.updateReqId(ids[-1] + 1)  # type: ignore[no-untyped-call]
         return ids
 
@@ -101,7 +103,7 @@ class IbOrders:
         specs = (bracket.entry, bracket.take_profit, bracket.stop_loss)
         for spec in specs:
             self._check(spec)
-        parent_id, tp_id, sl_id = self._reserve(3)
+        parent_id, tp_id, sl_id = self._reserve([s.order_ref for s in specs])
         records = [
             self._send(bracket.entry, parent_id, parent_id=0, transmit=False),
             self._send(bracket.take_profit, tp_id, parent_id=parent_id, transmit=False),
@@ -145,7 +147,7 @@ class IbOrders:
 
     async def place_order(self, order: OrderSpec) -> PlacedOrder:
         self._check(order)
-        [order_id] = self._reserve(1)
+        [order_id] = self._reserve([order.order_ref])
         record = self._send(order, order_id, parent_id=0, transmit=True)
         await self._acknowledged([record])
         if record.rejected is not None:
@@ -288,6 +290,31 @@ class IbOrders:
                     kind=r.kind,
                 )
             )
+        return out
+
+    async def holdings(self) -> list[Holding]:
+        """Every position IB reports for the account, options and anything else (the last
+        ones reported while the connection is being restored)."""
+        if not self.conn.is_connected() or self.conn.ib is None:
+            return list(self._holdings)
+        out = []
+        for p in self.conn.ib.positions(self.conn.account):
+            qty = mapping.whole(p.position)
+            if qty == 0:
+                continue
+            c = p.contract
+            option = mapping.option_from_ib(c, self.conn.ticks.get(c.conId or 0))
+            out.append(
+                Holding(
+                    symbol=c.symbol,
+                    sec_type=c.secType,
+                    label=mapping.label_of(c),
+                    con_id=c.conId or 0,
+                    qty=qty,
+                    option=option,
+                )
+            )
+        self._holdings = out
         return out
 
     async def positions(self) -> list[BrokerPosition]:

@@ -1,0 +1,142 @@
+"""The simulator keeps IB's awkward habits, each seen through the real ib_async client.
+
+Each test names its source: IB's API documentation, or the ib_async / ib_insync / other
+adapters' issue where the habit was observed against a real Gateway.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from ib_async import LimitOrder, Option
+
+from tests.gateway_sim.conftest import connect, near_money_call, scenario, until
+from tradebot.gateway_sim import GatewaySim
+from tradebot.gateway_sim.book import ib_day_start
+
+
+def _ask(sim: GatewaySim, option: Option) -> Decimal:
+    quote = sim.exchange.quote(sim.universe.by_con_id[option.conId], sim.clock.now())
+    assert quote is not None
+    return quote.ask
+
+
+async def _buy(sim: GatewaySim, ib: object, above: float) -> Option:
+    option = await near_money_call(ib, sim, above=above)  # type: ignore[arg-type]
+    trade = ib.placeOrder(  # type: ignore[attr-defined]
+        option, LimitOrder("BUY", 1, float(_ask(sim, option)), orderRef=f"buy{above}")
+    )
+    await until(lambda: trade.isDone())
+    return option
+
+
+def test_executions_and_completed_orders_are_those_of_the_ib_day_only(version: int) -> None:
+    """reqExecutions returns executions "since midnight" (IB API docs, quoted in
+    erdewit/ib_insync#483); reqCompletedOrders the current day's (wboayue/rust-ibapi#299). A
+    fill of yesterday is visible today only as a position."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        chain = sim.market.chain("SPY", sim.clock.now().date())
+        later = next(e for e in chain.expiries if e > sim.clock.now().date() + timedelta(days=3))
+        spot = sim.market.last_price("SPY", sim.clock.now())
+        assert spot is not None
+        strike = min(chain.strikes, key=lambda k: abs(float(k) - spot))
+        option = Option("SPY", f"{later:%Y%m%d}", float(strike), "C", "SMART")
+        await ib.qualifyContractsAsync(option)
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, float(_ask(sim, option))))
+        await until(lambda: trade.isDone())
+        assert len(await ib.reqExecutionsAsync()) == 1
+        assert len(await ib.reqCompletedOrdersAsync(False)) == 1
+        ib.disconnect()
+        # The next morning, 09:00 New York.
+        sim.set_time(datetime(2025, 7, 2, 13, 0, tzinfo=UTC))
+        ib = await connect(sim)
+        assert await ib.reqExecutionsAsync() == []
+        assert await ib.reqCompletedOrdersAsync(False) == []
+        assert [p.contract.conId for p in ib.positions()] == [option.conId]
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_ib_day_starts_at_midnight_new_york() -> None:
+    assert ib_day_start(datetime(2025, 7, 2, 3, 59, tzinfo=UTC)) == datetime(
+        2025, 7, 1, 4, 0, tzinfo=UTC
+    )
+    assert ib_day_start(datetime(2025, 12, 2, 5, 0, tzinfo=UTC)) == datetime(
+        2025, 12, 2, 5, 0, tzinfo=UTC
+    )
+
+
+def test_at_expiry_an_option_in_the_money_becomes_shares_and_one_out_of_it_vanishes(
+    version: int,
+) -> None:
+    """OCC's exercise by exception: a long option $0.01 or more in the money is exercised into
+    100 shares a contract; IB may also liquidate it before (IBKR Knowledge Base, "Expiration &
+    Corporate Action Related Liquidations", ibkr.info/article/1767). No execution is reported
+    for either; the positions change (QuantConnect/Lean#5880: "at option expiration positions
+    were not set to zero" until it read them from positions)."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        itm = await _buy(sim, ib, above=-0.01)
+        otm = await _buy(sim, ib, above=0.02)
+        contract = sim.universe.by_con_id[itm.conId]
+        close = sim.market.expiry_close(contract.expiry)  # type: ignore[union-attr]
+        before = len(await ib.reqExecutionsAsync())
+        sim.set_time(close + timedelta(minutes=1))
+        await until(lambda: {p.contract.secType for p in ib.positions() if p.position} == {"STK"})
+        [shares] = [p for p in ib.positions() if p.position]
+        assert shares.contract.symbol == "SPY" and shares.position == 100
+        assert shares.avgCost == float(contract.strike)  # type: ignore[union-attr]
+        assert len(await ib.reqExecutionsAsync()) == before  # nothing new to explain it
+        kinds = {(e.contract.con_id, e.kind) for e in sim.exchange.eae}
+        assert kinds == {(itm.conId, "Exercise"), (otm.conId, "Expiration")}
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_a_gateway_can_drop_order_refs_from_its_reports(version: int) -> None:
+    """orderRef is not always echoed back (orders modified in TWS, some Gateway builds): the
+    client must also know its orders by permId and order id (ib_async's own wrapper matches
+    executions by permId first, wrapper.py execDetails)."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        option = await near_money_call(ib, sim, above=-0.02)  # in the money: 0.05 rests
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, orderRef="mine", tif="GTC"))
+        await until(lambda: trade.orderStatus.status == "Submitted")
+        sim.faults.drop_order_refs()
+        ib.disconnect()
+        ib = await connect(sim)
+        [listed] = list(ib.openTrades())
+        assert listed.order.orderRef == "" and listed.order.permId == trade.order.permId
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_ib_liquidates_a_position_with_its_own_order(version: int) -> None:
+    """IB may sell expiring or under-margined positions itself (ibkr.info/article/1767): an
+    order no API client placed, whose execution carries the liquidation flag. The client that
+    held the position sees it only in its positions (and the master client, 0, the order)."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim, client_id=17)
+        master = await connect(sim, client_id=0)
+        option = await near_money_call(ib, sim, above=-0.01)  # in the money: it has a bid
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, float(_ask(sim, option))))
+        await until(lambda: trade.isDone() and len(ib.positions()) == 1)
+        assert sim.faults.liquidate("SPY") >= 1
+        await until(lambda: not [p for p in ib.positions() if p.position])
+        await until(lambda: len(master.fills()) == 2)
+        sold = [f for f in master.fills() if f.execution.side == "SLD"]
+        assert sold and sold[0].execution.liquidation == 1 and sold[0].execution.orderRef == ""
+        assert [f.execution.side for f in await ib.reqExecutionsAsync()] == ["BOT"]
+        ib.disconnect()
+        master.disconnect()
+
+    scenario(version, body)
