@@ -39,6 +39,7 @@ commands (one per line):
   error CLIENT ORDER CODE TEXT    send an error about an order
   brackets refuse|accept          refuse orders with a parent (201)
   refs drop|keep                  orderRef missing from order and execution reports
+  executions silent|answer        reqExecutions never answered (some Gateway builds)
   liquidate SYMBOL                IB sells the account's SYMBOL options itself
   clock [set ISO | +30m | speed X]  show, set, advance the simulated clock, or its speed
   clear                           disarm every fault
@@ -222,6 +223,14 @@ def _refs(sim: GatewaySim, args: list[str]) -> Reply:
     return Reply("orderRef is " + ("dropped from reports" if drop else "echoed again"))
 
 
+def _executions(sim: GatewaySim, args: list[str]) -> Reply:
+    if not args or args[0].lower() not in ("silent", "answer"):
+        raise CommandError("usage: executions silent|answer")
+    silent = args[0].lower() == "silent"
+    sim.faults.leave_executions_unanswered(silent)
+    return Reply("reqExecutions is " + ("left unanswered" if silent else "answered again"))
+
+
 def _liquidate(sim: GatewaySim, args: list[str]) -> Reply:
     if len(args) != 1:
         raise CommandError("usage: liquidate SYMBOL")
@@ -272,6 +281,7 @@ COMMANDS: dict[str, Callable[[GatewaySim, list[str]], Reply]] = {
     "error": _error,
     "brackets": _brackets,
     "refs": _refs,
+    "executions": _executions,
     "liquidate": _liquidate,
     "clock": _clock,
     "clear": _clear,

@@ -70,6 +70,7 @@ class Faults:
     permissions: dict[str, Permission] = field(default_factory=dict)
     stale_since: dict[str, datetime] = field(default_factory=dict)
     order_refs_dropped: bool = False
+    executions_unanswered: bool = False
 
     # -- armed: orders ---------------------------------------------------------------------
     def reject_next_order(
@@ -149,6 +150,12 @@ class Faults:
         TWS builds and orders modified in TWS lose it): a client must also know its orders by
         permId and by order id + client id."""
         self.order_refs_dropped = drop
+
+    def leave_executions_unanswered(self, silent: bool = True) -> None:
+        """reqExecutions gets no answer at all — no execDetails, no execDetailsEnd — as from
+        some Gateway builds (ib-api-reloaded/ib_async#54, #82): a client that waits for it at
+        connect with raiseSyncErrors=True cannot connect."""
+        self.executions_unanswered = silent
 
     # -- armed: connection and data ----------------------------------------------------------
     def roll_back_next_valid_id(self, to: int = 1) -> None:
@@ -249,6 +256,7 @@ class Faults:
         self.permissions.clear()
         self.stale_since.clear()
         self.order_refs_dropped = False
+        self.executions_unanswered = False
         if self.target is not None:
             self.target.refuse_brackets(False)
 
@@ -271,6 +279,8 @@ class Faults:
             armed.append(f"nextValidId {self.rolled_back_id} at the next connect")
         for symbol, permission in sorted(self.permissions.items()):
             armed.append(f"market data {permission} for {symbol}")
+        if self.executions_unanswered:
+            armed.append("reqExecutions left unanswered")
         if self.order_refs_dropped:
             armed.append("orderRef dropped from order and execution reports")
         for symbol, since in sorted(self.stale_since.items()):

@@ -634,6 +634,11 @@ class GatewaySim:
 
     def _executions(self, session: Session, f: Fields) -> None:
         flt = rq.executions(f)
+        if self.faults.executions_unanswered:
+            log.info(
+                "fault: reqExecutions %d of client %d left unanswered", flt.req_id, _cid(session)
+            )
+            return
         for found in self.book.executions(_cid(session), flt, self.clock.now()):
             view = self._exec_echo(found.view)
             session.send(msg.exec_details(session.version, flt.req_id, view))

@@ -109,6 +109,7 @@ class IbkrBroker:
 
     async def _read_account(self) -> AccountSnapshot:
         await self.conn.refresh_clock()
+        await self.conn.retry_missing()
         ib = self.conn.require()
         account = self.conn.account
         values = {(v.tag, v.currency): v.value for v in ib.accountValues(account)}

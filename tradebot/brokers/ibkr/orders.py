@@ -256,8 +256,11 @@ class IbOrders:
     async def executions(self, since: datetime) -> list[Execution]:
         now = self.conn.now()
         stale = self._executions_at is None or now - self._executions_at >= EXECUTIONS_REFRESH
-        if self.conn.is_connected() and (
-            stale or self._executions_generation != self.conn.generation
+        unanswered = "the executions" in self.conn.missing  # asked again by retry_missing
+        if (
+            self.conn.is_connected()
+            and not unanswered
+            and (stale or self._executions_generation != self.conn.generation)
         ):
             # Live execution reports keep the tracker current; asking again now and then (and
             # after every reconnect) is insurance against a message lost in between, so a
@@ -266,9 +269,13 @@ class IbOrders:
                 await self.conn.call("the executions", lambda ib: ib.reqExecutionsAsync())
             except BrokerError as exc:
                 log.warning("executions not refreshed: %s", exc)
+                # Asked again after EXECUTIONS_REFRESH, not at every step.
+                self._executions_at = now
+                self._executions_generation = self.conn.generation
             else:
                 self._executions_at = now
                 self._executions_generation = self.conn.generation
+                self.conn.answered("the executions")
         self.tracker.forget_before(now - FORGET_AFTER)
         out = []
         for x in self.tracker.executions(since):

@@ -110,6 +110,12 @@ async def _inspect(
 ) -> None:
     problems = report.problems
     report.server_version = conn.server_version
+    for what, why in conn.missing.items():
+        problems.append(
+            f"the gateway did not answer {what} ({why}): `tradebot run` would connect degraded "
+            "(entries wait, exits keep working); some Gateway builds never answer executions "
+            "requests (ib_async#54, #82): restart or update IB Gateway"
+        )
     report.accounts = [
         {
             "id": a,
