@@ -36,6 +36,13 @@ def ib_time(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y%m%d %H:%M:%S} UTC"
 
 
+def ib_exec_time(moment: datetime) -> str:
+    """'20250701-14:35:20': UTC without a zone, as IB writes execution times (ib_async#230,
+    ib_insync#671; nautilus_trader#2359 runs its Gateways in UTC because of it). ib_async reads
+    it in the client machine's zone unless told otherwise."""
+    return f"{moment.astimezone(UTC):%Y%m%d-%H:%M:%S}"
+
+
 @dataclass(frozen=True)
 class OrderView:
     """An order as one client sees it: that client's order id, IB's status word."""
@@ -481,7 +488,7 @@ def exec_details(version: int, req_id: int, e: ExecView) -> Fields:
         e.order_id,
         *e.contract.short_block(),
         e.exec_id,
-        ib_time(e.time),
+        ib_exec_time(e.time),
         e.account,
         e.exchange,
         e.side,

@@ -162,6 +162,20 @@ class _IB(IB):
         self._createEvents()  # type: ignore[no-untyped-call]
         self.wrapper = _TrackingWrapper(self, conn)
         self.client = Client(self.wrapper)  # type: ignore[no-untyped-call]
+        # The execution's time as IB wrote it: ib_async reads a time without a zone
+        # ("20261120-20:00:06", UTC) in this machine's zone (ib_async#230, ib_insync#671), so
+        # tradebot keeps the text and reads it itself (mapping.parse_ib_time).
+        decoder = self.client.decoder
+        read_execution = decoder.handlers[11]
+
+        def exec_details(fields: list[str]) -> None:
+            if len(fields) > 15:
+                conn.raw_exec_times[str(fields[14])] = str(fields[15])
+                if len(conn.raw_exec_times) > MAX_REQUEST_ERRORS:
+                    conn.raw_exec_times.pop(next(iter(conn.raw_exec_times)))
+            read_execution(fields)
+
+        decoder.handlers[11] = exec_details
         self.errorEvent += self._onError
         self.client.apiEnd += self.disconnectedEvent
         self._logger = logging.getLogger("ib_async.ib")
@@ -206,6 +220,7 @@ class IbConnection:
         self.on_data_lost: list[Callable[[], None]] = []
         self.last_problem = ""
         self.missing: dict[str, str] = {}  # start-up requests the Gateway has not answered
+        self.raw_exec_times: dict[str, str] = {}  # execId → the time text IB sent
         self._retried_at: datetime | None = None
         self._connect_errors: list[tuple[int, str]] = []
         self._refused = asyncio.Event()
@@ -717,7 +732,10 @@ class IbConnection:
     def _on_execution(self, contract: Contract, execution: IbExecutionMsg) -> None:
         s = self.settings
         tick = self._tick(contract)
-        report = mapping.exec_report(contract, execution, tick, s.zone, s.calendar, self.now())
+        raw = self.raw_exec_times.pop(execution.execId, None)
+        report = mapping.exec_report(
+            contract, execution, tick, s.zone, s.calendar, self.now(), raw_time=raw
+        )
         report = replace(
             report, order_ref=self._ref(report.order_ref, report.client_id, report.order_id)
         )
