@@ -34,8 +34,8 @@ test: lint typecheck unit
 # CI (IB sends zone-less times; the result must not depend on the machine). `make test` runs each
 # IBKR loop test under one of them already; this runs every one under each.
 test-tz: $(STAMP)
-	TZ=America/New_York TEST_HOST_TZ=America/New_York $(BIN)/pytest -q tests/brokers/ibkr tests/gateway_sim
-	TZ=Asia/Tokyo TEST_HOST_TZ=Asia/Tokyo $(BIN)/pytest -q tests/brokers/ibkr tests/gateway_sim
+	TZ=America/New_York TEST_HOST_TZ=America/New_York $(BIN)/pytest -q $(PYTEST_ARGS) tests/brokers/ibkr tests/gateway_sim
+	TZ=Asia/Tokyo TEST_HOST_TZ=Asia/Tokyo $(BIN)/pytest -q $(PYTEST_ARGS) tests/brokers/ibkr tests/gateway_sim
 
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-columns=min,median,max,rounds -q -s
