@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from ib_async import LimitOrder, Option
 
-from tests.gateway_sim.conftest import connect, near_money_call, scenario, until
+from tests.gateway_sim.conftest import Errors, connect, near_money_call, scenario, until
 from tradebot.gateway_sim import GatewaySim
 from tradebot.gateway_sim.book import ib_day_start
 
@@ -138,5 +138,47 @@ def test_ib_liquidates_a_position_with_its_own_order(version: int) -> None:
         assert [f.execution.side for f in await ib.reqExecutionsAsync()] == ["BOT"]
         ib.disconnect()
         master.disconnect()
+
+    scenario(version, body)
+
+
+def test_minticks_are_the_smallest_increment_and_market_rules_the_real_ladder(
+    version: int,
+) -> None:
+    """`minTick` is the smallest increment on any exchange; the increment at a price comes from
+    the market rule (interactivebrokers.github.io/tws-api/minimum_increment.html). An AAPL
+    option (penny program) reports minTick 0.01, trades in nickels from $3, and a limit of
+    3.42 is refused with error 110; SPY's options trade in pennies at every price."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        errors = Errors(ib)
+        expiry = datetime(2025, 7, 3).date()
+        chain = sim.market.chain("AAPL", expiry)
+        aapl = Option(
+            "AAPL", "20250703", float(chain.strikes[len(chain.strikes) // 2]), "C", "SMART"
+        )
+        [details] = await ib.reqContractDetailsAsync(aapl)
+        assert details.minTick == 0.01
+        rule = int(details.marketRuleIds.split(",")[0])
+        assert details.marketRuleIds == ",".join([str(rule)] * 6)  # one per valid exchange
+        ladder = await ib.reqMarketRuleAsync(rule)
+        assert [(p.lowEdge, p.increment) for p in ladder] == [(0, 0.01), (3, 0.05)]
+        aapl = details.contract
+        assert aapl is not None
+        refused = ib.placeOrder(aapl, LimitOrder("BUY", 1, 3.42, tif="DAY"))
+        await until(lambda: 110 in errors.codes())
+        assert not [o for o in sim.exchange.orders.values() if o.working]
+        accepted = ib.placeOrder(aapl, LimitOrder("BUY", 1, 3.40, tif="DAY"))
+        await until(lambda: accepted.orderStatus.status in ("Submitted", "Filled"))
+        assert errors.about(accepted.order.orderId) == []
+        spy = await near_money_call(ib, sim)
+        [spy_details] = await ib.reqContractDetailsAsync(spy)
+        spy_rule = int(spy_details.marketRuleIds.split(",")[0])
+        assert [(p.lowEdge, p.increment) for p in await ib.reqMarketRuleAsync(spy_rule)] == [
+            (0, 0.01)
+        ]
+        assert refused.order.orderId in [r for r, c, _ in errors.seen if c == 110]
+        ib.disconnect()
 
     scenario(version, body)

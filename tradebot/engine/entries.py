@@ -241,7 +241,7 @@ class EntryPipeline:
             return "size 0"
         try:
             prices = bracket_prices(
-                choice.premium, contract.tick, s.risk.take_profit_pct, s.risk.stop_loss_pct
+                choice.premium, contract.grid, s.risk.take_profit_pct, s.risk.stop_loss_pct
             )
         except ValueError as exc:
             self._refuse(now, symbol, strategy, "bracket", str(exc))
@@ -522,6 +522,7 @@ def _option_quote(contract: OptionContract, quote: Quote | None) -> OptionQuote:
         multiplier=contract.multiplier,
         trading_class=contract.klass,
         tick=contract.tick,
+        ladder=contract.ladder,
     )
 
 

@@ -20,10 +20,10 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from tradebot.brokers.base import BrokerError, OrderRejected
-from tradebot.core.option_selection import round_to_tick
+from tradebot.core.ticks import TickLadder, as_ladder
 from tradebot.core.trades import EXCHANGE_TZ, session_of
 from tradebot.engine.context import EngineContext
 from tradebot.engine.oco import OcoWatcher
@@ -44,13 +44,15 @@ EXIT_STUCK = timedelta(seconds=60)
 MARKETABLE_CUSHION = Decimal("0.10")
 
 
-def marketable_limit(bid: Decimal | None, tick: Decimal) -> Decimal:
-    """A sell limit that meets the bid now: 10 % under it, rounded down to the tick, at least one
-    tick; one tick when there is no bid (it then sells at whatever bid appears first)."""
+def marketable_limit(bid: Decimal | None, tick: Decimal | TickLadder) -> Decimal:
+    """A sell limit that meets the bid now: 10 % under it, rounded down on the contract's price
+    ladder, at least its lowest price; that lowest price when there is no bid (it then sells
+    at whatever bid appears first)."""
+    grid = as_ladder(tick)
+    lowest = grid.steps[0][1]
     if bid is None or not bid.is_finite() or bid <= 0:
-        return tick
-    price = round_to_tick(bid * (1 - MARKETABLE_CUSHION), tick, ROUND_FLOOR)
-    return max(price, tick)
+        return lowest
+    return max(grid.down(bid * (1 - MARKETABLE_CUSHION)), lowest)
 
 
 @dataclass
@@ -203,7 +205,7 @@ class ExitManager:
         if failed:
             quote = (await broker.quotes([entry.contract]))[0]
             bid = None if quote is None else quote.bid
-            limit = marketable_limit(bid, entry.contract.tick)
+            limit = marketable_limit(bid, entry.contract.grid)
         order = TrackedOrder(
             ref=f"{entry.ref}.x{n}",
             role="exit",

@@ -371,7 +371,7 @@ class TradingLoop:
                 from tradebot.core.sizing import bracket_prices
 
                 prices = bracket_prices(
-                    entry.avg_price, entry.contract.tick, s.risk.take_profit_pct,
+                    entry.avg_price, entry.contract.grid, s.risk.take_profit_pct,
                     s.risk.stop_loss_pct,
                 )  # fmt: skip
                 tp, sl = tp or prices.take_profit, sl or prices.stop_loss

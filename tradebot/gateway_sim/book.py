@@ -274,9 +274,14 @@ class OrderBook:
             return [ErrorNotice(client_id, order_id, 105, text)]
         limit = req.limit if order.order_type == "LMT" else None
         stop = req.aux if order.order_type == "STP" else None
-        tick = order.contract.tick
+        grid = order.contract.grid if isinstance(order.contract, OptionContract) else None
         for price in (limit, stop):
-            if price is not None and (price <= 0 or price % tick != 0):
+            valid = price is None or (
+                grid.contains(price)
+                if grid is not None
+                else price > 0 and price % order.contract.tick == 0
+            )
+            if not valid:
                 text = "The price does not conform to the minimum price variation for this "
                 text += "contract."
                 return [ErrorNotice(client_id, order_id, 110, text)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from tradebot.core.ticks import TickLadder
 from tradebot.gateway_sim.contracts import ContractInfo, WireContract
 
 Fields = list[object]
@@ -165,7 +166,7 @@ def contract_details(version: int, req_id: int, info: ContractInfo) -> Fields:
         1,  # aggGroup
         info.under_symbol,
         info.under_sec_type,
-        info.market_rule,
+        ",".join([str(info.market_rule)] * len(info.valid_exchanges.split(","))),
         c.expiry,  # realExpirationDate
         "ETF" if c.sec_type == "STK" else "",
     ]
@@ -207,8 +208,11 @@ def option_parameters_end(req_id: int) -> Fields:
     return [76, req_id]
 
 
-def market_rule(rule_id: int, increment: Decimal) -> Fields:
-    return [93, rule_id, 1, 0, increment]
+def market_rule(rule_id: int, ladder: TickLadder) -> Fields:
+    fields: Fields = [93, rule_id, len(ladder.steps)]
+    for low_edge, increment in ladder.steps:
+        fields += [low_edge, increment]
+    return fields
 
 
 # -- market data -----------------------------------------------------------------------------

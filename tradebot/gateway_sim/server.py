@@ -492,11 +492,11 @@ class GatewaySim:
 
     def _market_rule(self, session: Session, f: Fields) -> None:
         rule = rq.plain_int(f)
-        increment = MARKET_RULES.get(rule)
-        if increment is None:
+        ladder = MARKET_RULES.get(rule)
+        if ladder is None:
             self._problem(session, f"market rule {rule} is not one of the simulator's")
             return
-        session.send(msg.market_rule(rule, increment))
+        session.send(msg.market_rule(rule, ladder))
 
     # -- market data ---------------------------------------------------------------------------
     def _historical(self, session: Session, f: Fields) -> None:

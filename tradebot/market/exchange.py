@@ -411,9 +411,16 @@ class SimExchange:
             return 201, "Order rejected - reason: the quantity must be positive"
         if order.contract.con_id <= 0:
             return 200, "No security definition has been found for the request"
-        tick = order.contract.tick
+        grid = order.contract.grid if isinstance(order.contract, OptionContract) else None
         for name, price in (("limit", order.limit), ("stop", order.stop)):
-            if price is not None and (price <= 0 or price % tick != 0):
+            if price is None:
+                continue
+            valid = (
+                grid.contains(price)
+                if grid is not None
+                else (price > 0 and price % order.contract.tick == 0)
+            )
+            if not valid:
                 return 110, f"The price does not conform to the minimum price variation ({name})"
         if order.order_type == "LMT" and order.limit is None:
             return 201, "Order rejected - reason: a limit order needs a limit price"

@@ -48,6 +48,7 @@ from tradebot.brokers.ibkr.settings import (
     is_simulator_account,
 )
 from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
+from tradebot.core.ticks import TickLadder
 from tradebot.errors import ConfigError, GatewayUnreachableError, RefusedError, TradebotError
 
 log = logging.getLogger("tradebot.ibkr")
@@ -216,6 +217,8 @@ class IbConnection:
         self.traded_account: str | None = None  # the account of this run's first connection
         self.server_next_id = 0
         self.ticks: dict[int, Decimal] = {}  # conId → minTick, from contract details
+        self.rules: dict[int, TickLadder] = {}  # market rule id → its price increments
+        self.ladders: dict[int, TickLadder] = {}  # conId → its market rule's increments
         self.request_errors: dict[int, tuple[int, str]] = {}
         self.on_data_lost: list[Callable[[], None]] = []
         self.last_problem = ""

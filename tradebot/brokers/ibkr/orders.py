@@ -65,13 +65,14 @@ class IbOrders:
             raise OrderRejected(f"{spec.order_ref}: quantity {spec.qty} is not positive")
         if not spec.tif:
             raise OrderRejected(f"{spec.order_ref}: no time in force")
-        tick = self.conn.ticks.get(c.con_id) or c.tick
+        grid = self.conn.ladders.get(c.con_id) or c.grid
         for name, price in (("limit", spec.limit), ("stop", spec.stop)):
             if price is None:
                 continue
-            if not price.is_finite() or price <= 0 or price % tick != 0:
+            if not grid.contains(price):
                 raise OrderRejected(
-                    f"{spec.order_ref}: {name} price {price} is not on {c.label}'s tick {tick}",
+                    f"{spec.order_ref}: {name} price {price} is not on {c.label}'s price "
+                    f"increments ({grid.describe()})",
                     code=110,
                 )
 
