@@ -182,3 +182,58 @@ def test_minticks_are_the_smallest_increment_and_market_rules_the_real_ladder(
         ib.disconnect()
 
     scenario(version, body)
+
+
+def test_an_order_can_be_inactive_then_submitted(version: int) -> None:
+    """IB's Inactive is not always final: a locate hold or a precaution reports the order
+    Inactive, and it may still start working (nautilus_trader#3603, ib_insync#559)."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        option = await near_money_call(ib, sim, above=-0.02)
+        sim.faults.inactive_next()
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="DAY"))
+        await until(lambda: trade.orderStatus.status == "Inactive")
+        assert not sim.exchange.working_orders()
+        sim.faults.release_inactive()
+        await until(lambda: trade.orderStatus.status == "Submitted")
+        assert [s.status for s in trade.log][-2:] == ["Inactive", "Submitted"]
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_a_parent_partly_filled_releases_its_legs_for_the_filled_quantity(version: int) -> None:
+    """A bracket's attached orders follow the parent's fills: partly filled, the legs work for
+    what has filled; the parent's remainder can be cancelled without them (IB's attached
+    orders, as the TWS API's bracket documentation describes the parent/child link)."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        option = await near_money_call(ib, sim, above=-0.02)
+        parent = LimitOrder("BUY", 3, 0.05, tif="DAY", orderId=ib.client.getReqId(), transmit=False)
+        tp = LimitOrder(
+            "SELL",
+            3,
+            90.0,
+            tif="GTC",
+            orderId=ib.client.getReqId(),
+            parentId=parent.orderId,
+            transmit=False,
+        )
+        sl = LimitOrder(
+            "SELL", 3, 0.01, tif="GTC", orderId=ib.client.getReqId(), parentId=parent.orderId
+        )
+        trades = [ib.placeOrder(option, o) for o in (parent, tp, sl)]
+        await until(lambda: trades[0].orderStatus.status == "Submitted")
+        assert sim.faults.fill_order(1, parent.orderId, qty=2)
+        await until(lambda: trades[1].orderStatus.status == "Submitted")
+        legs = [o for o in sim.exchange.orders.values() if o.parent_id]
+        assert {o.qty for o in legs} == {2} and {o.status for o in legs} == {"Submitted"}
+        ib.cancelOrder(parent)
+        await until(lambda: trades[0].orderStatus.status == "Cancelled")
+        assert trades[0].orderStatus.filled == 2
+        assert all(o.working and o.qty == 2 for o in legs)  # the legs guard what filled
+        ib.disconnect()
+
+    scenario(version, body)

@@ -5,8 +5,10 @@ from that loop, never from a thread. Orders are identified by our own `order_ref
 which survives reconnects and gateway restarts where numeric order ids do not.
 
 Statuses are normalised to lowercase words: `presubmitted`, `submitted`, `filled`, `cancelled`,
-`inactive`, `pending` (sent, not yet acknowledged). A broker reports an order as cancelled only
-when its own order status says so; an error message alone never means cancelled.
+`inactive`, `pending` (sent, not yet acknowledged), `held` (acknowledged but not working: IB's
+`Inactive` is not always final — a locate hold, a precaution — and may turn `Submitted`).
+A broker reports an order as cancelled only when its own order status says so; an error
+message alone never means cancelled.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
 
 Action = Literal["BUY", "SELL"]
 OrderType = Literal["LMT", "STP", "MKT"]
-OrderStatus = Literal["pending", "presubmitted", "submitted", "filled", "cancelled", "inactive"]
+OrderStatus = Literal[
+    "pending", "presubmitted", "submitted", "filled", "cancelled", "inactive", "held"
+]
 FINAL_STATUSES: frozenset[str] = frozenset({"filled", "cancelled", "inactive"})
 
 

@@ -104,6 +104,7 @@ class OrderBook:
         self.venue_ids: dict[tuple[int, int], int] = {}
         self.owners: dict[int, tuple[int, int]] = {}
         self.held: dict[tuple[int, int], HeldOrder] = {}
+        self.inactive: list[list[HeldOrder]] = []  # groups IB reports Inactive, not working yet
         self.extras: dict[int, Extras] = {}
         self.realized: dict[str, Decimal] = {}  # exec id → realized P&L of a closing fill
         self.highest_id: dict[int, int] = {}  # client id → highest order id it ever used
@@ -171,6 +172,27 @@ class OrderBook:
         group.append(mine or HeldOrder(client_id, req, contract))
         # The parent first, then its children in the order they were placed.
         group.sort(key=lambda h: (h.request.parent_id != 0, h.request.order_id))
+        if self.faults.take_inactive(client_id):
+            # IB holds it Inactive for a while (a locate, a precaution), then works it.
+            self.inactive.append(group)
+            return [
+                OrderNotice(
+                    _request_view(h.client_id, h.request, h.contract, self.account, "Inactive"),
+                    only_owner=True,
+                )
+                for h in group
+            ]
+        return self._submit_group(group, now)
+
+    def release_inactive(self, now: datetime) -> list[Notice]:
+        """The orders IB held Inactive start working (Submitted, or PreSubmitted children)."""
+        groups, self.inactive = self.inactive, []
+        notices: list[Notice] = []
+        for group in groups:
+            notices += self._submit_group(group, now)
+        return notices
+
+    def _submit_group(self, group: list[HeldOrder], now: datetime) -> list[Notice]:
         notices: list[Notice] = []
         refused: set[int] = set()
         for h in group:
@@ -179,7 +201,7 @@ class OrderBook:
             orphan = h.request.parent_id in refused
             reason = f"parent order {h.request.parent_id} was rejected" if orphan else None
             notices += self._submit(h.client_id, h.request, h.contract, now, reject=reason)
-            placed = self.order(client_id, h.request.order_id)
+            placed = self.order(h.client_id, h.request.order_id)
             if placed is not None and placed.status in ("Cancelled", "Inactive"):
                 refused.add(h.request.order_id)
         return notices
@@ -296,6 +318,17 @@ class OrderBook:
 
     # -- cancelling ----------------------------------------------------------------------------
     def cancel(self, client_id: int, order_id: int, now: datetime) -> list[Notice]:
+        for group in self.inactive:
+            ids = {h.request.order_id for h in group if h.client_id == client_id}
+            if order_id in ids:
+                # Cancelling an order IB holds Inactive may bring no status at all
+                # (erdewit/ib_insync#363): it (and its children) are simply gone.
+                group[:] = [
+                    h for h in group
+                    if h.request.order_id != order_id and h.request.parent_id != order_id
+                ]  # fmt: skip
+                self.inactive = [g for g in self.inactive if g]
+                return []
         held = self.held.pop((client_id, order_id), None)
         if held is not None:
             notices: list[Notice] = [self._held_cancelled(held)]
@@ -361,12 +394,14 @@ class OrderBook:
             notices += self._translate(self.exchange.submit(order, now))
         return notices
 
-    def force_fill(self, client_id: int, order_id: int, now: datetime) -> list[Notice] | None:
+    def force_fill(
+        self, client_id: int, order_id: int, now: datetime, qty: int | None = None
+    ) -> list[Notice] | None:
         order = self.order(client_id, order_id)
         if order is None or order.status != "Submitted":
             return None
         self._take_snapshot()
-        return self._translate(self.exchange.force_fill(order.order_id, now))
+        return self._translate(self.exchange.force_fill(order.order_id, now, qty))
 
     # -- translation ---------------------------------------------------------------------------
     def _take_snapshot(self) -> None:

@@ -40,6 +40,7 @@ commands (one per line):
   brackets refuse|accept          refuse orders with a parent (201)
   refs drop|keep                  orderRef missing from order and execution reports
   executions silent|answer        reqExecutions never answered (some Gateway builds)
+  inactive [N] / release          the next N orders are held Inactive / start working
   liquidate SYMBOL                IB sells the account's SYMBOL options itself
   clock [set ISO | +30m | speed X]  show, set, advance the simulated clock, or its speed
   clear                           disarm every fault
@@ -231,6 +232,17 @@ def _executions(sim: GatewaySim, args: list[str]) -> Reply:
     return Reply("reqExecutions is " + ("left unanswered" if silent else "answered again"))
 
 
+def _inactive(sim: GatewaySim, args: list[str]) -> Reply:
+    count = _count(args)
+    sim.faults.inactive_next(count)
+    return Reply(f"the next {count} order(s) are held Inactive until 'release'")
+
+
+def _release(sim: GatewaySim, args: list[str]) -> Reply:
+    sim.faults.release_inactive()
+    return Reply("orders held Inactive are working now")
+
+
 def _liquidate(sim: GatewaySim, args: list[str]) -> Reply:
     if len(args) != 1:
         raise CommandError("usage: liquidate SYMBOL")
@@ -282,6 +294,8 @@ COMMANDS: dict[str, Callable[[GatewaySim, list[str]], Reply]] = {
     "brackets": _brackets,
     "refs": _refs,
     "executions": _executions,
+    "inactive": _inactive,
+    "release": _release,
     "liquidate": _liquidate,
     "clock": _clock,
     "clear": _clear,

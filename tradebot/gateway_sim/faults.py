@@ -40,11 +40,13 @@ class FaultTarget(Protocol):
 
     def send_order_error(self, client_id: int, order_id: int, code: int, text: str) -> bool: ...
 
-    def fill_order(self, client_id: int, order_id: int) -> bool: ...
+    def fill_order(self, client_id: int, order_id: int, qty: int | None = None) -> bool: ...
 
     def refuse_brackets(self, refuse: bool) -> None: ...
 
     def liquidate(self, symbol: str) -> int: ...
+
+    def release_inactive(self) -> None: ...
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Faults:
     stale_since: dict[str, datetime] = field(default_factory=dict)
     order_refs_dropped: bool = False
     executions_unanswered: bool = False
+    inactive_first: int = 0
 
     # -- armed: orders ---------------------------------------------------------------------
     def reject_next_order(
@@ -151,6 +154,22 @@ class Faults:
         permId and by order id + client id."""
         self.order_refs_dropped = drop
 
+    def inactive_next(self, count: int = 1) -> None:
+        """The next `count` orders (a bracket counts as one) are reported Inactive and do not
+        work until `release_inactive` — as IB does for a locate hold or a precaution
+        (nautilus_trader#3603); cancelling one then brings no status (ib_insync#363)."""
+        self.inactive_first += count
+
+    def take_inactive(self, client_id: int) -> bool:
+        if self.inactive_first > 0:
+            self.inactive_first -= 1
+            return True
+        return False
+
+    def release_inactive(self) -> None:
+        """The orders held Inactive start working: Submitted (children PreSubmitted)."""
+        self._server().release_inactive()
+
     def leave_executions_unanswered(self, silent: bool = True) -> None:
         """reqExecutions gets no answer at all — no execDetails, no execDetailsEnd — as from
         some Gateway builds (ib-api-reloaded/ib_async#54, #82): a client that waits for it at
@@ -224,9 +243,11 @@ class Faults:
         """Send an error about a live order now (the order itself is not touched)."""
         return self._server().send_order_error(client_id, order_id, code, text)
 
-    def fill_order(self, client_id: int, order_id: int) -> bool:
-        """Fill a working order now, as if the market traded through it."""
-        return self._server().fill_order(client_id, order_id)
+    def fill_order(self, client_id: int, order_id: int, qty: int | None = None) -> bool:
+        """Fill a working order now, as if the market traded through it — `qty` of it (a
+        partial fill: a parent's attached orders go live for what has filled, as IB's do), or
+        all of it."""
+        return self._server().fill_order(client_id, order_id, qty)
 
     def fill_while_disconnected(self, client_id: int, order_id: int) -> bool:
         """Drop the client's socket, then fill its order: it learns of the fill only after it
@@ -257,6 +278,7 @@ class Faults:
         self.stale_since.clear()
         self.order_refs_dropped = False
         self.executions_unanswered = False
+        self.inactive_first = 0
         if self.target is not None:
             self.target.refuse_brackets(False)
 
@@ -279,6 +301,8 @@ class Faults:
             armed.append(f"nextValidId {self.rolled_back_id} at the next connect")
         for symbol, permission in sorted(self.permissions.items()):
             armed.append(f"market data {permission} for {symbol}")
+        if self.inactive_first:
+            armed.append(f"the next {self.inactive_first} order(s) held Inactive")
         if self.executions_unanswered:
             armed.append("reqExecutions left unanswered")
         if self.order_refs_dropped:

@@ -896,8 +896,8 @@ class GatewaySim:
         log.info("fault: error %d sent about order %d of client %d", code, order_id, client_id)
         return True
 
-    def fill_order(self, client_id: int, order_id: int) -> bool:
-        notices = self.book.force_fill(client_id, order_id, self.clock.now())
+    def fill_order(self, client_id: int, order_id: int, qty: int | None = None) -> bool:
+        notices = self.book.force_fill(client_id, order_id, self.clock.now(), qty)
         if notices is None:
             return False
         self._deliver(notices)
@@ -912,6 +912,10 @@ class GatewaySim:
         self._deliver(notices)
         log.info("fault: IB liquidated the %s option positions (%d order(s))", symbol, sent)
         return sent
+
+    def release_inactive(self) -> None:
+        self._deliver(self.book.release_inactive(self.clock.now()))
+        log.info("fault: the orders held Inactive are working now")
 
     def _order_echo(self, view: OrderView) -> OrderView:
         return replace(view, order_ref="") if self.faults.order_refs_dropped else view

@@ -375,8 +375,9 @@ class SimExchange:
                     events.extend(self._finish(child, "Cancelled", now, "parent cancelled"))
         return events
 
-    def force_fill(self, order_id: int, now: datetime) -> list[Event]:
-        """Fault injection: fill a working order now, as if the market had traded through it.
+    def force_fill(self, order_id: int, now: datetime, qty: int | None = None) -> list[Event]:
+        """Fault injection: fill a working order now, as if the market had traded through it
+        (`qty` of it: a partial fill; all that remains by default).
 
         A limit order fills at its limit; a market order at the touch; a stop at the touch or
         its stop, whichever is worse for the holder. A child whose parent has not filled does
@@ -398,6 +399,8 @@ class SimExchange:
         else:
             price = touch
         # Offered on both sides at `price`, every order type fills at exactly that price.
+        if qty is not None and 0 < qty < order.remaining:
+            return [*events, *self._fill(order, qty, price, now)]
         return [*events, *self._try_fill(order, price, price, now, resting=True)]
 
     def check(self, order: SimOrder, *, parent_pending: bool = False) -> tuple[int, str] | None:
@@ -617,9 +620,13 @@ class SimExchange:
         if order.remaining == 0:
             events.extend(self._finish(order, "Filled", t, ""))
             for child in self._children(order.order_id):
-                if child.status == "PreSubmitted":
+                released = child.status == "PreSubmitted"
+                grows = child.working and child.filled == 0 and child.qty < order.qty
+                if released:
                     child.status = "Submitted"
                     child.submitted_at = t
+                if released or grows:
+                    child.qty = max(child.qty, order.qty)
                     events.append(OrderUpdate(child))
             if order.parent_id or order.oca_group:
                 for sibling in self._siblings(order):
@@ -627,6 +634,15 @@ class SimExchange:
                         events.extend(self._finish(sibling, "Cancelled", t, "OCA sibling filled"))
         else:
             events.append(OrderUpdate(order))
+            # IB's attached orders follow a partly filled parent: they go live for what has
+            # filled, and grow as more fills (the rest of the parent may never fill).
+            for child in self._children(order.order_id):
+                if child.working and child.filled == 0:
+                    if child.status == "PreSubmitted":
+                        child.status = "Submitted"
+                        child.submitted_at = t
+                    child.qty = order.filled
+                    events.append(OrderUpdate(child))
         return events
 
     def _settle(self, con_id: int, pos: SimPosition, price: Decimal, t: datetime) -> list[Event]:

@@ -313,6 +313,7 @@ async def open_position(
     strategy: str = "scalp",
     take_profit_pct: int = 900,
     stop_loss_pct: int = 95,
+    limit: Decimal | None = None,
 ) -> str:
     """A call in the money bought at the ask with wide legs (they never trigger in these
     tests), journaled
@@ -352,7 +353,7 @@ async def open_position(
     }
     entry = TrackedOrder(
         ref=ref, role="entry", action="BUY", qty=qty, order_type="LMT", tif="DAY",
-        limit=quote.ask, **common,
+        limit=quote.ask if limit is None else limit, **common,
     )  # fmt: skip
     take_profit = TrackedOrder(
         ref=f"{ref}.tp", role="take_profit", action="SELL", qty=qty, order_type="LMT",

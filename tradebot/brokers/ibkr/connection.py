@@ -721,12 +721,9 @@ class IbConnection:
             report, order_ref=self._ref(report.order_ref, report.client_id, report.order_id)
         )
         self.tracker.on_order(report, self.now(), completed=completed)
-        if (
-            self.ids is not None
-            and not completed
-            and report.client_id == self.settings.client_id
-            and report.order_id > 0
-        ):
+        if self.ids is not None and not completed and report.order_id > 0:
+            # Every client's open order ids, not only ours: IB wants new ids above every id
+            # reqAllOpenOrders returned (TWS API docs, "Order Submission": next valid id).
             self.ids.observe(report.order_id)
 
     def _on_order_status(self, *fields: Any) -> None:

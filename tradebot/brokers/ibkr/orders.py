@@ -41,6 +41,9 @@ from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
 log = logging.getLogger("tradebot.ibkr")
 
 EXECUTIONS_REFRESH = timedelta(minutes=5)
+# An order IB holds Inactive this long is cancelled; one whose cancel brings no status back in
+# as long again is finished for tradebot (IB may never answer it: ib_insync#363).
+HELD_WATCH = timedelta(minutes=2)
 FORGET_AFTER = timedelta(days=10)  # finished orders and executions older than this are dropped
 ACK_POLL_S = 0.005
 
@@ -215,9 +218,39 @@ class IbOrders:
             log.warning("cancel of %s not sent: %s", order_ref, exc)
 
     # -- what IB did ---------------------------------------------------------------------------
+    def _watch_held(self) -> None:
+        """Orders IB holds Inactive (not working, not finished): cancelled once they have been
+        held for HELD_WATCH, and given up when the cancel brings no news for as long."""
+        if not self.conn.is_connected():
+            return
+        now = self.conn.now()
+        for o in self.tracker.all_orders():
+            if o.status != "held" or o.held_since is None:
+                continue
+            if o.client_id != self.conn.settings.client_id:
+                continue
+            if o.held_cancel_at is None and now - o.held_since >= HELD_WATCH:
+                log.warning(
+                    "%s (order id %d) has been Inactive at IB since %s: cancelled",
+                    o.order_ref, o.order_id, f"{o.held_since:%H:%M:%S}",
+                )  # fmt: skip
+                try:
+                    self._cancel_id(o)
+                except BrokerError as exc:
+                    log.warning("cancel of held %s not sent: %s", o.order_ref, exc)
+                    continue
+                o.held_cancel_at = now
+            elif o.held_cancel_at is not None and now - o.held_cancel_at >= HELD_WATCH:
+                self.tracker.give_up(
+                    o,
+                    "IB held it Inactive and did not confirm its cancel; it never worked",
+                    now,
+                )
+
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         """What IB told us about our orders (served while reconnecting too: the loop only reads
         it then, and everything learnt meanwhile arrives with the reconnection's resync)."""
+        self._watch_held()
         out = []
         for o in self.tracker.orders(since):
             if o.contract is None or o.order_type not in ("LMT", "STP", "MKT"):
