@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ib_async import LimitOrder, Option
+from ib_async import LimitOrder, Option, Stock
 
 from tests.gateway_sim.conftest import Errors, connect, near_money_call, scenario, until
 from tradebot.gateway_sim import GatewaySim
@@ -234,6 +234,41 @@ def test_a_parent_partly_filled_releases_its_legs_for_the_filled_quantity(versio
         await until(lambda: trades[0].orderStatus.status == "Cancelled")
         assert trades[0].orderStatus.filled == 2
         assert all(o.working and o.qty == 2 for o in legs)  # the legs guard what filled
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_a_read_only_api_refuses_every_order_with_321(version: int) -> None:
+    """The Gateway's "Read-Only API" setting: every order, what-if included, gets error 321
+    "The API interface is currently in Read-Only mode" (IbcAlpha/IBC#341); reading works."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        errors = Errors(ib)
+        option = await near_money_call(ib, sim)
+        sim.faults.set_read_only_api()
+        ib.placeOrder(option, LimitOrder("BUY", 1, 0.05, tif="DAY"))
+        await until(lambda: 321 in errors.codes())
+        assert "Read-Only" in errors.seen[-1][2]
+        assert sim.exchange.orders == {}
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_an_account_without_opra_gets_stock_quotes_but_354_for_options(version: int) -> None:
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        errors = Errors(ib)
+        sim.faults.option_data_permission("*", "none")
+        option = await near_money_call(ib, sim)
+        spy = Stock("SPY", "SMART", "USD")
+        await ib.qualifyContractsAsync(spy)
+        stock = ib.reqMktData(spy, "", False, False)
+        quote = ib.reqMktData(option, "", False, False)
+        await until(lambda: stock.bid > 0 and 354 in errors.codes())
+        assert quote.bid != quote.bid or quote.bid <= 0  # nothing for the option
         ib.disconnect()
 
     scenario(version, body)

@@ -30,7 +30,9 @@ commands (one per line):
   pacing [N]                      the next N historical requests get error 162
   reject [REASON...]              the next order is rejected with error 201
   notice [CODE [TEXT...]]         informational error after the next order (default 10349)
-  md SYMBOL|* live|delayed|none   market data permission (delayed: 10167, none: 354)
+  md SYMBOL|* live|delayed|none [options]  market data permission (delayed: 10167, none:
+                                  354); with 'options', for the symbol's options only
+  readonly on|off                 the Gateway's Read-Only API: every order gets 321
   stale [SYMBOL|*]                quotes stop moving; fresh [SYMBOL|*] undoes it
   cancel-race [N]                 the next cancel finds the order filled (10148)
   rollback-ids [N]                the next connect is told nextValidId N (default 1)
@@ -151,9 +153,17 @@ def _notice(sim: GatewaySim, args: list[str]) -> Reply:
 
 
 def _md(sim: GatewaySim, args: list[str]) -> Reply:
-    if len(args) != 2 or args[1].lower() not in PERMISSIONS:
-        raise CommandError("usage: md SYMBOL|* live|delayed|none")
+    options = len(args) == 3 and args[2].lower() == "options"
+    if (
+        len(args) not in (2, 3)
+        or args[1].lower() not in PERMISSIONS
+        or (len(args) == 3 and not options)
+    ):
+        raise CommandError("usage: md SYMBOL|* live|delayed|none [options]")
     permission = PERMISSIONS[args[1].lower()]
+    if options:
+        sim.faults.option_data_permission(args[0], permission)
+        return Reply(f"market data for {args[0].upper()} options: {permission}")
     sim.faults.market_data_permission(args[0], permission)
     return Reply(f"market data for {args[0].upper()}: {permission}")
 
@@ -243,6 +253,14 @@ def _release(sim: GatewaySim, args: list[str]) -> Reply:
     return Reply("orders held Inactive are working now")
 
 
+def _readonly(sim: GatewaySim, args: list[str]) -> Reply:
+    if not args or args[0].lower() not in ("on", "off"):
+        raise CommandError("usage: readonly on|off")
+    on = args[0].lower() == "on"
+    sim.faults.set_read_only_api(on)
+    return Reply("Read-Only API " + ("on: every order gets 321" if on else "off"))
+
+
 def _liquidate(sim: GatewaySim, args: list[str]) -> Reply:
     if len(args) != 1:
         raise CommandError("usage: liquidate SYMBOL")
@@ -294,6 +312,7 @@ COMMANDS: dict[str, Callable[[GatewaySim, list[str]], Reply]] = {
     "brackets": _brackets,
     "refs": _refs,
     "executions": _executions,
+    "readonly": _readonly,
     "inactive": _inactive,
     "release": _release,
     "liquidate": _liquidate,

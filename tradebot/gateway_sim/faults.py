@@ -70,6 +70,8 @@ class Faults:
     orders_before_loss: int = 0
     rolled_back_id: int | None = None
     permissions: dict[str, Permission] = field(default_factory=dict)
+    option_permissions: dict[str, Permission] = field(default_factory=dict)
+    read_only_api: bool = False
     stale_since: dict[str, datetime] = field(default_factory=dict)
     order_refs_dropped: bool = False
     executions_unanswered: bool = False
@@ -202,8 +204,27 @@ class Faults:
             raise ValueError(f"permission must be live, delayed or none, got {permission!r}")
         self.permissions[symbol.upper()] = permission
 
-    def permission_for(self, symbol: str) -> Permission:
-        return self.permissions.get(symbol.upper(), self.permissions.get(ANY, "live"))
+    def option_data_permission(self, symbol: str = ANY, permission: Permission = "live") -> None:
+        """Like `market_data_permission`, for `symbol`'s options only: an account with the
+        stock exchanges' data but no OPRA subscription gets 354 for every option quote."""
+        if permission not in ("live", "delayed", "none"):
+            raise ValueError(f"permission must be live, delayed or none, got {permission!r}")
+        self.option_permissions[symbol.upper()] = permission
+
+    def permission_for(self, symbol: str, *, option: bool = False) -> Permission:
+        stock = self.permissions.get(symbol.upper(), self.permissions.get(ANY, "live"))
+        if not option:
+            return stock
+        own = self.option_permissions.get(symbol.upper(), self.option_permissions.get(ANY))
+        if own is None:
+            return stock
+        order = ("none", "delayed", "live")
+        return own if order.index(own) < order.index(stock) else stock
+
+    def set_read_only_api(self, read_only: bool = True) -> None:
+        """The Gateway's "Read-Only API" setting: every order is refused with 321
+        (IbcAlpha/IBC#341), what-if orders included; reading works as usual."""
+        self.read_only_api = read_only
 
     def stale_quotes(self, symbol: str = ANY, *, since: datetime) -> None:
         """Quotes for `symbol` stop at `since`: streams go quiet, snapshots repeat that
@@ -275,6 +296,8 @@ class Faults:
         self.unset_commissions = 0
         self.rolled_back_id = None
         self.permissions.clear()
+        self.option_permissions.clear()
+        self.read_only_api = False
         self.stale_since.clear()
         self.order_refs_dropped = False
         self.executions_unanswered = False
@@ -301,6 +324,10 @@ class Faults:
             armed.append(f"nextValidId {self.rolled_back_id} at the next connect")
         for symbol, permission in sorted(self.permissions.items()):
             armed.append(f"market data {permission} for {symbol}")
+        for symbol, permission in sorted(self.option_permissions.items()):
+            armed.append(f"option market data {permission} for {symbol}")
+        if self.read_only_api:
+            armed.append("Read-Only API: every order refused with 321")
         if self.inactive_first:
             armed.append(f"the next {self.inactive_first} order(s) held Inactive")
         if self.executions_unanswered:

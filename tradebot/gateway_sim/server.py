@@ -86,6 +86,9 @@ FARMS_OK = (
     (2158, "Sec-def data farm connection is OK:secdefnj"),
 )
 NO_DEFINITION = "No security definition has been found for the request"
+READ_ONLY = (
+    "Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode."
+)
 CLIENT_ID_IN_USE = (
     "Unable to connect as the client id is already in use. Retry with a unique client id."
 )
@@ -541,7 +544,9 @@ class GatewaySim:
             return
         ent = entitlement(
             session.data_type,
-            self.faults.permission_for(contract.symbol),
+            self.faults.permission_for(
+                contract.symbol, option=isinstance(contract, OptionContract)
+            ),
             market_open(self.market, now),
         )
         if ent.refused is not None:
@@ -586,6 +591,10 @@ class GatewaySim:
         req = rq.place_order(f, session.version)
         detail = f"{req.action} {req.order_type} {req.order_ref}"
         self._note("recv", "placeOrder", _cid(session), req.order_id, detail)
+        if self.faults.read_only_api:
+            session.error(req.order_id, 321, READ_ONLY)
+            log.info("client %d order %d refused: Read-Only API (321)", _cid(session), req.order_id)
+            return
         if self.faults.take_lost_order():
             # The socket died with the order in flight: it never reached the gateway.
             log.info("fault: client %d order %d lost with its socket", _cid(session), req.order_id)

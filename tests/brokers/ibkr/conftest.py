@@ -247,7 +247,9 @@ def host_zone(name: str) -> Iterator[None]:
 class ThreadedSim:
     """A gateway simulator on its own event loop in a background thread."""
 
-    def __init__(self, start: datetime = START, speed: float = 0, **settings: Any) -> None:
+    def __init__(
+        self, start: datetime = START, speed: float = 0, version: int = 178, **settings: Any
+    ) -> None:
         # The CLI under test points the "tradebot" loggers at streams it closes when it returns;
         # the simulator's own log lines stay out of them.
         self._logger = logging.getLogger("tradebot.gateway_sim")
@@ -259,7 +261,8 @@ class ThreadedSim:
 
         async def make() -> GatewaySim:
             sim = GatewaySim(
-                SimSettings(port=0, version=178, **settings), clock=SimClock(start, speed=speed)
+                SimSettings(port=0, version=version, **settings),
+                clock=SimClock(start, speed=speed),
             )
             await sim.start()
             return sim
