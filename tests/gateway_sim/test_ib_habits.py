@@ -272,3 +272,46 @@ def test_an_account_without_opra_gets_stock_quotes_but_354_for_options(version: 
         ib.disconnect()
 
     scenario(version, body)
+
+
+def test_an_oversell_is_refused_with_an_error_at_once(version: int) -> None:
+    """A sell of more options than the account holds would open a short position: IB refuses
+    it when it arrives (error 201 "YOUR ORDER IS NOT ACCEPTED…"), it is never left working to
+    be cancelled later. A bracket's legs (children of a buy) are not oversells."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        errors = Errors(ib)
+        option = await near_money_call(ib, sim, above=-0.01)
+        trade = ib.placeOrder(option, LimitOrder("SELL", 2, 0.05, tif="DAY"))
+        await until(lambda: 201 in errors.about(trade.order.orderId))
+        assert "NOT ACCEPTED" in errors.seen[-1][2]
+        assert not sim.exchange.working_orders()
+        ib.disconnect()
+
+    scenario(version, body)
+
+
+def test_pnl_subscriptions_stream_the_account_and_one_positions_pnl(version: int) -> None:
+    """reqPnL and reqPnLSingle (TWS API docs, "P&L"): the account's daily, unrealized and
+    realized P&L, and one position's, sent again as they change."""
+
+    async def body(sim: GatewaySim) -> None:
+        ib = await connect(sim)
+        option = await near_money_call(ib, sim, above=-0.01)
+        trade = ib.placeOrder(option, LimitOrder("BUY", 1, float(_ask(sim, option))))
+        await until(lambda: trade.isDone())
+        account = ib.wrapper.accounts[0]
+        whole = ib.reqPnL(account)
+        single = ib.reqPnLSingle(account, "", option.conId)
+        await until(lambda: whole.unrealizedPnL == whole.unrealizedPnL and single.position == 1)
+        assert whole.unrealizedPnL < 0  # bought at the ask, marked at the mid
+        assert single.unrealizedPnL == whole.unrealizedPnL and single.value > 0
+        before = single.value
+        sim.advance(timedelta(minutes=30))
+        await until(lambda: single.value != before)
+        ib.cancelPnL(account)
+        ib.cancelPnLSingle(account, "", option.conId)
+        ib.disconnect()
+
+    scenario(version, body)

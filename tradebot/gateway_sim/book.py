@@ -237,7 +237,7 @@ class OrderBook:
             client_id=client_id,
             account=self.account,
         )
-        reason = reject or self._refusal(client_id, req)
+        reason = reject or self._refusal(client_id, req) or self._oversell(req, contract)
         self._take_snapshot()
         events = self.exchange.submit(order, now, reject=reason)
         notices = self._translate(events)
@@ -266,6 +266,20 @@ class OrderBook:
             return "conditional orders are not accepted by the simulator"
         if req.account and req.account != self.account:
             return f"account {req.account} is not managed by this gateway"
+        return None
+
+    def _oversell(self, req: PlaceOrderRequest, contract: Contract) -> str | None:
+        """An option sell (not a bracket's leg) of more than the account holds would open a
+        short: IB refuses it at once with an error, it does not cancel it later."""
+        if req.action != "SELL" or req.parent_id or not isinstance(contract, OptionContract):
+            return None
+        held = self.exchange.positions.get(contract.con_id)
+        have = held.qty if held is not None else 0
+        if req.quantity > have:
+            return (
+                f"YOUR ORDER IS NOT ACCEPTED. A SELL OF {req.quantity} WOULD OPEN A SHORT "
+                f"OPTION POSITION (THE ACCOUNT HOLDS {have})"
+            )
         return None
 
     def _what_if(

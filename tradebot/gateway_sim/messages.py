@@ -613,5 +613,15 @@ def account_summary(req_id: int, account: str, tag: str, value: str, currency: s
     return [63, 1, req_id, account, tag, value, currency]
 
 
+def pnl(req_id: int, daily: Decimal, unrealized: Decimal, realized: Decimal) -> Fields:
+    return [94, req_id, daily, unrealized, realized]
+
+
+def pnl_single(
+    req_id: int, qty: int, daily: Decimal, unrealized: Decimal, realized: Decimal, value: Decimal
+) -> Fields:
+    return [95, req_id, qty, daily, unrealized, realized, value]
+
+
 def account_summary_end(req_id: int) -> Fields:
     return [64, 1, req_id]

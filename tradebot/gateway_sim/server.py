@@ -43,6 +43,7 @@ from tradebot.gateway_sim.book import (
     Notice,
     OrderBook,
     OrderNotice,
+    ib_day_start,
 )
 from tradebot.gateway_sim.clock import SimClock
 from tradebot.gateway_sim.contracts import (
@@ -147,6 +148,8 @@ class Session:
         self.multi: dict[int, str] = {}  # reqAccountUpdatesMulti: req id → model code
         self.positions_multi: dict[int, str] = {}
         self.summaries: dict[int, tuple[str, ...]] = {}
+        self.pnl: dict[int, int] = {}  # reqPnL (conId 0) / reqPnLSingle subscriptions
+        self.pnl_sent: dict[int, tuple[object, ...]] = {}
         self.closed = False
 
     def send(self, fields: Iterable[object]) -> None:
@@ -291,6 +294,8 @@ class GatewaySim:
             for session in list(self.sessions.values()):
                 for stream in list(session.streams.values()):
                     self._stream(session, stream, now)
+                for req_id in list(session.pnl):
+                    self._send_pnl(session, req_id)
         if self._dirty:
             self.save_state()
 
@@ -409,6 +414,10 @@ class GatewaySim:
             rq.REQ_ACCOUNT_SUMMARY: ("reqAccountSummary", self._account_summary),
             rq.CANCEL_ACCOUNT_SUMMARY: ("cancelAccountSummary", self._cancel_summary),
             rq.SET_SERVER_LOG_LEVEL: ("setServerLogLevel", _ignore),
+            rq.REQ_PNL: ("reqPnL", self._pnl),
+            rq.CANCEL_PNL: ("cancelPnL", self._cancel_pnl),
+            rq.REQ_PNL_SINGLE: ("reqPnLSingle", self._pnl_single),
+            rq.CANCEL_PNL_SINGLE: ("cancelPnLSingle", self._cancel_pnl),
         }
 
     # -- connection requests -------------------------------------------------------------------
@@ -835,6 +844,46 @@ class GatewaySim:
         account = self.exchange.account
         for tag, value, currency in acct.summary(self.exchange, self.clock.now(), tags):
             session.send(msg.account_summary(req_id, account, tag, value, currency))
+
+    def _pnl(self, session: Session, f: Fields) -> None:
+        req = rq.pnl_request(f, single=False)
+        session.pnl[req.req_id] = 0
+        self._send_pnl(session, req.req_id)
+
+    def _pnl_single(self, session: Session, f: Fields) -> None:
+        req = rq.pnl_request(f, single=True)
+        if req.con_id not in self.universe.by_con_id:
+            session.error(req.req_id, 200, NO_DEFINITION)
+            return
+        session.pnl[req.req_id] = req.con_id
+        self._send_pnl(session, req.req_id)
+
+    def _cancel_pnl(self, session: Session, f: Fields) -> None:
+        req_id = rq.plain_int(f)
+        session.pnl.pop(req_id, None)
+        session.pnl_sent.pop(req_id, None)
+
+    def _send_pnl(self, session: Session, req_id: int) -> None:
+        """The account's P&L today (reqPnL) or one position's (reqPnLSingle), sent again when
+        it changes, as IB streams it (about once a second)."""
+        now = self.clock.now()
+        con_id = session.pnl[req_id]
+        if con_id == 0:
+            day = ib_day_start(now)
+            realized_today = sum(
+                (self.book.realized.get(f.exec_id, Decimal(0)) for f in self.exchange.fills
+                 if f.time >= day),
+                Decimal(0),
+            )  # fmt: skip
+            daily, unrealized, realized = acct.pnl(self.exchange, realized_today, now)
+            fields = msg.pnl(req_id, daily, unrealized, realized)
+        else:
+            qty, unrealized, value = acct.position_pnl(self.exchange, con_id, now)
+            fields = msg.pnl_single(req_id, qty, unrealized, unrealized, Decimal(0), value)
+        key = tuple(fields)
+        if session.pnl_sent.get(req_id) != key:
+            session.pnl_sent[req_id] = key
+            session.send(fields)
 
     def _cancel_summary(self, session: Session, f: Fields) -> None:
         session.summaries.pop(rq.versioned_int(f), None)
