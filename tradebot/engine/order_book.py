@@ -15,7 +15,13 @@ Order records (`"v": 1`, `ts`, `event`, `order_ref`, `role`, `session`, `mode` o
 * `submitted` — the broker accepted it: order_id, perm_id, status;
 * `status` — a new status (`presubmitted`, `submitted`, `filled`, `cancelled`, `inactive`,
   `rejected`, `not_sent` (dry run), `abandoned` (intent never sent), `unknown`) with a reason;
-* `fill` — exec_id, qty, price, commission, time, filled_qty (cumulative), kind (trade/expiry).
+* `fill` — exec_id, qty, price, commission, time, filled_qty (cumulative), kind (trade/expiry),
+  order_id, perm_id; `source` when the fill was not an execution the broker reported live: the
+  broker's order status, an account statement ("IB Flex query N"), or "operator <user>" (`tradebot
+  journal close`). Exits recorded that way are orders `<entry>.r<n>` (order_type `RECONCILED` or
+  `EXPIRY`) unless the evidence names one of the position's own legs.
+
+Contracts in intents carry `ladder` ([[low edge, increment], …], IB's market rule) when known.
 """
 
 from __future__ import annotations
