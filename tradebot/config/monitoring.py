@@ -28,6 +28,7 @@ NotifyEvent = Literal[
     "reconnect",
     "error",
     "summary",
+    "remote",
 ]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
@@ -45,6 +46,7 @@ DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
     "reconnect",
     "error",
     "summary",
+    "remote",
 )
 
 
