@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.brokers.ibkr.conftest import Rig, open_position, rig, until
+from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, open_position, rig, until
 from tradebot.cli import app
 from tradebot.engine.status_view import loop_report
 
@@ -125,6 +126,9 @@ def test_a_refused_sell_is_retried_as_a_marketable_limit_with_a_critical_alert_e
         assert status.line().startswith("URGENT (1): EXPIRES TODAY")
         report = loop_report(r.loaded, r.now)
         assert report["urgent"] and ref in report["urgent"][0]
+        shown = CliRunner().invoke(app, ["--config", str(r.loaded.path), "status"])
+        first = shown.stdout.splitlines()[0]
+        assert first.startswith("! ") and ref in first  # before anything else
         for _ in range(8):  # two simulated minutes, a wake every 15 s
             assert r.loop.next_wake(r.now) <= r.now + timedelta(seconds=15)
             await r.advance(timedelta(seconds=15))
@@ -182,3 +186,23 @@ def test_a_flatten_closer_than_three_minutes_is_a_named_config_error(tmp_path: P
     assert result.exit_code == 3
     assert "trading.flatten_minutes_before_close: must be at least 3" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_flatten_cancels_a_partly_filled_entrys_rest_before_it_sells(tmp_path: Path) -> None:
+    """An entry partly filled (2 of 3) when the flatten comes: its unfilled rest is cancelled
+    with the legs, and the 2 held are sold — the rest can never fill after the sell."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=DAY.date(), qty=3, limit=Decimal("0.05"))
+        assert r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref), qty=2)
+        await until(lambda: r.broker.tracker.by_order_ref(ref).filled == 2)  # type: ignore[union-attr]
+        r.sim.set_time(CLOSE - timedelta(minutes=10))
+        await r.wake()
+        parent = r.sim.book.order(CLIENT_ID, r.client_order_id(ref))
+        assert parent is not None and parent.status == "Cancelled" and parent.filled == 2
+        assert not r.sim.exchange.positions
+        [sell] = [o for o in r.venue_orders() if o.order_ref == f"{ref}.x1"]
+        assert (sell.action, sell.qty, sell.status) == ("SELL", 2, "Filled")
+
+    rig(body, tmp_path, start=DAY, symbols=("SPY",))
