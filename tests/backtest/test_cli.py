@@ -78,7 +78,7 @@ GOOD = ["2025-07-01 09:30:00,1,1,1,1,1", "2025-07-01 09:31:00,1,1,1,1,1"]
         (None, ["--bars", "nope"], 3, "--bars nope: no such directory"),
         ("empty", ["--bars", "bars"], 3, "no <SYMBOL>.csv files"),
         ("columns", ["--bars", "bars"], 3, "missing column(s) volume"),
-        ("unsorted", ["--bars", "bars"], 3, "row 3: time 2025-07-01 13:30:00+00:00 is before"),
+        ("unsorted", ["--bars", "bars"], 3, "row 3: time '2025-07-01 09:30:00' is before"),
         ("duplicate", ["--bars", "bars"], 3, "row 3: duplicate time"),
         ("good", ["--bars", "bars", "--from", "2025-07-10", "--to", "2025-07-01"], 2,
          "--from 2025-07-10 is after --to 2025-07-01"),

@@ -38,6 +38,7 @@ STATUS_KEYS = {
     "equity",
     "override",
     "warnings",
+    "not_counted",
 }
 
 

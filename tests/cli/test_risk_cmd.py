@@ -113,7 +113,7 @@ def test_blocked_by_halt(tmp_path: Path) -> None:
     KillSwitch(loaded.state_dir, loaded.logs_dir).halt(AT, operator="ops", reason="FOMC")
     result = _check()
     assert result.exit_code == 4
-    assert "halt: halted since" in result.stdout and "by ops: FOMC" in result.stdout
+    assert "halted since" in result.stdout and "by ops: FOMC" in result.stdout
     KillSwitch(loaded.state_dir, loaded.logs_dir).resume(AT, operator="ops", reason=None)
     assert _check().exit_code == 0
     events = (tmp_path / "logs" / "journal" / "events.jsonl").read_text().splitlines()
@@ -199,7 +199,7 @@ def test_proof_entry_limit(journal, tmp_path: Path) -> None:  # type: ignore[no-
     assert _rules(result) == ["entry_limit"]
     message = json.loads(result.stdout)["blocking"][0]["message"]
     assert "phase proof allows 1 entry per session" in message
-    assert "next session open (2025-07-02 13:35 UTC)" in message
+    assert "next session open (2025-07-02 09:35 EDT)" in message
 
 
 def test_symbol_not_configured() -> None:

@@ -77,12 +77,12 @@ def test_next_window_after_a_holiday_weekend() -> None:
     w = _window(datetime(2025, 7, 4, 15, 0, tzinfo=UTC))
     assert w.session is None
     assert w.next_window_open == datetime(2025, 7, 7, 13, 35, tzinfo=UTC)  # Monday 09:35 ET
-    assert w.message == "the market is closed; next entries from 2025-07-07 13:35 UTC"
+    assert w.message == "the market is closed; next entries from 2025-07-07 09:35 EDT"
 
 
 def test_halt_message() -> None:
     h = Halt(True, datetime(2025, 7, 1, 14, 0, tzinfo=UTC), "alice", "news")
     assert h.message() == (
-        "halted since 2025-07-01 14:00 UTC by alice: news; `tradebot resume` lifts it"
+        "halted since 2025-07-01 10:00 EDT by alice: news; `tradebot resume` lifts it"
     )
     assert Halt(False).message() == "not halted"

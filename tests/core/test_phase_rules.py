@@ -249,7 +249,7 @@ def test_proof_allows_one_entry_per_session() -> None:
     assert not decision.allowed
     assert decision.refusals[0].rule == "entry_limit"
     assert "allows 1 entry per session and 1 were made" in decision.refusals[0].message
-    assert "next session open (2025-09-03 09:00 UTC)" in decision.refusals[0].message
+    assert "next session open (2025-09-03 05:00 EDT)" in decision.refusals[0].message
 
 
 def test_entry_that_died_unfilled_does_not_count() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tradebot.core.guards import Halt
+from tradebot.core.market_time import market_datetime
 from tradebot.core.override_password import is_valid_hash
 from tradebot.core.trades import session_of
 from tradebot.core.validation import (
@@ -270,7 +271,7 @@ class StateStore:
                 return
             if late:
                 problems.append(
-                    f"{self.path(name)}: {field} {value} is after now ({now:%Y-%m-%d %H:%M}Z); "
+                    f"{self.path(name)}: {field} {value} is after now ({market_datetime(now)}); "
                     "is the system clock right? Fix the clock or the file"
                 )
 

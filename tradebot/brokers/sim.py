@@ -35,6 +35,7 @@ from tradebot.brokers.base import (
     Statement,
 )
 from tradebot.core.instruments import DataType, OptionContract, Quote
+from tradebot.core.market_time import market_datetime
 from tradebot.core.trades import session_of
 from tradebot.errors import CorruptRecordError, UsageError
 from tradebot.market.exchange import ErrorEvent, Event, SimExchange, SimOrder
@@ -108,9 +109,10 @@ class SimBroker:
             last = self.exchange.processed_until
             if last is not None and last > self.now() + timedelta(minutes=1):
                 raise UsageError(
-                    f"the simulated account in {self.path} was last used at {last:%Y-%m-%d %H:%M} "
-                    f"UTC, after the clock's start ({self.now():%Y-%m-%d %H:%M} UTC); start "
-                    "later (--start) or use a fresh logs directory"
+                    f"the simulated account in {self.path} was last used at "
+                    f"{market_datetime(last)}, after the clock's start "
+                    f"({market_datetime(self.now())}); start later (--start) or give this run "
+                    "a fresh logs directory: `tradebot --logs DIR run ...`"
                 )
             log.info("simulated account resumed from %s", self.path)
         else:

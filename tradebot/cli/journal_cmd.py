@@ -14,11 +14,14 @@ from tradebot.cli.output import (
     esc,
     fmt_money,
     fmt_pct,
+    fmt_price,
     fmt_ratio,
+    fmt_time,
     print_json,
     stdout_console,
     write_csv,
 )
+from tradebot.cli.tables import Column, fit_table, print_table
 from tradebot.errors import UsageError
 
 # The core (pydantic models) loads only when a command runs, keeping `tradebot --help` fast.
@@ -69,6 +72,12 @@ def journal(
     limit: Annotated[
         int, typer.Option(min=0, help="Rows in the trades table (most recent; 0 = all).")
     ] = 50,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", help="Every column (strategy, qty, prices, mode), wider than the terminal."
+        ),
+    ] = False,
 ) -> None:
     """Show closed trades and summary metrics: overall, by strategy and by symbol."""
     if ctx.invoked_subcommand is not None:
@@ -120,11 +129,13 @@ def journal(
         return
     if csv_target is None:
         shown = trades if limit == 0 else _most_recent(trades, limit)
-        out.print(_trades_table(shown, len(trades)))
+        print_table(out, _trades_table(shown, len(trades), out.width, wide=wide), wide=wide)
     stats = summarize(trades, base_equity)
     out.print(_summary_table(stats, base_equity))
-    out.print(_group_table("By strategy", group_by(trades, lambda t: t.strategy), base_equity))
-    out.print(_group_table("By symbol", group_by(trades, lambda t: t.symbol), base_equity))
+    by_strategy = group_by(trades, lambda t: t.strategy)
+    by_symbol = group_by(trades, lambda t: t.symbol)
+    for title, groups in (("By strategy", by_strategy), ("By symbol", by_symbol)):
+        print_table(out, _group_table(title, groups, base_equity, out.width, wide), wide=wide)
     if chart:
         from tradebot.cli.charts import equity_chart
 
@@ -160,46 +171,48 @@ def _most_recent(trades: list[ClosedTrade], limit: int) -> list[ClosedTrade]:
     return sorted(trades, key=lambda t: (t.exit_time, t.trade_id))[-limit:]
 
 
-def _trades_table(trades: list[ClosedTrade], total: int) -> Table:
-    from tradebot.core.trades import EXCHANGE_TZ
-
+def _trades_table(
+    trades: list[ClosedTrade], total: int, width: int, *, wide: bool = False
+) -> Table:
+    """The trades, most recent last: the exit time, the trade id, the contract, the P&L and the
+    exit reason always; strategy, R, quantity, prices and mode as the width allows."""
     title = (
         "Closed trades"
         if len(trades) == total
         else f"Closed trades (last {len(trades)} of {total})"
     )
-    table = Table(title=title, title_justify="left")
-    for name in (
-        "exit (NY)",
-        "symbol",
-        "contract",
-        "strategy",
-        "qty",
-        "entry",
-        "exit",
-        "P&L",
-        "R",
-        "reason",
-        "mode",
-    ):
-        numeric = name in ("qty", "entry", "exit", "P&L", "R")
-        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+    columns = [
+        Column("exit (New York)"),
+        Column("trade"),
+        Column("contract"),
+        Column("strategy", priority=3),
+        Column("qty", "right", priority=4),
+        Column("entry", "right", priority=5),
+        Column("exit", "right", priority=5),
+        Column("P&L", "right"),
+        Column("R", "right", priority=2),
+        Column("reason"),
+        Column("mode", priority=6),
+    ]
+    rows = []
     for t in trades:
         pnl_style = "green" if t.pnl > 0 else "red"
-        table.add_row(
-            t.exit_time.astimezone(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"),
-            esc(t.symbol),
-            esc(t.contract),
-            esc(t.strategy),
-            str(t.qty),
-            str(t.entry_price),
-            str(t.exit_price),
-            f"[{pnl_style}]{fmt_money(t.pnl)}[/]",
-            fmt_ratio(t.pnl / t.risk),
-            t.exit_reason,
-            t.mode,
+        rows.append(
+            [
+                fmt_time(t.exit_time),
+                esc(t.trade_id),
+                esc(t.contract),
+                esc(t.strategy),
+                str(t.qty),
+                fmt_price(t.entry_price),
+                fmt_price(t.exit_price),
+                f"[{pnl_style}]{fmt_money(t.pnl)}[/]",
+                fmt_ratio(t.pnl / t.risk),
+                t.exit_reason,
+                t.mode,
+            ]
         )
-    return table
+    return fit_table(title, columns, rows, width, wide=wide)
 
 
 def _summary_table(stats: TradeStats, base_equity: Decimal) -> Table:
@@ -227,31 +240,38 @@ def _summary_table(stats: TradeStats, base_equity: Decimal) -> Table:
     return table
 
 
-def _group_table(title: str, groups: dict[str, list[ClosedTrade]], base_equity: Decimal) -> Table:
+def _group_table(
+    title: str,
+    groups: dict[str, list[ClosedTrade]],
+    base_equity: Decimal,
+    width: int = 80,
+    wide: bool = False,
+) -> Table:
     from tradebot.core.metrics import summarize
 
-    table = Table(title=title, title_justify="left")
-    for name in (
-        "",
-        "trades",
-        "win rate",
-        "avg R:R",
-        "expectancy R",
-        "profit factor",
-        "P&L",
-        "max DD",
-    ):
-        table.add_column(name, justify="right" if name else "left")
+    columns = [
+        Column(""),
+        Column("trades", "right"),
+        Column("win rate", "right"),
+        Column("avg R:R", "right", priority=2),
+        Column("expectancy R", "right", priority=4),
+        Column("profit factor", "right", priority=3),
+        Column("P&L", "right"),
+        Column("max DD", "right", priority=1),
+    ]
+    rows = []
     for key, trades in groups.items():
         s = summarize(trades, base_equity)
-        table.add_row(
-            esc(key),
-            str(s.trades),
-            fmt_pct(s.win_rate),
-            fmt_ratio(s.avg_rr),
-            fmt_ratio(s.expectancy_r),
-            fmt_ratio(s.profit_factor),
-            fmt_money(s.total_pnl),
-            fmt_money(s.max_drawdown_usd),
+        rows.append(
+            [
+                esc(key),
+                str(s.trades),
+                fmt_pct(s.win_rate),
+                fmt_ratio(s.avg_rr),
+                fmt_ratio(s.expectancy_r),
+                fmt_ratio(s.profit_factor),
+                fmt_money(s.total_pnl),
+                fmt_money(s.max_drawdown_usd),
+            ]
         )
-    return table
+    return fit_table(title, columns, rows, width, wide=wide)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from tradebot.core.market_time import market_datetime, market_span
+
 HUNDRED = Decimal(100)
 
 
@@ -135,7 +137,7 @@ def entry_window(
                 w_close,
                 None,
                 following,
-                f"inside the {day} entry window ({w_open:%H:%M}–{w_close:%H:%M} UTC)",
+                f"inside the {day} entry window ({market_span(w_open, w_close)})",
             )
         why = (
             f"within the first {open_delay_minutes} minutes after the open"
@@ -150,7 +152,7 @@ def entry_window(
             nxt,
             following,
             f"{why} of the {day} session; next entries from "
-            + (f"{nxt:%Y-%m-%d %H:%M} UTC" if nxt else "the next session"),
+            + (market_datetime(nxt) if nxt else "the next session"),
         )
     return EntryWindow(
         None,
@@ -160,7 +162,7 @@ def entry_window(
         nxt,
         following,
         "the market is closed; next entries from "
-        + (f"{nxt:%Y-%m-%d %H:%M} UTC" if nxt else "the next session"),
+        + (market_datetime(nxt) if nxt else "the next session"),
     )
 
 
@@ -177,7 +179,7 @@ class Halt:
     def message(self) -> str:
         if not self.halted:
             return "not halted"
-        since = f" since {self.since:%Y-%m-%d %H:%M} UTC" if self.since else ""
+        since = f" since {market_datetime(self.since)}" if self.since else ""
         who = f" by {self.operator}" if self.operator else ""
         why = f": {self.reason}" if self.reason else ""
         return f"halted{since}{who}{why}; `tradebot resume` lifts it"

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from tradebot.core.market_time import market_clock
 from tradebot.core.ticks import TickLadder
 from tradebot.core.trades import Right
 
@@ -203,10 +204,14 @@ def quote_problem(quote: Quote | None, now: datetime, max_age_s: float) -> str |
     age = (now - quote.time).total_seconds()
     if age > max_age_s:
         return (
-            f"the quote is {age:.0f} s old (as of {quote.time:%H:%M:%S} UTC), over {max_age_s:g} s"
+            f"the quote is {age:.0f} s old (as of {market_clock(quote.time, seconds=True)}), "
+            f"over {max_age_s:g} s"
         )
     if age < -max_age_s:
-        return f"the quote is dated {-age:.0f} s in the future (clock trouble?)"
+        return (
+            f"the quote is dated {-age:.0f} s in the future (as of "
+            f"{market_clock(quote.time, seconds=True)}; clock trouble?)"
+        )
     return None
 
 

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
+from tradebot.core.market_time import market_datetime
 from tradebot.core.metrics import TradeSeries, TradeStats, summarize
 from tradebot.core.orders import OrderEvent, entries_in_session
 from tradebot.core.phase_history import (
@@ -389,7 +390,7 @@ def entry_decision(
     limit = ev.limits.max_entries_per_session
     if limit is not None and ev.limits.entries_this_session >= limit:
         when = (
-            f"; next allowed at the next session open ({next_session_open:%Y-%m-%d %H:%M} UTC)"
+            f"; next allowed at the next session open ({market_datetime(next_session_open)})"
             if next_session_open is not None
             else "; next allowed at the next session open"
         )
@@ -436,7 +437,7 @@ def future_transitions(history: Sequence[PhaseTransition], now: datetime) -> lis
     """A line for each transition dated after `now` (beyond the tolerance)."""
     return [
         f"the {t.from_phase} -> {t.to_phase} transition {t.transition_id} is dated "
-        f"{t.ts:%Y-%m-%d %H:%M}Z, after now ({now:%Y-%m-%d %H:%M}Z)"
+        f"{market_datetime(t.ts)}, after now ({market_datetime(now)})"
         for t in history
         if in_future(t.ts, now)
     ]

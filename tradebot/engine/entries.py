@@ -27,6 +27,7 @@ from tradebot.brokers.base import (
     OrderRejected,
 )
 from tradebot.core.instruments import OptionContract, Quote, quote_problem
+from tradebot.core.market_time import market_clock
 from tradebot.core.option_selection import (
     ChainSnapshot,
     ContractChoice,
@@ -44,6 +45,7 @@ from tradebot.core.strategies import (
     whale_signal,
 )
 from tradebot.engine.context import EngineContext, SignalNote
+from tradebot.engine.dry_run import WouldBePositions
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import OcoWatcher
 from tradebot.engine.order_book import TrackedOrder
@@ -53,10 +55,17 @@ log = logging.getLogger("tradebot.engine")
 
 
 class EntryPipeline:
-    def __init__(self, ctx: EngineContext, market_data: MarketData, oco: OcoWatcher) -> None:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        market_data: MarketData,
+        oco: OcoWatcher,
+        would_be: WouldBePositions | None = None,
+    ) -> None:
         self.ctx = ctx
         self.data = market_data
         self.oco = oco
+        self.would_be = would_be or WouldBePositions(ctx)
         self._blocked_noted: set[tuple[date, str, str]] = set()
 
     async def evaluate(
@@ -116,7 +125,7 @@ class EntryPipeline:
                 self._blocked_noted.add(key)
                 self._refuse(
                     now, symbol, "scalp", "flatten_time",
-                    f"scalp entries stop at the flatten time ({scalp_until:%H:%M} UTC, "
+                    f"scalp entries stop at the flatten time ({market_clock(scalp_until)}, "
                     f"{s.trading.flatten_minutes_before_close} min before the close)",
                 )  # fmt: skip
             return "blocked (flatten_time)"
@@ -152,6 +161,9 @@ class EntryPipeline:
         held = ctx.book.holds(symbol, strategy)
         if held is not None:
             return f"already holding {held.ref} ({strategy})"
+        would_be = self.would_be.holds(symbol, strategy)
+        if would_be is not None:  # dry run: its would-be position is still open
+            return f"already holding {would_be.ref} ({strategy}, dry run)"
         mismatch = ctx.blocked_symbols.get(symbol)
         if mismatch is not None:
             # Never add on top of a position the journal does not account for.
@@ -208,8 +220,10 @@ class EntryPipeline:
             return "no contract"
         contract, quote = by_id[choice.quote.contract_id]
 
-        # The quote must be live and fresh, and liquid.
-        problem = quote_problem(quote, now, s.risk.max_quote_age_s)
+        # The quote must be live and fresh, and liquid. Fresh by the clock as it is now, not as
+        # the tick began: against the gateway simulator at ×10 a tick's second of work is ten
+        # seconds of market (a simulated replay's clock does not move within a tick).
+        problem = quote_problem(quote, ctx.clock.now(), s.risk.max_quote_age_s)
         if problem is not None:
             self._refuse(
                 now,
@@ -386,6 +400,7 @@ class EntryPipeline:
         if ctx.trading_mode == "dry_run":
             for order in (entry, take_profit, stop_loss):
                 book.mark_status(now, order.ref, "not_sent", "dry_run: computed and journaled only")
+            self.would_be.opened(book.orders[entry.ref])
             log.info("dry run, not sent: %s", summary)
             return "dry run"
         spec = BracketSpec(entry.spec(), take_profit.spec(), stop_loss.spec())

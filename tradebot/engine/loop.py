@@ -29,6 +29,7 @@ from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.engine.context import EngineContext
+from tradebot.engine.dry_run import WouldBePositions
 from tradebot.engine.entries import EntryPipeline
 from tradebot.engine.exits import ExitManager, ExpiryWatch
 from tradebot.engine.heartbeat import write_heartbeat
@@ -80,6 +81,21 @@ class RunSummary:
     stopped_by: str = ""
 
 
+async def sync_clock(clock: Any) -> None:
+    """A clock that follows another (the gateway's) reads it now; the others have nothing to
+    read."""
+    sync = getattr(clock, "sync", None)
+    if sync is not None:
+        await sync()
+
+
+def clock_note(clock: Any) -> str | None:
+    """The clock's own description (None for this machine's)."""
+    describe = getattr(clock, "describe", None)
+    note = describe() if describe is not None else None
+    return note if isinstance(note, str) else None
+
+
 class TradingLoop:
     def __init__(
         self,
@@ -101,7 +117,8 @@ class TradingLoop:
         self.expiry = ExpiryWatch(ctx)
         self.positions = PositionWatch(ctx)
         self.market_data = MarketData(ctx.broker, s.schedule.calendar, s.strategies.whale)
-        self.entries = EntryPipeline(ctx, self.market_data, self.oco)
+        self.would_be = WouldBePositions(ctx)
+        self.entries = EntryPipeline(ctx, self.market_data, self.oco, self.would_be)
         self.plan: SessionPlan | None = None
         self.opened: date | None = None
         self.flattened: date | None = None
@@ -161,6 +178,7 @@ class TradingLoop:
             else:
                 write_heartbeat(ctx.loaded.state_dir, self.status(), running=True)
             while not self.stop.is_set():
+                await sync_clock(ctx.clock)  # the gateway's clock: read it before each wake
                 now = ctx.clock.now()
                 if self.until is not None and now >= self.until:
                     self.summary.stopped_by = "until"
@@ -286,6 +304,7 @@ class TradingLoop:
             next_wake=self._next_wake,
             last_error=self.last_error,
             stuck_for_s=None if stuck is None else round(stuck, 1),
+            clock_note=clock_note(ctx.clock),
             urgent=[*self.expiry.urgent, *self.positions.urgent],
         )
 
@@ -299,13 +318,11 @@ class TradingLoop:
         if clock.simulated and getattr(clock, "speed", None) is None:
             await clock.sleep_until(when)
             return
-        # Real time (or a scaled simulated clock): a stop or a halt/resume ends the sleep early.
-        # A simulated clock only moves when its sleep completes, so cancelling it is safe.
-        if clock.simulated:
-            sleep: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep_until(when))
-        else:
-            delay = max(0.0, (when - clock.now()).total_seconds())
-            sleep = asyncio.ensure_future(asyncio.sleep(delay))
+        # Real time, a scaled simulated clock or the gateway's: a stop or a halt/resume ends the
+        # sleep early. A simulated clock only moves when its sleep completes, and the gateway's
+        # reads the gateway between slices of its sleep (a jump is noticed there), so
+        # cancelling either is safe.
+        sleep: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep_until(when))
         waiters: set[asyncio.Future[Any]] = {
             sleep,
             asyncio.ensure_future(self.stop.wait()),
@@ -467,6 +484,7 @@ class TradingLoop:
                 for line in await self.exits.flatten(now, strategy="scalp", reason="flatten"):
                     log.warning("scalp position left from an earlier session: %s", line)
             if now >= plan.flatten_at:
+                await self.would_be.review(now, plan)
                 closing = self.flattened != plan.session
                 self.flattened = plan.session
                 lines = await self.exits.flatten(
@@ -628,6 +646,7 @@ class TradingLoop:
                 now.strftime("%H:%M"),
                 "; ".join(r.rule for r in risk.blocking),
             )
+        await self.would_be.review(now, plan)  # dry run: what its bracket would have closed
         limit = asyncio.Semaphore(ctx.settings.trading.max_concurrent_symbols)
         session = plan.session
 

@@ -657,13 +657,13 @@ class OrderBook:
                 if self.on_close is not None:
                     self.on_close(trade)
                 log.info(
-                    "trade closed: %s %s %s qty %d, %s → %s, P&L %s (%s)",
+                    "trade closed: %s %s %s ×%d, %s → %s, P&L %+.2f (%s)",
                     trade.trade_id,
                     trade.strategy,
                     trade.contract,
                     trade.qty,
-                    trade.entry_price,
-                    trade.exit_price,
+                    trade.entry_price.normalize(),
+                    trade.exit_price.normalize(),
                     trade.pnl,
                     trade.exit_reason,
                 )

@@ -65,6 +65,9 @@ class LoopStatus:
     last_error: str | None
     stuck_for_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    # What a person should know about `clock` ("simulated, ×120", "the gateway's clock, ×10");
+    # None when it is this machine's.
+    clock_note: str | None = None
     # What the operator must see first: an option expiring today still held near the close,
     # a position the broker changed behind tradebot's back.
     urgent: list[str] = field(default_factory=list)
@@ -86,6 +89,7 @@ class LoopStatus:
             "pid": self.pid,
             "started": self.started,
             "clock": self.clock,
+            "clock_note": self.clock_note,
             "broker": self.broker,
             "mode": self.mode,
             "connected": self.connected,

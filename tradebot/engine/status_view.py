@@ -75,8 +75,15 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
     else:
         state = "not running"
 
+    # A loop on its own clock (a simulated replay, the gateway simulator's) lives at that
+    # clock's time: its session, its P&L today and its phase are read there.
+    at = now
+    clock_note = (beat or {}).get("clock_note")
+    loop_clock = (beat or {}).get("clock")
+    if clock_note and state == "running" and loop_clock:
+        at = datetime.fromisoformat(str(loop_clock).replace("Z", "+00:00"))
     ladder = PhaseLadder(loaded)
-    snap = ladder.snapshot(now)
+    snap = ladder.snapshot(at)
     try:
         halt = StateStore(state_dir).halt()
         halted, halt_text = halt.halted, halt.message()
@@ -126,7 +133,7 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         from tradebot.core.trades import session_of
 
         realized = from_micros(
-            series.sum_pnl(account_modes(loaded), session=session_of(now).toordinal())
+            series.sum_pnl(account_modes(loaded), session=session_of(at).toordinal())
         )
     except CorruptRecordError as exc:
         problems.append(exc.message)
@@ -143,12 +150,13 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         "heartbeat_age_s": None if age is None else round(age, 1),
         "stale": state in ("stale", "died"),
         "clock": (beat or {}).get("clock"),
+        "clock_note": clock_note,
         "status": (beat or {}).get("status"),
         "phase": None if ev is None else ev.phase,
         "phase_error": snap.error,
         "halted": halted,
         "halt": halt_text,
-        "today": {"realized_pnl": realized, "session": _session_of(now)},
+        "today": {"realized_pnl": realized, "session": _session_of(at)},
         "equity": (beat or {}).get("equity"),
         "positions": positions,
         "working_orders": working,

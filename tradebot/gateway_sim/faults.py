@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from tradebot.core.market_time import market_datetime
+
 Permission = Literal["live", "delayed", "none"]
 ANY = "*"
 
@@ -335,5 +337,5 @@ class Faults:
         if self.order_refs_dropped:
             armed.append("orderRef dropped from order and execution reports")
         for symbol, since in sorted(self.stale_since.items()):
-            armed.append(f"quotes for {symbol} stale since {since:%Y-%m-%dT%H:%M:%SZ}")
+            armed.append(f"quotes for {symbol} stale since {market_datetime(since, seconds=True)}")
         return armed

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tradebot.core.instruments import OptionContract, Quote
+from tradebot.core.market_time import market_datetime
 from tradebot.core.sessions import DEFAULT_CALENDAR
 from tradebot.core.trades import EXCHANGE_TZ, session_of
 from tradebot.core.validation import utc_timestamp
@@ -1029,8 +1030,9 @@ class GatewaySim:
         if s.start is not None:
             if resumed is not None and s.start < resumed:
                 raise GatewaySimError(
-                    f"--start {s.start:%Y-%m-%dT%H:%M:%SZ} is before the saved state's clock "
-                    f"({resumed:%Y-%m-%dT%H:%M:%SZ}); simulated time cannot run backward"
+                    f"--start {market_datetime(s.start, seconds=True)} is before the saved "
+                    f"state's clock ({market_datetime(resumed, seconds=True)}); simulated time "
+                    "cannot run backward"
                 )
             return SimClock(s.start, s.speed)
         if resumed is not None and saved is not None and not saved.get("follows_wall_clock"):

@@ -43,7 +43,7 @@ def test_run_once_places_a_correct_bracket_journaled_before_it_is_sent(
     book.place = spy  # type: ignore[method-assign]
     result = invoke(["run", "--once"])
     assert result.exit_code == 0, result.stderr
-    assert "run ended at 2025-07-01 15:00 UTC (once): 1 tick(s), 2 entries sent" in result.stdout
+    assert "run ended at 2025-07-01 11:00 EDT (once): 1 tick(s), 2 entries sent" in result.stdout
 
     intents = {r["order_ref"]: r for r in _orders(tmp_path) if r["event"] == "intent"}
     assert len(arrivals) == 6

@@ -20,6 +20,7 @@ from tradebot.books.phase_records import HistoryRead, PhaseRecords, parse_histor
 from tradebot.books.state_store import StateStore
 from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import LoadedConfig
+from tradebot.core.market_time import market_datetime
 from tradebot.core.metrics import TradeSeries, from_micros
 from tradebot.core.orders import OrderEvent
 from tradebot.core.phase_history import (
@@ -165,7 +166,7 @@ class LadderReader:
         if late:
             problems.append(
                 f"{self.records.overrides.path}: {len(late)} record(s) dated after now, the "
-                f"latest {max(late):%Y-%m-%d %H:%M}Z (now {now:%Y-%m-%d %H:%M}Z); is the system "
+                f"latest {market_datetime(max(late))} (now {market_datetime(now)}); is the system "
                 "clock right? Fix the clock or the file"
             )
         return problems
