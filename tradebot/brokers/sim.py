@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,11 +26,13 @@ from tradebot.brokers.base import (
     BrokerOrder,
     BrokerPosition,
     Execution,
+    Holding,
     OptionChainInfo,
     OrderRejected,
     OrderSpec,
     OrderStatus,
     PlacedOrder,
+    Statement,
 )
 from tradebot.core.instruments import DataType, OptionContract, Quote
 from tradebot.core.market_time import market_datetime
@@ -217,6 +219,23 @@ class SimBroker:
             for p in self.exchange.positions.values()
             if isinstance(p.contract, OptionContract)
         ]
+
+    async def holdings(self) -> list[Holding]:
+        self._advance()
+        return [
+            Holding(
+                symbol=p.contract.symbol,
+                sec_type="OPT" if isinstance(p.contract, OptionContract) else "STK",
+                label=p.contract.label,
+                con_id=p.contract.con_id,
+                qty=p.qty,
+                option=p.contract if isinstance(p.contract, OptionContract) else None,
+            )
+            for p in self.exchange.positions.values()
+        ]
+
+    async def statement(self, since: date) -> Statement | None:
+        return None  # every fill of the simulated account stays in its executions
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         self._advance()

@@ -80,6 +80,8 @@ def journal(
     ] = False,
 ) -> None:
     """Show closed trades and summary metrics: overall, by strategy and by symbol."""
+    if ctx.invoked_subcommand is not None:
+        return  # `journal close …`
     if as_json and csv_target == "-":
         raise UsageError("--json and --csv - both write to stdout; choose one")
     if mode is not None and mode not in ("paper", "live", "sim"):

@@ -171,6 +171,17 @@ class EntryPipeline:
         would_be = self.would_be.holds(symbol, strategy)
         if would_be is not None:  # dry run: its would-be position is still open
             return f"already holding {would_be.ref} ({strategy}, dry run)"
+        mismatch = ctx.blocked_symbols.get(symbol)
+        if mismatch is not None:
+            # Never add on top of a position the journal does not account for.
+            key = (session, symbol, f"position_mismatch:{mismatch}")
+            if key not in self._blocked_noted:
+                self._blocked_noted.add(key)
+                self._refuse(
+                    now, symbol, strategy, "position_mismatch",
+                    f"{mismatch}; no entry on {symbol} until the difference is gone",
+                )  # fmt: skip
+            return "blocked (position_mismatch)"
         cap = risk.phase.limits.position_cap_usd if risk.phase is not None else None
         if cap is None or spot is None:
             self._refuse(now, symbol, strategy, "no_data", "position cap or last price unknown")
@@ -251,7 +262,7 @@ class EntryPipeline:
             return "size 0"
         try:
             prices = bracket_prices(
-                choice.premium, contract.tick, s.risk.take_profit_pct, s.risk.stop_loss_pct
+                choice.premium, contract.grid, s.risk.take_profit_pct, s.risk.stop_loss_pct
             )
         except ValueError as exc:
             self._refuse(now, symbol, strategy, "bracket", str(exc))
@@ -533,6 +544,7 @@ def _option_quote(contract: OptionContract, quote: Quote | None) -> OptionQuote:
         multiplier=contract.multiplier,
         trading_class=contract.klass,
         tick=contract.tick,
+        ladder=contract.ladder,
     )
 
 

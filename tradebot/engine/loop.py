@@ -32,10 +32,11 @@ from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.engine.context import EngineContext
 from tradebot.engine.dry_run import WouldBePositions
 from tradebot.engine.entries import EntryPipeline
-from tradebot.engine.exits import ExitManager
+from tradebot.engine.exits import ExitManager, ExpiryWatch
 from tradebot.engine.heartbeat import write_heartbeat
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import POLL, OcoWatcher
+from tradebot.engine.positions import PositionWatch
 from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
 from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
 from tradebot.engine.supervisor import Supervisor, View
@@ -45,6 +46,9 @@ from tradebot.notify.systemd import SystemdNotifier
 log = logging.getLogger("tradebot.engine")
 
 SYNC_EVERY = timedelta(seconds=60)
+# From the flatten time to the close, while a position to close is still open, the loop wakes
+# this often: a refused or unfilled closing sell is tried again within seconds, not a minute.
+FLATTEN_RETRY = timedelta(seconds=15)
 RETRY_FIRST = timedelta(seconds=5)
 # Blocking rules after which no resting entry order may fill either.
 ACCOUNT_STOPS = frozenset(
@@ -98,6 +102,8 @@ class TradingLoop:
         s = ctx.settings
         self.oco = OcoWatcher(ctx)
         self.exits = ExitManager(ctx, self.oco)
+        self.expiry = ExpiryWatch(ctx)
+        self.positions = PositionWatch(ctx)
         self.market_data = MarketData(ctx.broker, s.schedule.calendar, s.strategies.whale)
         self.would_be = WouldBePositions(ctx)
         self.entries = EntryPipeline(ctx, self.market_data, self.oco, self.would_be)
@@ -292,6 +298,7 @@ class TradingLoop:
             last_error=self.last_error,
             stuck_for_s=None if stuck is None else round(stuck, 1),
             clock_note=clock_note(ctx.clock),
+            urgent=[*self.expiry.urgent, *self.positions.urgent],
         )
 
     async def _sleep_until(self, when: datetime) -> None:
@@ -323,7 +330,10 @@ class TradingLoop:
         """Before any entry: adopt what the broker did while we were away; report the rest."""
         ctx, book = self.ctx, self.ctx.book
         book.refresh()
-        broker_refs = {o.order_ref for o in await ctx.broker.orders() if o.order_ref}
+        broker_refs = set()
+        for o in await ctx.broker.orders():
+            ours = book.find(o.order_ref, o.perm_id)  # by orderRef, else by IB's permId
+            broker_refs.add(ours.ref if ours is not None else o.order_ref)
         for order in list(book.orders.values()):
             if order.status == "intent" and order.ref not in broker_refs:
                 # Journaled but never sent (a crash between the two): never re-sent late.
@@ -337,29 +347,10 @@ class TradingLoop:
                 self.summary.reconcile.append(f"{order.ref}: intent never sent, closed")
         report = await book.sync(ctx.broker, now)
         self._closed()
-        positions = await ctx.broker.positions()
-        ours: dict[int, int] = {}
-        for pos in book.open_positions():
-            key = pos.entry.contract.con_id
-            ours[key] = ours.get(key, 0) + pos.open_qty
-        for bp in positions:
-            if ours.get(bp.contract.con_id, 0) != bp.qty:
-                journal_qty = ours.get(bp.contract.con_id, 0)
-                message = (
-                    f"broker holds {bp.qty} {bp.contract.label}, the journal {journal_qty}: "
-                    "left alone; check the account"
-                )
-                ctx.events.record(now, "position_mismatch", message, con_id=bp.contract.con_id)
-                self.summary.reconcile.append(message)
-        held = {bp.contract.con_id for bp in positions}
-        for pos in book.open_positions():
-            if pos.entry.contract.con_id not in held:
-                message = (
-                    f"{pos.entry.ref}: the journal holds {pos.open_qty} {pos.entry.contract.label} "
-                    "but the broker has no position"
-                )
-                ctx.events.record(now, "position_mismatch", message, order_ref=pos.entry.ref)
-                self.summary.reconcile.append(message)
+        # Positions, contract by contract: what the executions could not explain.
+        self.summary.reconcile.extend(await self.positions.check(now, settled=True))
+        self.summary.reconcile.extend(self.positions.urgent)
+        self._closed()
         self._protect(now)
         armed = self.oco.legs()
         text = (
@@ -390,7 +381,7 @@ class TradingLoop:
                 from tradebot.core.sizing import bracket_prices
 
                 prices = bracket_prices(
-                    entry.avg_price, entry.contract.tick, s.risk.take_profit_pct,
+                    entry.avg_price, entry.contract.grid, s.risk.take_profit_pct,
                     s.risk.stop_loss_pct,
                 )  # fmt: skip
                 tp, sl = tp or prices.take_profit, sl or prices.stop_loss
@@ -454,6 +445,8 @@ class TradingLoop:
         if not ctx.broker.is_connected():
             # The broker alerts its own disconnects and reconnections (it sees them happen).
             self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
+            if plan.in_session(now) and now >= plan.flatten_at:
+                self.expiry.check(now, plan.session, plan.closes, connected=False)
             return
         if ctx.broker.generation != self._generation:
             # Reconnected: what happened while away is adopted before anything else.
@@ -461,6 +454,8 @@ class TradingLoop:
             self._generation = ctx.broker.generation
         closed_before = len(self.summary.trades)
         await ctx.book.sync(ctx.broker, now)
+        self._closed()
+        await self.positions.check(now, settled=False)
         self._closed()
         if len(self.summary.trades) > closed_before:
             # The trade triggers were checked after each of these trades; the daily-loss
@@ -496,6 +491,9 @@ class TradingLoop:
                 if closing:
                     for line in lines:
                         log.info("before the close: %s", line)
+                self.expiry.check(
+                    now, plan.session, plan.closes, connected=ctx.broker.is_connected()
+                )
             if self.oco.armed():
                 await self.oco.poll(now)
                 self.next_oco = now + POLL
@@ -575,9 +573,19 @@ class TradingLoop:
             if plan.in_session(now) and self.ctx.book.has_activity():
                 if self.next_sync is not None:
                     candidates.append(self.next_sync)
+                if now >= plan.flatten_at and self._to_flatten(plan):
+                    candidates.append(now + FLATTEN_RETRY)
                 if self.next_oco is not None and self.oco.armed():
                     candidates.append(self.next_oco)
         return max(min(candidates), now + timedelta(microseconds=1))
+
+    def _to_flatten(self, plan: SessionPlan) -> bool:
+        """Whether the flatten still has something to close: a scalp position, or one whose
+        option expires today."""
+        return any(
+            p.entry.strategy == "scalp" or p.entry.contract.expiry <= plan.session
+            for p in self.ctx.book.open_positions()
+        )
 
     async def _first_look(self, now: datetime) -> None:
         """The session's first look: start-of-day equity is recorded (daily-loss guard)."""
@@ -633,6 +641,13 @@ class TradingLoop:
                 if entry.filled_qty == 0:
                     await self.exits.cancel_entry(entry, now, ", ".join(sorted(stopping)))
         self._risk = risk
+        unexplained = self.positions.refusal()
+        if unexplained is not None:
+            risk = replace(
+                risk,
+                can_open=False,
+                blocking=[*risk.blocking, Refusal("reconciliation", unexplained)],
+            )
         paused = ctx.broker.entries_paused(now)
         if paused is not None:
             risk = replace(
@@ -686,6 +701,7 @@ class TradingLoop:
             f"session {plan.session} closed: {len(today)} trade(s), P&L {pnl:+.2f}, equity "
             f"{equity:.2f}"
         )
+        self.expiry.at_close(now, plan.session)
         ctx.events.record(now, "session_end", text, session=plan.session, equity=equity)
         ctx.notify("summary", text)
         self.plan = None
