@@ -42,6 +42,14 @@ class EquityView:
         }
 
 
+def account_modes(loaded: LoadedConfig) -> set[str]:
+    """Trade modes whose P&L moves this configuration's account."""
+    s = loaded.settings
+    if s.broker.kind == "sim":
+        return {"sim"}
+    return {"live"} if s.trading.mode == "live" else {"paper"}
+
+
 def sim_equity(paper_equity: Decimal, trades: TradeSeries, before: date | None = None) -> Decimal:
     """paper_equity + P&L of sim trades (only those whose session is before `before`, if given)."""
     cutoff = None if before is None else before.toordinal()

@@ -217,8 +217,10 @@ class StateStore:
         start_equity: Decimal,
         equity: Decimal,
         loss_pct: Decimal,
+        inputs: dict[str, Any] | None = None,
     ) -> bool:
-        """Persist the session's trip (once); True when this call recorded it."""
+        """Persist the session's trip (once); True when this call recorded it. `inputs`: every
+        number the trip was decided on (cash, marks, realized P&L today)."""
         path = self.path(DAILY_LOSS_FILE)
         with state_lock(path):
             existing = self.daily_loss_trip()
@@ -232,7 +234,8 @@ class StateStore:
                     "tripped_at": now,
                     "start_equity": start_equity,
                     "equity": equity,
-                    "loss_pct": loss_pct.quantize(Decimal("0.0001")),
+                    "loss_pct": loss_pct.quantize(Decimal("0.000001")),
+                    **({"inputs": inputs} if inputs is not None else {}),
                 },
             )
             return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,11 +26,13 @@ from tradebot.brokers.base import (
     BrokerOrder,
     BrokerPosition,
     Execution,
+    Holding,
     OptionChainInfo,
     OrderRejected,
     OrderSpec,
     OrderStatus,
     PlacedOrder,
+    Statement,
 )
 from tradebot.core.instruments import DataType, OptionContract, Quote
 from tradebot.core.market_time import market_datetime
@@ -140,12 +142,14 @@ class SimBroker:
     async def account(self) -> AccountSnapshot:
         self._advance()
         now = self.now()
+        marks = self.exchange.marks(now)
         return AccountSnapshot(
-            net_liquidation=self.exchange.net_liquidation(now).quantize(Decimal("0.01")),
+            net_liquidation=self.exchange.net_liquidation(now, marks).quantize(Decimal("0.01")),
             cash=self.exchange.cash,
             time=now,
             account=self.exchange.account,
             source="sim account (cash + positions at mid)",
+            marks=marks,
         )
 
     async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -215,6 +219,23 @@ class SimBroker:
             for p in self.exchange.positions.values()
             if isinstance(p.contract, OptionContract)
         ]
+
+    async def holdings(self) -> list[Holding]:
+        self._advance()
+        return [
+            Holding(
+                symbol=p.contract.symbol,
+                sec_type="OPT" if isinstance(p.contract, OptionContract) else "STK",
+                label=p.contract.label,
+                con_id=p.contract.con_id,
+                qty=p.qty,
+                option=p.contract if isinstance(p.contract, OptionContract) else None,
+            )
+            for p in self.exchange.positions.values()
+        ]
+
+    async def statement(self, since: date) -> Statement | None:
+        return None  # every fill of the simulated account stays in its executions
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         self._advance()

@@ -151,6 +151,7 @@ def _register() -> None:
         config_cmd,
         gateway_cmd,
         halt_cmd,
+        journal_close_cmd,
         journal_cmd,
         notify_cmd,
         phase_cmd,
@@ -162,7 +163,13 @@ def _register() -> None:
 
     app.add_typer(phase_cmd.app, name="phase")
     app.add_typer(risk_cmd.app, name="risk")
-    app.command(name="journal")(journal_cmd.journal)
+    journal_app = typer.Typer(
+        help="Closed trades and their metrics; `journal close` records an exit by hand.",
+        no_args_is_help=False,
+    )
+    journal_app.callback(invoke_without_command=True)(journal_cmd.journal)
+    journal_app.command(name="close")(journal_close_cmd.close)
+    app.add_typer(journal_app, name="journal")
     app.command(name="run")(run_cmd.run)
     app.command(name="status")(status_cmd.status)
     app.command(name="halt")(halt_cmd.halt)

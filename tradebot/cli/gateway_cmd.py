@@ -110,6 +110,20 @@ def _render_probe(r: ProbeReport) -> None:
         )
     elif oc:
         out.print(f"  option chain of {esc(oc.get('symbol'))}: none")
+    om = r.option_market_data or {}
+    if om:
+        out.print(
+            f"  option market data for {esc(om.get('contract'))}: {esc(om.get('received'))}, "
+            f"bid {esc(om.get('bid'))}, ask {esc(om.get('ask'))}"
+        )
+    if r.orders:
+        if r.orders.get("read_only"):
+            verdict = "refused: the API is Read-Only"
+        elif r.orders.get("checked"):
+            verdict = "accepted (what-if order)"
+        else:
+            verdict = f"not checked ({r.orders.get('error')})"
+        out.print(f"  orders: {esc(verdict)}")
     if r.clock:
         gateway = fmt_time(parse_time(r.clock["gateway"]), seconds=True)
         if r.clock.get("follows_gateway"):

@@ -80,6 +80,8 @@ def journal(
     ] = False,
 ) -> None:
     """Show closed trades and summary metrics: overall, by strategy and by symbol."""
+    if ctx.invoked_subcommand is not None:
+        return  # `journal close …`
     if as_json and csv_target == "-":
         raise UsageError("--json and --csv - both write to stdout; choose one")
     if mode is not None and mode not in ("paper", "live", "sim"):
@@ -88,13 +90,27 @@ def journal(
     until_d = parse_day(until, "--until")
     loaded = state_of(ctx).config()
     from tradebot.books.trade_journal import TradeJournal
-    from tradebot.core.metrics import equity_curve, filter_trades, group_by, summarize
+    from tradebot.core.metrics import (
+        chronological,
+        equity_curve,
+        filter_trades,
+        group_by,
+        summarize,
+    )
     from tradebot.core.trades import TRADE_FIELDS
 
     trade_journal = TradeJournal(loaded.logs_dir)
     contents = trade_journal.read()
-    trades = filter_trades(
-        contents.trades, since=since_d, until=until_d, symbol=symbol, strategy=strategy, mode=mode
+    # The canonical order (exit time, losers first at the same time, trade id) everywhere.
+    trades = chronological(
+        filter_trades(
+            contents.trades,
+            since=since_d,
+            until=until_d,
+            symbol=symbol,
+            strategy=strategy,
+            mode=mode,
+        )
     )
     base_equity = loaded.settings.risk.paper_equity
     filters = {
@@ -155,10 +171,16 @@ def journal_document(
         "v": 1,
         "filters": filters,
         "base_equity": base_equity,
+        "drawdown_anchor": JOURNAL_DRAWDOWN_ANCHOR,
         **breakdown_records(trades, base_equity),
         "trades": [_row(t) for t in trades],
         "warnings": warnings,
     }
+
+
+# The journal's drawdown curve starts at risk.paper_equity (the phase ladder's starts at the
+# equity when its window began: `phase status`).
+JOURNAL_DRAWDOWN_ANCHOR = "risk.paper_equity"
 
 
 def _row(trade: ClosedTrade) -> dict[str, Any]:
@@ -166,7 +188,9 @@ def _row(trade: ClosedTrade) -> dict[str, Any]:
 
 
 def _most_recent(trades: list[ClosedTrade], limit: int) -> list[ClosedTrade]:
-    return sorted(trades, key=lambda t: (t.exit_time, t.trade_id))[-limit:]
+    from tradebot.core.metrics import chronological
+
+    return chronological(trades)[-limit:]
 
 
 def _trades_table(
@@ -224,13 +248,18 @@ def _summary_table(stats: TradeStats, base_equity: Decimal) -> Table:
         ("expectancy", f"{fmt_ratio(stats.expectancy_r)} R"),
         ("profit factor", fmt_ratio(stats.profit_factor)),
         ("total P&L", fmt_money(stats.total_pnl)),
+        ("max drawdown $", f"{fmt_money(stats.max_drawdown_usd)} (largest peak − equity)"),
         (
-            "max drawdown",
-            f"{fmt_money(stats.max_drawdown_usd)} "
-            f"({fmt_ratio(stats.max_drawdown_pct)} % of {fmt_money(base_equity)} + P&L)",
+            "max drawdown %",
+            f"{fmt_ratio(stats.max_drawdown_pct)} % (largest (peak − equity) / peak)",
         ),
+        ("drawdown curve", f"paper_equity {fmt_money(base_equity)} + closed P&L"),
         ("best / worst trade", f"{fmt_money(stats.best_pnl)} / {fmt_money(stats.worst_pnl)}"),
-        ("sessions", f"{stats.sessions} ({stats.profitable_sessions} profitable)"),
+        (
+            "sessions",
+            f"{stats.sessions} ({stats.profitable_sessions} profitable, "
+            f"{stats.losing_sessions} losing, {stats.flat_sessions} flat)",
+        ),
         ("consecutive losses now", str(stats.consecutive_losses)),
     ]
     for name, value in rows:

@@ -43,7 +43,8 @@ def render(s: LoopStatus, width: int = 80) -> RenderableType:
         f"{'∞' if entries is None else entries} · cap {fmt_money(cap) if cap is not None else '—'}"
         f" · equity {fmt_money(s.equity)} · day {fmt_money(s.day_pnl)}"
     )
-    parts: list[RenderableType] = [head, phase]
+    parts: list[RenderableType] = [Text(f"! {line}", style="bold red") for line in s.urgent]
+    parts += [head, phase]
     if s.halted and s.halt_reason:
         parts.append(Text(s.halt_reason, style="red"))
     for blocked in s.blocking:

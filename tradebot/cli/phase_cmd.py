@@ -131,6 +131,7 @@ def status_document(
         "criteria": [c.as_record() for c in ev.criteria],
         "metrics": metrics_record(ev.stats),
         "limits": ev.limits.as_record(),
+        "drawdown": drawdown_record(ev),
         "downgrade": {"reasons": ev.downgrade_reasons} if ev.downgrade_reasons else None,
         "downgrade_watch": [w.as_record() for w in ev.watch],
         "downgraded_this_session": ev.downgraded_this_session,
@@ -144,6 +145,21 @@ def status_document(
     }
 
 
+def drawdown_record(ev: PhaseEvaluation) -> dict[str, Any]:
+    """The ladder's drawdown and its anchor (`phase status --json`'s `drawdown`)."""
+    s = ev.stats
+    base = ev.drawdown_base
+    return {
+        "anchor": "equity_at_window_start",
+        "base_equity": base,
+        "window_pnl": s.total_pnl,
+        "equity_now": None if base is None else base + s.total_pnl,
+        "max_drawdown_usd": s.max_drawdown_usd,
+        "max_drawdown_pct": s.max_drawdown_pct,
+        "description": ev.drawdown_anchor,
+    }
+
+
 def _criterion_row(c: Criterion, width: int = 20) -> list[Any]:
     from tradebot.core.phase_rules import _show
 
@@ -154,7 +170,8 @@ def _criterion_row(c: Criterion, width: int = 20) -> list[Any]:
     else:
         bar = Text("stay below", style="dim")
     mark = Text("✔ met", style="green") if c.met else Text("✘ not met", style="red")
-    return [c.name, f"{c.op} {_show(c.required, c.unit)}", _show(c.actual, c.unit), bar, mark]
+    shown = _show(c.actual, c.unit, against=c.required)
+    return [c.name, f"{c.op} {_show(c.required, c.unit)}", shown, bar, mark]
 
 
 def _watch_row(w: WatchItem) -> list[Any]:
@@ -167,12 +184,12 @@ def _watch_row(w: WatchItem) -> list[Any]:
         "daily_loss": f"drop above {_show(w.threshold, unit)}",
     }[w.name]
     if w.triggered:
-        state = Text("TRIGGERED", style="bold red")
+        state = Text("TRIGGERED" + (f" ({w.note})" if w.note else ""), style="bold red")
     elif not w.active:
         state = Text(w.note or "inactive", style="dim")
     else:
         state = Text("ok", style="green")
-    return [w.name, _show(w.actual, unit), rule, state]
+    return [w.name, _show(w.actual, unit, against=w.threshold), rule, state]
 
 
 def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any]) -> None:
@@ -180,11 +197,7 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
     since = f"since {fmt_time(ev.since)}" if ev.since else "since the start: no history"
     out.print(f"[bold]Phase: {ev.phase}[/] ({since})")
     limits = ev.limits
-    entries = (
-        f"{limits.entries_this_session} / {limits.max_entries_per_session}"
-        if limits.max_entries_per_session
-        else f"{limits.entries_this_session} / unlimited"
-    )
+    entries = limits.entries_text()
     cap = fmt_money(limits.position_cap_usd) if limits.position_cap_usd is not None else "unknown"
     s = ev.stats
     counted = ", ".join(ev.counted_modes)
@@ -199,6 +212,17 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
             f"{fmt_money(s.total_pnl)}",
         ),
     ]
+    if any(c.name == "max_drawdown" for c in ev.criteria):
+        dd_pct = "unknown" if s.max_drawdown_pct is None else f"{fmt_ratio(s.max_drawdown_pct)} %"
+        rows.append(
+            (
+                "max drawdown",
+                Text(
+                    f"{dd_pct} (largest (peak − equity) / peak; {fmt_money(s.max_drawdown_usd)} "
+                    f"at most in dollars), on the window's trades from {ev.drawdown_anchor}"
+                ),
+            )
+        )
     for mode, count in doc["not_counted"].items():
         rows.append(
             (

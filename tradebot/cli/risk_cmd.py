@@ -138,11 +138,7 @@ def _render(r: RiskReport) -> None:
         table.add_row("phase", _state(False), esc(r.phase_error or "unknown"))
     else:
         limits = ev.limits
-        entries = (
-            f"{limits.entries_this_session} of {limits.max_entries_per_session} entries"
-            if limits.max_entries_per_session
-            else f"{limits.entries_this_session} entries (unlimited)"
-        )
+        entries = f"entries this session: {limits.entries_text()}"
         phase_rules = {
             "live_not_allowed",
             "entry_limit",
@@ -154,8 +150,8 @@ def _render(r: RiskReport) -> None:
         table.add_row(
             "phase",
             _state(phase_ok),
-            f"{ev.phase}: live {'allowed' if limits.live_allowed else 'refused'}, {entries} "
-            f"this session, position cap {fmt_money(limits.position_cap_usd)}",
+            f"{ev.phase}: live {'allowed' if limits.live_allowed else 'refused'}, {entries}, "
+            f"position cap {fmt_money(limits.position_cap_usd)}",
         )
     if r.symbol:
         ok = not any(b.rule == "symbol_not_configured" for b in r.blocking)

@@ -50,6 +50,8 @@ def status(
 def _render(r: dict[str, Any], *, wide: bool = False) -> None:
     """One story: is the loop running, what time it lives at, then its book."""
     console = stdout_console()
+    for line in r.get("urgent") or []:
+        console.print(f"[bold red]![/] [bold]{esc(line)}[/]", highlight=False)
     state = {
         "running": "[green]running[/]",
         "stale": "[bold red]STALE[/]",

@@ -149,6 +149,12 @@ class EntryPipeline:
             key = (session, symbol, rules)
             if key not in self._blocked_noted:
                 self._blocked_noted.add(key)
+                inputs = risk.daily_loss.inputs
+                more = (
+                    {"daily_loss": inputs.as_record()}
+                    if inputs is not None and any(r.rule == "daily_loss" for r in risk.blocking)
+                    else {}
+                )  # every number the daily-loss guard used: cash, each position's mark, ...
                 self._refuse(
                     now,
                     symbol,
@@ -156,6 +162,7 @@ class EntryPipeline:
                     "blocked",
                     "; ".join(f"{r.rule}: {r.message}" for r in risk.blocking),
                     blocking=[r.as_record() for r in risk.blocking],
+                    **more,
                 )
             return f"blocked ({rules})"
         held = ctx.book.holds(symbol, strategy)
@@ -164,6 +171,17 @@ class EntryPipeline:
         would_be = self.would_be.holds(symbol, strategy)
         if would_be is not None:  # dry run: its would-be position is still open
             return f"already holding {would_be.ref} ({strategy}, dry run)"
+        mismatch = ctx.blocked_symbols.get(symbol)
+        if mismatch is not None:
+            # Never add on top of a position the journal does not account for.
+            key = (session, symbol, f"position_mismatch:{mismatch}")
+            if key not in self._blocked_noted:
+                self._blocked_noted.add(key)
+                self._refuse(
+                    now, symbol, strategy, "position_mismatch",
+                    f"{mismatch}; no entry on {symbol} until the difference is gone",
+                )  # fmt: skip
+            return "blocked (position_mismatch)"
         cap = risk.phase.limits.position_cap_usd if risk.phase is not None else None
         if cap is None or spot is None:
             self._refuse(now, symbol, strategy, "no_data", "position cap or last price unknown")
@@ -244,7 +262,7 @@ class EntryPipeline:
             return "size 0"
         try:
             prices = bracket_prices(
-                choice.premium, contract.tick, s.risk.take_profit_pct, s.risk.stop_loss_pct
+                choice.premium, contract.grid, s.risk.take_profit_pct, s.risk.stop_loss_pct
             )
         except ValueError as exc:
             self._refuse(now, symbol, strategy, "bracket", str(exc))
@@ -526,6 +544,7 @@ def _option_quote(contract: OptionContract, quote: Quote | None) -> OptionQuote:
         multiplier=contract.multiplier,
         trading_class=contract.klass,
         tick=contract.tick,
+        ladder=contract.ladder,
     )
 
 

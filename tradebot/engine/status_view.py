@@ -93,6 +93,7 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
     trades = CachedTradeJournal(loaded.logs_dir)
     positions: list[dict[str, Any]] = []
     working: list[dict[str, Any]] = []
+    urgent: list[str] = list((beat or {}).get("urgent") or []) if state == "running" else []
     realized = Decimal(0)
     try:
         book = OrderBook(orders, trades, EventLog(loaded.logs_dir))
@@ -112,6 +113,7 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
                     "unrealized": mark.get("unrealized"),
                 }
             )
+        urgent += _expiry_lines(loaded, book, now, urgent)
         for o in book.live.values():
             if o.status != "intent":
                 working.append(
@@ -160,7 +162,47 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         "working_orders": working,
         "last_error": last_error,
         "problems": problems,
+        "urgent": urgent,
     }
+
+
+def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> list[str]:
+    """Open positions whose option expires today (once the flatten time has come) or has
+    expired already, unless the running loop's heartbeat names them."""
+    from tradebot.core.trades import EXCHANGE_TZ, session_of
+    from tradebot.engine.schedule import session_plan
+
+    s = loaded.settings
+    today = session_of(now)
+    try:
+        plan = session_plan(
+            today,
+            s.schedule.calendar,
+            interval_s=s.trading.interval_s,
+            open_delay_minutes=s.schedule.open_delay_minutes,
+            close_buffer_minutes=s.schedule.close_buffer_minutes,
+            flatten_minutes=s.trading.flatten_minutes_before_close,
+        )
+    except ValueError:  # not a session today
+        plan = None
+    lines = []
+    for pos in book.open_positions():
+        entry = pos.entry
+        if any(entry.ref in line for line in known):
+            continue
+        label = f"{entry.ref} {pos.open_qty} {entry.contract.label}"
+        if entry.contract.expiry < today:
+            lines.append(
+                f"PAST EXPIRY: {label} is still open in the journal: IB exercised it or let it "
+                "expire; check the account and record the outcome (`tradebot journal close`)"
+            )
+        elif entry.contract.expiry == today and plan is not None and now >= plan.flatten_at:
+            close = plan.closes.astimezone(EXCHANGE_TZ)
+            lines.append(
+                f"EXPIRES TODAY: {label} still open after the flatten time; held at the "
+                f"{close:%H:%M} close it is exercised if in the money"
+            )
+    return lines
 
 
 def _session_of(now: datetime) -> Any:

@@ -306,7 +306,10 @@ class MarketModel:
         ):
             return None
         base = OptionContract(symbol, expiry, strike, right, trading_class=symbol)
-        return base.qualified(option_con_id(base.local_symbol), profile(symbol).option_tick)
+        p = profile(symbol)
+        return base.qualified(
+            option_con_id(base.local_symbol), p.option_tick, ladder=p.option_ladder
+        )
 
     # -- option prices -------------------------------------------------------------------------
     def realized(self, symbol: str, t: datetime) -> Realized:
@@ -421,7 +424,7 @@ class MarketModel:
             return real.bid, real.ask
         self.quote_counts.modelled += 1
         fair = self.option_value(contract, spot, t)
-        return pricing.bid_ask(fair, contract.tick, self.params.spread)
+        return pricing.bid_ask(fair, contract.grid, self.params.spread)
 
     def option_quote(
         self, contract: OptionContract, t: datetime, data_type: DataType = "live"
@@ -455,7 +458,7 @@ class MarketModel:
         return Quote(
             bid=bid,
             ask=ask,
-            last=((bid + ask) / 2).quantize(contract.tick) if bid > 0 else ask,
+            last=contract.grid.round((bid + ask) / 2) if bid > 0 else ask,
             time=as_of,
             data_type=data_type,
             volume=volume,

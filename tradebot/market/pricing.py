@@ -1,15 +1,15 @@
 """Option prices for the simulated market: Black–Scholes, the spread, and a volume model. Pure
 functions of floats (and, for whole chains and the calibration, of numpy arrays); quotes come out
-on the contract's tick.
+on the contract's price ladder (its market rule: pennies, or 0.05/0.10 above $3, …).
 
 Documented in README ("How the simulated market prices options") and docs/backtest-pricing.md:
 
 * fair value: Black–Scholes (no dividends) on the underlying's last price, at the volatility of
   `tradebot.market.volatility` over *trading* years to the expiry's close, discounted at `rate`
   over calendar years;
-* spread: ``max(tick, fair × spread)`` (the spread of the symbol's class, fitted on real bid/ask),
-  bid rounded down and ask rounded up to the tick, so options worth a few ticks are wide in
-  relative terms (the liquidity guard refuses them);
+* spread: ``max(one increment, fair × spread)`` (fitted on real bid/ask), bid rounded down and
+  ask rounded up on the ladder, so options worth a few increments are wide in relative terms
+  (the liquidity guard refuses them);
 * volume: ``atm_volume × exp(−(m / 0.03)²) × the fraction of the day's underlying volume traded
   so far`` contracts, m = ln(strike / spot).
 """
@@ -17,10 +17,12 @@ Documented in README ("How the simulated market prices options") and docs/backte
 from __future__ import annotations
 
 import math
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
+
+from tradebot.core.ticks import TickLadder, as_ladder
 
 RATE = 0.04
 YEAR_SECONDS = 365.0 * 24 * 3600
@@ -99,24 +101,21 @@ def black_scholes_array(
     return out
 
 
-def bid_ask(fair: float, tick: Decimal, spread: float) -> tuple[Decimal, Decimal]:
-    """(bid, ask) on the tick around `fair`, `spread × fair` wide (at least a tick); bid 0 when
-    the option is worth less than a tick."""
-    width = max(float(tick), fair * spread)
-    bid = _to_tick(fair - width / 2, tick, ROUND_FLOOR)
-    ask = _to_tick(fair + width / 2, tick, ROUND_CEILING)
+def bid_ask(fair: float, tick: Decimal | TickLadder, spread: float) -> tuple[Decimal, Decimal]:
+    """(bid, ask) on the contract's price ladder around `fair`, `spread × fair` wide (at least
+    one increment apart); bid 0 when the option is worth less than its lowest price."""
+    grid = as_ladder(tick)
+    step = grid.increment(Decimal(repr(max(fair, 0.0))))
+    width = max(float(step), fair * spread)
+    low = Decimal(repr(fair - width / 2))
+    bid = grid.down(low) if low > 0 else Decimal(0)
+    ask = grid.up(Decimal(repr(fair + width / 2)))
     if ask <= bid:
-        ask = bid + tick
-    if bid < 0:
-        bid = Decimal(0)
-    if ask < tick:
-        ask = tick
+        ask = grid.next_above(bid)
+    lowest = grid.steps[0][1]
+    if ask < lowest:
+        ask = lowest
     return bid, ask
-
-
-def _to_tick(price: float, tick: Decimal, rounding: str) -> Decimal:
-    steps = (Decimal(repr(price)) / tick).to_integral_value(rounding=rounding)
-    return (steps * tick).quantize(tick)
 
 
 def option_volume(atm_volume: int, spot: float, strike: float, day_fraction: float) -> int:

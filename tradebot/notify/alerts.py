@@ -29,6 +29,7 @@ PER_MINUTE = 10
 # What the operator must always hear about, however busy the minute was.
 NEVER_THROTTLED = frozenset(
     {
+        "critical",
         "halt",
         "resume",
         "downgrade",

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.brokers.ibkr.conftest import CLIENT_ID, ThreadedSim, config_text
 from tests.cli.conftest import invoke
+from tradebot.core.ticks import TickLadder
 from tradebot.gateway_sim.requests import PlaceOrderRequest
 
 
@@ -64,24 +65,27 @@ def test_run_once_places_a_correct_bracket_journaled_before_it_is_sent(
         assert (tp.order_ref, sl.order_ref) == (f"{ref}.tp", f"{ref}.sl")
         assert {parent.account, tp.account, sl.account} == {"DUSIM0001"}
         assert parent.quantity == tp.quantity == sl.quantity == intents[ref]["qty"]
-        # Prices: what was journaled, on the contract's tick (minTick from IB).
-        tick = Decimal(intents[ref]["contract"]["tick"])
+        # Prices: what was journaled, on the contract's market rule (reqMarketRule, not minTick).
+        grid = TickLadder.of(intents[ref]["contract"]["ladder"])
         assert parent.limit == Decimal(intents[ref]["limit"])
         assert tp.limit == Decimal(intents[f"{ref}.tp"]["limit"]) == parent.limit * 2
         assert sl.aux == Decimal(intents[f"{ref}.sl"]["stop"])
         for price in (parent.limit, tp.limit, sl.aux):
-            assert price is not None and price % tick == 0
+            assert price is not None and grid.contains(price)
         assert sl.aux >= parent.limit * Decimal("0.55")  # rounds up: never more loss than planned
         # Journaled before sending: each order's intent was on disk when it arrived.
         for req, seen in arrivals[i : i + 3]:
             assert f'"order_ref":"{req.order_ref}"' in seen.replace(" ", "")
     by_ref = {req.order_ref: req for req, _ in arrivals}
-    # SPY's stop, 55 % of 3.98 = 2.189, rounds up to the cent; TSLA's options trade on a 0.05
-    # tick: 55 % of 4.40 = 2.42 rounds up to 2.45.
+    # SPY's stop, 55 % of 3.98 = 2.189, rounds up to the cent; TSLA's options are in the penny
+    # program: IB's minTick is 0.01, its market rule 0.01 below $3 and 0.05 from $3 — the entry
+    # 4.40 on the nickel step, its stop 2.42 on pennies.
     spy, tsla = by_ref["SPY-250701-s1"], by_ref["TSLA-250701-s1"]
     assert (spy.limit, by_ref["SPY-250701-s1.sl"].aux) == (Decimal("3.98"), Decimal("2.19"))
-    assert intents["TSLA-250701-s1"]["contract"]["tick"] == "0.05"
-    assert (tsla.limit, by_ref["TSLA-250701-s1.sl"].aux) == (Decimal("4.40"), Decimal("2.45"))
+    tsla_contract = intents["TSLA-250701-s1"]["contract"]
+    assert tsla_contract["tick"] == "0.01"
+    assert tsla_contract["ladder"] == [["0", "0.01"], ["3", "0.05"]]
+    assert (tsla.limit, by_ref["TSLA-250701-s1.sl"].aux) == (Decimal("4.40"), Decimal("2.42"))
     # The journal says what IB acknowledged (ids and permIds from the gateway).
     submitted = [r for r in _orders(tmp_path) if r["event"] == "submitted"]
     assert len(submitted) == 6 and all(r["perm_id"] > 0 for r in submitted)
