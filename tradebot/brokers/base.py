@@ -38,6 +38,11 @@ class BrokerError(TradebotError):
     """The broker could not do what was asked (not connected, timed out, refused a request)."""
 
 
+class PositionsUnknown(BrokerError):
+    """The broker has not said what the account holds (IB Gateway never answered reqPositions):
+    an empty list would read as "nothing held", which nobody may conclude from silence."""
+
+
 class OrderRejected(BrokerError):
     """The broker refused an order; `code` is the broker's error code when it gave one."""
 
@@ -230,10 +235,13 @@ class Broker(Protocol):
 
     async def cancel(self, order_ref: str) -> None: ...
 
-    async def positions(self) -> list[BrokerPosition]: ...
+    async def positions(self) -> list[BrokerPosition]:
+        """The account's option positions; PositionsUnknown when the broker has not said."""
+        ...
 
     async def holdings(self) -> list[Holding]:
-        """Every position of the account, options and anything else (see `Holding`)."""
+        """Every position of the account, options and anything else (see `Holding`);
+        PositionsUnknown when the broker has not said."""
         ...
 
     async def statement(self, since: date) -> Statement | None:

@@ -12,6 +12,13 @@ A position whose option expires today must never reach the close (IB exercises a
 money by $0.01 or more into 100 shares a contract, or liquidates it itself): when its market
 sell is refused or left unfilled, the next attempt is a marketable limit (`marketable_limit`),
 and `ExpiryWatch` alerts `critical` every minute until it is gone.
+
+A sell is sized against what the broker holds. While the broker has not said (IB Gateway never
+answered reqPositions), a close would cancel the legs and then have nothing to size the sell
+against: a position that does not expire today keeps its legs until the broker answers; one
+that expires today is sold on the journal's word once its legs' cancels are confirmed — an
+exercise at the close is the certain harm, a journal wrong about a position that its broker's
+executions and order statuses confirm the unlikely one.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from tradebot.brokers.base import BrokerError, OrderRejected
+from tradebot.brokers.base import BrokerError, OrderRejected, PositionsUnknown
 from tradebot.core.ticks import TickLadder, as_ladder
 from tradebot.core.trades import EXCHANGE_TZ, session_of
 from tradebot.engine.context import EngineContext
@@ -120,11 +127,23 @@ class ExitManager:
         book, broker = self.ctx.book, self.ctx.broker
         lines: dict[str, str] = {}
         pending: list[str] = []
+        unknown: PositionsUnknown | None = None
+        if any(not _selling(p) for p in positions):
+            try:
+                await broker.positions()
+            except PositionsUnknown as exc:
+                unknown = exc
         for pos in positions:
             entry = pos.entry
-            exits = [e for e in pos.working_exits if e.role == "exit"]
+            exits = _selling(pos)
             if exits:
                 lines[entry.ref] = await self._watch_exit(pos, exits, now)
+                continue
+            if unknown is not None and not _expiring(pos, now):
+                lines[entry.ref] = (
+                    f"{entry.ref}: not closed yet: {unknown.message}; its stop and take-profit "
+                    "keep guarding it until IB says what it holds"
+                )
                 continue
             for order in self._blockers(pos):
                 await self._cancel(order, now, f"{reason}: cancelled before closing", quiet=True)
@@ -166,7 +185,7 @@ class ExitManager:
         EXIT_STUCK (IB holding a market order, no bid to meet) is cancelled: the next wake
         sends a marketable limit in its place."""
         entry = pos.entry
-        expiring = entry.contract.expiry <= session_of(now)
+        expiring = _expiring(pos, now)
         stuck = [e for e in exits if now - e.intent_ts >= EXIT_STUCK]
         if expiring and stuck:
             for order in stuck:
@@ -185,15 +204,24 @@ class ExitManager:
             self.oco.disarm(entry.ref)
             return f"{entry.ref}: already closed"
         # Never sell more than the broker holds (a fill not adopted yet must not make a short).
-        held = sum(
-            p.qty for p in await broker.positions() if p.contract.con_id == entry.contract.con_id
-        )
-        claimed = sum(
-            p.open_qty
-            for p in book.open_positions()
-            if p.entry.contract.con_id == entry.contract.con_id and p.entry.ref != entry.ref
-        )
-        qty = min(qty, max(0, held - claimed))
+        sized = ""
+        try:
+            held = sum(
+                p.qty
+                for p in await broker.positions()
+                if p.contract.con_id == entry.contract.con_id
+            )
+        except PositionsUnknown as exc:
+            if not _expiring(pos, now):
+                return f"{entry.ref}: not sold yet: {exc.message}"
+            sized = " (sized on the journal: IB has not answered its positions)"
+        else:
+            claimed = sum(
+                p.open_qty
+                for p in book.open_positions()
+                if p.entry.contract.con_id == entry.contract.con_id and p.entry.ref != entry.ref
+            )
+            qty = min(qty, max(0, held - claimed))
         if qty <= 0:
             return f"{entry.ref}: the broker holds nothing more to sell; waiting for its fills"
         earlier = [e for e in pos.exits if e.role == "exit"]
@@ -225,7 +253,7 @@ class ExitManager:
             stop_loss_pct=entry.stop_loss_pct,
             exit_reason=reason,
         )
-        how = "at market" if limit is None else f"with a marketable limit {limit}"
+        how = ("at market" if limit is None else f"with a marketable limit {limit}") + sized
         book.add_intent(now, order)
         self.oco.disarm(entry.ref)
         try:
@@ -271,6 +299,16 @@ class ExitManager:
         if not quiet:
             self.ctx.events.record(now, "order_cancel", f"{order.ref}: {why}", order_ref=order.ref)
         return True
+
+
+def _selling(pos: Position) -> list[TrackedOrder]:
+    """The closing sells of `pos` still working."""
+    return [e for e in pos.working_exits if e.role == "exit"]
+
+
+def _expiring(pos: Position, now: datetime) -> bool:
+    """Whether the option of `pos` expires today (or has expired)."""
+    return pos.entry.contract.expiry <= session_of(now)
 
 
 @dataclass

@@ -18,6 +18,10 @@ positions, contract by contract:
 A difference seen while the loop runs must last `GRACE` before it is acted on (a fill whose
 commission report is on its way); at start and after a reconnect it counts at once. Entries on
 the underlying wait from the first moment either way.
+
+While the broker has not said what it holds (IB Gateway never answered reqPositions), nothing is
+compared: silence is not "nothing held". The verdicts drawn from its last answer stand, and
+entries wait anyway (the connection is degraded).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from tradebot.brokers.base import BrokerOrder, Execution, Holding, Statement
+from tradebot.brokers.base import BrokerOrder, Execution, Holding, PositionsUnknown, Statement
 from tradebot.core.instruments import OptionContract
 from tradebot.core.sessions import previous_sessions, session_open_close
 from tradebot.engine.context import EngineContext
@@ -74,7 +78,11 @@ class PositionWatch:
         """Compare, explain what can be explained, and refuse what cannot. `settled`: nothing
         is in flight (start, reconnect): differences count at once. Returns what it did."""
         book, broker = self.ctx.book, self.ctx.broker
-        holdings = await broker.holdings()
+        try:
+            holdings = await broker.holdings()
+        except PositionsUnknown as exc:
+            log.debug("positions not compared: %s", exc)
+            return []
         ours: dict[int, list[Position]] = {}
         for pos in book.open_positions():
             ours.setdefault(pos.entry.contract.con_id, []).append(pos)

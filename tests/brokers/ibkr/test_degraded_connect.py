@@ -20,9 +20,11 @@ from tests.brokers.ibkr.conftest import (
     make_rig,
     open_position,
     rig,
+    until,
 )
 from tests.brokers.ibkr.test_gateway_test_cmd import _config, _json, _same_clock
 from tests.cli.conftest import invoke
+from tradebot.books.halt import KillSwitch
 
 DAY = datetime(2025, 7, 3, 16, 30, tzinfo=UTC)  # 12:30 New York; the 13:00 close, weeklies expire
 CLOSE = datetime(2025, 7, 3, 17, 0, tzinfo=UTC)
@@ -90,3 +92,92 @@ def test_gateway_test_says_degraded_and_exits_4(
         assert doc["net_liquidation"] == "10000.00"  # the rest is still reported
     finally:
         sim.stop()
+
+
+async def _expiring_position_then_restart(r: Rig, silent: str, *, expiry: date) -> tuple[str, Rig]:
+    """A bracket bought and filled, tradebot stopped, the Gateway made to leave `silent`
+    unanswered, and a new `tradebot run` started against it."""
+    await r.start()
+    ref = await open_position(r, "SPY", expiry=expiry)
+    await filled(r, ref)
+    await r.ctx.book.sync(r.broker, r.now)
+    await r.stop()
+    r.sim.faults.leave_unanswered(silent)
+    again = make_rig(r.sim, r.loaded)
+    await again.start()
+    return ref, again
+
+
+@pytest.mark.parametrize("version", [157, 178])
+def test_unanswered_positions_are_unknown_never_none_held_and_the_expiring_option_is_sold(
+    tmp_path: Path, version: int
+) -> None:
+    """A Gateway that never answers reqPositions (the same habit as the unanswered
+    reqExecutions of ib-api-reloaded/ib_async#54, #82; IB API docs: reqPositions answers each
+    position, then positionEnd): the silence is not "IB holds nothing". Before, the restart took
+    the journal's position for one IB no longer held (a critical alert telling the operator to
+    `journal close` a position IB still held), and the flatten cancelled the stop and the
+    take-profit, then sold nothing (the sell was capped at the empty position list): the option
+    went into its expiry close bare. Now no verdict is drawn from the silence, and the option
+    expiring today is sold on the journal's word once its legs' cancels are confirmed."""
+
+    async def body(r: Rig) -> None:
+        ref, again = await _expiring_position_then_restart(r, "positions", expiry=DAY.date())
+        try:
+            assert list(again.broker.conn.missing) == ["the positions"]
+            paused = again.broker.entries_paused(again.now)
+            assert paused is not None and "did not answer the positions" in paused
+            assert again.events("position_mismatch") == []
+            assert again.loop.positions.refusal() is None
+            assert [m for e, m in again.notes if e == "critical"] == []
+            assert again.loop.status().urgent == []
+            again.sim.set_time(CLOSE - timedelta(minutes=10))  # the flatten
+            await again.wake()
+            assert not again.sim.exchange.positions  # sold at IB: nothing left to exercise
+            assert again.statuses(f"{ref}.sl")[-1] == "cancelled"
+            [closing] = again.events("position_closing")
+            assert closing["order_ref"] == f"{ref}.x1"
+            await again.advance(timedelta(seconds=5))
+            await again.wake()
+            [trade] = [t for t in again.journal("trades") if t["trade_id"] == ref]
+            assert trade["exit_reason"] == "flatten"
+            assert again.events("position_mismatch") == []
+        finally:
+            await again.stop()
+
+    rig(body, tmp_path, version=version, start=DAY, symbols=("QQQ",), limit_s=40)
+
+
+def test_while_positions_are_unknown_halt_flatten_keeps_the_legs_until_ib_answers(
+    tmp_path: Path,
+) -> None:
+    """`halt --flatten` of a position that does not expire today, while IB has not answered
+    reqPositions: its stop and take-profit are not cancelled for a sell tradebot could not size
+    against IB's position (it would leave the position bare, or sell what IB may no longer
+    hold); the legs keep guarding it and the operator is told why. Once IB answers (asked
+    again in the background), the flatten goes ahead."""
+
+    async def body(r: Rig) -> None:
+        ref, again = await _expiring_position_then_restart(r, "positions", expiry=date(2025, 7, 7))
+        try:
+            KillSwitch(again.loaded.state_dir, again.loaded.logs_dir).halt(
+                again.now, operator="test", reason="flatten now", flatten=True
+            )
+            await again.wake()
+            at_ib = {o.order_ref: o.status for o in again.venue_orders()}
+            assert at_ib[f"{ref}.sl"] == at_ib[f"{ref}.tp"] == "Submitted"
+            assert [p.qty for p in again.sim.exchange.positions.values()] == [1]
+            [waiting] = again.events("halt_flatten")
+            assert "IB has not answered its positions" in waiting["message"]
+            again.sim.faults.leave_unanswered("positions", False)
+            await again.advance(timedelta(minutes=2))
+            await again.wake()  # the sync asks IB again, in the background
+            await until(lambda: not again.broker.conn.missing)
+            await again.advance(timedelta(seconds=5))
+            await again.wake()
+            assert not again.sim.exchange.positions
+            assert again.statuses(f"{ref}.sl")[-1] == "cancelled"
+        finally:
+            await again.stop()
+
+    rig(body, tmp_path, start=DAY, symbols=("QQQ",), limit_s=40)

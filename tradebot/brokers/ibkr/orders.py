@@ -32,9 +32,10 @@ from tradebot.brokers.base import (
     OrderRejected,
     OrderSpec,
     PlacedOrder,
+    PositionsUnknown,
 )
 from tradebot.brokers.ibkr import mapping
-from tradebot.brokers.ibkr.connection import IbConnection
+from tradebot.brokers.ibkr.connection import POSITIONS, IbConnection
 from tradebot.brokers.ibkr.ids import OrderIds
 from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
 
@@ -249,7 +250,9 @@ class IbOrders:
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         """What IB told us about our orders (served while reconnecting too: the loop only reads
-        it then, and everything learnt meanwhile arrives with the reconnection's resync)."""
+        it then, and everything learnt meanwhile arrives with the reconnection's resync).
+        What the Gateway left unanswered at connect is asked again in the background."""
+        self.conn.retry_missing_soon()
         self._watch_held()
         out = []
         for o in self.tracker.orders(since):
@@ -333,9 +336,19 @@ class IbOrders:
             )
         return out
 
+    def _positions_answered(self) -> None:
+        """IB's position list is only IB's word once it has answered reqPositions (position
+        messages, then positionEnd); before that, ib_async's empty list means nothing."""
+        missing = self.conn.missing.get(POSITIONS)
+        if missing is not None:
+            raise PositionsUnknown(
+                f"IB has not answered its positions ({missing}); asked again every minute"
+            )
+
     async def holdings(self) -> list[Holding]:
         """Every position IB reports for the account, options and anything else (the last
         ones reported while the connection is being restored)."""
+        self._positions_answered()
         if not self.conn.is_connected() or self.conn.ib is None:
             return list(self._holdings)
         out = []
@@ -360,6 +373,7 @@ class IbOrders:
 
     async def positions(self) -> list[BrokerPosition]:
         """IB's positions (the last ones IB reported while the connection is being restored)."""
+        self._positions_answered()
         if not self.conn.is_connected() or self.conn.ib is None:
             return list(self._positions)
         ib = self.conn.ib
