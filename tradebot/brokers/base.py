@@ -211,6 +211,12 @@ class Broker(Protocol):
         window), or None. Exits are never paused by this."""
         ...
 
+    def order_lists_complete(self) -> bool:
+        """Whether `orders()` holds every order the broker has: False while IB Gateway has not
+        answered its open-order or completed-order list (an order missing from an incomplete
+        list may still be working, or have filled). Nothing is closed as "never sent" then."""
+        ...
+
     async def account(self) -> AccountSnapshot: ...
 
     async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:

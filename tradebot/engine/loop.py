@@ -334,8 +334,16 @@ class TradingLoop:
         for o in await ctx.broker.orders():
             ours = book.find(o.order_ref, o.perm_id)  # by orderRef, else by IB's permId
             broker_refs.add(ours.ref if ours is not None else o.order_ref)
+        # Absent from order lists the broker did not send proves nothing: the intents wait for
+        # the reconciliation its answer brings (a new generation).
+        complete = ctx.broker.order_lists_complete()
         for order in list(book.orders.values()):
-            if order.status == "intent" and order.ref not in broker_refs:
+            if order.status == "intent" and order.ref not in broker_refs and not complete:
+                self.summary.reconcile.append(
+                    f"{order.ref}: intent not listed by the broker yet; decided once it sends "
+                    "its order lists"
+                )
+            elif order.status == "intent" and order.ref not in broker_refs:
                 # Journaled but never sent (a crash between the two): never re-sent late.
                 book.mark_status(
                     now,

@@ -479,15 +479,17 @@ class OrderBook:
             ours = self.find(bo.order_ref, bo.perm_id)
             known.add(ours.ref if ours is not None else bo.order_ref)
             report.status_changes += self._adopt_status(now, bo, report)
+        complete = broker.order_lists_complete()  # else "not listed" proves nothing
         for order in list(self.live.values()):
             if (
-                order.status == "unknown"
+                complete
+                and order.status in ("unknown", "pending")
                 and order.ref not in known
                 and now - order.intent_ts >= UNKNOWN_GRACE
             ):
-                # A send that failed and that the broker does not list: it never arrived. Closed
-                # as abandoned (an entry still counts toward the session); an exit may be sent
-                # again under a new ref.
+                # A send that failed (or that the broker never acknowledged) and that it does
+                # not list: it never arrived. Closed as abandoned (an entry still counts toward
+                # the session); an exit may be sent again under a new ref.
                 self.mark_status(
                     now, order.ref, "abandoned", "the broker never listed it after a failed send"
                 )
@@ -520,7 +522,12 @@ class OrderBook:
                 )
             return 0
         changed = 0
-        if order.status in ("intent", "unknown", "pending") and bo.order_id:
+        if (
+            order.status in ("intent", "unknown", "pending")
+            and bo.order_id
+            and (bo.status, bo.order_id, bo.perm_id)
+            != (order.status, order.order_id, order.perm_id)
+        ):
             self.mark_submitted(now, order.ref, bo.order_id, bo.perm_id, bo.status)
             changed += 1
         if bo.status in FINAL and bo.filled > order.filled_qty:

@@ -8,6 +8,7 @@ habit; tradebot asks its start-up requests itself, each bounded by broker.timeou
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -181,3 +182,75 @@ def test_while_positions_are_unknown_halt_flatten_keeps_the_legs_until_ib_answer
             await again.stop()
 
     rig(body, tmp_path, start=DAY, symbols=("QQQ",), limit_s=40)
+
+
+def _lose_submissions(r: Rig, how: str) -> None:
+    """The journal as a crash (or a failed send) left it: the bracket's `submitted` lines are
+    gone (`intent`: stopped between the send and the line), or read `unknown` (`unknown`: the
+    send raised, its fate unknown)."""
+    path = r.loaded.logs_dir / "journal" / "orders.jsonl"
+    lines = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record["event"] == "submitted":
+            if how == "intent":
+                continue
+            record = {
+                **{k: record[k] for k in ("v", "ts", "order_ref", "role", "session", "mode")},
+                "event": "status",
+                "status": "unknown",
+                "reason": "send failed: IB Gateway did not acknowledge it",
+            }
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("silent", "how"),
+    [("open-orders", "intent"), ("completed-orders", "intent"), ("open-orders", "unknown")],
+)
+def test_unanswered_order_lists_close_no_intent_and_arm_no_exit_on_top_of_ibs_legs(
+    tmp_path: Path, silent: str, how: str
+) -> None:
+    """A bracket IB holds (entry filled, legs working) that the journal only knows as intents
+    (a crash between the send and the `submitted` line) or as sends of unknown fate, and a
+    restart against a Gateway that never answers reqAllOpenOrders or reqCompletedOrders (IB API
+    docs: each answered by its orders, then openOrderEnd / completedOrdersEnd; the habit of
+    ib-api-reloaded/ib_async#54, #82). Before, the orders missing from the unanswered list
+    were closed as never sent (`abandoned`) and the position, its stop now "gone", got emulated
+    legs on top of IB's working ones: two exits, an oversell. Now nothing is closed on a list
+    that did not arrive; the reconciliation after IB answers adopts the orders."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=date(2025, 7, 7), limit=None)
+        await filled(r, ref)
+        await r.stop()
+        _lose_submissions(r, how)
+        r.sim.faults.leave_unanswered(silent)
+        again = make_rig(r.sim, r.loaded)
+        refs = (ref, f"{ref}.tp", f"{ref}.sl")
+        try:
+            await again.start()
+            assert len(again.broker.conn.missing) == 1
+            await again.advance(timedelta(minutes=3))  # past the grace of a failed send
+            await again.wake()
+            for x in refs:
+                assert "abandoned" not in again.statuses(x), x
+            assert again.events("position_protected") == []
+            assert again.loop.oco.legs() == {}
+            at_ib = {o.order_ref: o.status for o in again.venue_orders()}
+            assert at_ib[f"{ref}.sl"] == at_ib[f"{ref}.tp"] == "Submitted"
+            again.sim.faults.leave_unanswered(silent, False)
+            await again.advance(timedelta(minutes=2))
+            await again.wake()  # the sync asks IB again, in the background
+            await until(lambda: not again.broker.conn.missing)
+            await again.wake()  # the reconciliation IB's answer calls for
+            assert again.statuses(ref)[-1] == "filled"
+            assert again.statuses(f"{ref}.tp")[-1] == again.statuses(f"{ref}.sl")[-1] == "submitted"
+            assert again.loop.oco.legs() == {}
+            assert again.events("position_protected") == again.events("unknown_order") == []
+        finally:
+            await again.stop()
+
+    rig(body, tmp_path, start=DAY - timedelta(hours=2), symbols=("QQQ",), limit_s=40)

@@ -235,6 +235,7 @@ class IbConnection:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._restore_task: asyncio.Task[None] | None = None
         self._retry_task: asyncio.Task[None] | None = None
+        self._unconfirmed: list[IbOrder] = []  # sent, unacknowledged, not yet found or forgotten
         _quiet_ib_async_relays()
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -318,8 +319,12 @@ class IbConnection:
         except BaseException:
             ib.disconnect()
             raise
+        self._unconfirmed = []
         if not s.readonly:
-            self._forget_lost(ib, unacknowledged)
+            if self.order_lists_complete():
+                self._forget_lost(ib, unacknowledged)
+            else:  # absent from a list IB did not send proves nothing: decided once it does
+                self._unconfirmed = unacknowledged
         self.ib = ib
         self.state = "connected"
         self.attempts = 0
@@ -521,12 +526,24 @@ class IbConnection:
                 continue
             self.answered(what)
 
+    def order_lists_complete(self) -> bool:
+        """Whether IB has sent its open and completed orders on this connection: until then an
+        order missing from them may still be working, or have filled, at IB."""
+        return OPEN_ORDERS not in self.missing and COMPLETED_ORDERS not in self.missing
+
     def answered(self, what: str) -> None:
-        """`what` was answered after all: when it was the last missing answer, reconcile."""
+        """`what` was answered after all: the loop reconciles with what it says (an order list:
+        the orders it does not have are decided only now)."""
         if self.missing.pop(what, None) is not None:
             log.info("IB Gateway answered %s after all", what)
-            if not self.missing:
-                self.reconcile_soon("every start-up request is answered now")
+            if self._unconfirmed and self.order_lists_complete() and self.ib is not None:
+                self._forget_lost(self.ib, self._unconfirmed)
+                self._unconfirmed = []
+            self.reconcile_soon(
+                "every start-up request is answered now"
+                if not self.missing
+                else f"IB Gateway answered {what} after all"
+            )
 
     async def refresh_clock(self, ib: _IB | None = None) -> None:
         """Ask the gateway its time: follow it (broker.clock = 'gateway') and measure the skew."""
