@@ -65,10 +65,13 @@ class LoopStatus:
     last_error: str | None
     stuck_for_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    failing: str | None = None  # the step failing now and how often ("sync ×12")
 
     def line(self) -> str:
         """One line for systemd's STATUS= and plain logs."""
         state = "HALTED" if self.halted else ("disconnected" if not self.connected else "ok")
+        if self.failing is not None:
+            state = f"FAILING ({self.failing})" if state == "ok" else f"{state}, FAILING"
         equity = "?" if self.equity is None else f"{self.equity:.2f}"
         pnl = "?" if self.day_pnl is None else f"{self.day_pnl:+.2f}"
         return (
@@ -98,5 +101,6 @@ class LoopStatus:
             "next_wake": self.next_wake,
             "last_error": self.last_error,
             "stuck_for_s": self.stuck_for_s,
+            "failing": self.failing,
             "status": self.line(),
         }
