@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -77,6 +78,15 @@ class RunSummary:
     reconcile: list[str] = field(default_factory=list)
     equity: Decimal | None = None
     stopped_by: str = ""
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) is a full disk, a used-up quota or a file-size limit."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def retry_delay(failures: int) -> timedelta:
@@ -195,11 +205,14 @@ class TradingLoop:
             if supervisor_task is not None:
                 supervisor_task.cancel()
                 await asyncio.gather(supervisor_task, return_exceptions=True)
-            ctx.events.record(
-                end,
-                "stop",
-                f"tradebot run stopped ({why}); working orders stay at the broker",
-            )
+            try:
+                ctx.events.record(
+                    end,
+                    "stop",
+                    f"tradebot run stopped ({why}); working orders stay at the broker",
+                )
+            except OSError as exc:  # a full disk must not turn a clean stop into a crash
+                log.error("the stop was not journaled: %s", exc)
             ctx.notify("stop", f"tradebot stopped ({why}); working orders stay at the broker")
             with contextlib.suppress(OSError):
                 write_heartbeat(
@@ -450,20 +463,31 @@ class TradingLoop:
                 failed = await self._wake(now, force_tick)
             except Exception as exc:  # outside the steps (a bug): the loop carries on all the same
                 failed = ("wake", exc)
-            if failed is None:
-                if self._failing is not None:
-                    step, since = self._failing
-                    self.ctx.events.record(
-                        now, "step_recovered",
-                        f"{step} works again after {self._failures} failure(s) since "
-                        f"{since:%Y-%m-%d %H:%M} UTC",
-                    )  # fmt: skip
-                self._failures = 0
-                self._failing = None
-            else:
+            if failed is None and self._failing is not None:
+                failed = self._recovered(now)
+            if failed is not None:
                 self._failed(now, *failed)
         finally:
             self._wake_started = None
+
+    def _recovered(self, now: datetime) -> tuple[str, Exception] | None:
+        """A clean wake after failures: said in the events journal (and, after a full disk,
+        alerted); a journal that still cannot be written is one more failure."""
+        assert self._failing is not None
+        step, since = self._failing
+        text = (
+            f"{step} works again after {self._failures} failure(s) since {since:%Y-%m-%d %H:%M} UTC"
+        )
+        try:
+            self.ctx.events.record(now, "step_recovered", text)
+        except OSError as exc:
+            return ("events", exc)
+        if disk_full(self._last_exc):
+            self._paused = None
+            self.ctx.notify("error", f"the disk takes writes again; entries may resume: {text}")
+        self._failures = 0
+        self._failing = None
+        return None
 
     def _failed(self, now: datetime, step: str, exc: Exception) -> None:
         """Nothing that goes wrong in one step ends the loop — a failed broker request, a
@@ -482,9 +506,15 @@ class TradingLoop:
         self.next_sync = now + retry_delay(self._failures)
         if not isinstance(exc, TradebotError) and self._failures in TOLD_AT:
             log.exception("unexpected error in the loop (it carries on)", exc_info=exc)
+        full = disk_full(exc)
+        if full and self._failures == 1:
+            # Said at once and plainly: nothing new is opened until the disk takes writes again.
+            self._paused = "disk full: new entries paused until the journals can be written"
         if self._failures in TOLD_AT or self._failures % 50 == 0:
             kind = "broker_error" if isinstance(exc, BrokerError) else "error"
             text = f"a step failed ({self._failures}×): {step}: {message}"
+            if full:
+                text = f"disk full: new entries paused; exits go on where they can ({text})"
             try:
                 self.ctx.events.record(now, kind, text, step=step, failures=self._failures)
             except OSError:
