@@ -78,7 +78,7 @@ def run_backtest(
     if progress is not None:
         clock.between_wakes.append(_progress_hook(plan, progress))
     started = time.perf_counter()
-    with not_durable(), run_lock(plan.loaded.state_dir):
+    with not_durable(), run_lock(plan.loaded.state_dir, loaded=plan.loaded):
         # On disk from the start (a SIGKILL or a power cut leaves no chance to write it at the
         # end), with the reason when the replay fails; removed once it has finished.
         mark_incomplete(plan, clock.now(), None)
