@@ -60,6 +60,9 @@ class SimBroker:
     """A broker that fills against the simulated market and remembers its account."""
 
     kind = "sim"
+    # It keeps every fill it made (its account is the record): the loop checks the journal's
+    # fills against it and refuses one it does not have.
+    account_is_truth = True
 
     def __init__(
         self,
