@@ -26,7 +26,7 @@ from tradebot.engine.context import EngineContext, Notify
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.runner import RunOptions, make_context, run_lock
 from tradebot.storage import not_durable
-from tradebot.storage.atomic import make_private_dirs
+from tradebot.storage.atomic import make_private_dirs, write_atomic
 from tradebot.storage.records import utc_iso
 
 Progress = Callable[[int, int, date], None]  # (sessions done, of, current session)
@@ -120,13 +120,13 @@ def mark_incomplete(plan: BacktestPlan, at: datetime, exc: BaseException | None)
         why = f"{type(exc).__name__}: {text}"
     path = plan.out / INCOMPLETE
     span = "part of the" if exc is None else f"{plan.first} up to {at:%Y-%m-%d %H:%M} UTC of the"
-    path.write_text(
+    text = (
         f"This backtest stopped before the end: {why}.\n"
         f"Its journals cover {span} {plan.first} … {plan.last} range, and there is no "
         "report.json: they are not a result.\n"
-        "Delete this folder and run the backtest again.\n",
-        encoding="utf-8",
+        "Delete this folder and run the backtest again.\n"
     )
+    write_atomic(path, text.encode("utf-8"))  # 0600 like every file tradebot writes
     return path
 
 

@@ -41,9 +41,7 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         finally:
             _os.close(fd)
     beat = read_json_state(state_dir / HEARTBEAT_FILE)
-    beat_at = (
-        None if beat is None else datetime.fromisoformat(str(beat["beat"]).replace("Z", "+00:00"))
-    )
+    beat_at = None if beat is None else _beat_time(state_dir / HEARTBEAT_FILE, beat)
     age = None if beat_at is None else (now - beat_at).total_seconds()
     stale_after = max(STALE_MIN_S, 3 * heartbeat_s)
     problems: list[str] = []
@@ -153,6 +151,20 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         "last_error": last_error,
         "problems": problems,
     }
+
+
+def _beat_time(path: Any, beat: dict[str, Any]) -> datetime:
+    """The heartbeat's `beat`: an ISO-8601 time with a timezone, or CorruptRecordError naming
+    the file and the key (written by the loop only; anything else is not its heartbeat)."""
+    from tradebot.core.validation import utc_timestamp
+    from tradebot.errors import CorruptRecordError
+
+    if "beat" not in beat:
+        raise CorruptRecordError(path, None, "the key beat is missing")
+    try:
+        return utc_timestamp(beat["beat"], "beat")
+    except ValueError as exc:
+        raise CorruptRecordError(path, None, str(exc)) from None
 
 
 def _session_of(now: datetime) -> Any:
