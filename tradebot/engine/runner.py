@@ -37,6 +37,7 @@ from tradebot.notify.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
     from tradebot.market import MarketModel
+    from tradebot.market.csv_bars import CsvBars
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOCK_FILE = "run.lock"
@@ -217,9 +218,7 @@ def make_clock(loaded: LoadedConfig, options: RunOptions) -> Clock:
         return WallClock()
     start = options.start
     if start is None and options.bars is not None:
-        from tradebot.market.csv_bars import CsvBars
-
-        source = CsvBars(options.bars, loaded.settings.schedule.calendar)
+        source = _csv_source(loaded, options.bars)
         firsts = [source.sessions(s)[0] for s in source.symbols() if source.sessions(s)]
         if not firsts:
             raise UsageError(f"--bars {options.bars}: no regular-session bars in the files")
@@ -229,15 +228,28 @@ def make_clock(loaded: LoadedConfig, options: RunOptions) -> Clock:
     return SimClock(start, options.speed)
 
 
+def _csv_source(loaded: LoadedConfig, bars: Path) -> CsvBars:
+    """The configured symbols' bar files (no other file in the folder is looked at)."""
+    from tradebot.market.csv_bars import CsvBars
+
+    symbols = loaded.settings.trading.symbols
+    source = CsvBars(bars, loaded.settings.schedule.calendar, symbols=symbols)
+    for symbol in symbols:
+        if symbol.upper() not in source.files:
+            raise UsageError(
+                f"--bars {bars} has no file for {symbol} (trading.symbols); add {symbol}.csv "
+                "or remove the symbol"
+            )
+    return source
+
+
 def default_until(loaded: LoadedConfig, options: RunOptions, clock: Clock) -> datetime | None:
     """A simulated run stops by itself: after the last session of `--bars`, else at the end of
     the New York day it started on. Real time runs until stopped."""
     if options.until is not None or not options.simulated:
         return options.until
     if options.bars is not None:
-        from tradebot.market.csv_bars import CsvBars
-
-        source = CsvBars(options.bars, loaded.settings.schedule.calendar)
+        source = _csv_source(loaded, options.bars)
         last = max(source.sessions(s)[-1] for s in source.symbols() if source.sessions(s))
         return datetime.combine(last + timedelta(days=1), time(0), NEW_YORK).astimezone(UTC)
     day = clock.now().astimezone(NEW_YORK).date()
@@ -275,7 +287,10 @@ def make_context(
 
     if market is None:
         market = make_market(
-            seed=s.broker.sim.seed, bars_dir=options.bars, calendar=s.schedule.calendar
+            seed=s.broker.sim.seed,
+            bars_dir=options.bars,
+            calendar=s.schedule.calendar,
+            symbols=s.trading.symbols,
         )
     for symbol in s.trading.symbols:
         if not market.supports(symbol):
