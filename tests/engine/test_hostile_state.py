@@ -30,7 +30,7 @@ def _tradebot(cwd: Path, *args: str, umask: int | None = None) -> subprocess.Com
     return subprocess.run(
         [sys.executable, "-m", "tradebot", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-        preexec_fn=None if umask is None else (lambda: os.umask(umask)),  # noqa: PLW1509
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )  # fmt: skip
 
 
@@ -164,7 +164,7 @@ def used_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _snapshot(root: Path, name: str) -> dict[str, bytes]:
     """The named file's bytes (a directory's: its entries')."""
-    found = [p for p in (root / "logs").rglob(name)]
+    found = list((root / "logs").rglob(name))
     assert len(found) == 1, found
     path = found[0]
     if path.is_dir():

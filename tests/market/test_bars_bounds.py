@@ -60,7 +60,7 @@ def _tradebot(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     return subprocess.run(
         [sys.executable, "-m", "tradebot", *args],
-        cwd=cwd, env=env, capture_output=True, timeout=120, preexec_fn=_limited,  # noqa: PLW1509
+        cwd=cwd, env=env, capture_output=True, timeout=120, preexec_fn=_limited,
     )  # fmt: skip
 
 
@@ -125,7 +125,7 @@ def test_a_folder_that_cannot_be_read_is_a_bars_error(
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     monkeypatch.setattr(csv_bars.os, "scandir", denied)
-    with pytest.raises(BarsError, match="cannot be read.*Permission denied") as err:
+    with pytest.raises(BarsError, match=r"cannot be read.*Permission denied") as err:
         discover(bars)
     assert err.value.exit_code == 3
 
