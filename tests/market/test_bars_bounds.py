@@ -4,25 +4,22 @@ Real processes under a memory limit (RLIMIT_AS): a 2 GB sparse file of NULs took
 memory before its exit 3; a header, 500 rows and a 2 GB sparse tail ran for more than 300 s; a
 200 MB field was echoed whole to stderr. Now every file is checked for its size and its line
 lengths before it is parsed, streaming, and an error line quotes at most ~100 characters of a bad
-value. Rows in the year 2300 were exit 1; a folder that cannot be read was exit 1 (or 2); a
-folder of 3,000 files with one symbol configured took 268 s: only the configured symbols' files
+value. Rows in the year 2300 were exit 1 (an unreadable folder: tests/cli/test_small_bounds.py);
+a folder of 3,000 files with one symbol configured took 268 s: only the configured symbols' files
 are read now.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import resource
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tradebot.market import csv_bars
-from tradebot.market.csv_bars import BarsError, discover, load_bar_file
+from tradebot.market.csv_bars import BarsError, load_bar_file
 
 pytestmark = pytest.mark.slow
 MEMORY = 768 * 1024 * 1024  # address space for the whole process, pandas and numpy included
@@ -113,21 +110,6 @@ def test_prices_beyond_any_quote_are_a_bars_error(tmp_path: Path) -> None:
     path = _folder(tmp_path, HEADER + rows) / "SPY.csv"
     with pytest.raises(BarsError, match="row 4: high"):
         load_bar_file(path)
-
-
-def test_a_folder_that_cannot_be_read_is_a_bars_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Root reads any folder, so the refusal of the OS is what is modelled here."""
-    bars = _folder(tmp_path, HEADER + _rows(3))
-
-    def denied(path: Any) -> Any:
-        raise PermissionError(errno.EACCES, "Permission denied", str(path))
-
-    monkeypatch.setattr(csv_bars.os, "scandir", denied)
-    with pytest.raises(BarsError, match=r"cannot be read.*Permission denied") as err:
-        discover(bars)
-    assert err.value.exit_code == 3
 
 
 def test_only_the_configured_symbols_files_are_read(tmp_path: Path) -> None:

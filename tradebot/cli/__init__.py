@@ -87,6 +87,7 @@ def root(
             "-c",
             help="Config file (TOML). Default: $TRADEBOT_CONFIG, else ./config.toml.",
             show_default=False,
+            readable=False,  # an unreadable file is a config error (exit 3)
         ),
     ] = None,
     debug: Annotated[

@@ -332,7 +332,7 @@ def set_password(
     if stored is not None:
         current = _read_secret("Current override password", password_stdin)
     new = _read_secret("New override password", password_stdin, confirm=not password_stdin)
-    ladder.set_password(
+    unconfirmed = ladder.set_password(
         _now(),
         new_password=new,
         current_password=lambda: current,
@@ -343,6 +343,10 @@ def set_password(
         f"override password {'changed' if stored else 'set'} (salted scrypt hash in "
         f"{esc(ladder.state.dir)})"
     )
+    if unconfirmed is not None:
+        from tradebot.cli.output import warning_line
+
+        warning_line(unconfirmed)
 
 
 # -- export ------------------------------------------------------------------------------------

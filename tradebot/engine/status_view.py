@@ -11,8 +11,11 @@ from typing import Any
 STALE_MIN_S = 90.0
 
 
-def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
-    """What `tradebot status` shows. Reads files only; never talks to the broker."""
+def loop_report(loaded: Any, now: datetime | None = None) -> dict[str, Any]:
+    """What `tradebot status` shows. Reads files only; never talks to the broker.
+
+    `now` defaults to the moment just after the heartbeat was read: taken before, a beat
+    written in between would look like one from the future (a negative age)."""
     import fcntl
     import os as _os
     from pathlib import Path
@@ -42,7 +45,11 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
             _os.close(fd)
     beat = read_json_state(state_dir / HEARTBEAT_FILE)
     beat_at = None if beat is None else _beat_time(state_dir / HEARTBEAT_FILE, beat)
-    age = None if beat_at is None else (now - beat_at).total_seconds()
+    if now is None:
+        from datetime import UTC
+
+        now = datetime.now(UTC)
+    age = None if beat_at is None else max(0.0, (now - beat_at).total_seconds())
     stale_after = max(STALE_MIN_S, 3 * heartbeat_s)
     problems: list[str] = []
     if lock_holder is not None:
