@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -67,12 +68,19 @@ class KillSwitch:
                 "flatten": flatten,
             }
         )
-        log.warning("HALT by %s (flatten=%s): %s", operator, flatten, reason or "no reason given")
+        log.info(
+            "halt by %s%s: %s",
+            operator,
+            " with flatten" if flatten else "",
+            reason or "no reason given",
+        )
         return halt
 
     def resume(self, now: datetime, *, operator: str, reason: str | None) -> Halt:
-        """Lift the halt; returns what was lifted (not halted = nothing to do)."""
+        """Lift the halt; returns what was lifted (not halted: nothing to do, nothing written)."""
         current = self._current(now)
+        if not current.halted:
+            return current
         self.state.write_halt(Halt(False))
         self.events.append(
             {
@@ -84,5 +92,29 @@ class KillSwitch:
                 "was_halted": current.halted,
             }
         )
-        log.warning("RESUME by %s: %s", operator, reason or "no reason given")
+        log.info("resumed by %s: %s", operator, reason or "no reason given")
         return current
+
+
+def halt_alert(operator: str, reason: str | None, flatten: bool) -> str:
+    return f"HALT by {operator}{' with flatten' if flatten else ''}: {reason or 'no reason'}"
+
+
+def request_halt(
+    state_dir: Path,
+    logs_dir: Path,
+    now: datetime,
+    *,
+    operator: str,
+    reason: str | None,
+    flatten: bool,
+    notify: Callable[[str, str], None],
+) -> Halt:
+    """`tradebot halt [--flatten]`, from a terminal or from the phone (`tradebot remote`): the
+    same `halt.json`, the same journal line, the same alert; a running loop reacts at its next
+    wake, whoever asked."""
+    state = KillSwitch(state_dir, logs_dir).halt(
+        now, operator=operator, reason=reason, flatten=flatten
+    )
+    notify("halt", halt_alert(operator, reason, flatten))
+    return state

@@ -31,23 +31,23 @@ def halt(
     operator: Operator = None,
 ) -> None:
     """Stop new entries now (a running loop notices within a second). Exit 0, loop or not."""
-    from tradebot.books.halt import KillSwitch
+    from tradebot.books.halt import request_halt
     from tradebot.books.ladder import default_operator
-    from tradebot.notify.alerts import alerts_for
+    from tradebot.remote.outbound import alerts_for
 
     check_text(operator, "--operator", MAX_OPERATOR)
     check_text(reason, "--reason", MAX_REASON)
     loaded = state_of(ctx).config()
     who = operator or default_operator()
-    state = KillSwitch(loaded.state_dir, loaded.logs_dir).halt(
-        datetime.now(UTC), operator=who, reason=reason, flatten=flatten
-    )
+    running, at = _loop(loaded)
     alerts = alerts_for(loaded.settings)
-    alerts("halt", f"HALT by {who}{' with flatten' if flatten else ''}: {reason or 'no reason'}")
+    state = request_halt(
+        loaded.state_dir, loaded.logs_dir, at,
+        operator=who, reason=reason, flatten=flatten, notify=alerts,
+    )  # fmt: skip
     alerts.close(timeout=5)
-    running = _loop_pid(loaded)
     console = stdout_console()
-    console.print(f"[bold red]halted[/]: {esc(state.message())}", highlight=False)
+    console.print(f"[bold red]{esc(state.message())}[/]", highlight=False)
     if flatten:
         console.print(
             "flatten requested: the loop cancels working entries and sells every position at "
@@ -66,27 +66,35 @@ def resume(ctx: typer.Context, reason: Reason = None, operator: Operator = None)
     """Lift the halt: entries may start again (positions are not touched)."""
     from tradebot.books.halt import KillSwitch
     from tradebot.books.ladder import default_operator
-    from tradebot.notify.alerts import alerts_for
+    from tradebot.remote.outbound import alerts_for
 
     check_text(operator, "--operator", MAX_OPERATOR)
     check_text(reason, "--reason", MAX_REASON)
     loaded = state_of(ctx).config()
     who = operator or default_operator()
-    was = KillSwitch(loaded.state_dir, loaded.logs_dir).resume(
-        datetime.now(UTC), operator=who, reason=reason
-    )
-    alerts = alerts_for(loaded.settings)
-    alerts("resume", f"resumed by {who}: {reason or 'no reason'}")
-    alerts.close(timeout=5)
+    _running, at = _loop(loaded)
+    was = KillSwitch(loaded.state_dir, loaded.logs_dir).resume(at, operator=who, reason=reason)
+    if was.halted:
+        alerts = alerts_for(loaded.settings)
+        alerts("resume", f"resumed by {who}: {reason or 'no reason'}")
+        alerts.close(timeout=5)
     stdout_console().print(
         "resumed: entries may start again" if was.halted else "was not halted; nothing to lift",
         highlight=False,
     )
 
 
-def _loop_pid(loaded: object) -> int | None:
+def _loop(loaded: object) -> tuple[int | None, datetime]:
+    """The running loop's pid (None when none runs) and the time to stamp the change with:
+    the loop's own when it runs on a simulated or the gateway's clock (a halt stamped with this
+    machine's time would be dated in that loop's future), else now."""
+    from tradebot.cli.output import parse_time
     from tradebot.engine.status_view import loop_report
 
-    report = loop_report(loaded, datetime.now(UTC))
+    now = datetime.now(UTC)
+    report = loop_report(loaded, now)
     pid = report["pid"]
-    return int(pid) if report["running"] and pid else None
+    if not (report["running"] and pid):
+        return None, now
+    clock = parse_time(report["clock"]) if report.get("clock_note") else None
+    return int(pid), clock or now

@@ -13,9 +13,9 @@ docs/decisions.md: pydantic-settings costs 50–100 ms of import on every comman
 * The bot never rewrites this file; mutable state lives under `paths.state_dir`.
 
 The package: `fields` (strict scalar types), one module of models per section (`broker`,
-`trading`, `strategies`, `phase`, `monitoring`), `settings` (the whole configuration and where it
-came from), `environment` (the `TRADEBOT_*` source) and `loader` (reading, merging, one line per
-problem). Everything public is importable from `tradebot.config`.
+`trading`, `strategies`, `phase`, `monitoring`, `remote`), `settings` (the whole configuration
+and where it came from), `environment` (the `TRADEBOT_*` source) and `loader` (reading, merging,
+one line per problem). Everything public is importable from `tradebot.config`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from __future__ import annotations
 from tradebot.config.broker import BrokerConfig, SimBrokerConfig
 from tradebot.config.environment import ENV_NOT_SETTINGS, ENV_PREFIX, env_overrides
 from tradebot.config.fields import MAX_EQUITY, MAX_USD, PHASES, Phase, Section
-from tradebot.config.loader import DEFAULT_CONFIG_PATH, load_config, resolve_config_path
+from tradebot.config.loader import (
+    DEFAULT_CONFIG_PATH,
+    load_config,
+    resolve_config_path,
+    with_logs_dir,
+    with_symbols,
+)
 from tradebot.config.monitoring import (
     DEFAULT_NOTIFY_ON,
     NOTIFY_EVENTS,
@@ -39,6 +45,7 @@ from tradebot.config.phase import (
     ScalingRules,
     TrialRules,
 )
+from tradebot.config.remote import RemoteConfig
 from tradebot.config.settings import LoadedConfig, PathsConfig, Settings
 from tradebot.config.strategies import ScalpConfig, StrategiesConfig, WhaleConfig
 from tradebot.config.trading import OptionsConfig, RiskConfig, ScheduleConfig, TradingConfig
@@ -64,6 +71,7 @@ __all__ = [
     "PhaseConfig",
     "PhaseRules",
     "ProofRules",
+    "RemoteConfig",
     "RiskConfig",
     "ScalingRules",
     "ScalpConfig",
@@ -78,4 +86,6 @@ __all__ = [
     "env_overrides",
     "load_config",
     "resolve_config_path",
+    "with_logs_dir",
+    "with_symbols",
 ]

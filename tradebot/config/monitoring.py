@@ -13,6 +13,7 @@ from pydantic import (
 from tradebot.config.fields import Int, Section
 
 NotifyEvent = Literal[
+    "critical",
     "start",
     "stop",
     "entry",
@@ -27,9 +28,11 @@ NotifyEvent = Literal[
     "reconnect",
     "error",
     "summary",
+    "remote",
 ]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
+    "critical",  # an option expiring today still held near the close, a position IB changed
     "start",
     "stop",
     "entry",
@@ -43,6 +46,7 @@ DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
     "reconnect",
     "error",
     "summary",
+    "remote",
 )
 
 

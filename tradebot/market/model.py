@@ -243,7 +243,10 @@ class MarketModel:
         ):
             return None
         base = OptionContract(symbol, expiry, strike, right, trading_class=symbol)
-        return base.qualified(option_con_id(base.local_symbol), profile(symbol).option_tick)
+        p = profile(symbol)
+        return base.qualified(
+            option_con_id(base.local_symbol), p.option_tick, ladder=p.option_ladder
+        )
 
     def volatility(self, symbol: str, session: date) -> float:
         return _volatility(self, symbol.upper(), session)
@@ -260,7 +263,7 @@ class MarketModel:
         self, contract: OptionContract, spot: float, t: datetime
     ) -> tuple[Decimal, Decimal]:
         fair = self.option_value(contract, spot, t)
-        return pricing.bid_ask(fair, spot, float(contract.strike), contract.tick)
+        return pricing.bid_ask(fair, spot, float(contract.strike), contract.grid)
 
     def option_quote(
         self, contract: OptionContract, t: datetime, data_type: DataType = "live"
@@ -281,7 +284,7 @@ class MarketModel:
         return Quote(
             bid=bid,
             ask=ask,
-            last=((bid + ask) / 2).quantize(contract.tick) if bid > 0 else ask,
+            last=contract.grid.round((bid + ask) / 2) if bid > 0 else ask,
             time=as_of,
             data_type=data_type,
             volume=volume,

@@ -15,7 +15,9 @@ Documented in README ("How the simulated market prices options"):
 from __future__ import annotations
 
 import math
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
+
+from tradebot.core.ticks import TickLadder, as_ladder
 
 RATE = 0.04
 SMILE = 8.0
@@ -54,24 +56,24 @@ def smile_vol(vol: float, spot: float, strike: float) -> float:
     return vol * (1.0 + SMILE * m * m)
 
 
-def bid_ask(fair: float, spot: float, strike: float, tick: Decimal) -> tuple[Decimal, Decimal]:
-    """(bid, ask) on the tick around `fair`; bid 0 when the option is worth less than a tick."""
+def bid_ask(
+    fair: float, spot: float, strike: float, tick: Decimal | TickLadder
+) -> tuple[Decimal, Decimal]:
+    """(bid, ask) on the contract's price ladder around `fair` (at least one increment apart);
+    bid 0 when the option is worth less than its lowest price."""
+    grid = as_ladder(tick)
+    step = grid.increment(Decimal(repr(max(fair, 0.0))))
     m = abs(math.log(strike / spot))
-    width = max(float(tick), fair * (BASE_SPREAD + WING_SPREAD * m))
-    bid = _to_tick(fair - width / 2, tick, ROUND_FLOOR)
-    ask = _to_tick(fair + width / 2, tick, ROUND_CEILING)
+    width = max(float(step), fair * (BASE_SPREAD + WING_SPREAD * m))
+    low = Decimal(repr(fair - width / 2))
+    bid = grid.down(low) if low > 0 else Decimal(0)
+    ask = grid.up(Decimal(repr(fair + width / 2)))
     if ask <= bid:
-        ask = bid + tick
-    if bid < 0:
-        bid = Decimal(0)
-    if ask < tick:
-        ask = tick
+        ask = grid.next_above(bid)
+    lowest = grid.steps[0][1]
+    if ask < lowest:
+        ask = lowest
     return bid, ask
-
-
-def _to_tick(price: float, tick: Decimal, rounding: str) -> Decimal:
-    steps = (Decimal(repr(price)) / tick).to_integral_value(rounding=rounding)
-    return (steps * tick).quantize(tick)
 
 
 def option_volume(atm_volume: int, spot: float, strike: float, day_fraction: float) -> int:

@@ -6,9 +6,9 @@
 * Only events listed in `monitoring.notify_on` are sent; the same event and message within
   `DEDUPE_WINDOW` is sent once; at most `PER_MINUTE` alerts a minute (the rest are counted and
   reported in the next one that goes out).
-* URLs carry tokens: they are never logged, never shown (`mask_url` keeps the scheme only), and
-  Apprise's own logger — which names URLs when a send fails — is silenced. A failed send is
-  logged once per failure streak, without the URL.
+* URLs carry tokens: they are never logged, shown only as `mask_url` keeps them (the scheme
+  and the server, never a token), and Apprise's own logger — which names URLs when a send
+  fails — is silenced. A failed send is logged once per failure streak, without the URL.
 """
 
 from __future__ import annotations
@@ -28,16 +28,49 @@ DEDUPE_WINDOW = 600.0  # seconds
 PER_MINUTE = 10
 # What the operator must always hear about, however busy the minute was.
 NEVER_THROTTLED = frozenset(
-    {"halt", "resume", "downgrade", "daily_loss", "error", "disconnect", "reconnect", "stop"}
+    {
+        "critical",
+        "halt",
+        "resume",
+        "downgrade",
+        "daily_loss",
+        "error",
+        "disconnect",
+        "reconnect",
+        "stop",
+        "summary",
+        "remote",
+    }
 )
 QUEUE_SIZE = 200
 TITLE = "tradebot"
 
 
 def mask_url(url: str) -> str:
-    """`tgram://***`: the scheme only, never the token."""
-    scheme = url.split("://", 1)[0] if "://" in url else "url"
-    return f"{scheme}://***"
+    """What tells one URL from another without its secrets: the scheme and the server (host
+    name or address, with its port) stay; a user, a password, the path and the query (where
+    tokens live) become `***`, and so does a "host" that is a token itself (`tgram://TOKEN/…`,
+    `ntfy://topic`): `json://hooks.example.com:8443/***`, `mailto://***@gmail.com`,
+    `tgram://***`."""
+    from urllib.parse import urlsplit
+
+    scheme, sep, _rest = url.partition("://")
+    if not sep or not scheme.isascii() or not scheme.replace("+", "").isalnum():
+        return "url://***"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return f"{scheme}://***"
+    server = host is not None and (host == "localhost" or "." in host or ":" in host)
+    if not server:
+        return f"{scheme}://***"
+    shown = f"[{host}]" if ":" in (host or "") else str(host)
+    if port is not None:
+        shown += f":{port}"
+    user = "***@" if parts.username or parts.password else ""
+    tail = "/***" if parts.path.strip("/") or parts.query else ""
+    return f"{scheme}://{user}{shown}{tail}"
 
 
 def quiet_apprise() -> None:
@@ -92,9 +125,12 @@ class Alerts:
         notify_on: Iterable[str],
         *,
         sender: Sender | None = None,
+        also: Sender | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.enabled = bool(urls)
+        # `also`: a second destination beside the URLs (the Telegram chat of `tradebot remote`).
+        self.enabled = bool(urls) or also is not None
+        self._also = also
         self.notify_on = frozenset(notify_on)
         self._urls = list(urls)
         self._sender = sender
@@ -108,6 +144,10 @@ class Alerts:
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
+
+    @property
+    def also_enabled(self) -> bool:
+        return self._also is not None
 
     def __call__(self, event: str, message: str) -> None:
         if not self.enabled or event not in self.notify_on:
@@ -140,20 +180,26 @@ class Alerts:
             self._thread.start()
 
     def _run(self) -> None:
-        try:
-            sender = self._sender or apprise_sender(self._urls)
-        except Exception as exc:  # a bad URL set must not take the loop down
-            log.warning("alerts disabled: Apprise could not be set up (%s)", type(exc).__name__)
-            return
+        sender: Sender | None = self._sender
+        if sender is None and self._urls:
+            try:
+                sender = apprise_sender(self._urls)
+            except Exception as exc:  # a bad URL set must not take the loop down
+                log.warning("alerts disabled: Apprise could not be set up (%s)", type(exc).__name__)
+                if self._also is None:
+                    return
+        senders = [s for s in (sender, self._also) if s is not None]
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            try:
-                ok = sender(f"{TITLE}: {item.event}", item.message)
-            except Exception as exc:
-                ok = False
-                log.debug("alert send raised %s", type(exc).__name__)
+            ok = True
+            for send in senders:
+                try:
+                    ok = send(f"{TITLE}: {item.event}", item.message) and ok
+                except Exception as exc:
+                    ok = False
+                    log.debug("alert send raised %s", type(exc).__name__)
             if ok:
                 self.sent += 1
                 if self._failing:
@@ -227,8 +273,8 @@ def send_test(
     return results
 
 
-def alerts_for(settings: object) -> Alerts:
+def alerts_for(settings: object, also: Sender | None = None) -> Alerts:
     """The configured alerts (`[monitoring]`): nothing is sent when no URL is set."""
     monitoring = settings.monitoring  # type: ignore[attr-defined]
     urls = [u.get_secret_value() for u in monitoring.notify_urls]
-    return Alerts(urls, monitoring.notify_on)
+    return Alerts(urls, monitoring.notify_on, also=also)
