@@ -47,6 +47,7 @@ class DripServer:
         self.sock.listen(4)
         self.sock.settimeout(total)
         self.every, self.total = every, total
+        self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -65,15 +66,16 @@ class DripServer:
             try:
                 conn.recv(65536)
                 for byte in b"HTTP/1.1 200 OK\r\n" * 100:
-                    if time.monotonic() > deadline:
-                        return
+                    if time.monotonic() > deadline or self.stopped.wait(self.every):
+                        return  # closing the connection ends the client's wait too
                     conn.sendall(bytes([byte]))
-                    time.sleep(self.every)
             except OSError:
                 return
 
     def close(self) -> None:
+        self.stopped.set()
         self.sock.close()
+        self.thread.join(5)
 
 
 def test_notify_test_gives_each_url_one_overall_deadline() -> None:

@@ -48,7 +48,7 @@ def test_ten_thousand_failed_steps_keep_the_loop_alive_at_the_capped_interval(
     tmp_path: Path,
 ) -> None:
     loaded = config(tmp_path, base=trading("", symbols='"SPY"'))
-    ctx, until = prepare(loaded, "2025-07-01T09:29", "2025-07-09")
+    ctx, until = prepare(loaded, "2025-07-01T09:29", "2025-07-08T10:00")
     seen = _failing_executions(ctx, first=2)  # the reconcile at start succeeds
     loop = TradingLoop(ctx, until=until)
     wakes: list[tuple[datetime, int]] = []
@@ -93,7 +93,7 @@ def test_emulated_protective_legs_are_watched_while_the_sync_keeps_failing(
             "seed = 7", "seed = 7\nrefuse_brackets = true"
         ),
     )
-    ctx, until = prepare(loaded, "2025-07-01T09:29", "2025-07-01T13:00")
+    ctx, until = prepare(loaded, "2025-07-01T09:29", "2025-07-01T11:00")
     broker = sim(ctx)
     executions = broker.executions
     state: dict[str, Any] = {"failing": False, "failed": 0, "sold_while_failing": False}
