@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from tradebot.core.trades import ClosedTrade
 
 from tradebot.cli.context import state_of
-from tradebot.cli.journal_cmd import parse_day
 from tradebot.cli.output import (
     esc,
     fmt_money,
+    parse_day,
     print_json,
     stderr_console,
     stdout_console,
@@ -80,8 +80,10 @@ def backtest(
         bool, typer.Option("--json", help="Print the report as one JSON document for scripts.")
     ] = False,
 ) -> None:
-    """Replay sessions through the real loop on the simulated broker; report what it would have
-    done and how the phase ladder would have moved. Writes only into --out."""
+    """Replay sessions through the real loop on the simulated broker.
+
+    Reports what it would have done and how the phase ladder would have moved. Writes only into
+    --out."""
     from tradebot.backtest.plan import BacktestRequest, parse_symbols, prepare
     from tradebot.errors import UsageError
 

@@ -10,7 +10,9 @@ import typer
 from tradebot.cli.context import state_of
 from tradebot.cli.output import esc, print_json, stdout_console
 
-app = typer.Typer(help="Validate and show the configuration.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Validate and show the configuration.", no_args_is_help=True
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from tradebot.gateway_sim import SimSettings
 
 app = typer.Typer(
-    help="The IB gateway: test the connection, or run a local simulator to rehearse with.",
+    rich_markup_mode=None,
+    help="IB Gateway: test the connection, or run a local simulator.",
     no_args_is_help=True,
 )
 

@@ -70,8 +70,9 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run the trading loop: signals, guards, sizing, brackets, journal — on the simulated
-    broker or on Interactive Brokers (broker.kind)."""
+    """Run the trading loop: signals, guards, sizing, brackets, exits.
+
+    On the simulated broker or on Interactive Brokers (broker.kind); every order journaled."""
     state = state_of(ctx)
     loaded = state.config()
     from tradebot.engine import runner

@@ -29,7 +29,9 @@ def status(
         bool, typer.Option("--wide", help="Every column of the tables, wider than the terminal.")
     ] = False,
 ) -> None:
-    """Loop running (pid, heartbeat age), phase, halt, today's P&L, positions, working orders.
+    """Is a loop running? Phase, halt, today's P&L, positions, orders.
+
+    The pid and heartbeat age, the working orders and the last error, from files only.
 
     Exit 0; 4 when the heartbeat is stale or the loop died without stopping. Never talks to
     the broker.

@@ -22,7 +22,7 @@ def loop_report(loaded: Any, now: datetime | None = None) -> dict[str, Any]:
 
     from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
     from tradebot.books.ladder import PhaseLadder
-    from tradebot.books.risk_report import account_modes
+    from tradebot.books.equity import account_modes
     from tradebot.books.state_store import StateStore
     from tradebot.engine.events import EventLog
     from tradebot.engine.heartbeat import HEARTBEAT_FILE
@@ -189,21 +189,25 @@ def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> li
     """Open positions whose option expires today (once the flatten time has come) or has
     expired already, unless the running loop's heartbeat names them."""
     from tradebot.core.trades import EXCHANGE_TZ, session_of
-    from tradebot.engine.schedule import session_plan
 
     s = loaded.settings
     today = session_of(now)
-    try:
-        plan = session_plan(
-            today,
-            s.schedule.calendar,
-            interval_s=s.trading.interval_s,
-            open_delay_minutes=s.schedule.open_delay_minutes,
-            close_buffer_minutes=s.schedule.close_buffer_minutes,
-            flatten_minutes=s.trading.flatten_minutes_before_close,
-        )
-    except ValueError:  # not a session today
-        plan = None
+    plan: Any = None
+    if any(p.entry.contract.expiry == today for p in book.open_positions()):
+        # The exchange calendar (pandas) only when a position expires today: `status` stays fast.
+        from tradebot.engine.schedule import session_plan
+
+        try:
+            plan = session_plan(
+                today,
+                s.schedule.calendar,
+                interval_s=s.trading.interval_s,
+                open_delay_minutes=s.schedule.open_delay_minutes,
+                close_buffer_minutes=s.schedule.close_buffer_minutes,
+                flatten_minutes=s.trading.flatten_minutes_before_close,
+            )
+        except ValueError:  # not a session today
+            plan = None
     lines = []
     for pos in book.open_positions():
         entry = pos.entry
