@@ -20,9 +20,9 @@ def loop_report(loaded: Any, now: datetime | None = None) -> dict[str, Any]:
     import os as _os
     from pathlib import Path
 
+    from tradebot.books.equity import account_modes
     from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
     from tradebot.books.ladder import PhaseLadder
-    from tradebot.books.equity import account_modes
     from tradebot.books.state_store import StateStore
     from tradebot.engine.events import EventLog
     from tradebot.engine.heartbeat import HEARTBEAT_FILE
