@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from tradebot.books.session_calendar import refresh_cache
 from tradebot.config import LoadedConfig
 from tradebot.engine.clock import Clock, SimClock, WallClock
 from tradebot.engine.context import EngineContext, Notify, build_context
@@ -312,6 +313,9 @@ def run(
     use_clock(clock.now if own_clock else None)
     try:
         with run_lock(loaded.state_dir):
+            # The loop loads exchange_calendars anyway: it leaves a copy of the sessions for the
+            # commands that must start fast (`risk check`, `status`).
+            refresh_cache(loaded.state_dir, loaded.settings.schedule.calendar)
             return asyncio.run(_main(ctx, until, options.once, view, systemd or SystemdNotifier()))
     finally:
         use_clock(None)

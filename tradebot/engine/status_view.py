@@ -17,9 +17,9 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
     import os as _os
     from pathlib import Path
 
+    from tradebot.books.equity import account_modes
     from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
     from tradebot.books.ladder import PhaseLadder
-    from tradebot.books.equity import account_modes
     from tradebot.books.state_store import StateStore
     from tradebot.engine.events import EventLog
     from tradebot.engine.heartbeat import HEARTBEAT_FILE
@@ -175,7 +175,8 @@ def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> li
     today = session_of(now)
     plan: Any = None
     if any(p.entry.contract.expiry == today for p in book.open_positions()):
-        # The exchange calendar (pandas) only when a position expires today: `status` stays fast.
+        # The calendar only when a position expires today, and from the state directory's
+        # cached copy when valid (no pandas): `status` stays fast.
         from tradebot.engine.schedule import session_plan
 
         try:
@@ -186,6 +187,7 @@ def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> li
                 open_delay_minutes=s.schedule.open_delay_minutes,
                 close_buffer_minutes=s.schedule.close_buffer_minutes,
                 flatten_minutes=s.trading.flatten_minutes_before_close,
+                state_dir=loaded.state_dir,
             )
         except ValueError:  # not a session today
             plan = None
