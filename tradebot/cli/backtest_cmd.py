@@ -38,6 +38,14 @@ def backtest(
             show_default=False,
         ),
     ] = None,
+    options: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of real option quotes (Lean minute quote zips, or CSVs of time, "
+            "contract, bid, ask): used instead of the model where they exist (see README).",
+            show_default=False,
+        ),
+    ] = None,
     start: Annotated[
         str | None,
         typer.Option("--from", help="First session (YYYY-MM-DD).", show_default=False),
@@ -96,6 +104,7 @@ def backtest(
         end=parse_day(end, "--to"),
         symbols=parse_symbols(symbols),
         out=out,
+        options=options,
     )
     state = state_of(ctx)
     # The live logs directory is never written: no log file there, console only.

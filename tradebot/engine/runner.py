@@ -254,8 +254,13 @@ def make_context(
     from tradebot.market import make_market
 
     if market is None:
+        from tradebot.market.volatility import pricing_params
+
         market = make_market(
-            seed=s.broker.sim.seed, bars_dir=options.bars, calendar=s.schedule.calendar
+            seed=s.broker.sim.seed,
+            bars_dir=options.bars,
+            calendar=s.schedule.calendar,
+            params=pricing_params(s.broker.sim.pricing),
         )
     for symbol in s.trading.symbols:
         if not market.supports(symbol):

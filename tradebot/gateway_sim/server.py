@@ -76,6 +76,7 @@ from tradebot.gateway_sim.quotes import (
 from tradebot.market import make_market
 from tradebot.market.exchange import SimExchange
 from tradebot.market.model import MarketModel
+from tradebot.market.volatility import PricingParams
 from tradebot.storage import read_json_state, write_json_state
 
 log = logging.getLogger("tradebot.gateway_sim")
@@ -132,6 +133,9 @@ class SimSettings:
     unsafe_bind: bool = False
     calendar: str = DEFAULT_CALENDAR
     tick_interval: float = 0.25  # real seconds between time steps
+    # How options are priced: the same calibrated model as the simulated broker (default), or
+    # the operator's `broker.sim.pricing`.
+    pricing: PricingParams | None = None
 
 
 class Session:
@@ -191,7 +195,10 @@ class GatewaySim:
                 f"{MAX_VERSION} (ib_async 2.x accepts that range)"
             )
         self.market = market or make_market(
-            seed=settings.seed, bars_dir=settings.bars_dir, calendar=settings.calendar
+            seed=settings.seed,
+            bars_dir=settings.bars_dir,
+            calendar=settings.calendar,
+            params=settings.pricing,
         )
         self.universe = Universe(self.market, settings.symbols)
         if not self.universe.symbols:

@@ -105,9 +105,9 @@ def test_a_stop_filled_while_stopped_is_closed_from_the_flex_statement_the_next_
         try:
             [trade] = [t for t in again.journal("trades") if t["trade_id"] == ref]
             assert trade["exit_reason"] == "stop_loss"
-            assert Decimal(trade["exit_price"]) == Decimal("7.54")
+            assert Decimal(trade["exit_price"]) == Decimal("7.57")
             assert Decimal(trade["commission"]) == 2
-            assert Decimal(trade["pnl"]) == (Decimal("7.54") - Decimal("15.07")) * 100 - 2
+            assert Decimal(trade["pnl"]) == (Decimal("7.57") - Decimal("15.13")) * 100 - 2
             assert trade["exit_time"] == "2025-07-01T17:00:00Z"
             [fill] = [
                 f for f in again.journal() if f["event"] == "fill" and f["order_ref"] == f"{ref}.sl"
@@ -156,13 +156,13 @@ def test_without_evidence_entries_are_refused_until_the_operator_records_the_exi
                 app,
                 [
                     "--config", str(again.loaded.path), "journal", "close", ref,
-                    "--price", "7.54", "--reason", "stop filled 07-01 13:00 (IB statement)",
+                    "--price", "7.57", "--reason", "stop filled 07-01 13:00 (IB statement)",
                     "--commission", "1",
                 ],
             )  # fmt: skip
             assert result.exit_code == 0, result.output
             [trade] = [t for t in again.journal("trades") if t["trade_id"] == ref]
-            assert Decimal(trade["exit_price"]) == Decimal("7.54")
+            assert Decimal(trade["exit_price"]) == Decimal("7.57")
             assert trade["exit_reason"] == "manual"
             [audit] = again.events("journal_close")
             assert audit["reason"].startswith("stop filled") and audit["operator"]
