@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from tradebot.books.session_calendar import refresh_cache
 from tradebot.config import LoadedConfig
 from tradebot.engine.clock import Clock, SimClock, WallClock
 from tradebot.engine.context import EngineContext, Notify, build_context
@@ -393,6 +394,9 @@ def run(
         own_clock = isinstance(clock, SimClock) or clock.describe() is not None
         use_clock(clock.now if own_clock else None)
         try:
+            # The loop loads exchange_calendars anyway: it leaves a copy of the sessions for the
+            # commands that must start fast (`risk check`, `status`).
+            refresh_cache(loaded.state_dir, loaded.settings.schedule.calendar)
             return asyncio.run(_main(ctx, until, options.once, view, systemd or SystemdNotifier()))
         finally:
             use_clock(None)

@@ -194,7 +194,8 @@ def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> li
     today = session_of(now)
     plan: Any = None
     if any(p.entry.contract.expiry == today for p in book.open_positions()):
-        # The exchange calendar (pandas) only when a position expires today: `status` stays fast.
+        # The calendar only when a position expires today, and from the state directory's
+        # cached copy when valid (no pandas): `status` stays fast.
         from tradebot.engine.schedule import session_plan
 
         try:
@@ -205,6 +206,7 @@ def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> li
                 open_delay_minutes=s.schedule.open_delay_minutes,
                 close_buffer_minutes=s.schedule.close_buffer_minutes,
                 flatten_minutes=s.trading.flatten_minutes_before_close,
+                state_dir=loaded.state_dir,
             )
         except ValueError:  # not a session today
             plan = None
