@@ -120,7 +120,10 @@ class CachedOrderJournal(OrderJournal):
             self._by_session.setdefault(event.session, []).append(event)
 
     def read_events(self) -> list[OrderEvent]:
-        self.tail.refresh()
+        if self._held is not None:  # under our own lock: a second flock would wait on it
+            self.tail.refresh_locked(self._held)
+        else:
+            self.tail.refresh()
         self._parse_new()
         return self._events
 

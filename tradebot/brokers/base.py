@@ -117,6 +117,9 @@ class BrokerOrder:
     filled: int
     avg_fill_price: Decimal
     reason: str = ""
+    # When it finished (filled, cancelled), as the broker said: an exit recorded from this
+    # status (its executions no longer listed) happened then, not when tradebot read it.
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -366,4 +366,5 @@ class SimBroker:
             filled=o.filled,
             avg_fill_price=o.avg_fill_price,
             reason=o.reason,
+            finished_at=o.finished_at,
         )

@@ -13,6 +13,11 @@ money by $0.01 or more into 100 shares a contract, or liquidates it itself): whe
 sell is refused or left unfilled, the next attempt is a marketable limit (`marketable_limit`),
 and `ExpiryWatch` alerts `critical` every minute until it is gone.
 
+An exit the broker holds (IB's `Inactive`: a locate or precautionary hold) is not working and
+protects nothing, yet may still fill: a held closing sell or stop is cancelled at once and the
+operator alerted (`held_guards`); what replaces it — a marketable limit, or emulated legs — goes
+out only once the broker confirms the held one cancelled or no longer lists it, never beside it.
+
 A sell is sized against what the broker holds. While the broker has not said (IB Gateway never
 answered reqPositions), a close would cancel the legs and then have nothing to size the sell
 against: a position that does not expire today keeps its legs until the broker answers; one
@@ -68,6 +73,37 @@ class ExitManager:
     oco: OcoWatcher
     confirm_wait_s: float = CONFIRM_WAIT_S
     _cancel_sent: dict[str, datetime] = field(default_factory=dict)
+    _held_told: set[str] = field(default_factory=set)
+
+    async def held_guards(self, now: datetime) -> list[str]:
+        """Closing sells and stops of open positions that the broker holds (not working, not
+        finished): each is cancelled now, and the operator told once. Its replacement waits for
+        the broker to confirm it gone (`close_positions`, the loop's `_protect`)."""
+        done = []
+        for pos in self.ctx.book.open_positions():
+            entry = pos.entry
+            for order in pos.working_exits:
+                if order.status != "held" or order.role not in ("exit", "stop_loss"):
+                    continue
+                what = "closing sell" if order.role == "exit" else "stop"
+                then = (
+                    "a marketable limit replaces it"
+                    if order.role == "exit"
+                    else "emulated stop and take-profit guard the position"
+                )
+                text = (
+                    f"{order.ref}: the broker holds the {what} of {entry.ref} ({order.qty} "
+                    f"{entry.contract.label}) Inactive — not working, so it protects nothing; "
+                    f"cancelled, and {then} once the broker confirms it gone"
+                )
+                if await self._cancel(order, now, "held Inactive by the broker", quiet=True):
+                    done.append(text)
+                if order.ref not in self._held_told:
+                    self._held_told.add(order.ref)
+                    self.ctx.events.record(now, "exit_held", text, order_ref=order.ref)
+                    self.ctx.notify("critical", text)
+                    log.error("%s", text)
+        return done
 
     async def cancel_stale_entries(self, now: datetime, timeout: timedelta) -> int:
         """Cancel entries still working after `timeout` — the whole unfilled remainder, also of
@@ -171,9 +207,10 @@ class ExitManager:
 
     def _blockers(self, pos: Position, *, sendable_only: bool = True) -> list[TrackedOrder]:
         """Orders that could still buy or sell this position besides a closing sell: working
-        legs, and the unfilled remainder of its entry. `sendable_only`: leave out those whose
-        send failed (their fate is unknown until the broker lists them)."""
-        found = [e for e in pos.working_exits if e.role != "exit"]
+        legs, a closing sell the broker holds (it may still fill), and the unfilled remainder
+        of its entry. `sendable_only`: leave out those whose send failed (their fate is unknown
+        until the broker lists them)."""
+        found = [e for e in pos.working_exits if e.role != "exit" or e.status == "held"]
         if pos.entry.working:
             found.append(pos.entry)
         if sendable_only:
@@ -302,8 +339,8 @@ class ExitManager:
 
 
 def _selling(pos: Position) -> list[TrackedOrder]:
-    """The closing sells of `pos` still working."""
-    return [e for e in pos.working_exits if e.role == "exit"]
+    """The closing sells of `pos` still working (one the broker holds is not working)."""
+    return [e for e in pos.working_exits if e.role == "exit" and e.status != "held"]
 
 
 def _expiring(pos: Position, now: datetime) -> bool:
@@ -341,8 +378,15 @@ class ExpiryWatch:
         due = False
         for pos in positions:
             entry = pos.entry
-            exits = [e for e in pos.working_exits if e.role == "exit"]
-            doing = "its sell is working" if exits else "no sell is working"
+            exits = _selling(pos)
+            held = any(e.role == "exit" and e.status == "held" for e in pos.working_exits)
+            doing = (
+                "its sell is working"
+                if exits
+                else "its sell is held Inactive by the broker"
+                if held
+                else "no sell is working"
+            )
             lines.append(
                 f"EXPIRES TODAY: {entry.ref} {pos.open_qty} {entry.contract.label} still open, "
                 f"{minutes} min before the {close_ny:%H:%M} close ({doing}); held at the close "

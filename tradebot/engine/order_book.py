@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -613,11 +613,38 @@ class OrderBook:
         note: str,
         leg: TrackedOrder | None = None,
         reason: str = "manual",
-    ) -> TrackedOrder:
+    ) -> TrackedOrder | None:
         """An exit the broker's live reports could not show (filled while tradebot was away
         and older than IB's same-day executions, settled at expiry, or recorded by the
         operator), journaled with its `source`: on `leg` when the evidence names one of the
-        position's own orders, else on a new exit order `<entry>.r<n>`."""
+        position's own orders, else on a new exit order `<entry>.r<n>`.
+
+        Decided and written under the journal's inter-process lock, on the journal as it is
+        then: the loop's reconciliation and the operator's `journal close` never both record
+        the same exit. At most what is still open is recorded; None when nothing is."""
+        with self.journal.hold():
+            self.refresh()
+            qty = min(x.qty, self.position(entry).open_qty)
+            if qty <= 0:
+                return None
+            if qty != x.qty:
+                x = replace(x, qty=qty)
+            if leg is not None:
+                leg = self.orders.get(leg.ref, leg)
+            return self._record_exit(now, entry, x, source=source, note=note, leg=leg,
+                                     reason=reason)  # fmt: skip
+
+    def _record_exit(
+        self,
+        now: datetime,
+        entry: TrackedOrder,
+        x: Execution,
+        *,
+        source: str,
+        note: str,
+        leg: TrackedOrder | None,
+        reason: str,
+    ) -> TrackedOrder:
         order = leg
         if order is None:
             n = 1 + sum(1 for r in self.exits_of.get(entry.ref, []) if ".r" in r[len(entry.ref) :])

@@ -13,7 +13,12 @@ positions, contract by contract:
   $0;
 * **the broker holds something the journal does not**, or more of it (an exercise or
   assignment into shares, a manual trade, an IB liquidation the other way): entries on that
-  underlying are refused (never add on top), a `critical` alert goes out and `status` shows it.
+  underlying are refused (never add on top), a `critical` alert goes out and `status` shows it;
+* **the broker holds a short position** (an exercised long put leaves short shares, a sale
+  beyond what was held): tradebot never opens one, so it is never "an exit to record": the
+  operator is told to close it by hand (symbol, quantity, conId), and entries on the symbol are
+  refused until it is gone. Journal positions of that contract are gone too (IB holds none
+  long): their exits are explained from the evidence, or recorded by the operator.
 
 A difference seen while the loop runs must last `GRACE` before it is acted on (a fill whose
 commission report is on its way); at start and after a reconnect it counts at once. Entries on
@@ -27,7 +32,7 @@ entries wait anyway (the connection is degraded).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -60,7 +65,7 @@ class PositionWatch:
     seen: dict[str, Difference] = field(default_factory=dict)
     unexplained: dict[str, str] = field(default_factory=dict)  # key → the operator's step
     unknown: dict[str, str] = field(default_factory=dict)  # key → what the broker holds
-    _alerted: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _alerted: dict[str, tuple[int, int]] = field(default_factory=dict)  # "key/kind" → said
 
     # -- what the loop asks ------------------------------------------------------------------
     def refusal(self) -> str | None:
@@ -116,8 +121,10 @@ class PositionWatch:
                 diff.since = earlier.since
         self.seen = found
         self.ctx.blocked_symbols = {
-            d.symbol: f"the broker holds {d.broker} {d.label}, the journal {d.journal}"
-            for d in found.values()
+            d.symbol: _short_text(d)
+            if d.broker < 0
+            else f"the broker holds {d.broker} {d.label}, the journal {d.journal}"
+            for d in sorted(found.values(), key=lambda d: d.broker >= 0)
         }
         done: list[str] = []
         unexplained: dict[str, str] = {}
@@ -130,6 +137,16 @@ class PositionWatch:
                 if diff.key in self.unknown:
                     unknown[diff.key] = self.unknown[diff.key]
                 continue
+            if diff.broker < 0:
+                unknown[diff.key] = (
+                    f"{_short_text(diff)}: close it by hand (in TWS or the IBKR app), then "
+                    f"check the account; entries on {diff.symbol} are refused until it is gone, "
+                    "and tradebot leaves it alone"
+                )
+                if diff.journal <= 0:
+                    continue
+                # The journal's long positions of this contract are gone as well.
+                diff = replace(diff, broker=0)
             if diff.journal > diff.broker:
                 explained = await self._explain(now, diff, ours.get(diff.con_id, []))
                 done += explained
@@ -142,17 +159,19 @@ class PositionWatch:
                     "an exercise or assignment, a manual trade, or IB's own liquidation? "
                     f"entries on {diff.symbol} wait until it is gone; tradebot leaves it alone"
                 )
-        for key, text in [*unexplained.items(), *unknown.items()]:
+        told = [(f"{k}/exit", k, t) for k, t in unexplained.items()]
+        told += [(f"{k}/unknown", k, t) for k, t in unknown.items()]
+        for said, key, text in told:
             diff = found[key]
-            if self._alerted.get(key) != (diff.journal, diff.broker):
-                self._alerted[key] = (diff.journal, diff.broker)
+            if self._alerted.get(said) != (diff.journal, diff.broker):
+                self._alerted[said] = (diff.journal, diff.broker)
                 self.ctx.events.record(
                     now, "position_mismatch", text, con_id=diff.con_id, refs=list(diff.refs),
                     journal_qty=diff.journal, broker_qty=diff.broker,
                 )  # fmt: skip
                 self.ctx.notify("critical", text)
                 log.error("%s", text)
-        self._alerted = {k: v for k, v in self._alerted.items() if k in found}
+        self._alerted = {k: v for k, v in self._alerted.items() if k.split("/")[0] in found}
         self.unexplained, self.unknown = unexplained, unknown
         return done
 
@@ -203,15 +222,17 @@ class PositionWatch:
                 qty = min(bo.filled - leg.filled_qty, missing, book.position(pos.entry).open_qty)
                 if qty <= 0 or bo.avg_fill_price <= 0:
                     continue
+                # Sold when the broker says it filled, not when tradebot learnt it.
                 x = _execution(
                     f"{RECONCILED_PREFIX}{bo.perm_id or bo.order_id}:{leg.ref}", leg, qty,
-                    bo.avg_fill_price,
-                    now, None,
+                    bo.avg_fill_price, min(bo.finished_at or now, now), None,
                 )  # fmt: skip
-                book.record_exit(
+                recorded = book.record_exit(
                     now, pos.entry, x, leg=leg, source="broker order status",
                     note="IB reports the order filled; its execution is no longer listed",
                 )  # fmt: skip
+                if recorded is None:
+                    continue  # recorded meanwhile (`journal close`)
                 missing -= qty
                 done.append(f"{leg.ref}: {qty} sold at {bo.avg_fill_price} (IB's order status)")
         if missing <= 0:
@@ -248,11 +269,13 @@ class PositionWatch:
                     contract=entry.contract, side="SLD", qty=qty, price=t.price, time=t.time,
                     commission=t.commission,
                 )  # fmt: skip
-                book.record_exit(
+                recorded = book.record_exit(
                     now, entry, x, leg=leg if leg is not None and leg.working else None,
                     source=st.source, reason="manual" if leg is None else leg.role,
                     note="sold while tradebot could not see it",
                 )  # fmt: skip
+                if recorded is None:
+                    continue  # recorded meanwhile (`journal close`)
                 missing -= qty
                 done.append(f"{entry.ref}: {qty} sold at {t.price} ({st.source})")
             for ev in st.events:
@@ -268,10 +291,12 @@ class PositionWatch:
                     price=Decimal(0), time=self._close_of(ev.day), commission=Decimal(0),
                     kind="expiry",
                 )  # fmt: skip
-                book.record_exit(
+                recorded = book.record_exit(
                     now, entry, x, source=st.source, reason="expired",
                     note=f"expired worthless on {ev.day}",
                 )  # fmt: skip
+                if recorded is None:
+                    continue  # recorded meanwhile (`journal close`)
                 missing -= qty
                 done.append(f"{entry.ref}: {qty} expired worthless on {ev.day} ({st.source})")
         return missing, done
@@ -310,17 +335,26 @@ class PositionWatch:
         return done
 
 
+def _short_text(diff: Difference) -> str:
+    """A short position: what it is, by symbol, quantity and conId."""
+    return (
+        f"IB holds a short position tradebot never opens: {diff.broker} {diff.label} "
+        f"({diff.symbol}, con_id {diff.con_id}) — an exercised put, an assignment or a sale "
+        "beyond what was held"
+    )
+
+
 def _execution(
     exec_id: str,
     leg: TrackedOrder,
     qty: int,
     price: Decimal,
-    now: datetime,
+    when: datetime,
     commission: Decimal | None,
 ) -> Execution:
     return Execution(
         exec_id=exec_id, order_ref=leg.ref, order_id=leg.order_id, perm_id=leg.perm_id,
-        contract=leg.contract, side="SLD", qty=qty, price=price, time=now, commission=commission,
+        contract=leg.contract, side="SLD", qty=qty, price=price, time=when, commission=commission,
     )  # fmt: skip
 
 

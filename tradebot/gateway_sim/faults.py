@@ -80,6 +80,7 @@ class Faults:
     order_refs_dropped: bool = False
     unanswered: set[str] = field(default_factory=set)  # of UNANSWERABLE
     inactive_first: int = 0
+    held_cancels_ignored: bool = False
 
     # -- armed: orders ---------------------------------------------------------------------
     def reject_next_order(
@@ -171,6 +172,12 @@ class Faults:
             self.inactive_first -= 1
             return True
         return False
+
+    def ignore_held_cancels(self, ignore: bool = True) -> None:
+        """A cancel of an order held Inactive changes nothing yet: IB goes on holding it (and
+        listing it among the open orders, status Inactive) — the locate search may still find
+        shares and fill it (ib_insync#363)."""
+        self.held_cancels_ignored = ignore
 
     def release_inactive(self) -> None:
         """The orders held Inactive start working: Submitted (children PreSubmitted)."""
@@ -318,6 +325,7 @@ class Faults:
         self.order_refs_dropped = False
         self.unanswered.clear()
         self.inactive_first = 0
+        self.held_cancels_ignored = False
         if self.target is not None:
             self.target.refuse_brackets(False)
 
@@ -346,6 +354,8 @@ class Faults:
             armed.append("Read-Only API: every order refused with 321")
         if self.inactive_first:
             armed.append(f"the next {self.inactive_first} order(s) held Inactive")
+        if self.held_cancels_ignored:
+            armed.append("cancels of orders held Inactive ignored")
         for request in sorted(self.unanswered):
             armed.append(f"{request} requests left unanswered")
         if self.order_refs_dropped:

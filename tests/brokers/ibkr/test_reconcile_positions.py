@@ -239,6 +239,61 @@ def test_an_option_exercised_into_shares_is_a_difference_on_both_sides(
     rig(body, tmp_path, version=version, symbols=("QQQ",))
 
 
+def test_a_put_exercised_into_short_shares_is_an_unknown_position_to_close_by_hand(
+    tmp_path: Path,
+) -> None:
+    """Held through its expiry close, the put in the money is exercised: IB delivers 100 shares
+    a contract, leaving the account short 100 SPY (OCC exercise by exception; no execution is
+    reported: QuantConnect/Lean#5880). tradebot never opens a short, so it is not "an exit to
+    record": the operator is told to close it by hand, naming symbol, quantity and conId;
+    entries on SPY are refused with the rule `position_mismatch` naming the short, even once
+    the put's own exit is recorded (`tradebot journal close --price 0`)."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=date(2025, 7, 1), strategy="whale", right="P")
+        await filled(r, ref)
+        await r.ctx.book.sync(r.broker, r.now)
+        await r.stop()
+        r.sim.set_time(NEXT_MORNING)  # through the close of 2025-07-01: exercised
+        [shares] = [p for p in r.sim.exchange.positions.values() if p.qty < 0]
+        assert shares.qty == -100
+        again = await _restart(r)
+        try:
+            texts = [e["message"] for e in again.events("position_mismatch")]
+            [short] = [t for t in texts if "short" in t]
+            assert "-100 SPY" in short and f"con_id {shares.contract.con_id}" in short
+            assert "close it by hand" in short and "journal close" not in short
+            assert any(f"tradebot journal close {ref}" in t for t in texts)  # the put itself
+            assert any(e == "critical" and "short" in m for e, m in again.notes)
+            assert any("short" in line for line in again.loop.status().urgent)
+            await again.stop()
+            result = CliRunner().invoke(
+                app,
+                [
+                    "--config", str(again.loaded.path), "journal", "close", ref,
+                    "--price", "0", "--reason", "exercised 07-01 (IB statement)",
+                    "--time", "2025-07-01T16:00:00-04:00",
+                ],
+            )  # fmt: skip
+            assert result.exit_code == 0, result.output
+            third = await _restart(again)
+            try:
+                assert third.loop.positions.refusal() is None  # the put's exit is recorded
+                await third.advance(timedelta(minutes=5))
+                await third.tick()
+                [refused] = [e for e in third.events("entry_refused") if e["symbol"] == "SPY"]
+                assert refused["rule"] == "position_mismatch", refused["message"]
+                assert "short position" in refused["message"] and "-100 SPY" in refused["message"]
+                assert [e["order_ref"] for e in third.entries()] == [ref]  # nothing new
+            finally:
+                await third.stop()
+        finally:
+            await again.stop()
+
+    rig(body, tmp_path, version=178, symbols=("SPY",))
+
+
 @pytest.mark.parametrize("version", [157, 178])
 def test_ibs_own_liquidation_of_a_position_is_not_taken_for_a_fill_of_ours(
     tmp_path: Path, version: int
