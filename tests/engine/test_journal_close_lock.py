@@ -217,10 +217,6 @@ def test_a_reconciliation_after_journal_close_records_nothing_more(config_dir: P
     assert done.returncode == 0, done.stderr
     # The loop's in-memory book still shows the position open (it has not re-read yet).
     assert book.position(book.orders[REF]).open_qty == 1
-    pos = book.position(book.orders[REF])
-    x = Execution(
-        exec_id="reconciled:102:x", order_ref=f"{REF}.sl", order_id=2, perm_id=102,
-        contract=CONTRACT, side="SLD", qty=1, price=Decimal("0.98"), time=T0, commission=None,
-    )  # fmt: skip
-    assert book.record_exit(T0, pos.entry, x, source="test", note="late") is None
+    done_by_loop = asyncio.run(watch.check(T0 + timedelta(hours=20), settled=True))
+    assert done_by_loop == []
     assert len(_exit_fills(logs)) == 1
