@@ -24,6 +24,11 @@ A difference seen while the loop runs must last `GRACE` before it is acted on (a
 commission report is on its way); at start and after a reconnect it counts at once. Entries on
 the underlying wait from the first moment either way.
 
+The account statement (IB's Flex query) can take IB a minute and more to prepare: the check
+waits for it at most `statement_wait_s` (real seconds), then lets it arrive in the background and
+uses it at a later check. Risk-reducing work that follows the check in a wake (exits, the
+flatten, expiry-day sells) never waits behind a statement; entries stay refused meanwhile.
+
 While the broker has not said what it holds (IB Gateway never answered reqPositions), nothing is
 compared: silence is not "nothing held". The verdicts drawn from its last answer stand, and
 entries wait anyway (the connection is degraded).
@@ -31,6 +36,7 @@ entries wait anyway (the connection is degraded).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -45,6 +51,8 @@ from tradebot.engine.order_book import RECONCILED_PREFIX, Position, TrackedOrder
 log = logging.getLogger("tradebot.engine")
 
 GRACE = timedelta(seconds=90)
+# Real seconds a check waits for the account statement before leaving it to the background.
+STATEMENT_WAIT_S = 2.0
 
 
 @dataclass
@@ -66,6 +74,28 @@ class PositionWatch:
     unexplained: dict[str, str] = field(default_factory=dict)  # key → the operator's step
     unknown: dict[str, str] = field(default_factory=dict)  # key → what the broker holds
     _alerted: dict[str, tuple[int, int]] = field(default_factory=dict)  # "key/kind" → said
+    statement_wait_s: float = STATEMENT_WAIT_S
+    _statement: asyncio.Task[Statement | None] | None = None
+    _statement_since: date | None = None
+
+    async def _statement_for(self, since: date) -> Statement | None:
+        """The account statement from `since`, if it is at hand within `statement_wait_s`;
+        else None now, and it is fetched on in the background for a later check."""
+        task = self._statement
+        if task is None or (task.done() and (self._statement_since or since) > since):
+            task = self._statement = asyncio.create_task(self.ctx.broker.statement(since))
+            self._statement_since = since
+        if not task.done():
+            await asyncio.wait([task], timeout=self.statement_wait_s)
+        if not task.done():
+            log.info("the account statement is on its way; the check uses it once it is here")
+            return None
+        self._statement = None
+        try:
+            return task.result()
+        except Exception as exc:  # the broker's own failure: no evidence this time
+            log.warning("account statement not read: %s", exc)
+            return None
 
     # -- what the loop asks ------------------------------------------------------------------
     def refusal(self) -> str | None:
@@ -239,7 +269,7 @@ class PositionWatch:
             return self._finish(now, positions, done)
         # 2. The account statement (IB's Flex query), when the broker offers one.
         since = min((p.entry.session for p in positions), default=now.date())
-        statement = await broker.statement(since - timedelta(days=1))
+        statement = await self._statement_for(since - timedelta(days=1))
         if statement is not None:
             missing, more = self._from_statement(now, positions, statement, missing)
             done += more

@@ -420,6 +420,9 @@ class FlexServer:
 
         self.statement = statement.read_bytes()
         self.requests: list[dict[str, str]] = []
+        self.gate = threading.Event()  # cleared: the statement waits (IB can take minutes)
+        self.gate.set()
+        self.served = 0  # statements delivered
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -441,7 +444,9 @@ class FlexServer:
                         "1019", "Statement generation in progress. Please try again shortly."
                     )
                 else:
+                    server.gate.wait(30)
                     body = server.statement
+                    server.served += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
                 self.end_headers()

@@ -128,6 +128,48 @@ def test_a_stop_filled_while_stopped_is_closed_from_the_flex_statement_the_next_
     rig(body, tmp_path, version=version, symbols=("QQQ",), broker=flex)
 
 
+def test_an_option_expiring_today_is_sold_while_a_slow_flex_statement_is_on_its_way(
+    tmp_path: Path, flex_server: FlexServer
+) -> None:
+    """IB can take a minute and more to prepare a Flex statement (Flex Web Service: "statement
+    generation in progress", error 1019, asked again until ready). The check that needs it
+    waits a moment, then leaves it to the background: the flatten of an option expiring today
+    goes out while the statement is still on its way, and the statement closes the other trade
+    once it arrives."""
+
+    async def body(r: Rig) -> None:
+        ref = await _stop_filled_while_away(r)
+        flex_server.gate.clear()  # IB is slow to prepare the statement
+        again = make_rig(r.sim, r.loaded)
+        again.loop.positions.statement_wait_s = 0.05
+        try:
+            await again.start()
+            assert again.loop.positions.refusal() is not None  # not explained yet
+            today = await open_position(again, "SPY", expiry=date(2025, 7, 2))
+            await filled(again, today)
+            await again.wake()
+            again.sim.set_time(datetime(2025, 7, 2, 19, 50, tzinfo=UTC))  # 15:50 New York
+            await again.wake()
+            assert flex_server.served == 0  # the statement has not come
+            assert again.statuses(f"{today}.x1"), "the flatten waited for the statement"
+            await until(lambda: not [p for p in again.sim.exchange.positions.values() if p.qty])
+            flex_server.gate.set()
+            await until(lambda: flex_server.served == 1)
+            await until(lambda: again.loop.positions._statement is not None
+                        and again.loop.positions._statement.done())  # fmt: skip
+            await again.advance(timedelta(seconds=15))
+            await again.wake()
+            [trade] = [t for t in again.journal("trades") if t["trade_id"] == ref]
+            assert trade["exit_reason"] == "stop_loss"
+            assert again.loop.positions.refusal() is None
+        finally:
+            flex_server.gate.set()
+            await again.stop()
+
+    flex = f'flex_query_id = "{FLEX_QUERY}"\nflex_token = "{FLEX_TOKEN}"'
+    rig(body, tmp_path, version=178, symbols=("QQQ",), broker=flex, limit_s=60)
+
+
 @pytest.mark.parametrize("version", [157, 178])
 def test_without_evidence_entries_are_refused_until_the_operator_records_the_exit(
     tmp_path: Path, version: int
