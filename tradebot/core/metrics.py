@@ -137,7 +137,7 @@ class TradeSeries:
 
     @classmethod
     def of(cls, trades: Iterable[ClosedTrade]) -> TradeSeries:
-        """Build from trades in any order (sorted by exit time, then trade id)."""
+        """Build from trades in any order (put in the canonical order, `trade_order`)."""
         ordered = chronological(trades)
         return cls(
             trades=ordered,
