@@ -26,6 +26,7 @@ from typing import Any
 from tradebot.books.risk_report import RiskReport, account_modes, build_risk_report
 from tradebot.brokers.base import BrokerError
 from tradebot.core.guards import MarkedEquity, PositionMark
+from tradebot.core.market_time import market_clock, market_datetime
 from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade, session_of
@@ -503,7 +504,7 @@ class TradingLoop:
         elif now >= plan.closes and self.closed != plan.session:
             await self._session_end(now, plan)
         elif force_tick:
-            log.info("outside the session (next open %s UTC): no tick", plan.opens)
+            log.info("outside the session (next open %s): no tick", market_datetime(plan.opens))
         self._closed()
 
     async def _follow_halt(self, now: datetime) -> None:
@@ -660,7 +661,7 @@ class TradingLoop:
         if not risk.can_open:
             log.debug(
                 "tick %s: no new entries (%s)",
-                now.strftime("%H:%M"),
+                market_clock(now),
                 "; ".join(r.rule for r in risk.blocking),
             )
         await self.would_be.review(now, plan)  # dry run: what its bracket would have closed

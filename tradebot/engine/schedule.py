@@ -83,4 +83,4 @@ def current_or_next_session(now: datetime, calendar: str) -> date:
     for day in sessions_between(session_of(now), session_of(now) + timedelta(days=10), calendar):
         if session_open_close(day, calendar)[1] > now:
             return day
-    raise ValueError(f"no {calendar} session in the ten days after {now:%Y-%m-%d}")
+    raise ValueError(f"no {calendar} session in the ten days after {session_of(now)}")
