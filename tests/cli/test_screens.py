@@ -216,6 +216,20 @@ def test_no_utc_time_in_event_messages_alerts_or_log_lines(scene: Scene) -> None
     assert not utc_shown(lines)
 
 
+def test_one_log_line_per_flatten_sell(scene: Scene) -> None:
+    """Each sell of the flatten before the close is one `position_closing` event and one line
+    of the log (issue 20, item 6), not the event plus a "before the close" line."""
+    logs = scene.root / "logs"
+    text = (logs / "journal" / "events.jsonl").read_text(encoding="utf-8")
+    closing = [e for e in map(json.loads, text.splitlines()) if e["event"] == "position_closing"]
+    assert len(closing) >= 2
+    lines = (logs / "tradebot.log").read_text(encoding="utf-8").splitlines()
+    for event in closing:
+        ref = event["message"].split(":", 1)[0]
+        said = [line for line in lines if f"{ref}: selling" in line]
+        assert len(said) == 1, said
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -489,9 +489,9 @@ class TradingLoop:
                 lines = await self.exits.flatten(
                     now, strategy="scalp", reason="flatten", expiring_by=plan.session
                 )
-                if closing:
+                if closing:  # each sell, cancel and failure is already an event's log line
                     for line in lines:
-                        log.info("before the close: %s", line)
+                        log.debug("before the close: %s", line)
                 self.expiry.check(
                     now, plan.session, plan.closes, connected=ctx.broker.is_connected()
                 )
