@@ -53,6 +53,9 @@ notify_on = {events}
 
 # Rich cuts with an ellipsis glued to the text ("take_p…"); a range "a … b" has spaces.
 CUT = re.compile(r"\S…")
+# A number at the end of a line whose unit starts the next ("win rate 46.2" / "%").
+UNIT_CUT = re.compile(r"\d[ \t]*\n[ \t]*(?:%|R|s|ms|min|×|E[SD]T)(?!\w)")
+DEMO = Path(__file__).parents[2] / "examples" / "demo.toml"
 
 
 @dataclass
@@ -173,6 +176,8 @@ def _check_screen(text: str, columns: int, expected: list[str], errors: str = ""
     every = lines + errors.splitlines()
     cut = [line for line in every if CUT.search(line)]
     assert not cut, f"cut: {cut[:3]}"
+    parted = UNIT_CUT.findall(text)
+    assert not parted, f"a number parted from its unit: {parted[:3]}"
     for token in expected:
         assert any(token in line for line in every), f"{token!r} is not whole on one line"
 
@@ -266,6 +271,27 @@ def test_every_command_keeps_ids_money_times_and_reasons_whole(
     result = _invoke(commands[name], columns)
     assert result.exit_code in (0, 4), result.stderr
     _check_screen(result.stdout, columns, _expected(name, scene), result.stderr)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The journals `make demo` leaves: its configuration's session on the simulated broker."""
+    logs = tmp_path_factory.mktemp("demo") / "logs"
+    args = ["run", "--start", "2025-07-01", "--speed", "max"]
+    done = _invoke(["--config", str(DEMO), "--logs", str(logs), *args])
+    assert done.exit_code == 0, done.stderr
+    return logs
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_demos_phase_status_keeps_numbers_with_their_units(columns: int, demo: Path) -> None:
+    """`make demo`'s `phase status` at 80 columns once wrapped its window line between
+    "win rate 46.2" and "%": numbers keep their units, times their zones."""
+    result = _invoke(["--config", str(DEMO), "--logs", str(demo), "phase", "status"], columns)
+    assert result.exit_code == 0, result.stderr
+    rate = re.search(r"win rate (\d+\.\d %)", " ".join(result.stdout.split()))
+    assert rate is not None, result.stdout
+    _check_screen(result.stdout, columns, [rate.group(1), "avg R:R"], result.stderr)
 
 
 @pytest.mark.parametrize("columns", [80, 120])
