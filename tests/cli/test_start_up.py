@@ -3,12 +3,15 @@
 Timing is measured in `make bench` (benchmarks/test_cli_speed.py, as ratios to the floor); these
 tests hold the structure that makes it fast, from the modules a real `tradebot` process has
 imported when it exits (whatever the machine's load): `--help` imports no command module and
-none of typer's rich-help dependencies, and the read-only commands that need no market calendar
-never import pandas, numpy or exchange_calendars.
+none of typer's rich-help dependencies, the read-only commands that need no market calendar
+never import pandas, numpy or exchange_calendars, and those that need session dates and times
+(`risk check`, `status` with a position expiring today) do not either once the state directory
+holds the calendar's cached copy (`tradebot.books.session_calendar`).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -92,4 +95,104 @@ def test_read_only_commands_import_their_own_module_and_never_pandas(
     commands = {m for m in modules if m.startswith("tradebot.cli.") and m.endswith("_cmd")}
     assert module in commands
     assert commands <= {module, "tradebot.cli.journal_close_cmd"}  # journal's own sub-command
+    assert not set(HEAVY) & modules, sorted(set(HEAVY) & modules)
+
+
+# -- the calendar's cached copy: `risk check` and `status` without pandas -------------------------
+AT = "2025-09-02T15:00:00Z"
+
+
+def _cache(config: Path) -> Path:
+    return config.parent / "logs" / "state" / "cache" / "calendar-XNYS.json"
+
+
+def _risk_doc(tmp_path: Path, config: Path) -> tuple[dict[str, object], set[str]]:
+    """`risk check --json` from a real process: its document and the modules it imported."""
+    args = ["--config", str(config), "risk", "check", "--json", "--at", AT]
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode in (0, 4), done.stderr[-2000:]
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("MODULES ")]
+    return json.loads(done.stdout), set(line.split()[1:])
+
+
+def test_risk_check_imports_no_pandas_once_the_calendar_is_cached(
+    tmp_path: Path, sample: Path
+) -> None:
+    """The first look (no copy yet) asks exchange_calendars and leaves a copy in the state
+    directory; from then on `risk check` imports none of pandas, numpy, exchange_calendars, and
+    says exactly what it said."""
+    (sample.parent / "logs" / "state").mkdir()
+    first, modules = _risk_doc(tmp_path, sample)
+    assert "exchange_calendars" in modules  # the miss: exchange_calendars answered
+    assert _cache(sample).is_file()
+    second, modules = _risk_doc(tmp_path, sample)
+    assert not set(HEAVY) & modules, sorted(set(HEAVY) & modules)
+    assert second == first
+    window = second["entry_window"]
+    assert isinstance(window, dict)
+    assert (window["opens"], window["closes"]) == ("2025-09-02T13:35:00Z", "2025-09-02T19:45:00Z")
+
+
+def test_a_damaged_calendar_copy_is_ignored_and_replaced(tmp_path: Path, sample: Path) -> None:
+    (sample.parent / "logs" / "state").mkdir()
+    good, _ = _risk_doc(tmp_path, sample)
+    _cache(sample).write_text(_cache(sample).read_text()[:-300])  # torn
+    again, modules = _risk_doc(tmp_path, sample)
+    assert again == good
+    _, modules = _risk_doc(tmp_path, sample)  # the copy was written afresh
+    assert not set(HEAVY) & modules
+
+
+def test_a_config_that_never_ran_gets_no_state_directory(tmp_path: Path, sample: Path) -> None:
+    _, modules = _risk_doc(tmp_path, sample)
+    assert "exchange_calendars" in modules
+    assert not (sample.parent / "logs" / "state").exists()
+
+
+def _open_position_expiring_today(config: Path) -> None:
+    """An entry filled in the journal, its option expiring today (New York)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
+    from tradebot.brokers.base import Execution
+    from tradebot.core.instruments import OptionContract
+    from tradebot.core.trades import session_of
+    from tradebot.engine.events import EventLog
+    from tradebot.engine.order_book import OrderBook, TrackedOrder
+
+    logs = config.parent / "logs"
+    now = datetime.now(UTC)
+    today = session_of(now)
+    book = OrderBook(CachedOrderJournal(logs), CachedTradeJournal(logs), EventLog(logs))
+    contract = OptionContract("SPY", today, Decimal(600), "C")
+    entry = TrackedOrder(
+        ref="SPY-x-s1", role="entry", symbol="SPY", strategy="scalp", contract=contract,
+        action="BUY", qty=1, order_type="LMT", tif="DAY", session=today, mode="paper",
+        phase="experience", intent_ts=now, limit=Decimal("1.20"),
+    )  # fmt: skip
+    book.add_intent(now, entry)
+    fill = Execution("e1", entry.ref, 1, 1, contract, "BOT", 1, Decimal("1.20"), now, Decimal(1))
+    book._record_fill(now, book.orders[entry.ref], fill, 1)
+    assert [p.entry.contract.expiry for p in book.open_positions()] == [today]
+
+
+def test_status_with_a_position_expiring_today_imports_no_pandas(
+    tmp_path: Path, sample: Path
+) -> None:
+    """`status` asks the calendar for today's close only when a position expires today, and
+    then from the cached copy."""
+    (sample.parent / "logs" / "state").mkdir()
+    _open_position_expiring_today(sample)
+    assert "exchange_calendars" in imported(tmp_path, "--config", str(sample), "status")
+    assert _cache(sample).is_file()
+    modules = imported(tmp_path, "--config", str(sample), "status")
+    assert "tradebot.engine.schedule" in modules  # the expiry check ran
     assert not set(HEAVY) & modules, sorted(set(HEAVY) & modules)

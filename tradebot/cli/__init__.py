@@ -114,6 +114,7 @@ def root(
             metavar="PATH",
             help="Config file (TOML). Default: $TRADEBOT_CONFIG, else ./config.toml.",
             show_default=False,
+            readable=False,  # an unreadable file is a config error (exit 3)
         ),
     ] = None,
     logs: Annotated[

@@ -36,6 +36,7 @@ def backtest(
         typer.Option(
             help="Folder of 1-minute bars, one <SYMBOL>.csv per symbol (see README).",
             show_default=False,
+            readable=False,  # our own check says what is wrong (exit 3)
         ),
     ] = None,
     options: Annotated[
@@ -66,6 +67,7 @@ def backtest(
             help="New folder for the backtest's journals (default: a new folder under "
             "<logs>/backtests/).",
             show_default=False,
+            readable=False,  # our own check says what is wrong (exit 3)
         ),
     ] = None,
     synthetic: Annotated[

@@ -32,7 +32,7 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         )
     loaded = state.config(log_to_file=False)
     s = loaded.settings
-    from tradebot.books.risk_report import check_calendar
+    from tradebot.books.session_calendar import check_calendar
 
     check_calendar(s.schedule.calendar)  # needs the calendar library: checked here, not per load
     source = str(loaded.path) if loaded.file_found else f"built-in defaults ({loaded.path} absent)"

@@ -411,7 +411,7 @@ def set_password(
             "--password-stdin: a password is already set, so stdin needs two lines: the "
             "current password, then the new one (only one line was given); nothing changed"
         ) from None
-    ladder.set_password(
+    unconfirmed = ladder.set_password(
         _now(),
         new_password=new,
         current_password=lambda: current,
@@ -422,6 +422,10 @@ def set_password(
         f"override password {'changed' if stored else 'set'} (salted scrypt hash in "
         f"{esc(ladder.state.dir)})"
     )
+    if unconfirmed is not None:
+        from tradebot.cli.output import warning_line
+
+        warning_line(unconfirmed)
 
 
 # -- export ------------------------------------------------------------------------------------

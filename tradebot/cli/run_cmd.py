@@ -35,6 +35,7 @@ def run(
             help="Replay 1-minute bars from CSV files in this folder (<SYMBOL>.csv); simulated "
             "broker only.",
             show_default=False,
+            readable=False,  # our own check says what is wrong (exit 3)
         ),
     ] = None,
     speed: Annotated[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -40,7 +39,7 @@ def status(
     from tradebot.engine.status_view import loop_report
 
     loaded = state_of(ctx).config(log_to_file=False)
-    report = loop_report(loaded, datetime.now(UTC))
+    report = loop_report(loaded)  # its `now`: just after the heartbeat was read
     if as_json:
         print_json(report)
     else:

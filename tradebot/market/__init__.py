@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from tradebot.core.sessions import DEFAULT_CALENDAR
@@ -22,14 +23,16 @@ def make_market(
     bars_dir: Path | None = None,
     calendar: str = DEFAULT_CALENDAR,
     params: PricingParams | None = None,
+    symbols: Sequence[str] | None = None,
 ) -> MarketModel:
-    """The synthetic market (seeded) or, with `bars_dir`, one modelled on CSV bars; options
-    priced with `params` (default: the calibrated ones)."""
+    """The synthetic market (seeded) or, with `bars_dir`, one modelled on CSV bars (only the
+    files of `symbols` when given); options priced with `params` (default: the calibrated
+    ones)."""
     source: BarSource
     if bars_dir is not None:
         from tradebot.market.csv_bars import CsvBars
 
-        source = CsvBars(bars_dir, calendar)
+        source = CsvBars(bars_dir, calendar, symbols=symbols)
     else:
         from tradebot.market.synthetic import SyntheticBars
 
