@@ -3,6 +3,8 @@ its zone, or a date and its time; every line fits; nothing is lost and styles ar
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -29,7 +31,9 @@ def test_lines_fit_and_numbers_keep_their_units(words: list[str], width: int) ->
     lines = _lines(text, width)
     assert all(len(line) <= width for line in lines)
     glued = {m.start() for m in GLUED.finditer(text)}
-    longest = max(len(w) for w in words)
+    # The unbreakable words: runs between the spaces a line may break at ("12 %" is one).
+    cuts = [-1, *(i for i, c in enumerate(text) if c == " " and i not in glued), len(text)]
+    longest = max(b - a - 1 for a, b in pairwise(cuts))
     if width >= longest:  # nothing folded: the lines are the text, broken at free spaces only
         assert " ".join(lines) == text
         breaks, at = [], -1

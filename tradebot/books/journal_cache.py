@@ -12,14 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from tradebot.books.order_journal import OrderJournal
-from tradebot.books.trade_journal import (
-    TradeJournal,
-    TradeJournalContents,
-    describe_validation_error,
-)
+from tradebot.books.trade_journal import TradeJournal, TradeJournalContents, parse_trade
 from tradebot.core.metrics import TradeSeries
 from tradebot.core.orders import OrderEvent
 from tradebot.core.trades import ClosedTrade
@@ -52,21 +46,7 @@ class CachedTradeJournal(TradeJournal):
         parsed = []
         ids = dict(self._first_line)
         for record, line in zip(records[start:], self.tail.line_numbers[start:], strict=True):
-            try:
-                trade = ClosedTrade.model_validate(record)
-            except ValidationError as exc:
-                raise CorruptRecordError(
-                    self.path, line, f"not a valid trade record ({describe_validation_error(exc)})"
-                ) from None
-            first = ids.setdefault(trade.trade_id, line)
-            if first != line:
-                raise CorruptRecordError(
-                    self.path,
-                    line,
-                    f"trade_id {trade.trade_id} is already used by line {first} (a trade counted "
-                    "twice would fool the phase ladder)",
-                )
-            parsed.append(trade)
+            parsed.append(parse_trade(self.path, record, line, ids))
         self._trades.extend(parsed)
         self._first_line = ids
         self._series = None
