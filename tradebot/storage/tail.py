@@ -28,6 +28,7 @@ from tradebot.storage.jsonl import (
     gc_paused,
     is_complete_record,
 )
+from tradebot.storage.watch import FileKey, file_key
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,21 @@ class JsonlTail:
         self._head = b""
         self._tail = b""
         self._unterminated = False  # the last consumed line had no newline yet
+        self._key: FileKey | None = None  # the file as the last read saw it
+        self.opens = 0  # how many refreshes had to open the file (tests count them)
 
     def refresh(self) -> list[dict[str, Any]]:
-        """Read what was appended; returns the new records (all of them after a reset)."""
+        """Read what was appended; returns the new records (all of them after a reset).
+
+        One `stat` first: a file whose (device, inode, size, mtime, ctime) is what the last
+        read saw has nothing new, and is not opened."""
+        try:
+            key = file_key(self.path)
+        except OSError:
+            key = None
+        if key is not None and key == self._key:
+            return []
+        self.opens += 1
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -71,6 +84,7 @@ class JsonlTail:
         return self._read(locked.fileno())
 
     def _reset(self) -> None:
+        self._key = None
         self.records, self.line_numbers = [], []
         self._offset = self._lines = 0
         self._inode = None
@@ -103,9 +117,11 @@ class JsonlTail:
         self._torn(data, end, rest if rest and not complete_rest else b"")
         body = data[skip:end] + (rest + b"\n" if complete_rest else b"")
         consumed = len(data) if complete_rest else end
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if not body:
             if consumed:
                 self._advance(fd, consumed, unterminated=False)
+            self._key = key
             return []
         lines: list[str] | list[bytes]
         try:
@@ -126,6 +142,7 @@ class JsonlTail:
         self.line_numbers.extend(new_numbers)
         self._lines += len(lines)
         self._advance(fd, consumed, unterminated=complete_rest)
+        self._key = key
         if new:
             self.version += 1
         return new
