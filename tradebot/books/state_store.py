@@ -321,7 +321,7 @@ class StateStore:
             except CorruptRecordError:
                 continue
             for field, value, when in stamps:
-                late = when > today if type(when) is date else in_future(when, now)  # type: ignore[arg-type,operator]
+                late = when > today if type(when) is date else in_future(when, now)  # type: ignore[arg-type]
                 if late:
                     problems.append(
                         f"{self.path(name)}: {field} {value} is after now "

@@ -262,6 +262,25 @@ class MarketModel:
         fair = self.option_value(contract, spot, t)
         return pricing.bid_ask(fair, spot, float(contract.strike), contract.tick)
 
+    def option_price_bounds(
+        self, contract: OptionContract, session: date, t_ns: np.ndarray, spots: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """For points of one session (UTC ns, underlying prices): the floats `option_bid_ask`
+        rounds to the tick — the bid is the first rounded down, the ask the second rounded up —
+        computed over all points at once; None when this model cannot (then every point is
+        priced one by one). Used only to search where an order cannot fill."""
+        close = self.expiry_close(contract.expiry)
+        close_ns = int(close.timestamp() * 1_000_000) * 1000
+        years = (close_ns - t_ns.astype(np.float64)) / 1e9 / pricing.YEAR_SECONDS
+        strike = float(contract.strike)
+        vol = pricing.smile_vol_array(self.volatility(contract.symbol, session), spots, strike)
+        fair = pricing.black_scholes_array(spots, strike, years, vol, contract.right)
+        return pricing.bid_ask_bounds(fair, spots, strike, contract.tick)
+
+    def session_minute_bars(self, symbol: str, session: date) -> SessionArrays:
+        """(starts ns, open, high, low, close) of a session's bars (shared: do not change)."""
+        return self._arrays(symbol, session)
+
     def option_quote(
         self, contract: OptionContract, t: datetime, data_type: DataType = "live"
     ) -> Quote | None:

@@ -17,6 +17,11 @@ from __future__ import annotations
 import math
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
 RATE = 0.04
 SMILE = 8.0
 BASE_SPREAD = 0.03
@@ -78,3 +83,53 @@ def option_volume(atm_volume: int, spot: float, strike: float, day_fraction: flo
     """Contracts traded so far today in one option (a bell curve around the money)."""
     m = math.log(strike / spot)
     return int(atm_volume * math.exp(-((m / 0.03) ** 2)) * max(0.0, min(1.0, day_fraction)))
+
+
+# -- the same prices over many points at once (numpy), for searching a range -------------------
+# Float results agree with the scalar functions above to ~1e-13 relative (same formulas; numpy's
+# exp/log/sqrt may differ from math's by an ulp), so a search uses them as a conservative
+# filter with a margin far wider than that and far narrower than a tick; the exact Decimal price
+# at a candidate point is always the scalar one.
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _norm_cdf_array(x: FloatArray) -> FloatArray:
+    out: FloatArray = 0.5 * np.asarray(_erfc(-x / math.sqrt(2.0)), dtype=np.float64)
+    return out
+
+
+def black_scholes_array(
+    spot: FloatArray, strike: float, t_years: FloatArray, vol: FloatArray, right: str
+) -> FloatArray:
+    """`black_scholes` at each point (arrays of equal length, spot > 0)."""
+    call = right == "C"
+    intrinsic = np.maximum(0.0, spot - strike) if call else np.maximum(0.0, strike - spot)
+    t = np.maximum(t_years, MIN_T)
+    sd = vol * np.sqrt(t)
+    d1 = (np.log(spot / strike) + (RATE + 0.5 * vol * vol) * t) / sd
+    d2 = d1 - sd
+    disc = strike * np.exp(-RATE * t)
+    if call:
+        value = spot * _norm_cdf_array(d1) - disc * _norm_cdf_array(d2)
+        value = np.maximum(value, intrinsic)
+    else:
+        value = disc * _norm_cdf_array(-d2) - spot * _norm_cdf_array(-d1)
+        value = np.maximum(value, 0.0)
+    out: FloatArray = np.where(t_years <= 0, intrinsic, value)
+    return out
+
+
+def smile_vol_array(vol: float, spot: FloatArray, strike: float) -> FloatArray:
+    m = np.log(strike / spot)
+    out: FloatArray = vol * (1.0 + SMILE * m * m)
+    return out
+
+
+def bid_ask_bounds(
+    fair: FloatArray, spot: FloatArray, strike: float, tick: Decimal
+) -> tuple[FloatArray, FloatArray]:
+    """(fair − half the spread, fair + half the spread) before `bid_ask` rounds them to the
+    tick: the bid is the first rounded down (≥ 0), the ask the second rounded up (≥ a tick)."""
+    m = np.abs(np.log(strike / spot))
+    width = np.maximum(float(tick), fair * (BASE_SPREAD + WING_SPREAD * m))
+    return fair - width / 2, fair + width / 2
