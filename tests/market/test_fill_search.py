@@ -113,7 +113,7 @@ def test_the_search_passes_over_minutes_and_keeps_the_fill_minute() -> None:
     far = SimOrder(2, contract, "SELL", 1, "LMT", limit=quote.ask * 50)
     ex.submit(far, now)
     assert len(ex.fill_candidates(DAY)) == 0  # type: ignore[arg-type]
-    starts, o, h, lo, c = market.session_minute_bars("SPY", DAY)
+    starts, _, _, lo, _ = market.session_minute_bars("SPY", DAY)
     t_ns = starts + 20_000_000_000
     bounds = market.option_price_bounds(contract, DAY, t_ns, lo)
     assert bounds is not None
