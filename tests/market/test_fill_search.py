@@ -23,7 +23,7 @@ OPEN = datetime(2025, 7, 1, 13, 30, tzinfo=UTC)
 class _NoSearch(MarketModel):
     """The same market without vectorised prices: every point is priced one by one."""
 
-    def option_price_bounds(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+    def option_price_bounds(self, *args: object, **kwargs: object) -> None:
         return None
 
 
