@@ -12,7 +12,7 @@ import asyncio
 import bisect
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -66,15 +66,8 @@ def run_backtest(
     state = _LastEquityAtTheEnd(plan.loaded.state_dir)
     ctx.state = state
     operator.ladder = ctx.ladder
-    loop = TradingLoop(ctx, until=plan.until)
-    clock.between_wakes.append(operator.act)
-    skipper = None
-    if skip_idle_ticks:
-        from tradebot.backtest.skip import IdleTickSkipper
-
-        skipper = IdleTickSkipper(loop, plan.market, plan.symbols)
-        clock.skipper = skipper
-        clock.between_wakes.insert(0, skipper.after_wake)  # before anything else acts
+    loop = TradingLoop(ctx, until=plan.until, skip_idle=skip_idle_ticks)
+    loop.after_wake_hooks.append(operator.act)
     if progress is not None:
         clock.between_wakes.append(_progress_hook(plan, progress))
     started = time.perf_counter()
@@ -92,15 +85,17 @@ def run_backtest(
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(len(plan.sessions), len(plan.sessions), plan.last)
+    # The backtest reports the ticks run and the idle ones left out apart (`tradebot run`
+    # counts both as ticks of its schedule).
     return BacktestResult(
         plan=plan,
-        summary=summary,
+        summary=replace(summary, ticks=summary.ticks - summary.ticks_idle),
         operator=operator,
         ctx=ctx,
         ended=clock.now(),
         seconds=seconds,
         wakes=clock.sleeps,
-        ticks_skipped=0 if skipper is None else skipper.skipped,
+        ticks_skipped=summary.ticks_idle,
     )
 
 

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -37,6 +38,7 @@ from tradebot.engine.oco import POLL, OcoWatcher
 from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
 from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
 from tradebot.engine.supervisor import Supervisor, View
+from tradebot.engine.wake_plan import WakePlanner
 from tradebot.errors import CorruptRecordError, TradebotError
 from tradebot.notify.systemd import SystemdNotifier
 
@@ -67,7 +69,8 @@ REFUSALS = frozenset(
 class RunSummary:
     started: datetime
     ended: datetime | None = None
-    ticks: int = 0
+    ticks: int = 0  # ticks of the schedule: run, or passed over as idle (below)
+    ticks_idle: int = 0  # passed over: no symbol could signal and nothing was open
     entries_sent: int = 0
     trades: list[ClosedTrade] = field(default_factory=list)
     refusals: int = 0
@@ -86,7 +89,10 @@ class TradingLoop:
         stop: asyncio.Event | None = None,
         view: View | None = None,
         systemd: SystemdNotifier | None = None,
+        skip_idle: bool = True,
     ) -> None:
+        """`skip_idle=False`: wake at every scheduled tick and sync, even those the wake
+        planner can prove idle (the journals are the same; it is slower)."""
         self.ctx = ctx
         self.until = until
         self.once = once
@@ -120,6 +126,11 @@ class TradingLoop:
         self.last_error: str | None = None
         self._failures = 0
         self._last_exc: Exception | None = None
+        # Run right after each wake, before the next one is planned (a backtest's simulated
+        # operator acts here).
+        self.after_wake_hooks: list[Callable[[datetime], None]] = []
+        self.planner = WakePlanner(self) if skip_idle else None
+        self._idle_until: datetime | None = None  # ticks before this were passed over (done)
 
     # -- life cycle ----------------------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -165,6 +176,8 @@ class TradingLoop:
                         raise self._last_exc  # `--once` reports its failure (exit code)
                     self.summary.stopped_by = "once"
                     break
+                for hook in self.after_wake_hooks:
+                    hook(ctx.clock.now())
                 await self._sleep_until(self.next_wake(ctx.clock.now()))
             else:
                 self.summary.stopped_by = "signal"
@@ -414,6 +427,8 @@ class TradingLoop:
         # A halt or resume seen from here on wakes the loop again (none is lost while busy).
         self._wake_now.clear()
         self._wake_started = time.monotonic()
+        if self.planner is not None:
+            self.planner.before_wake()
         try:
             await self._wake(now, force_tick)
             self._failures = 0
@@ -437,10 +452,25 @@ class TradingLoop:
                 self.ctx.notify("error", f"a step failed ({self._failures}×): {message}")
         finally:
             self._wake_started = None
+            if self.planner is not None:
+                self.planner.after_wake(now)
+
+    def halted_now(self) -> bool:
+        """The last wake saw a halt (or could not read the halt state)."""
+        return bool(self._halted)
+
+    def failing(self) -> bool:
+        return self._failures > 0
 
     async def _wake(self, now: datetime, force_tick: bool) -> None:
         ctx = self.ctx
         plan = self._plan(now)
+        if self.planner is not None:
+            idle, done = self.planner.take_passed(now, plan)
+            self.summary.ticks += idle
+            self.summary.ticks_idle += idle
+            if done is not None:
+                self._idle_until = max(self._idle_until or done, done)
         if not ctx.broker.is_connected():
             # The broker alerts its own disconnects and reconnections (it sees them happen).
             self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
@@ -540,17 +570,26 @@ class TradingLoop:
         latest = plan.tick_at_or_before(now)
         if latest is None or (self.last_tick is not None and latest <= self.last_tick):
             return None
+        if self._idle_until is not None and latest < self._idle_until:
+            return None  # passed over as idle: never run late
         if now - latest >= plan.interval:
             return None  # a tick missed long ago (suspended machine) is not run late
         return latest
 
     def next_wake(self, now: datetime) -> datetime:
+        """The next moment something can happen: the schedule's next tick, sync, flatten,
+        open or close, less the wakes the planner proves idle (`engine/wake_plan.py`)."""
         plan = self._plan(now)
+        planner = self.planner
+        if planner is not None:
+            planner.begin_plan()
         candidates = []
         if now < plan.opens:
             candidates.append(plan.opens)
         else:
             tick = plan.tick_at_or_after(now + timedelta(microseconds=1))
+            if tick is not None and planner is not None:
+                tick = planner.next_tick(now, plan, tick)
             if tick is not None:
                 candidates.append(tick)
             if now < plan.flatten_at:
@@ -558,7 +597,11 @@ class TradingLoop:
             candidates.append(max(plan.closes, now + timedelta(microseconds=1)))
             if plan.in_session(now) and self.ctx.book.has_activity():
                 if self.next_sync is not None:
-                    candidates.append(self.next_sync)
+                    sync: datetime | None = self.next_sync
+                    if planner is not None:
+                        sync = planner.next_sync(now, self.next_sync)
+                    if sync is not None:
+                        candidates.append(sync)
                 if self.next_oco is not None and self.oco.armed():
                     candidates.append(self.next_oco)
         return max(min(candidates), now + timedelta(microseconds=1))

@@ -438,7 +438,7 @@ class SimExchange:
         return found
 
     def _search(self, session: date) -> np.ndarray | None:
-        masks = []
+        found: list[np.ndarray] = []
         for order in self.working_orders():
             if order.status != "Submitted":
                 continue  # a child waits for its parent's fill, itself a change
@@ -453,11 +453,11 @@ class SimExchange:
             bounds = self.market.option_price_bounds(contract, session, t_ns, path.ravel())
             if bounds is None:
                 return None
-            masks.append(_may_fill(order, bounds[0], bounds[1]))
-            last_ns = t_ns
-        if not masks:
+            found.append(t_ns[_may_fill(order, bounds[0], bounds[1])])
+        if not found:
             return np.zeros(0, dtype=np.int64)
-        return last_ns[np.logical_or.reduce(masks)]
+        # Orders on several symbols: their sessions may have different bars (a gap).
+        return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self, now: datetime) -> list[Event]:
