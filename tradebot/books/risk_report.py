@@ -123,13 +123,24 @@ class RiskReport:
 
 def upcoming_sessions(now: datetime, calendar: str) -> list[tuple[Any, datetime, datetime]]:
     """(session, open, close) from the session around `now` to about two weeks ahead (UTC)."""
-    from tradebot.core.sessions import exchange_calendar, session_open_close, sessions_between
-
-    check_calendar(calendar)
-    exchange_calendar(calendar)
     day = session_of(now)
-    days = sessions_between(day - timedelta(days=1), day + timedelta(days=14), calendar)
-    return [(d, *session_open_close(d, calendar)) for d in days]
+    key = (day, calendar)
+    cached = _UPCOMING.get(key)
+    if cached is None:
+        from tradebot.core.sessions import exchange_calendar, session_open_close, sessions_between
+
+        check_calendar(calendar)
+        exchange_calendar(calendar)
+        days = sessions_between(day - timedelta(days=1), day + timedelta(days=14), calendar)
+        cached = [(d, *session_open_close(d, calendar)) for d in days]
+        if len(_UPCOMING) >= 16:
+            _UPCOMING.clear()
+        _UPCOMING[key] = cached
+    return list(cached)
+
+
+# Per New York day and calendar: the loop asks at every tick, the answer changes once a day.
+_UPCOMING: dict[tuple[Any, str], list[tuple[Any, datetime, datetime]]] = {}
 
 
 def check_calendar(name: str) -> None:

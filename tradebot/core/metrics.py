@@ -237,8 +237,14 @@ def summarize(
     if core is None:
         core = _core(series)
         series._memo["core"] = core
-    pct = None if base_equity is None else _drawdown_pct(core.episodes, to_micros(base_equity))
-    return replace(core.stats, max_drawdown_pct=pct)
+    stats = core.by_base.get(base_equity)
+    if stats is None:
+        pct = None if base_equity is None else _drawdown_pct(core.episodes, to_micros(base_equity))
+        stats = replace(core.stats, max_drawdown_pct=pct)
+        if len(core.by_base) >= 64:  # a base per equity reading: keep a few
+            core.by_base.clear()
+        core.by_base[base_equity] = stats
+    return stats
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,7 @@ class _Core:
 
     stats: TradeStats
     episodes: list[tuple[int, int]]  # (largest drop, cumulative P&L at its peak) per episode
+    by_base: dict[Decimal | None, TradeStats] = field(default_factory=dict)  # the stats per base
 
 
 def _core(series: TradeSeries) -> _Core:

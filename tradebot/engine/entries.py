@@ -39,7 +39,6 @@ from tradebot.core.sizing import bracket_prices, liquidity_check, position_size
 from tradebot.core.strategies import (
     Action,
     apply_debounce,
-    scalp_signal,
     select_action,
     whale_signal,
 )
@@ -72,7 +71,7 @@ class EntryPipeline:
         """Run the pipeline for `symbol`; returns what happened, in a few words."""
         s = self.ctx.settings
         bars = await self.data.refresh(symbol, now, session)
-        scalp = scalp_signal(bars.today, s.strategies.scalp, now=now)
+        scalp = bars.scalp(s.strategies.scalp)
         whale = whale_signal(
             bars.hourly,
             s.strategies.whale,
