@@ -47,6 +47,7 @@ from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import OcoWatcher
 from tradebot.engine.order_book import TrackedOrder
 from tradebot.errors import CorruptRecordError
+from tradebot.storage.watch import fresh
 
 log = logging.getLogger("tradebot.engine")
 
@@ -328,10 +329,11 @@ class EntryPipeline:
             """What may have changed since the tick's guards (under the entry lock)."""
             late: list[Refusal] = []
             try:
-                halt = ctx.state.halt()
-                if halt.halted:
-                    late.append(Refusal("halt", halt.message()))
-                trip = ctx.state.daily_loss_trip()
+                with fresh():  # a halt written a moment ago counts
+                    halt = ctx.state.halt()
+                    if halt.halted:
+                        late.append(Refusal("halt", halt.message()))
+                    trip = ctx.state.daily_loss_trip()
                 if trip is not None and trip[0] == session:
                     late.append(Refusal("daily_loss", "the daily-loss guard tripped this session"))
             except CorruptRecordError as exc:

@@ -41,6 +41,7 @@ from tradebot.engine.supervisor import Supervisor, View
 from tradebot.engine.wake_plan import WakePlanner
 from tradebot.errors import CorruptRecordError, TradebotError
 from tradebot.notify.systemd import SystemdNotifier
+from tradebot.storage.watch import one_stat_per_file
 
 log = logging.getLogger("tradebot.engine")
 
@@ -430,7 +431,10 @@ class TradingLoop:
         if self.planner is not None:
             self.planner.before_wake()
         try:
-            await self._wake(now, force_tick)
+            # Each state file is stat'ed once in a wake (re-read only if it changed); what
+            # another process writes meanwhile is seen at the next wake.
+            with one_stat_per_file():
+                await self._wake(now, force_tick)
             self._failures = 0
         except Exception as exc:
             # Nothing that goes wrong in one step ends the loop — a failed broker request, a

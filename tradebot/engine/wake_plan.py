@@ -28,7 +28,6 @@ without the planner are the same (tests/backtest, tests/engine).
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -39,6 +38,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from tradebot.brokers.base import Foresight
 from tradebot.core.indicators import ema, hourly_arrays, rsi, session_vwap
 from tradebot.core.sessions import SESSION_COLUMN, utc_ns
+from tradebot.storage.watch import journal_appends
 
 if TYPE_CHECKING:
     from tradebot.config import ScalpConfig, WhaleConfig
@@ -142,13 +142,6 @@ class WakePlanner:
         self.symbols = tuple(s.trading.symbols)
         broker = ctx.broker
         self.foresight: Foresight | None = broker if isinstance(broker, Foresight) else None
-        logs = ctx.loaded.logs_dir
-        self._paths = [
-            logs / "journal" / "orders.jsonl",
-            logs / "journal" / "trades.jsonl",
-            logs / "journal" / "events.jsonl",
-            logs / "phase" / "phase-history.jsonl",
-        ]
         self._signals: dict[tuple[str, date], SessionSignals] = {}
         self._before: tuple[int, ...] | None = None
         self._after: tuple[int, ...] = ()
@@ -177,13 +170,9 @@ class WakePlanner:
         self._before = None
 
     def _fingerprint(self) -> tuple[int, ...]:
-        sizes = []
-        for path in self._paths:
-            try:
-                sizes.append(os.stat(path).st_size)
-            except FileNotFoundError:
-                sizes.append(-1)
-        return (*sizes, len(self.loop.summary.trades))
+        """What this process has written to its journals (orders, trades, events, the phase
+        files), and the trades the loop has taken: no syscall."""
+        return (journal_appends(), len(self.loop.summary.trades))
 
     def take_passed(self, now: datetime, plan: SessionPlan) -> tuple[int, datetime | None]:
         """At a wake: (how many ticks were passed over since the last plan, the moment before
