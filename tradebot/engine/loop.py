@@ -123,6 +123,7 @@ class TradingLoop:
         self._halted: bool | None = None
         self._risk: RiskReport | None = None
         self._marks: dict[int, Decimal] = {}
+        self._cash: Decimal | None = None
         self._next_wake: datetime | None = None
         self.last_error: str | None = None
         self._failures = 0
@@ -584,31 +585,38 @@ class TradingLoop:
         """The next moment something can happen: the schedule's next tick, sync, flatten,
         open or close, less the wakes the planner proves idle (`engine/wake_plan.py`)."""
         plan = self._plan(now)
-        planner = self.planner
-        if planner is not None:
-            planner.begin_plan()
+        if self.planner is not None and now >= plan.opens:
+            return self.planner.next_wake(now, plan)
+        return self.scheduled_wake(now, plan, self.next_sync)
+
+    def scheduled_wake(self, now: datetime, plan: SessionPlan, sync: datetime | None) -> datetime:
+        """The schedule's next wake after `now`, with the next sync due at `sync`."""
         candidates = []
         if now < plan.opens:
             candidates.append(plan.opens)
         else:
             tick = plan.tick_at_or_after(now + timedelta(microseconds=1))
-            if tick is not None and planner is not None:
-                tick = planner.next_tick(now, plan, tick)
             if tick is not None:
                 candidates.append(tick)
             if now < plan.flatten_at:
                 candidates.append(plan.flatten_at)
             candidates.append(max(plan.closes, now + timedelta(microseconds=1)))
             if plan.in_session(now) and self.ctx.book.has_activity():
-                if self.next_sync is not None:
-                    sync: datetime | None = self.next_sync
-                    if planner is not None:
-                        sync = planner.next_sync(now, self.next_sync)
-                    if sync is not None:
-                        candidates.append(sync)
+                if sync is not None:
+                    candidates.append(sync)
                 if self.next_oco is not None and self.oco.armed():
                     candidates.append(self.next_oco)
         return max(min(candidates), now + timedelta(microseconds=1))
+
+    # -- what the wake planner reads of the last tick -------------------------------------------
+    def last_risk(self) -> RiskReport | None:
+        return self._risk
+
+    def last_cash(self) -> Decimal | None:
+        return self._cash
+
+    def last_risk_could_open(self) -> bool:
+        return self._risk is not None and self._risk.can_open
 
     async def _first_look(self, now: datetime) -> None:
         """The session's first look: start-of-day equity is recorded (daily-loss guard)."""
@@ -618,6 +626,7 @@ class TradingLoop:
 
     async def _equity(self, now: datetime) -> Decimal:
         account = await self.ctx.broker.account()
+        self._cash = account.cash
         self.ctx.state.record_equity(account.net_liquidation, account.source, now)
         self.summary.equity = account.net_liquidation
         positions = self.ctx.book.open_positions()
@@ -632,6 +641,8 @@ class TradingLoop:
 
     async def tick(self, now: datetime, plan: SessionPlan) -> None:
         ctx = self.ctx
+        if self.planner is not None:
+            self.planner.tick_starts()
         self.last_tick = now
         self.summary.ticks += 1
         equity = await self._equity(now)

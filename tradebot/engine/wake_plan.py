@@ -49,6 +49,7 @@ MINUTE_NS = 60_000_000_000
 PRICE_MARGIN = 1e-9  # relative
 RSI_MARGIN = 1e-6  # RSI points
 NEVER = datetime.max.replace(tzinfo=UTC)
+SYNC_EVERY = timedelta(seconds=60)  # the loop's (engine.loop.SYNC_EVERY)
 TINY = timedelta(microseconds=1)
 SESSION_SIGNALS_KEPT = 4  # per symbol
 
@@ -74,9 +75,13 @@ class SessionSignals:
 
     def possible(self, t_ns: int, whale_range: tuple[float, float] | None) -> bool:
         """Could the scalp or whale rule signal on the bars completed by `t_ns`?"""
+        return self.scalp_possible_at(t_ns) or self.whale_possible(t_ns, whale_range)
+
+    def scalp_possible_at(self, t_ns: int) -> bool:
         completed = int(np.searchsorted(self.starts, t_ns - MINUTE_NS, side="right"))
-        if completed and self.scalp_possible[completed - 1]:
-            return True
+        return bool(completed and self.scalp_possible[completed - 1])
+
+    def whale_possible(self, t_ns: int, whale_range: tuple[float, float] | None) -> bool:
         if self.whale_enabled and whale_range is not None:
             done = int(np.searchsorted(self.hour_ends, t_ns, side="right"))
             if done:
@@ -131,7 +136,13 @@ def _scalp_possible(bars: pd.DataFrame, cfg: ScalpConfig) -> npt.NDArray[np.bool
 
 
 class WakePlanner:
-    """Decides, after each wake, which of the loop's next scheduled wakes can be left out."""
+    """Decides, after each wake, which of the loop's next scheduled wakes can be left out.
+
+    It walks the schedule forward as the loop would (ticks on the grid, a sync a minute after
+    each wake while something is open, the flatten, the close), treating each wake it can prove
+    idle as done, and stops at the first one it cannot: the loop sleeps until then. The chain of
+    syncs continues from the wakes left out, exactly as if they had happened.
+    """
 
     def __init__(self, loop: TradingLoop) -> None:
         self.loop = loop
@@ -140,14 +151,15 @@ class WakePlanner:
         self.scalp, self.whale = s.strategies.scalp, s.strategies.whale
         self.calendar = s.schedule.calendar
         self.symbols = tuple(s.trading.symbols)
+        self.max_loss_pct = s.risk.max_daily_loss_pct
         broker = ctx.broker
         self.foresight: Foresight | None = broker if isinstance(broker, Foresight) else None
         self._signals: dict[tuple[str, date], SessionSignals] = {}
         self._before: tuple[int, ...] | None = None
-        self._after: tuple[int, ...] = ()
-        self._after_tick = False
-        self.quiet = False  # the last wake (and what followed it) wrote nothing
-        self.tick_quiet = False  # ... and it ran a tick
+        self._at_tick: tuple[int, ...] | None = None
+        self._tick_sync_quiet = False  # the last tick's wake wrote nothing before its tick
+        self._after_tick: tuple[int, ...] | None = None  # the journals after the last tick's wake
+        self.quiet = False  # the last wake, and what followed it, wrote nothing before any tick
         # Ticks passed over: grid ticks in [from, until) are idle (counted at the next wake).
         self.passed_from: datetime | None = None
         self.passed_until: datetime | None = None
@@ -155,19 +167,17 @@ class WakePlanner:
     # -- around each wake ----------------------------------------------------------------------
     def before_wake(self) -> None:
         self._before = self._fingerprint()
+        self._at_tick = None
+
+    def tick_starts(self) -> None:
+        """The wake is about to run a tick (what it wrote so far was the sync's part)."""
+        self._at_tick = self._fingerprint()
 
     def after_wake(self, now: datetime) -> None:
         """Right after a wake: the journals as it left them."""
-        self._after = self._fingerprint()
-        self._after_tick = self.loop.last_tick == now
-
-    def begin_plan(self) -> None:
-        """Before planning the next wake (after anything that acts between wakes, such as a
-        backtest's simulated operator): was the last wake, and what followed it, silent?"""
-        current = self._fingerprint()
-        self.quiet = self._before is not None and current == self._before
-        self.tick_quiet = self._after_tick and current == self._after
-        self._before = None
+        if self.loop.last_tick == now:
+            self._after_tick = self._fingerprint()
+            self._tick_sync_quiet = self._at_tick is not None and self._at_tick == self._before
 
     def _fingerprint(self) -> tuple[int, ...]:
         """What this process has written to its journals (orders, trades, events, the phase
@@ -188,35 +198,120 @@ class WakePlanner:
             return 0, end
         return max(0, -(-(counted_end - start) // plan.interval)), end
 
-    # -- the next tick -------------------------------------------------------------------------
-    def next_tick(self, now: datetime, plan: SessionPlan, when: datetime) -> datetime | None:
-        """The tick to wake for instead of `when` (the next scheduled one), or None when every
-        tick before the next other wake is idle (they are then marked passed over)."""
+    # -- the plan ------------------------------------------------------------------------------
+    def next_wake(self, now: datetime, plan: SessionPlan) -> datetime:
+        """The first wake of the schedule after `now` that is not provably idle."""
         loop = self.loop
-        if (
-            self.foresight is None
-            or not self.tick_quiet
-            or loop.last_tick != now
-            or not plan.window_open <= now < when < plan.window_close
-            or loop.ctx.book.has_activity()
-            or loop.oco.armed()
-        ):
-            return when
-        bound = min(plan.closes, loop.until or plan.closes)
-        if now < plan.flatten_at:
-            bound = min(bound, plan.flatten_at)
-        tick: datetime | None = when
-        while tick is not None and tick < bound:
-            if self._possible(plan.session, tick):
+        current = self._fingerprint()
+        before = self._before
+        self._before = None
+        # The sync part of the wake just ended (all of it when it ran no tick) wrote nothing.
+        self.quiet = before is not None and (self._at_tick or current) == before
+        sync: datetime | None = loop.next_sync
+        at = loop.scheduled_wake(now, plan, sync)
+        if self.foresight is None or not self._may_pass_any(now, plan):
+            return at
+        activity = loop.ctx.book.has_activity()
+        news = self.foresight.unchanged_until(now) if activity else NEVER
+        tick_quiet = (
+            self._after_tick == current
+            and loop.last_tick is not None
+            and loop.last_tick >= plan.opens
+        )
+        first_passed: datetime | None = None
+        t = now
+        for _ in range(100_000):  # a session has at most a few thousand scheduled wakes
+            tick = plan.tick_at_or_after(t + TINY)
+            is_tick = tick == at
+            is_sync = activity and sync == at
+            if at in (plan.flatten_at, plan.closes) or (loop.until and at >= loop.until):
                 break
-            tick = plan.tick_at_or_after(tick + plan.interval)
-        landing = tick if tick is not None and tick < bound else bound
-        if landing <= when:
-            return when
-        self.passed_from, self.passed_until = when, landing
-        return landing if landing < bound else None
+            if not (is_tick or is_sync):
+                break
+            if (is_sync or activity) and not self._sync_idle(at, news):
+                break
+            if is_tick:
+                if not tick_quiet or not self._tick_idle(at, plan, activity, news):
+                    break
+                if first_passed is None:
+                    first_passed = at
+            t, sync = at, at + SYNC_EVERY
+            at = loop.scheduled_wake(t, plan, sync)
+        if first_passed is not None:
+            self.passed_from, self.passed_until = first_passed, at
+        return at
 
-    def _possible(self, session: date, tick: datetime) -> bool:
+    def _may_pass_any(self, now: datetime, plan: SessionPlan) -> bool:
+        loop = self.loop
+        book = loop.ctx.book
+        return (
+            plan.in_session(now)
+            and not loop.oco.armed()
+            and not loop.halted_now()
+            and not loop.failing()
+            and book.journal_error is None
+            and not any(o.status in ("intent", "unknown", "pending") for o in book.live.values())
+        )
+
+    def _sync_idle(self, at: datetime, news: datetime | None) -> bool:
+        """A wake at `at` adopts nothing and cancels nothing: the last wake's sync part wrote
+        nothing, the broker cannot change before `at`, and no entry expires by then."""
+        if not self.quiet or news is None or news < at:
+            return False
+        timeout = timedelta(seconds=self.loop.ctx.settings.trading.interval_s)
+        return all(
+            e.filled_qty > 0 or e.intent_ts + timeout > at
+            for e in self.loop.ctx.book.working_entries()
+        )
+
+    def _tick_idle(
+        self, tick: datetime, plan: SessionPlan, activity: bool, news: datetime | None
+    ) -> bool:
+        """A tick at `tick` would write nothing: no symbol can enter, and (something being
+        open) the account's guards cannot change their verdict."""
+        loop = self.loop
+        if not activity:
+            return not self._possible(plan.session, tick, held=frozenset())
+        book = loop.ctx.book
+        if (
+            not self._tick_sync_quiet
+            or tick >= plan.flatten_at
+            or news is None
+            or news < tick
+            or any(e.filled_qty == 0 for e in book.working_entries())
+            or not self._account_silent(plan.session)
+        ):
+            return False
+        held = frozenset(
+            s for s in self.symbols if book.holds(s, "scalp") is not None
+        ) if loop.last_risk_could_open() else frozenset()  # fmt: skip
+        return not self._possible(plan.session, tick, held=held)
+
+    def _account_silent(self, session: date) -> bool:
+        """The tick's equity-dependent verdicts cannot change: the daily loss cannot reach its
+        limit even with every open option worth nothing (equity ≥ cash), and the next phase
+        cannot become eligible by the equity alone (its other criteria are unmet, or the notice
+        was sent)."""
+        loop = self.loop
+        risk, cash = loop.last_risk(), loop.last_cash()
+        if risk is None or cash is None or risk.equity is None:
+            return False
+        start = risk.equity.start_of_day
+        if start is None or start <= 0 or risk.daily_loss.session != session:
+            return False
+        if (start - cash) / start * 100 >= self.max_loss_pct:
+            return False
+        ev = risk.phase
+        if ev is None:
+            return False
+        if ev.next_phase is None or any(not c.met for c in ev.criteria if c.name != "max_drawdown"):
+            return True
+        key = f"eligible:{ev.phase}:{ev.since.isoformat() if ev.since else 'start'}"
+        return loop.ctx.state.notice_sent(key)
+
+    def _possible(self, session: date, tick: datetime, *, held: frozenset[str]) -> bool:
+        """Could some symbol enter at `tick`? A scalp signal on a symbol whose scalp position is
+        held (and entries allowed) enters nothing."""
         t_ns = int(tick.timestamp() * 1_000_000) * 1000
         for symbol in self.symbols:
             signals = self._session_signals(symbol, session)
@@ -226,7 +321,9 @@ class WakePlanner:
                 if not known:
                     return True
                 whale_range = None if prior is None else (prior.high, prior.low)
-            if signals.possible(t_ns, whale_range):
+            if signals.whale_possible(t_ns, whale_range):
+                return True
+            if symbol not in held and signals.scalp_possible_at(t_ns):
                 return True
         return False
 
@@ -241,36 +338,3 @@ class WakePlanner:
             signals = SessionSignals(bars, self.scalp, self.whale, self.calendar)
             self._signals[key] = signals
         return signals
-
-    # -- the next sync -------------------------------------------------------------------------
-    def next_sync(self, now: datetime, scheduled: datetime) -> datetime | None:
-        """The sync to wake for instead of `scheduled` (a minute after this wake), or None
-        when no sync is needed before the close."""
-        loop = self.loop
-        if (
-            self.foresight is None
-            or not self.quiet
-            or loop.oco.armed()
-            or loop.halted_now()
-            or loop.failing()
-        ):
-            return scheduled
-        book = loop.ctx.book
-        if book.journal_error is not None or any(
-            o.status in ("intent", "unknown", "pending") for o in book.live.values()
-        ):
-            return scheduled
-        news = self.foresight.unchanged_until(now)
-        if news is None or news <= now:
-            return scheduled
-        step = scheduled - now  # the chain: this wake + k minutes
-        # A change at T is seen by a sync after T; an entry expiring at D is cancelled by the
-        # first wake at or after D.
-        first = now + step * ((news - now) // step + 1) if news < NEVER else None
-        timeout = timedelta(seconds=loop.ctx.settings.trading.interval_s)
-        for entry in book.working_entries():
-            if entry.filled_qty == 0:
-                deadline = entry.intent_ts + timeout
-                at = now + step * max(1, -(-(deadline - now) // step))
-                first = at if first is None else min(first, at)
-        return first
