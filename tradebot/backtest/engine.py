@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -54,10 +54,16 @@ def run_backtest(
     progress: Progress | None = None,
     notify: Notify | None = None,
     skip_idle_ticks: bool = True,
+    actions: Sequence[tuple[datetime, Callable[[datetime], None]]] = (),
 ) -> BacktestResult:
-    """Replay every session of `plan` through the loop; returns what happened."""
+    """Replay every session of `plan` through the loop; returns what happened.
+
+    `actions`: (simulated time, what an operator does then), e.g. a `tradebot halt` on the
+    backtest's own state, to see what the loop would have done (`SimClock.schedule`)."""
     make_private_dirs(plan.out)
     clock = BacktestClock(plan.start)
+    for when, action in actions:
+        clock.schedule(when, action)
     options = RunOptions(speed=None, start=plan.start, until=plan.until, simulated=True)
     operator = BacktestOperator(ladder=None, forward=notify)  # type: ignore[arg-type]
     ctx = make_context(
