@@ -79,7 +79,7 @@ def cases(draw: st.DrawFn) -> Case:
     halts: list[tuple[datetime, str]] = []
     if draw(st.booleans()):
         day = draw(st.sampled_from(days))
-        opens, closes = session_open_close(day)
+        opens, _ = session_open_close(day)
         at = opens + timedelta(minutes=draw(st.integers(5, 200)), seconds=draw(st.integers(0, 59)))
         halts.append((at, draw(st.sampled_from(["halt", "halt_flatten"]))))
         if draw(st.booleans()):
