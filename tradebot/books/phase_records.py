@@ -269,6 +269,10 @@ class PhaseRecords:
         read = watch.get()
         return HistoryRead(list(read.transitions), list(read.warnings))
 
+    def history_reads(self) -> int:
+        """How many times this process has read the history file (tests count them)."""
+        return sum(w.reads for w in self._histories.values())
+
     def read_attempts(self) -> list[Attempt]:
         return list(self._attempts.get())
 

@@ -55,7 +55,7 @@ KEEP_SESSIONS = 10
 # Parsed state files shared by every StateStore of a directory in this process, each re-read
 # only when a stat shows it changed (`tradebot.storage.watch`): the loop asks many times a
 # minute, another process writes once in a while.
-_SHARED: dict[Path, dict[str, Watched[Any]]] = {}
+_SHARED: dict[Path, dict[str, Any]] = {}  # per file: a Watched; per derived value: (version, …)
 _SHARED_DIRS_KEPT = 64
 
 
@@ -83,22 +83,37 @@ class StateStore:
 
     def watched(self, name: str) -> Watched[Any]:
         """The parsed contents of state file `name` (None when missing), re-read on change."""
-        watch = self._watches.get(name)
+        watch: Watched[Any] | None = self._watches.get(name)
         if watch is None:
             path = self.path(name)
             watch = self._watches.setdefault(name, Watched(path, lambda: read_json_state(path)))
         return watch
 
+    def reads(self, name: str) -> tuple[int, int]:
+        """(reads, stats) of state file `name` by this process so far (tests count them)."""
+        watch = self.watched(name)
+        return watch.reads, watch.stats
+
     def _derived(self, name: str, what: str, derive: Any) -> Any:
-        """`derive(contents)` of state file `name`, recomputed only when the file changes."""
+        """`derive(contents)` of state file `name`, recomputed only when the file is re-read
+        (the file itself is stat'ed once for all its derived values)."""
+        base = self.watched(name)
+        state = base.get()
         key = f"{name}:{what}"
-        watch = self._watches.get(key)
-        if watch is None:
-            path = self.path(name)
-            watch = self._watches.setdefault(
-                key, Watched(path, lambda: derive(read_json_state(path)))
-            )
-        return watch.get()
+        cached = self._watches.get(key)
+        if cached is None or cached[0] != base.version:
+            try:
+                value: tuple[int, Any, CorruptRecordError | None] = (
+                    base.version,
+                    derive(state),
+                    None,
+                )
+            except CorruptRecordError as exc:
+                value = (base.version, None, exc)
+            self._watches[key] = cached = value
+        if cached[2] is not None:
+            raise cached[2]
+        return cached[1]
 
     # -- override password ---------------------------------------------------------------------
     def password_hash(self) -> str | None:

@@ -100,6 +100,7 @@ class Watched(Generic[T]):
         self._seen: tuple[int, int] | None = None  # (epoch, writes) of the last stat
         self.reads = 0  # how many times the file was actually read (tests count them)
         self.stats = 0  # how many times it was stat'ed
+        self.version = 0  # bumped at every read: values derived from this one key on it
 
     def get(self) -> T:
         epoch = _EPOCH.get()
@@ -120,6 +121,7 @@ class Watched(Generic[T]):
                     raise self._error
                 return self._value  # type: ignore[return-value]
             self.reads += 1
+            self.version += 1
             try:
                 value = self._derive()
             except Exception as exc:
