@@ -23,6 +23,7 @@ from tradebot.core.sessions import check_bars, previous_sessions, session_open_c
 from tradebot.core.strategies import Signal, scalp_signal, scalp_signal_arrays
 
 MINUTE = timedelta(minutes=1)
+HOURLY_KEPT = 512  # (symbol, session) 60-minute bars kept for the whale range
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class MarketData:
         self.whale = whale
         self._prior: dict[str, tuple[date, SessionRange | None]] = {}
         self._known: dict[str, tuple[date, SessionBars]] = {}
+        self._hourly: dict[tuple[str, date], HourlyBars] = {}
         self.foresight = broker if isinstance(broker, Foresight) else None
 
     async def refresh(self, symbol: str, now: datetime, session: date) -> SymbolBars:
@@ -115,6 +117,17 @@ class MarketData:
         self._known[symbol] = (session, known)
         return known
 
+    def _hourly_of(self, symbol: str, day: date) -> HourlyBars:
+        key = (symbol, day)
+        hourly = self._hourly.get(key)
+        if hourly is None:
+            assert self.foresight is not None
+            if len(self._hourly) >= HOURLY_KEPT:
+                self._hourly.clear()
+            hourly = hourly_arrays(self.foresight.session_bars(symbol, day), self.calendar)
+            self._hourly[key] = hourly
+        return hourly
+
     def known_prior(self, symbol: str, session: date) -> tuple[bool, SessionRange | None]:
         """(known, range): the whale range of `session` if this session's first refresh has
         computed it already (the wake planner uses it to know when a whale signal is
@@ -132,11 +145,20 @@ class MarketData:
         days = previous_sessions(session, self.whale.range_days, self.calendar)
         if len(days) < self.whale.range_days:
             return None
-        start, _ = session_open_close(days[0], self.calendar)
-        frame = await self.broker.bars(symbol, start, opens)
-        if frame.empty:
-            return None
-        hourly = hourly_arrays(frame, self.calendar)
+        if self.foresight is not None:
+            # The same 60-minute bars, built per session once and kept for the sessions after
+            # (a bar never spans two sessions).
+            parts = [self._hourly_of(symbol, day) for day in days]
+            parts = [p for p in parts if len(p)]
+            if not parts:
+                return None
+            hourly = HourlyBars.concat(parts) if len(parts) > 1 else parts[0]
+        else:
+            start, _ = session_open_close(days[0], self.calendar)
+            frame = await self.broker.bars(symbol, start, opens)
+            if frame.empty:
+                return None
+            hourly = hourly_arrays(frame, self.calendar)
         return prior_sessions_range(
             hourly.high, hourly.low, hourly.volume, hourly.session, session, self.whale.range_days
         )

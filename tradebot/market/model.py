@@ -44,6 +44,7 @@ STRIKE_SPAN = 0.15  # strikes listed within ±15 % of the previous close
 EXPIRY_HORIZON_DAYS = 45
 DELAYED_BY = timedelta(minutes=15)  # what "delayed" market data lags by
 SESSION_ARRAYS_KEPT = 256  # per-session price arrays kept (all symbols): memory stays flat
+LISTINGS_KEPT = 1024  # (symbol, day) listings kept
 SessionArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -78,6 +79,11 @@ class MarketModel:
         self.vol_cache: dict[tuple[str, date], float] = {}
         self._last_price: dict[tuple[str, datetime], float | None] = {}
         self._session_arrays: dict[tuple[str, date], SessionArrays] = {}
+        # Listings are a function of (symbol, day): computed once each (bounded).
+        self._expiries: dict[tuple[str | None, date], list[date]] = {}
+        self._strikes: dict[tuple[str, date], list[Decimal]] = {}
+        self._expiry_sets: dict[tuple[str, date], frozenset[date]] = {}
+        self._strike_sets: dict[tuple[str, date], frozenset[Decimal]] = {}
 
     def describe(self) -> str:
         return self.source.describe()
@@ -202,7 +208,16 @@ class MarketModel:
     def expiries(self, day: date, symbol: str | None = None) -> list[date]:
         """Expiries from `day` on, always exchange sessions: every session for the index ETFs
         that list dailies (SPY, QQQ, IWM), else weekly — the last session of each week (Friday,
-        or Thursday when Friday is a holiday)."""
+        or Thursday when Friday is a holiday). Cached per symbol and day."""
+        key = (symbol.upper() if symbol else None, day)
+        cached = self._expiries.get(key)
+        if cached is None:
+            if len(self._expiries) >= LISTINGS_KEPT:
+                self._expiries.clear()
+            cached = self._expiries[key] = self._expiries_uncached(day, symbol)
+        return list(cached)
+
+    def _expiries_uncached(self, day: date, symbol: str | None) -> list[date]:
         horizon = day + timedelta(days=EXPIRY_HORIZON_DAYS)
         days = sessions_between(day, horizon + timedelta(days=7), self.calendar)
         if symbol is not None and profile(symbol).daily_expiries:
@@ -214,6 +229,16 @@ class MarketModel:
         ]
 
     def strikes(self, symbol: str, day: date) -> list[Decimal]:
+        """Strikes listed on `day` (cached per symbol and day)."""
+        key = (symbol.upper(), day)
+        cached = self._strikes.get(key)
+        if cached is None:
+            if len(self._strikes) >= LISTINGS_KEPT:
+                self._strikes.clear()
+            cached = self._strikes[key] = self._strikes_uncached(symbol, day)
+        return list(cached)
+
+    def _strikes_uncached(self, symbol: str, day: date) -> list[Decimal]:
         ref = self.reference_price(symbol, day)
         if ref is None:
             return []
@@ -238,12 +263,31 @@ class MarketModel:
         symbol = symbol.upper()
         if not self.supports(symbol) or right not in ("C", "P"):
             return None
-        if expiry not in self.expiries(min(day, expiry), symbol) or strike not in self.strikes(
-            symbol, min(day, expiry)
+        listed_day = min(day, expiry)
+        if expiry not in self._listed_expiries(listed_day, symbol) or strike not in (
+            self._listed_strikes(symbol, listed_day)
         ):
             return None
         base = OptionContract(symbol, expiry, strike, right, trading_class=symbol)
         return base.qualified(option_con_id(base.local_symbol), profile(symbol).option_tick)
+
+    def _listed_expiries(self, day: date, symbol: str) -> frozenset[date]:
+        key = (symbol, day)
+        found = self._expiry_sets.get(key)
+        if found is None:
+            if len(self._expiry_sets) >= LISTINGS_KEPT:
+                self._expiry_sets.clear()
+            found = self._expiry_sets[key] = frozenset(self.expiries(day, symbol))
+        return found
+
+    def _listed_strikes(self, symbol: str, day: date) -> frozenset[Decimal]:
+        key = (symbol, day)
+        found = self._strike_sets.get(key)
+        if found is None:
+            if len(self._strike_sets) >= LISTINGS_KEPT:
+                self._strike_sets.clear()
+            found = self._strike_sets[key] = frozenset(self.strikes(symbol, day))
+        return found
 
     def volatility(self, symbol: str, session: date) -> float:
         return _volatility(self, symbol.upper(), session)
