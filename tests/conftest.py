@@ -28,6 +28,17 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     logger.propagate = True
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_bot_token_in_any_output(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole suite (each worker): the Telegram bot token of the remote tests is in no
+    file any test left — logs, journals, state, saved command outputs (issue 24)."""
+    yield
+    from tests.remote.fake_telegram import scan_for_token
+
+    leaks = scan_for_token(tmp_path_factory.getbasetemp())
+    assert leaks == [], f"the bot token leaked into {leaks}"
+
+
 @pytest.fixture
 def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Write a config.toml (the default path) with the given body and return its path."""

@@ -2,7 +2,7 @@
 under TYPE_CHECKING alike: a lazy or type-only import upward is still an arrow the wrong way).
 
     core  <-  errors  <-  storage  <-  config, logging_setup  <-  books, market, notify
-          <-  brokers, gateway_sim  <-  engine  <-  backtest  <-  cli  <-  __main__
+          <-  brokers, gateway_sim  <-  engine  <-  backtest, remote  <-  cli  <-  __main__
 
 A package may import its own modules and any package in a lower layer, never one in its own layer
 or above. `core/` imports nothing from outside itself. No module imports itself back through a
@@ -30,7 +30,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"books", "market", "notify"}),
     frozenset({"brokers", "gateway_sim"}),
     frozenset({"engine"}),
-    frozenset({"backtest"}),
+    frozenset({"backtest", "remote"}),
     frozenset({"cli"}),
     frozenset({"__main__"}),
 )

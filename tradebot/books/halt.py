@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -86,3 +87,27 @@ class KillSwitch:
         )
         log.warning("RESUME by %s: %s", operator, reason or "no reason given")
         return current
+
+
+def halt_alert(operator: str, reason: str | None, flatten: bool) -> str:
+    return f"HALT by {operator}{' with flatten' if flatten else ''}: {reason or 'no reason'}"
+
+
+def request_halt(
+    state_dir: Path,
+    logs_dir: Path,
+    now: datetime,
+    *,
+    operator: str,
+    reason: str | None,
+    flatten: bool,
+    notify: Callable[[str, str], None],
+) -> Halt:
+    """`tradebot halt [--flatten]`, from a terminal or from the phone (`tradebot remote`): the
+    same `halt.json`, the same journal line, the same alert; a running loop reacts at its next
+    wake, whoever asked."""
+    state = KillSwitch(state_dir, logs_dir).halt(
+        now, operator=operator, reason=reason, flatten=flatten
+    )
+    notify("halt", halt_alert(operator, reason, flatten))
+    return state

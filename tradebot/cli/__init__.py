@@ -127,6 +127,7 @@ def _register() -> None:
         journal_cmd,
         notify_cmd,
         phase_cmd,
+        remote_cmd,
         risk_cmd,
         run_cmd,
         status_cmd,
@@ -143,6 +144,7 @@ def _register() -> None:
     app.command(name="backtest")(backtest_cmd.backtest)
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(gateway_cmd.app, name="gateway")
+    app.add_typer(remote_cmd.app, name="remote")
 
 
 _register()

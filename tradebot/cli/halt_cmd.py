@@ -31,19 +31,19 @@ def halt(
     operator: Operator = None,
 ) -> None:
     """Stop new entries now (a running loop notices within a second). Exit 0, loop or not."""
-    from tradebot.books.halt import KillSwitch
+    from tradebot.books.halt import request_halt
     from tradebot.books.ladder import default_operator
-    from tradebot.notify.alerts import alerts_for
+    from tradebot.remote.outbound import alerts_for
 
     check_text(operator, "--operator", MAX_OPERATOR)
     check_text(reason, "--reason", MAX_REASON)
     loaded = state_of(ctx).config()
     who = operator or default_operator()
-    state = KillSwitch(loaded.state_dir, loaded.logs_dir).halt(
-        datetime.now(UTC), operator=who, reason=reason, flatten=flatten
-    )
     alerts = alerts_for(loaded.settings)
-    alerts("halt", f"HALT by {who}{' with flatten' if flatten else ''}: {reason or 'no reason'}")
+    state = request_halt(
+        loaded.state_dir, loaded.logs_dir, datetime.now(UTC),
+        operator=who, reason=reason, flatten=flatten, notify=alerts,
+    )  # fmt: skip
     alerts.close(timeout=5)
     running = _loop_pid(loaded)
     console = stdout_console()
@@ -66,7 +66,7 @@ def resume(ctx: typer.Context, reason: Reason = None, operator: Operator = None)
     """Lift the halt: entries may start again (positions are not touched)."""
     from tradebot.books.halt import KillSwitch
     from tradebot.books.ladder import default_operator
-    from tradebot.notify.alerts import alerts_for
+    from tradebot.remote.outbound import alerts_for
 
     check_text(operator, "--operator", MAX_OPERATOR)
     check_text(reason, "--reason", MAX_REASON)

@@ -60,7 +60,7 @@ def run(
     loaded = state.config()
     from tradebot.engine import runner
     from tradebot.logging_setup import configure_logging
-    from tradebot.notify.alerts import alerts_for
+    from tradebot.remote.outbound import alerts_for
 
     options = runner.build_options(once=once, bars=bars, speed=speed, start=start, until=until)
     configure_logging(loaded.logs_dir, debug=state.debug, console_level=logging.INFO)

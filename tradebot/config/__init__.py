@@ -13,9 +13,9 @@ docs/decisions.md: pydantic-settings costs 50–100 ms of import on every comman
 * The bot never rewrites this file; mutable state lives under `paths.state_dir`.
 
 The package: `fields` (strict scalar types), one module of models per section (`broker`,
-`trading`, `strategies`, `phase`, `monitoring`), `settings` (the whole configuration and where it
-came from), `environment` (the `TRADEBOT_*` source) and `loader` (reading, merging, one line per
-problem). Everything public is importable from `tradebot.config`.
+`trading`, `strategies`, `phase`, `monitoring`, `remote`), `settings` (the whole configuration
+and where it came from), `environment` (the `TRADEBOT_*` source) and `loader` (reading, merging,
+one line per problem). Everything public is importable from `tradebot.config`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from tradebot.config.phase import (
     ScalingRules,
     TrialRules,
 )
+from tradebot.config.remote import RemoteConfig
 from tradebot.config.settings import LoadedConfig, PathsConfig, Settings
 from tradebot.config.strategies import ScalpConfig, StrategiesConfig, WhaleConfig
 from tradebot.config.trading import OptionsConfig, RiskConfig, ScheduleConfig, TradingConfig
@@ -64,6 +65,7 @@ __all__ = [
     "PhaseConfig",
     "PhaseRules",
     "ProofRules",
+    "RemoteConfig",
     "RiskConfig",
     "ScalingRules",
     "ScalpConfig",

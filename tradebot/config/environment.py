@@ -20,7 +20,7 @@ from tradebot.errors import ConfigError
 
 ENV_PREFIX = "TRADEBOT_"
 # Environment variables with our prefix that are not configuration keys.
-ENV_NOT_SETTINGS = frozenset({"TRADEBOT_CONFIG"})
+ENV_NOT_SETTINGS = frozenset({"TRADEBOT_CONFIG", "TRADEBOT_TELEGRAM_TOKEN"})
 
 
 def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -27,6 +27,7 @@ NotifyEvent = Literal[
     "reconnect",
     "error",
     "summary",
+    "remote",
 ]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
@@ -43,6 +44,7 @@ DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
     "reconnect",
     "error",
     "summary",
+    "remote",
 )
 
 

@@ -16,6 +16,7 @@ from tradebot.config.broker import BrokerConfig
 from tradebot.config.fields import Section, plain_text
 from tradebot.config.monitoring import MonitoringConfig
 from tradebot.config.phase import PhaseConfig
+from tradebot.config.remote import RemoteConfig
 from tradebot.config.strategies import StrategiesConfig
 from tradebot.config.trading import OptionsConfig, RiskConfig, ScheduleConfig, TradingConfig
 
@@ -36,6 +37,7 @@ class Settings(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     phase: PhaseConfig = PhaseConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    remote: RemoteConfig = RemoteConfig()
     paths: PathsConfig = PathsConfig()
 
     @model_validator(mode="after")

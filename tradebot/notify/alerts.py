@@ -28,7 +28,18 @@ DEDUPE_WINDOW = 600.0  # seconds
 PER_MINUTE = 10
 # What the operator must always hear about, however busy the minute was.
 NEVER_THROTTLED = frozenset(
-    {"halt", "resume", "downgrade", "daily_loss", "error", "disconnect", "reconnect", "stop"}
+    {
+        "halt",
+        "resume",
+        "downgrade",
+        "daily_loss",
+        "error",
+        "disconnect",
+        "reconnect",
+        "stop",
+        "summary",
+        "remote",
+    }
 )
 QUEUE_SIZE = 200
 TITLE = "tradebot"
@@ -92,9 +103,12 @@ class Alerts:
         notify_on: Iterable[str],
         *,
         sender: Sender | None = None,
+        also: Sender | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.enabled = bool(urls)
+        # `also`: a second destination beside the URLs (the Telegram chat of `tradebot remote`).
+        self.enabled = bool(urls) or also is not None
+        self._also = also
         self.notify_on = frozenset(notify_on)
         self._urls = list(urls)
         self._sender = sender
@@ -108,6 +122,10 @@ class Alerts:
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
+
+    @property
+    def also_enabled(self) -> bool:
+        return self._also is not None
 
     def __call__(self, event: str, message: str) -> None:
         if not self.enabled or event not in self.notify_on:
@@ -140,20 +158,26 @@ class Alerts:
             self._thread.start()
 
     def _run(self) -> None:
-        try:
-            sender = self._sender or apprise_sender(self._urls)
-        except Exception as exc:  # a bad URL set must not take the loop down
-            log.warning("alerts disabled: Apprise could not be set up (%s)", type(exc).__name__)
-            return
+        sender: Sender | None = self._sender
+        if sender is None and self._urls:
+            try:
+                sender = apprise_sender(self._urls)
+            except Exception as exc:  # a bad URL set must not take the loop down
+                log.warning("alerts disabled: Apprise could not be set up (%s)", type(exc).__name__)
+                if self._also is None:
+                    return
+        senders = [s for s in (sender, self._also) if s is not None]
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            try:
-                ok = sender(f"{TITLE}: {item.event}", item.message)
-            except Exception as exc:
-                ok = False
-                log.debug("alert send raised %s", type(exc).__name__)
+            ok = True
+            for send in senders:
+                try:
+                    ok = send(f"{TITLE}: {item.event}", item.message) and ok
+                except Exception as exc:
+                    ok = False
+                    log.debug("alert send raised %s", type(exc).__name__)
             if ok:
                 self.sent += 1
                 if self._failing:
@@ -204,8 +228,8 @@ def send_test(urls: Sequence[str], message: str) -> list[TestResult]:
     return results
 
 
-def alerts_for(settings: object) -> Alerts:
+def alerts_for(settings: object, also: Sender | None = None) -> Alerts:
     """The configured alerts (`[monitoring]`): nothing is sent when no URL is set."""
     monitoring = settings.monitoring  # type: ignore[attr-defined]
     urls = [u.get_secret_value() for u in monitoring.notify_urls]
-    return Alerts(urls, monitoring.notify_on)
+    return Alerts(urls, monitoring.notify_on, also=also)
