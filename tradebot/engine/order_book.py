@@ -40,6 +40,7 @@ log = logging.getLogger("tradebot.engine")
 # the book, but unlike "not_sent" it still counts toward the session's entries (fail safe).
 FINAL = frozenset({"filled", "cancelled", "rejected", "inactive", "not_sent", "abandoned"})
 UNKNOWN_GRACE = timedelta(minutes=2)  # how long a failed send may take to show up at the broker
+FORGET_AFTER = timedelta(days=3)  # finished round trips older than this leave memory
 _EXIT_REASON: dict[str, ExitReason] = {
     "take_profit": "take_profit",
     "stop_loss": "stop_loss",
@@ -88,6 +89,7 @@ class TrackedOrder:
     perm_id: int = 0
     reason: str = ""
     fills: dict[str, FillRecord] = field(default_factory=dict)
+    last_ts: datetime | None = None  # the journal time of its last event
 
     @property
     def filled_qty(self) -> int:
@@ -171,12 +173,12 @@ class OrderBook:
         self.live: dict[str, TrackedOrder] = {}
         self._prefix_count: dict[str, int] = {}
         self._last_sync: datetime | None = None
-        self._consumed = 0
-        self._resets = journal.tail.resets
         self._reported: set[str] = set()
+        self._pruned_on: date | None = None
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
         self.journal_error: str | None = None  # trades.jsonl unreadable: trades wait
         self.on_close: Callable[[ClosedTrade], None] | None = None
+        journal.subscribe(self._records)
 
     def take_closed(self) -> list[ClosedTrade]:
         """Trades closed since the last call (whoever's sync closed them)."""
@@ -185,15 +187,42 @@ class OrderBook:
 
     # -- reading the journal -------------------------------------------------------------------
     def refresh(self) -> None:
-        """Apply journal records appended since the last refresh (by us or by the ladder)."""
-        records = self.journal.records()
-        if self.journal.tail.resets != self._resets:  # replaced or repaired: rebuild
-            self._resets = self.journal.tail.resets
-            self.orders, self.exits_of, self.seen_execs, self._consumed = {}, {}, set(), 0
+        """Apply journal records appended since the last refresh (by us or by the ladder):
+        the journal hands them to `_records` as it reads them."""
+        self.journal.refresh()
+
+    def _records(self, records: list[dict[str, Any]], reset: bool) -> None:
+        if reset:  # replaced or repaired: rebuild
+            self.orders, self.exits_of, self.seen_execs = {}, {}, set()
             self.unfinished, self.live, self._prefix_count = {}, {}, {}
-        for record in records[self._consumed :]:
+        for record in records:
             self._apply(record)
-        self._consumed = len(records)
+
+    def forget_finished(self, now: datetime) -> int:
+        """Drop round trips that ended well before anything the broker can still report: their
+        entry is final with its trade written (or never filled), and their last event is more
+        than `FORGET_AFTER` before both `now` and the oldest unfinished business (executions
+        are asked for from a day before that). Memory stays flat however long the loop runs."""
+        times = [o.intent_ts for o in self.live.values()]
+        times += [e.intent_ts for e in self.unfinished.values()]
+        horizon = min([now, *times]) - FORGET_AFTER
+        gone = 0
+        for ref, entry in list(self.orders.items()):
+            if entry.role != "entry" or ref in self.unfinished or not entry.final:
+                continue
+            trip = [
+                entry,
+                *(self.orders[r] for r in self.exits_of.get(ref, []) if r in self.orders),
+            ]
+            if any(o.working or (o.last_ts or o.intent_ts) >= horizon for o in trip):
+                continue
+            for order in trip:
+                del self.orders[order.ref]
+                self.live.pop(order.ref, None)
+                self.seen_execs.difference_update(order.fills)
+            self.exits_of.pop(ref, None)
+            gone += 1
+        return gone
 
     def _index(self, order: TrackedOrder) -> None:
         """Keep `live` and `unfinished` true for `order` (and the entry it belongs to)."""
@@ -224,6 +253,7 @@ class OrderBook:
 
     def _apply(self, r: dict[str, Any]) -> None:
         ref, event = str(r["order_ref"]), str(r["event"])
+        ts = datetime.fromisoformat(str(r["ts"]))
         if event == "intent":
             if ref in self.orders:
                 return
@@ -241,7 +271,7 @@ class OrderBook:
                 session=date.fromisoformat(str(r["session"])),
                 mode=str(r["mode"]),
                 phase=str(r.get("phase") or "experience"),
-                intent_ts=datetime.fromisoformat(str(r["ts"])),
+                intent_ts=ts,
                 limit=_dec(r.get("limit")),
                 stop=_dec(r.get("stop")),
                 parent_ref=str(r.get("parent_ref") or ""),
@@ -249,6 +279,7 @@ class OrderBook:
                 exit_reason=str(r.get("exit_reason") or ""),
                 emulated=bool(r.get("emulated", False)),
             )
+            order.last_ts = ts
             self.orders[ref] = order
             if order.parent_ref:
                 self.exits_of.setdefault(order.parent_ref, []).append(ref)
@@ -261,6 +292,7 @@ class OrderBook:
         if known is None:
             return  # an event for an intent we never saw (journal edited by hand): ignore
         order = known
+        order.last_ts = ts
         if event == "submitted":
             order.order_id = int(r.get("order_id") or 0)
             order.perm_id = int(r.get("perm_id") or 0)
@@ -459,6 +491,10 @@ class OrderBook:
                 )
                 report.status_changes += 1
         report.trades = self.close_trades(now)
+        today = session_of(now)
+        if self._pruned_on != today:
+            self._pruned_on = today
+            self.forget_finished(now)
         return report
 
     def _adopt_status(self, now: datetime, bo: BrokerOrder, report: SyncReport) -> int:

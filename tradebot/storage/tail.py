@@ -38,10 +38,14 @@ FINGERPRINT = 64  # bytes compared at the start of the file and before the offse
 class JsonlTail:
     """The records of one JSONL file, kept up to date by reading only what was appended."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, keep: bool = True) -> None:
+        """`keep=False`: the records are handed out by `refresh` (with their line numbers in
+        `new_line_numbers`) and not kept: a reader that parses them keeps what it needs."""
         self.path = Path(path)
+        self.keep = keep
         self.records: list[dict[str, Any]] = []
         self.line_numbers: list[int] = []
+        self.new_line_numbers: list[int] = []  # of the records the last refresh returned
         self.warnings: list[str] = []  # a torn last line, while there is one
         self.version = 0  # bumped whenever records change
         self.resets = 0  # bumped whenever the file had to be read again from the start
@@ -64,6 +68,7 @@ class JsonlTail:
         except OSError:
             key = None
         if key is not None and key == self._key:
+            self.new_line_numbers = []
             return []
         self.opens += 1
         try:
@@ -72,6 +77,7 @@ class JsonlTail:
             if self.records or self._offset:
                 self._reset()
             self.warnings = []
+            self.new_line_numbers = []
             return []
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
@@ -122,6 +128,7 @@ class JsonlTail:
             if consumed:
                 self._advance(fd, consumed, unterminated=False)
             self._key = key
+            self.new_line_numbers = []
             return []
         lines: list[str] | list[bytes]
         try:
@@ -138,8 +145,10 @@ class JsonlTail:
                 new_numbers.extend(numbers)
         # Only now that every line parsed does the offset move: a corrupt line is reported
         # again on the next refresh instead of being skipped.
-        self.records.extend(new)
-        self.line_numbers.extend(new_numbers)
+        if self.keep:
+            self.records.extend(new)
+            self.line_numbers.extend(new_numbers)
+        self.new_line_numbers = new_numbers
         self._lines += len(lines)
         self._advance(fd, consumed, unterminated=complete_rest)
         self._key = key

@@ -89,10 +89,16 @@ class LadderReader:
     """The ladder over one configuration's files: what every duty reads."""
 
     def __init__(
-        self, loaded: LoadedConfig, *, notify: Notify | None = None, cached: bool = False
+        self,
+        loaded: LoadedConfig,
+        *,
+        notify: Notify | None = None,
+        cached: bool = False,
+        lean: bool = False,
     ) -> None:
         """`cached`: keep the journals in memory and read only their appended tails (the
-        long-running loop); commands read the files afresh each time."""
+        long-running loop); commands read the files afresh each time. `lean` (the loop): the
+        order journal keeps only recent sessions and hands its records to its subscribers."""
         self.loaded = loaded
         self.cfg = loaded.settings.phase
         self.records = PhaseRecords(loaded.logs_dir)
@@ -103,7 +109,7 @@ class LadderReader:
             from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
 
             self.trades = CachedTradeJournal(loaded.logs_dir)
-            self.orders = CachedOrderJournal(loaded.logs_dir)
+            self.orders = CachedOrderJournal(loaded.logs_dir, lean=lean)
         else:
             self.trades = TradeJournal(loaded.logs_dir)
             self.orders = OrderJournal(loaded.logs_dir)
