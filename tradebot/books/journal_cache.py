@@ -88,8 +88,11 @@ class CachedTradeJournal(TradeJournal):
             self._series = TradeSeries.of(self._trades)
         return self._series, list(self.tail.warnings)
 
-    def has_trade(self, trade_id: str) -> bool:
-        self._refresh()
+    def has_trade(self, trade_id: str, *, refresh: bool = True) -> bool:
+        """Is `trade_id` in the journal? `refresh=False`: as of the last read (a caller asking
+        for many ids at once refreshes once first)."""
+        if refresh:
+            self._refresh()
         return trade_id in self._first_line
 
     def append(self, trade: ClosedTrade) -> None:

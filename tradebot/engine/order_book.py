@@ -175,6 +175,7 @@ class OrderBook:
         self._last_sync: datetime | None = None
         self._reported: set[str] = set()
         self._pruned_on: date | None = None
+        self._trades_read = False  # inside a batch of records: the trade journal was read
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
         self.journal_error: str | None = None  # trades.jsonl unreadable: trades wait
         self.on_close: Callable[[ClosedTrade], None] | None = None
@@ -195,8 +196,14 @@ class OrderBook:
         if reset:  # replaced or repaired: rebuild
             self.orders, self.exits_of, self.seen_execs = {}, {}, set()
             self.unfinished, self.live, self._prefix_count = {}, {}, {}
-        for record in records:
-            self._apply(record)
+        if not records:
+            return
+        self._trades_read = False
+        try:
+            for record in records:
+                self._apply(record)
+        finally:
+            self._trades_read = False
 
     def forget_finished(self, now: datetime) -> int:
         """Drop round trips that ended well before anything the broker can still report: their
@@ -246,7 +253,10 @@ class OrderBook:
         """Whether the trade is in trades.jsonl; a damaged journal answers no (kept pending)
         instead of stopping the loop: trades are written again once it is repaired."""
         try:
-            return self.trades.has_trade(trade_id)
+            # Read the trade journal once for a batch of records, not once per record.
+            found = self.trades.has_trade(trade_id, refresh=not self._trades_read)
+            self._trades_read = True
+            return found
         except CorruptRecordError as exc:
             self.journal_error = exc.message
             return False
