@@ -76,7 +76,8 @@ class CachedTradeJournal(TradeJournal):
         self._pending = ([], [])
         self._trades.extend(parsed)
         self._first_line = ids
-        self._series = None
+        if self._series is not None:  # appended to, not rebuilt (TradeSeries.extended)
+            self._series = self._series.extended(parsed)
 
     def read(self) -> TradeJournalContents:
         self._refresh()

@@ -175,7 +175,8 @@ class OrderBook:
         self._last_sync: datetime | None = None
         self._reported: set[str] = set()
         self._pruned_on: date | None = None
-        self._trades_read = False  # inside a batch of records: the trade journal was read
+        self._batch = False  # applying a batch of records
+        self._trades_read = False  # ... and the trade journal was read for it
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
         self.journal_error: str | None = None  # trades.jsonl unreadable: trades wait
         self.on_close: Callable[[ClosedTrade], None] | None = None
@@ -198,12 +199,12 @@ class OrderBook:
             self.unfinished, self.live, self._prefix_count = {}, {}, {}
         if not records:
             return
-        self._trades_read = False
+        self._batch, self._trades_read = True, False
         try:
             for record in records:
                 self._apply(record)
         finally:
-            self._trades_read = False
+            self._batch = False
 
     def forget_finished(self, now: datetime) -> int:
         """Drop round trips that ended well before anything the broker can still report: their
@@ -254,8 +255,8 @@ class OrderBook:
         instead of stopping the loop: trades are written again once it is repaired."""
         try:
             # Read the trade journal once for a batch of records, not once per record.
-            found = self.trades.has_trade(trade_id, refresh=not self._trades_read)
-            self._trades_read = True
+            found = self.trades.has_trade(trade_id, refresh=not (self._batch and self._trades_read))
+            self._trades_read = self._batch
             return found
         except CorruptRecordError as exc:
             self.journal_error = exc.message
