@@ -197,6 +197,11 @@ class Foresight(Protocol):
         """All of `session`'s regular-session 1-minute bars, including those still to come."""
         ...
 
+    def unchanged_since_report(self) -> bool:
+        """Nothing changed since the last `orders` answer (no fill, no status): a sync now
+        would adopt nothing."""
+        ...
+
     def unchanged_until(self, now: datetime) -> datetime | None:
         """T such that `orders` and `executions` answer at any time up to T (inclusive) what
         they answered at the last `orders` call; `now` when something changed since; None

@@ -250,6 +250,10 @@ class SimBroker:
     def session_bars(self, symbol: str, session: date) -> pd.DataFrame:
         return self.market.session_bars(symbol, session)
 
+    def unchanged_since_report(self) -> bool:
+        self._advance()
+        return self.exchange.version == self._reported
+
     def unchanged_until(self, now: datetime) -> datetime | None:
         """Until the first point of this session at which a working order might fill (the
         venue's vectorised search), or the close (DAY orders end, options expire)."""

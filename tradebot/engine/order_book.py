@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
-from tradebot.brokers.base import Broker, BrokerOrder, Execution, OrderSpec
+from tradebot.brokers.base import Broker, BrokerOrder, Execution, Foresight, OrderSpec
 from tradebot.core.instruments import OptionContract
 from tradebot.core.trades import ClosedTrade, ExitReason, close_trade, session_of
 from tradebot.engine.events import EventLog
@@ -452,6 +452,16 @@ class OrderBook:
         """Adopt what the broker did: fills, status changes, expiries; close finished trades."""
         self.refresh()
         report = SyncReport()
+        if (
+            self._last_sync is not None
+            and isinstance(broker, Foresight)
+            and broker.unchanged_since_report()
+            and self.journal_error is None
+            and not any(o.status in ("intent", "unknown", "pending") for o in self.live.values())
+        ):
+            # Nothing happened at the broker since the last sync and nothing here waits on
+            # time: the sync would adopt nothing (a simulated broker can tell).
+            return report
         # Orders that finished before the last sync were adopted then (a margin covers clock
         # differences); the first sync looks back to our oldest unfinished business.
         if self._last_sync is None:

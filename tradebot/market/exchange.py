@@ -311,6 +311,9 @@ class SimExchange:
     _candidates: tuple[tuple[int, date], Any] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _order_points: dict[tuple[Any, ...], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # -- orders --------------------------------------------------------------------------------
     def submit(self, order: SimOrder, now: datetime, *, reject: str | None = None) -> list[Event]:
@@ -439,25 +442,40 @@ class SimExchange:
 
     def _search(self, session: date) -> np.ndarray | None:
         found: list[np.ndarray] = []
+        kept: dict[tuple[Any, ...], np.ndarray | None] = {}
         for order in self.working_orders():
             if order.status != "Submitted":
                 continue  # a child waits for its parent's fill, itself a change
-            contract = order.contract
-            if not isinstance(contract, OptionContract):
+            # An order's candidates depend on it and the market only: kept while it works.
+            key = (order.order_id, session, order.order_type, order.action, order.limit,
+                   order.stop)  # fmt: skip
+            points = self._order_points.get(key, _MISSING)
+            if points is _MISSING:
+                points = self._order_search(order, session)
+            kept[key] = points
+            if points is None:
                 return None
-            starts, o, h, lo, c = self.market.session_minute_bars(contract.symbol, session)
-            if len(starts) == 0:
-                continue
-            path = np.stack([o, lo, h, c] if contract.right == "C" else [o, h, lo, c], axis=1)
-            t_ns = (starts[:, None] + POINT_NS[None, :]).ravel()
-            bounds = self.market.option_price_bounds(contract, session, t_ns, path.ravel())
-            if bounds is None:
-                return None
-            found.append(t_ns[_may_fill(order, bounds[0], bounds[1])])
+            found.append(points)
+        self._order_points = kept
         if not found:
             return np.zeros(0, dtype=np.int64)
         # Orders on several symbols: their sessions may have different bars (a gap).
         return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
+
+    def _order_search(self, order: SimOrder, session: date) -> np.ndarray | None:
+        contract = order.contract
+        if not isinstance(contract, OptionContract):
+            return None
+        starts, o, h, lo, c = self.market.session_minute_bars(contract.symbol, session)
+        if len(starts) == 0:
+            return np.zeros(0, dtype=np.int64)
+        path = np.stack([o, lo, h, c] if contract.right == "C" else [o, h, lo, c], axis=1)
+        t_ns = (starts[:, None] + POINT_NS[None, :]).ravel()
+        bounds = self.market.option_price_bounds(contract, session, t_ns, path.ravel())
+        if bounds is None:
+            return None
+        points: np.ndarray = t_ns[_may_fill(order, bounds[0], bounds[1])]
+        return points
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self, now: datetime) -> list[Event]:
@@ -815,6 +833,9 @@ class SimExchange:
 
     def next_order_id(self) -> int:
         return max(max(self.orders, default=0), self.order_id_floor) + 1
+
+
+_MISSING = object()
 
 
 def _utc_ns(t: datetime) -> int:

@@ -79,6 +79,8 @@ class MarketModel:
         self.vol_cache: dict[tuple[str, date], float] = {}
         self._last_price: dict[tuple[str, datetime], float | None] = {}
         self._session_arrays: dict[tuple[str, date], SessionArrays] = {}
+        self._quotes_at: datetime | None = None
+        self._quotes: dict[tuple[int, str, str], Quote | None] = {}
         # Listings are a function of (symbol, day): computed once each (bounded).
         self._expiries: dict[tuple[str | None, date], list[date]] = {}
         self._strikes: dict[tuple[str, date], list[Decimal]] = {}
@@ -327,6 +329,19 @@ class MarketModel:
 
     def option_quote(
         self, contract: OptionContract, t: datetime, data_type: DataType = "live"
+    ) -> Quote | None:
+        """The option's quote at `t` (remembered for the moment `t`: the loop and the venue
+        ask for the same contract several times at one moment)."""
+        if t != self._quotes_at:
+            self._quotes_at, self._quotes = t, {}
+        key = (contract.con_id, contract.local_symbol, data_type)
+        if key in self._quotes:
+            return self._quotes[key]
+        quote = self._quotes[key] = self._option_quote(contract, t, data_type)
+        return quote
+
+    def _option_quote(
+        self, contract: OptionContract, t: datetime, data_type: DataType
     ) -> Quote | None:
         as_of = t - DELAYED_BY if data_type == "delayed" else t
         if as_of >= self.expiry_close(contract.expiry):
