@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck unit bench demo clean
+.PHONY: setup test test-tz lint typecheck unit bench demo clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,13 @@ unit: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# The IBKR adapter and the gateway simulator under host time zones other than the usual UTC of
+# CI (IB sends zone-less times; the result must not depend on the machine). `make test` runs each
+# IBKR loop test under one of them already; this runs every one under each.
+test-tz: $(STAMP)
+	TZ=America/New_York TEST_HOST_TZ=America/New_York $(BIN)/pytest -q $(PYTEST_ARGS) tests/brokers/ibkr tests/gateway_sim
+	TZ=Asia/Tokyo TEST_HOST_TZ=Asia/Tokyo $(BIN)/pytest -q $(PYTEST_ARGS) tests/brokers/ibkr tests/gateway_sim
 
 bench: $(STAMP)
 	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-only --benchmark-columns=min,median,max,rounds -q -s

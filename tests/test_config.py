@@ -195,8 +195,10 @@ def test_config_path_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_shipped_example_config_is_valid_and_safe() -> None:
     example = Path(__file__).resolve().parent.parent / "config.toml"
     s = load_config(example).settings
+    # Paper on the built-in simulated broker: its simulated account is the practice wallet,
+    # and nothing can reach a real account (a real broker needs broker.kind = "ibkr").
     assert s.broker.kind == "sim"
-    assert s.trading.mode == "dry_run"
+    assert s.trading.mode == "paper"
 
 
 def test_override_hash_must_be_a_scrypt_hash(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,33 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     done = subprocess.run([tool, "verify", str(local)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == ""
+
+
+def test_the_example_config_trades_over_a_session_and_journal_shows_the_trades(
+    tmp_path: Path,
+) -> None:
+    """The repository's config.toml, as a new user runs it: `tradebot run --start 2025-07-01`
+    trades on the simulated broker's account (paper), closes trades, and `journal` shows
+    them; `phase status` says they do not count toward experience (counted_modes = paper)."""
+    config = tmp_path / "config.toml"
+    shutil.copy(ROOT / "config.toml", config)
+    ran = invoke(["--config", str(config), "run", "--start", "2025-07-01"])
+    assert ran.exit_code == 0, ran.stderr
+    said = " ".join(ran.stdout.split())
+    match = re.search(r"(\d+) entr(?:y|ies) sent, (\d+) trade\(s\) closed", said)
+    assert match and int(match[1]) > 0 and int(match[2]) > 0, ran.stdout
+    closed = int(match[2])
+    journal = invoke(["--config", str(config), "journal", "--limit", "0"])
+    assert journal.exit_code == 0
+    assert "No closed trades" not in journal.stdout
+    ids = re.findall(r"\b(?:SPY|QQQ)-250701-s\d+\b", journal.stdout)
+    assert len(set(ids)) == closed
+    status = invoke(["--config", str(config), "phase", "status"])
+    said = " ".join(status.stdout.split())
+    assert f"{closed} sim trade(s): counted_modes = paper" in said
+    doc = json.loads(invoke(["--config", str(config), "phase", "status", "--json"]).stdout)
+    assert doc["not_counted"] == {"sim": closed}
+    # The orders went to the simulated broker: sent, filled, never `not_sent`.
+    orders = (tmp_path / "logs" / "journal" / "orders.jsonl").read_text().splitlines()
+    assert any('"event":"fill"' in line for line in orders)
+    assert not any('"status":"not_sent"' in line for line in orders)

@@ -78,7 +78,7 @@ GOOD = ["2025-07-01 09:30:00,1,1,1,1,1", "2025-07-01 09:31:00,1,1,1,1,1"]
         (None, ["--bars", "nope"], 3, "--bars nope: no such directory"),
         ("empty", ["--bars", "bars"], 3, "no <SYMBOL>.csv files"),
         ("columns", ["--bars", "bars"], 3, "missing column(s) volume"),
-        ("unsorted", ["--bars", "bars"], 3, "row 3: time 2025-07-01 13:30:00+00:00 is before"),
+        ("unsorted", ["--bars", "bars"], 3, "row 3: time '2025-07-01 09:30:00' is before"),
         ("duplicate", ["--bars", "bars"], 3, "row 3: duplicate time"),
         ("good", ["--bars", "bars", "--from", "2025-07-10", "--to", "2025-07-01"], 2,
          "--from 2025-07-10 is after --to 2025-07-01"),
@@ -127,8 +127,8 @@ def test_json_contract(write_config, tmp_path: Path) -> None:  # type: ignore[no
     doc = json.loads(result.stdout)
     assert doc == json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(doc) == {
-        "v", "source", "range", "symbols", "out", "base_equity", "summary", "by_strategy",
-        "by_symbol", "equity_curve", "ladder", "pricing", "run", "warnings",
+        "v", "source", "range", "symbols", "out", "base_equity", "drawdown_anchor", "summary",
+        "by_strategy", "by_symbol", "equity_curve", "ladder", "pricing", "run", "warnings",
     }  # fmt: skip
     assert doc["v"] == 1
     assert doc["source"] == {"kind": "synthetic", "description": "synthetic market (seed 7)",
@@ -151,15 +151,15 @@ def test_json_contract(write_config, tmp_path: Path) -> None:  # type: ignore[no
     assert ladder["counted_modes"]["experience"] == ["paper", "sim"]
     end = ladder["end"]
     assert set(end) == {"phase", "next_phase", "since", "counted_modes", "eligible", "criteria",
-                        "metrics", "limits", "downgrade"}  # fmt: skip
+                        "metrics", "limits", "drawdown", "downgrade"}  # fmt: skip
     assert end["phase"] == "experience" and end["next_phase"] == "proof"
     assert {c["name"] for c in end["criteria"]} == {
         "profitable_sessions", "trades", "win_rate", "avg_rr"}  # fmt: skip
-    assert all(set(c) == {"name", "op", "required", "actual", "met", "unit"}
+    assert all(set(c) == {"name", "op", "required", "actual", "met", "unit", "note"}
                for c in end["criteria"])  # fmt: skip
     assert "Black–Scholes" in doc["pricing"]
     assert set(doc["run"]) == {"bars", "ticks", "ticks_skipped", "wakes", "entries_sent",
-                               "refusals", "trades", "seconds", "bars_per_second",
+                               "entry_refused", "trades", "seconds", "bars_per_second",
                                "final_equity"}  # fmt: skip
     assert doc["run"]["bars"] == 2 * 2 * 390
     assert doc["warnings"] == []

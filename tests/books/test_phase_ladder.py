@@ -92,7 +92,10 @@ def test_daily_loss_does_not_cascade_through_phases(loaded) -> None:  # type: ig
     ladder.state.record_start_of_day(session_of(NOW), Decimal(10000), "test", NOW)
     first = ladder.on_tick(NOW, equity=Decimal(9000))
     assert first.transition is not None and first.transition.to_phase == "experience"
-    assert "today's loss 10.0 %" in first.transition.failures[0]
+    assert (
+        "today's loss $1,000.00 = 10.00 % of start-of-day equity $10,000.00"
+        in (first.transition.failures[0])
+    )
     assert ladder.on_tick(NOW + timedelta(minutes=3), equity=Decimal(9000)).transition is None
     assert len(_history_lines(loaded)) == 2
 
@@ -293,3 +296,105 @@ def test_reserve_entry_gives_proofs_one_entry_to_exactly_one_caller(loaded) -> N
     assert sorted(results) == [False, False, False, True]
     assert len(OrderJournal(loaded.logs_dir).read_events()) == 1
     assert [r.rule for r in ladder.check_entry(NOW, "live").refusals] == ["entry_limit"]
+
+
+def _live(pnl: int, at: timedelta, trade_id: str):  # type: ignore[no-untyped-def]
+    from tests.factories import trade
+
+    return trade(pnl, exit_time=NOW + at, mode="live", trade_id=trade_id)
+
+
+def test_simultaneous_loss_and_win_after_two_losses_downgrade_at_that_tick(loaded) -> None:  # type: ignore[no-untyped-def]
+    """Issue 23: two losses, then a loss and a win exiting in the same second (the loop
+    journals the win first). Three losses in a row in one order of the tie: the streak reaches
+    three and the downgrade fires at the tick that journals the pair, with the losing trades in
+    its record in the canonical order."""
+    ladder = _to_proof(loaded)
+    first, second = _live(-10, timedelta(hours=-3), "L1"), _live(-12, timedelta(hours=-2), "L2")
+    win = _live(23, timedelta(hours=-1), "A-SPY")  # its id sorts before the loss's
+    loss = _live(-31, timedelta(hours=-1), "B-QQQ")
+    for t in (first, second):
+        _journal(loaded, [t])
+        assert ladder.on_tick(NOW).transition is None
+    _journal(loaded, [win])  # the win of the pair is journaled (and checked) first
+    assert ladder.on_tick(NOW).transition is None
+    _journal(loaded, [loss])
+    result = ladder.on_tick(NOW)
+    assert result.transition is not None, "the tied win must not hide the third loss"
+    d = result.transition
+    assert (d.from_phase, d.to_phase) == ("proof", "experience")
+    assert d.failures == ("3 consecutive losses (limit 3), reached 3 at B-QQQ",)
+    assert d.inputs is not None
+    run = d.inputs["consecutive_losses"]
+    assert run["limit"] == 3
+    assert [t["trade_id"] for t in run["trades"]] == ["L1", "L2", "B-QQQ"]
+    assert [Decimal(t["pnl"]) for t in run["trades"]] == [-10, -12, -31]
+    assert d.metrics["consecutive_losses"] == 1  # as the trades stand: the tied loss may be last
+    stored = _history_lines(loaded)[-1]
+    assert stored["inputs"] == dict(d.inputs)  # the record holds exactly what was decided on
+
+
+def test_a_batch_with_the_tied_pair_downgrades_too(loaded) -> None:  # type: ignore[no-untyped-def]
+    """The same trades adopted in one batch (after a restart): one check after all of them
+    still finds the run, since the rule is judged at every trade of the window."""
+    ladder = _to_proof(loaded)
+    _journal(
+        loaded,
+        [
+            _live(-10, timedelta(hours=-3), "L1"),
+            _live(-12, timedelta(hours=-2), "L2"),
+            _live(23, timedelta(hours=-1), "A-SPY"),
+            _live(-31, timedelta(hours=-1), "B-QQQ"),
+            _live(40, timedelta(minutes=-30), "W2"),  # and a later win
+        ],
+    )
+    result = ladder.on_tick(NOW)
+    assert result.transition is not None
+    assert result.transition.inputs is not None
+    run = result.transition.inputs["consecutive_losses"]
+    assert [t["trade_id"] for t in run["trades"]] == ["L1", "L2", "B-QQQ"]
+
+
+def test_a_downgrade_record_is_always_readable_back(loaded) -> None:  # type: ignore[no-untyped-def]
+    """Whatever its reasons hold, a downgrade is written so the history can be read back (an
+    unreadable history would refuse every entry): texts are clipped to what a record may hold,
+    and the inputs are plain JSON that the strict reader accepts."""
+    from tradebot.books.ladder.evaluation import transition_from
+    from tradebot.core.phase_history import PhaseTransition
+    from tradebot.core.validation import MAX_TEXT
+
+    ladder = _to_proof(loaded)
+    snap = ladder.snapshot(NOW)
+    assert snap.evaluation is not None
+    long = "x" * (MAX_TEXT + 500)
+    made = transition_from(
+        snap.evaluation, NOW, to="experience", trigger="auto_downgrade", passed=False,
+        failures=[long], operator="tradebot", reason=long,
+        inputs={"daily_loss": {"equity": Decimal("9.5"), "at": NOW, "positions": [()]}},
+    )  # fmt: skip
+    assert len(made.reason or "") == MAX_TEXT and made.failures[0].endswith("…")
+    ladder.records.history.append(made.as_record())
+    (last,) = [t for t in ladder.records.read_history().transitions if t.trigger != "advance"]
+    assert last.inputs == {"daily_loss": {"equity": "9.5", "at": "2025-09-02T15:00:00Z",
+                                          "positions": [[]]}}  # fmt: skip
+    assert PhaseTransition.from_record(made.as_record()) == made
+
+
+@pytest.mark.parametrize(
+    ("inputs", "problem"),
+    [
+        ("3 losses", "inputs must be an object"),
+        ({"a": {"b": {"c": {"d": {"e": 1}}}}}, "nested deeper than 4"),
+        ({"a": "x" * 2001}, "longer than 2000"),
+    ],
+)
+def test_a_damaged_downgrade_inputs_is_named(loaded, inputs, problem) -> None:  # type: ignore[no-untyped-def]
+    from tests.phase_helpers import transition
+    from tradebot.errors import CorruptRecordError
+
+    record = transition("experience", NOW, frm="experience", trigger="manual_override")
+    line = {**record._replace(to_phase="proof").as_record(), "inputs": inputs}
+    JsonlFile(loaded.logs_dir / "phase" / "phase-history.jsonl").append(line)
+    with pytest.raises(CorruptRecordError, match=problem) as caught:
+        PhaseLadder(loaded).records.read_history()
+    assert "phase-history.jsonl:1" in caught.value.message

@@ -213,7 +213,7 @@ def test_a_future_dated_transition_is_reported_and_blocks_entries(loaded: Loaded
     )
     report = build_risk_report(loaded, AT)
     assert "future_dated_record" in [b.rule for b in report.blocking]
-    assert any("is dated 2025-07-01 15:06Z, after now" in w for w in report.warnings)
+    assert any("is dated 2025-07-01 11:06 EDT, after now" in w for w in report.warnings)
     # Within the tolerance it is trusted.
     assert "future_dated_record" not in _rules_at(loaded, LATER - timedelta(minutes=1))
 

@@ -55,7 +55,7 @@ def test_daily_loss_trip_is_recorded_once(tmp_path: Path) -> None:
     assert store.record_daily_loss_trip(day, T0, Decimal(10000), Decimal(9400), Decimal(6))
     assert not store.record_daily_loss_trip(day, T0, Decimal(10000), Decimal(9000), Decimal(10))
     trip = store.daily_loss_trip()
-    assert trip is not None and trip[0] == day and trip[1]["loss_pct"] == "6.0000"
+    assert trip is not None and trip[0] == day and trip[1]["loss_pct"] == "6.000000"
     assert store.record_daily_loss_trip(
         date(2025, 7, 2), T0, Decimal(9400), Decimal(8900), Decimal("5.3")
     )

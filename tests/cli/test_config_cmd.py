@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.cli.conftest import invoke
+from tradebot.cli import app
 
 
 def test_check_ok_with_defaults() -> None:
@@ -72,6 +74,16 @@ def test_show_reflects_env_override(write_config, monkeypatch: pytest.MonkeyPatc
 
 
 def test_explicit_missing_config_warns_but_uses_defaults() -> None:
-    result = invoke(["--config", "nope.toml", "config", "check"])
+    result = invoke(["--config", "nope.toml", "journal"])
     assert result.exit_code == 0
     assert "nope.toml not found" in result.stderr
+
+
+def test_config_check_of_a_missing_named_file_exits_3() -> None:
+    """A check of a file that is not there must fail: "config OK" would mislead."""
+    for args, env in ((["--config", "nope.toml"], None), ([], {"TRADEBOT_CONFIG": "nope.toml"})):
+        result = CliRunner().invoke(app, [*args, "config", "check"], env=env)
+        assert result.exit_code == 3, result.stdout
+        assert "nope.toml does not exist: nothing to check" in result.stderr
+        assert "config OK" not in result.stdout
+        assert len(result.stderr.strip().splitlines()) == 1

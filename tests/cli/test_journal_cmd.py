@@ -32,6 +32,7 @@ SUMMARY_KEYS = {
     "sessions",
     "profitable_sessions",
     "losing_sessions",
+    "flat_sessions",
     "consecutive_losses",
 }
 
@@ -86,6 +87,7 @@ def test_json_contract(journal) -> None:  # type: ignore[no-untyped-def]
         "v",
         "filters",
         "base_equity",
+        "drawdown_anchor",
         "summary",
         "by_strategy",
         "by_symbol",

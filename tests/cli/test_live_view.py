@@ -76,7 +76,7 @@ SIGNAL = SignalLine("SPY", NOW, "BUY CALL", "scalp", "scalp BUY: close 625.10 > 
 )
 def test_every_state_renders(status: LoopStatus, expected: list[str]) -> None:
     console = Console(record=True, width=140, color_system=None)
-    console.print(render(status))
+    console.print(render(status, 140))
     text = console.export_text()
     for word in expected:
         assert word in text, word

@@ -32,12 +32,14 @@ STATUS_KEYS = {
     "criteria",
     "metrics",
     "limits",
+    "drawdown",
     "downgrade",
     "downgrade_watch",
     "downgraded_this_session",
     "equity",
     "override",
     "warnings",
+    "not_counted",
 }
 
 
@@ -88,13 +90,14 @@ def test_status_json_contract(journal) -> None:  # type: ignore[no-untyped-def]
         "win_rate",
         "avg_rr",
     ]
-    assert set(doc["criteria"][0]) == {"name", "op", "required", "actual", "met", "unit"}
+    assert set(doc["criteria"][0]) == {"name", "op", "required", "actual", "met", "unit", "note"}
     trades = doc["criteria"][1]
     assert (trades["required"], trades["actual"], trades["met"]) == ("20", "15", False)
     assert doc["criteria"][2]["actual"] == "80"  # win rate in percent
     assert set(doc["limits"]) == {
         "max_entries_per_session",
         "entries_this_session",
+        "entries_cancelled_unfilled",
         "position_cap_usd",
         "live_allowed",
     }
@@ -412,3 +415,109 @@ def test_export_empty() -> None:
 @pytest.mark.parametrize("args", [["--since", "yesterday"], ["--json", "--csv", "-"]])
 def test_export_usage_errors(args: list[str]) -> None:
     assert invoke(["phase", "export", *args]).exit_code == 2
+
+
+# -- issue 23: the ladder's numbers, from the journals -----------------------------------------
+def test_tied_exits_are_listed_in_one_order_by_journal_and_phase_export(
+    tmp_path: Path, journal
+) -> None:  # type: ignore[no-untyped-def]
+    """Two losses, then a loss and a win in the same second: the downgrade's record lists the
+    losing run in the order `journal` lists the trades (losers first at the same time), and
+    `phase export --json` shows that record as stored."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.factories import trade
+    from tradebot.books.ladder import PhaseLadder
+    from tradebot.config import load_config
+
+    now = datetime(2025, 9, 2, 15, 0, tzinfo=UTC)
+    journal(*series_of([100] * 20))
+    ladder = PhaseLadder(load_config(tmp_path / "config.toml"))
+    ladder.advance(now - timedelta(days=5), to=None, operator="alice", reason=None)
+    tie = now - timedelta(minutes=10)
+    for pnl, at, tid in [
+        (-10, now - timedelta(hours=2), "L1"),
+        (-12, now - timedelta(hours=1), "L2"),
+        (23, tie, "A-SPY"),
+        (-31, tie, "B-QQQ"),
+    ]:
+        journal(trade(pnl, exit_time=at, mode="live", trade_id=tid))
+        ladder.on_tick(now)
+    listed = json.loads(invoke(["journal", "--json", "--mode", "live"]).stdout)["trades"]
+    assert [t["trade_id"] for t in listed] == ["L1", "L2", "B-QQQ", "A-SPY"]
+    exported = json.loads(invoke(["phase", "export", "--json"]).stdout)["transitions"]
+    downgrade = exported[-1]
+    assert downgrade["trigger"] == "auto_downgrade"
+    run = [t["trade_id"] for t in downgrade["inputs"]["consecutive_losses"]["trades"]]
+    assert run == ["L1", "L2", "B-QQQ"]
+    order = [t["trade_id"] for t in listed]
+    assert sorted(run, key=order.index) == run  # the same order as `journal`
+    csv_rows = list(csv.DictReader(io.StringIO(invoke(["journal", "--csv", "-"]).stdout)))
+    assert [r["trade_id"] for r in csv_rows if r["mode"] == "live"] == order
+
+
+@pytest.mark.parametrize(
+    ("before", "window", "ladder_pct", "met", "journal_pct"),
+    [
+        # $2,000 lost before the window: it starts at $8,000; +200 then -450 is 450 / 8,200.
+        ([-500] * 4, [200, -450], "5.4878", False, "4.4118"),
+        # $5,000 won before: it starts at $15,000; +200 then -700 is 700 / 15,200.
+        ([1000] * 5, [200, -700], "4.6053", True, "6.8627"),
+    ],
+)
+def test_the_ladder_and_the_journal_name_their_drawdown_anchors(
+    tmp_path: Path,
+    journal,  # type: ignore[no-untyped-def]
+    before: list[int],
+    window: list[int],
+    ladder_pct: str,
+    met: bool,
+    journal_pct: str,
+) -> None:
+    """Issue 23: trial → scaling needs a max drawdown < 5 % measured from the equity when the
+    window began; `journal` measures its curve from risk.paper_equity. The two readings fall
+    on either side of the 5 % line here, and each command says which anchor it used."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.factories import trade
+    from tests.phase_helpers import transition
+
+    (tmp_path / "config.toml").write_text(
+        '[phase.trial]\ncounted_modes = ["sim"]\n', encoding="utf-8"
+    )
+    start = datetime(2025, 8, 1, 15, 0, tzinfo=UTC)
+    journal(
+        *(
+            trade(p, exit_time=start + timedelta(days=i), mode="sim", entry_price="10.00")
+            for i, p in enumerate(before)
+        )
+    )
+    moved = datetime(2025, 8, 11, 13, 0, tzinfo=UTC)
+    JsonlFile(tmp_path / "logs" / "phase" / "phase-history.jsonl").append(
+        transition("trial", moved, trigger="manual_override").as_record()
+    )
+    journal(
+        *(
+            trade(p, exit_time=moved + timedelta(days=1 + i), mode="sim", entry_price="10.00")
+            for i, p in enumerate(window)
+        )
+    )
+    doc = json.loads(invoke(["phase", "status", "--json"]).stdout)
+    assert doc["phase"] == "trial"
+    (criterion,) = [c for c in doc["criteria"] if c["name"] == "max_drawdown"]
+    assert (criterion["actual"], criterion["met"]) == (ladder_pct, met)
+    base = 10000 + sum(before)
+    assert doc["drawdown"]["anchor"] == "equity_at_window_start"
+    assert doc["drawdown"]["base_equity"] == str(base)
+    assert f"${base:,}.00, the equity when the window began" in criterion["note"]
+    human = invoke(["phase", "status"]).stdout
+    assert f"${base:,}.00, the equity when the window began" in " ".join(human.split())
+    assert ("✔ met" if met else "✘ not met") in human
+
+    since = ["journal", "--since", (moved + timedelta(days=1)).date().isoformat()]
+    listed = json.loads(invoke([*since, "--json"]).stdout)
+    assert listed["drawdown_anchor"] == "risk.paper_equity"
+    assert listed["summary"]["max_drawdown_pct"] == journal_pct
+    text = " ".join(invoke(since).stdout.split())
+    assert "paper_equity $10,000.00 + closed P&L" in text
+    assert "(largest (peak − equity) / peak)" in text

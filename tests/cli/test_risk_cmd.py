@@ -46,6 +46,11 @@ def _check(*args: str):  # type: ignore[no-untyped-def]
     return invoke(["risk", "check", "--at", IN_WINDOW, *args])
 
 
+def _text(result) -> str:  # type: ignore[no-untyped-def]
+    """The table's words in reading order, cells wrapped over several lines joined again."""
+    return " ".join(result.stdout.replace("│", " ").split())
+
+
 def _rules(result) -> list[str]:  # type: ignore[no-untyped-def]
     return [b["rule"] for b in json.loads(result.stdout)["blocking"]]
 
@@ -76,7 +81,13 @@ def test_json_contract() -> None:
     assert set(doc["equity"]) == {"current", "source", "start_of_day", "start_source"}
     assert doc["equity"]["current"] == "10000"
     assert set(doc["today"]) == {"realized_pnl", "loss_pct"}
-    assert set(doc["daily_loss"]) == {"tripped", "tripped_earlier", "limit_pct", "message"}
+    assert set(doc["daily_loss"]) == {
+        "tripped",
+        "tripped_earlier",
+        "limit_pct",
+        "message",
+        "inputs",
+    }
     assert set(doc["halt"]) == {"halted", "since", "operator", "reason"}
     assert set(doc["entry_window"]) == {
         "in_window",
@@ -113,7 +124,7 @@ def test_blocked_by_halt(tmp_path: Path) -> None:
     KillSwitch(loaded.state_dir, loaded.logs_dir).halt(AT, operator="ops", reason="FOMC")
     result = _check()
     assert result.exit_code == 4
-    assert "halt: halted since" in result.stdout and "by ops: FOMC" in result.stdout
+    assert "halted since" in result.stdout and "by ops: FOMC" in result.stdout
     KillSwitch(loaded.state_dir, loaded.logs_dir).resume(AT, operator="ops", reason=None)
     assert _check().exit_code == 0
     events = (tmp_path / "logs" / "journal" / "events.jsonl").read_text().splitlines()
@@ -199,7 +210,49 @@ def test_proof_entry_limit(journal, tmp_path: Path) -> None:  # type: ignore[no-
     assert _rules(result) == ["entry_limit"]
     message = json.loads(result.stdout)["blocking"][0]["message"]
     assert "phase proof allows 1 entry per session" in message
-    assert "next session open (2025-07-02 13:35 UTC)" in message
+    assert "next session open (2025-07-02 09:35 EDT)" in message
+
+
+def test_proof_cancelled_unfilled_entry_is_not_counted(journal, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 23: proof's one entry a session counts entries that happened. An entry cancelled
+    without a fill did not: the next one is allowed, and `risk check` says why it counts 0;
+    once that one has filled, a further entry is refused."""
+    from tests.phase_helpers import series_of
+    from tradebot.books.ladder import PhaseLadder
+
+    journal(*series_of([100] * 20))
+    loaded = load_config(tmp_path / "config.toml")
+    ladder = PhaseLadder(loaded)
+    ladder.advance(AT - timedelta(days=1), to=None, operator="t", reason=None)
+    day = session_of(AT)
+
+    def event(ref: str, name: str, minute: int, **more: object) -> dict[str, object]:
+        record = {"v": 1, "ts": AT - timedelta(minutes=minute), "event": name,
+                  "order_ref": ref, "role": "entry", "session": day, "mode": "sim"}  # fmt: skip
+        return {**record, **more}
+
+    orders = OrderJournal(loaded.logs_dir)
+    orders.append(event("SPY-250701-s1", "intent", 30))
+    orders.append(event("SPY-250701-s1", "status", 29, status="cancelled", filled_qty=0))
+    doc = json.loads(_check("--json").stdout)
+    assert doc["can_open"] is True
+    assert doc["phase"]["entries_this_session"] == 0
+    assert doc["phase"]["entries_cancelled_unfilled"] == 1
+    assert "entries this session: 0 of 1 (1 cancelled unfilled, not counted)" in _text(_check())
+
+    # The loop's own path: the reservation of the next entry is granted ...
+    intent = event("QQQ-250701-s1", "intent", 0)
+    assert ladder.reserve_entry(AT, "paper", intent).allowed
+    orders.append(event("QQQ-250701-s1", "fill", 0, filled_qty=1))
+    # ... and once it filled, a second filled entry is refused.
+    refused = ladder.reserve_entry(AT, "paper", event("IWM-250701-s1", "intent", 0))
+    assert [r.rule for r in refused.refusals] == ["entry_limit"]
+    assert "1 were made in the 2025-07-01 session (1 more cancelled unfilled, not counted)" in (
+        refused.refusals[0].message
+    )
+    result = _check("--json")
+    assert _rules(result) == ["entry_limit"]
+    assert "entries this session: 1 of 1 (1 cancelled unfilled, not counted)" in _text(_check())
 
 
 def test_symbol_not_configured() -> None:

@@ -74,7 +74,7 @@ def test_once_in_the_window_runs_one_tick(write_config) -> None:  # type: ignore
     write_config(SIM)
     result = invoke(["run", "--once", "--start", "2025-07-01T11:00"])
     assert result.exit_code == 0, result.stderr
-    assert "run ended at 2025-07-01 15:00 UTC (once): 1 tick(s)" in result.stdout
+    assert "run ended at 2025-07-01 11:00 EDT (once): 1 tick(s)" in result.stdout
 
 
 def test_a_second_loop_on_the_same_logs_is_refused(tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]
@@ -89,5 +89,5 @@ def test_a_session_replay_prints_what_happened(write_config) -> None:  # type: i
     write_config(SIM)
     result = invoke(["run", "--start", "2025-07-01", "--until", "2025-07-01T12:00"])
     assert result.exit_code == 0, result.stderr
-    assert "run ended at 2025-07-01 16:00 UTC (until)" in result.stdout
+    assert "run ended at 2025-07-01 12:00 EDT (until)" in result.stdout
     assert Path("logs/journal/events.jsonl").exists()

@@ -9,7 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import trade
-from tradebot.core.metrics import INFINITY, equity_curve, filter_trades, group_by, summarize
+from tradebot.core.metrics import (
+    INFINITY,
+    TradeSeries,
+    chronological,
+    equity_curve,
+    filter_trades,
+    group_by,
+    losing_streak,
+    rolling_win_rate_low,
+    summarize,
+    trade_order,
+)
+from tradebot.core.trades import ClosedTrade
 
 D = Decimal
 BASE = D(10000)
@@ -217,3 +229,125 @@ def test_an_extended_series_equals_one_built_whole() -> None:
     assert grown.pnl == whole.pnl and series.extended([]) is series
     late = trades[2].model_copy(update={"trade_id": "T9"})  # exits before the last: sorted whole
     assert series.extended([late]).pnl == TradeSeries.of([*trades[:4], late]).pnl
+
+
+# -- one order for simultaneous exits (issue 23) ---------------------------------------------
+def _same_second(*pnls: int, at: datetime, ids: tuple[str, ...]) -> list[ClosedTrade]:
+    return [trade(p, exit_time=at, trade_id=i) for p, i in zip(pnls, ids, strict=True)]
+
+
+def test_canonical_order_puts_losers_before_winners_at_the_same_exit_time() -> None:
+    """At 19:50:00 a QQQ loss and a SPY win (the audit's case): whatever the ids or the
+    journal's line order, the loss is listed first; otherwise exit time, then trade id."""
+    at = _at(1, 30)
+    win = trade(23, exit_time=at, trade_id="A-win")  # its id sorts first
+    loss = trade(-31, exit_time=at, trade_id="Z-loss")
+    earlier = trade(5, exit_time=_at(1, 0), trade_id="ZZ")
+    flat = trade(0, exit_time=at, trade_id="M-flat")  # break-even is a loss
+    for lines in ([win, loss, earlier, flat], [flat, earlier, loss, win]):
+        assert [t.trade_id for t in chronological(lines)] == ["ZZ", "M-flat", "Z-loss", "A-win"]
+        assert sorted(lines, key=trade_order) == chronological(lines)
+        assert [e for _, e in equity_curve(lines, BASE)] == [
+            D(10005), D(10005), D(9974), D(9997)
+        ]  # fmt: skip
+
+
+def test_a_simultaneous_win_never_hides_the_run_before_it() -> None:
+    """L, L, then {L, W} in the same second: three losses in a row in one of the two possible
+    orders, so the streak reaches three (the win, journaled first, hid it before)."""
+    trades = [
+        trade(-10, exit_time=_at(1, 0), trade_id="L1"),
+        trade(-10, exit_time=_at(1, 5), trade_id="L2"),
+        *_same_second(23, -31, at=_at(1, 9), ids=("A-win", "B-loss")),
+    ]
+    series = TradeSeries.of(trades)
+    assert losing_streak(series, 3) == [0, 1, 2]
+    assert [series.trades[i].trade_id for i in losing_streak(series, 3) or []] == [
+        "L1", "L2", "B-loss"
+    ]  # fmt: skip
+    assert summarize(series, BASE).consecutive_losses == 1  # the tied loss may be the last
+
+
+def test_a_simultaneous_win_never_hides_the_run_after_it() -> None:
+    """{W, L} in one second then L, L: the tied loss can be the first of three."""
+    trades = [
+        *_same_second(23, -31, at=_at(1, 0), ids=("A-win", "B-loss")),
+        trade(-10, exit_time=_at(1, 5), trade_id="L2"),
+        trade(-10, exit_time=_at(1, 9), trade_id="L3"),
+    ]
+    series = TradeSeries.of(trades)
+    found = losing_streak(series, 3)
+    assert found is not None
+    assert [series.trades[i].trade_id for i in found] == ["B-loss", "L2", "L3"]
+    assert summarize(series, BASE).consecutive_losses == 3
+
+
+def test_a_win_in_between_breaks_the_run() -> None:
+    trades = [
+        trade(-10, exit_time=_at(1, 0)),
+        trade(-10, exit_time=_at(1, 1)),
+        trade(10, exit_time=_at(1, 2)),
+        trade(-10, exit_time=_at(1, 3)),
+        trade(-10, exit_time=_at(1, 4)),
+    ]
+    series = TradeSeries.of(trades)
+    assert losing_streak(series, 3) is None
+    assert losing_streak(series, 2) == [0, 1]  # the first run that reached two
+    assert summarize(series, BASE).consecutive_losses == 2
+
+
+def test_rolling_win_rate_is_judged_after_every_trade() -> None:
+    """3 of the last 4 won, then a loss (2 of 4) and a win (3 of 4 again) in the same second:
+    the dip is found at the loss, listed before the win."""
+    trades = [trade(p, exit_time=_at(1, i)) for i, p in enumerate([10, -5, 10, 10])]
+    trades += _same_second(-5, 10, at=_at(1, 30), ids=("Z-loss", "A-win"))
+    series = TradeSeries.of(trades)
+    assert [series.trades[i].trade_id for i in (4, 5)] == ["Z-loss", "A-win"]
+    assert rolling_win_rate_low(series, 4, D("0.55")) == (4, 2)  # at Z-loss: 2 wins of 4
+    now = sum(1 for p in series.pnl[-4:] if p > 0)
+    assert now == 3  # as the trades stand now, the rate is back above 55 %
+    assert rolling_win_rate_low(series, 4, D("0.50")) is None  # 2 of 4 is not below 50 %
+    assert rolling_win_rate_low(series, 7, D("0.55")) is None  # fewer trades than the window
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.sampled_from([-20, 0, 20])), min_size=1, max_size=12),
+    st.integers(1, 4),
+)
+def test_the_streak_is_the_worst_over_every_order_of_simultaneous_exits(
+    steps: list[tuple[int, int]], limit: int
+) -> None:
+    """Invariant: a run reaches `limit` exactly when it does in some order of the trades that
+    exited at the same moment (brute force over each group's orders)."""
+    import itertools
+
+    moment = _at(1, 0)
+    trades = []
+    for n, (gap, pnl) in enumerate(steps):
+        moment += timedelta(seconds=gap)
+        trades.append(trade(pnl, exit_time=moment, trade_id=f"T{n:03d}"))
+    groups = [list(g) for _, g in itertools.groupby(chronological(trades), lambda t: t.exit_time)]
+
+    def longest(order: list[ClosedTrade]) -> int:
+        best = run = 0
+        for t in order:
+            run = run + 1 if t.pnl <= 0 else 0
+            best = max(best, run)
+        return best
+
+    # Within a group only the pattern of losses and wins matters: try each group's losses
+    # first and last (the extremes), which is every case a run can use.
+    def arrangements(group: list[ClosedTrade]) -> list[list[ClosedTrade]]:
+        losses = [t for t in group if t.pnl <= 0]
+        wins = [t for t in group if t.pnl > 0]
+        return [losses + wins, wins + losses] if losses and wins else [group]
+
+    worst = max(
+        longest([t for g in choice for t in g])
+        for choice in itertools.product(*(arrangements(g) for g in groups))
+    )
+    found = losing_streak(TradeSeries.of(trades), limit)
+    assert (found is not None) == (worst >= limit)
+    if found is not None:
+        assert len(found) == limit

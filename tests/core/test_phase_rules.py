@@ -183,9 +183,20 @@ def test_rolling_rule_inactive_below_20_trades() -> None:
 def test_daily_loss_alone() -> None:
     hist = _proof_history()
     ev = run_eval([], history=hist, day_loss=DayLoss(D(10000), D(9499)))  # 5.01 %
-    assert ev.downgrade_reasons == ["today's loss 5.0 % of start-of-day equity > 5.0 %"]
+    assert ev.downgrade_reasons == [
+        "today's loss $501.00 = 5.01 % of start-of-day equity $10,000.00 (equity $9,499.00) > 5 %"
+    ]
     ev = run_eval([], history=hist, day_loss=DayLoss(D(10000), D(9500)))  # exactly 5 %: not >
     assert ev.downgrade_reasons == []
+
+
+def test_daily_loss_reason_never_reads_equal_to_its_limit() -> None:
+    """Issue 23: "5.0 % > 5.0 %" told the operator nothing; the % gets the digits to differ."""
+    hist = _proof_history()
+    ev = run_eval([], history=hist, day_loss=DayLoss(D(10000), D("9499.99")))  # 5.0001 %
+    (reason,) = ev.downgrade_reasons
+    assert "$500.01 = 5.0001 % of start-of-day equity $10,000.00" in reason
+    assert reason.endswith("> 5 %")
 
 
 def test_experience_never_downgrades() -> None:
@@ -249,7 +260,7 @@ def test_proof_allows_one_entry_per_session() -> None:
     assert not decision.allowed
     assert decision.refusals[0].rule == "entry_limit"
     assert "allows 1 entry per session and 1 were made" in decision.refusals[0].message
-    assert "next session open (2025-09-03 09:00 UTC)" in decision.refusals[0].message
+    assert "next session open (2025-09-03 05:00 EDT)" in decision.refusals[0].message
 
 
 def test_entry_that_died_unfilled_does_not_count() -> None:

@@ -63,7 +63,7 @@ def test_proof_allows_one_entry_per_session(tmp_path: Path) -> None:
     assert len(filled) <= 1
     limit = refusals(loaded, "blocked")
     assert limit and "entry_limit" in limit[0]["message"]
-    assert "next allowed at the next session open (2025-07-02 13:35 UTC)" in limit[0]["message"]
+    assert "next allowed at the next session open (2025-07-02 09:35 EDT)" in limit[0]["message"]
 
 
 def test_position_cap_binds_every_entry(tmp_path: Path) -> None:

@@ -142,7 +142,21 @@ def test_no_options_is_real_time() -> None:
 def test_start_makes_a_simulated_run_at_max_speed() -> None:
     options = _options(start="2025-07-01")
     assert options.simulated and options.speed is None
-    assert options.start == datetime(2025, 7, 1, 4, tzinfo=UTC)
+    # A date starts a minute before that day's open (09:29 New York), not at midnight.
+    assert options.start == datetime(2025, 7, 1, 13, 29, tzinfo=UTC)
+
+
+def test_start_on_a_date_without_a_session_names_the_next_one() -> None:
+    with pytest.raises(UsageError) as error:
+        _options(start="2025-07-04")
+    assert error.value.message == (
+        "--start 2025-07-04 (Friday): the XNYS exchange has no session that day; the next one "
+        "is 2025-07-07 (Monday): `--start 2025-07-07`"
+    )
+    # A date and time is taken as given, session or not (`--once` at a chosen moment).
+    assert _options(start="2025-07-04T10:00").start == datetime(2025, 7, 4, 14, tzinfo=UTC)
+    # An early close opens at the same time: 09:29.
+    assert _options(start="2025-07-03").start == datetime(2025, 7, 3, 13, 29, tzinfo=UTC)
 
 
 def test_bars_make_a_simulated_run_at_max_speed(tmp_path: Path) -> None:

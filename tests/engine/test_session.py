@@ -13,7 +13,9 @@ import pytest
 from tests.engine.harness import (
     config,
     entry_intents,
+    events,
     orders,
+    read_jsonl,
     run,
     sim_state,
     trades,
@@ -194,3 +196,31 @@ seed = 7
 mode = "dry_run"
 symbols = ["SPY", "QQQ"]
 """
+
+
+def _metrics_sessions(loaded: LoadedConfig) -> list[str]:
+    return [r["session"] for r in read_jsonl(loaded.logs_dir / "phase" / "session-metrics.jsonl")]
+
+
+def test_every_session_with_a_trade_has_its_metrics_line(three_sessions: LoadedConfig) -> None:
+    """Issue 23: the run stops at midnight after its last session; that session's line is
+    written at its close, not left for a next day the run never sees."""
+    traded = sorted({t.session.isoformat() for t in trades(three_sessions)})
+    assert traded[-1] == "2025-07-07"
+    assert _metrics_sessions(three_sessions) == traded
+
+
+@pytest.mark.parametrize("until", ["2025-07-01T16:00", "2025-07-03T13:00"])
+def test_run_until_a_close_closes_the_session_first(tmp_path: Path, until: str) -> None:
+    """`run --until` exactly at a close (a normal one, and the 13:00 early close): the session
+    is closed as a run that goes on would close it — its summary event and its metrics line."""
+    loaded = config(tmp_path)
+    day = until[:10]
+    summary, _ = run(loaded, day, until)
+    assert summary.stopped_by == "until" and summary.trades
+    ended = [e for e in events(loaded) if e["event"] == "session_end"]
+    assert [e["session"] for e in ended] == [day]
+    assert _metrics_sessions(loaded) == [day]
+    line = read_jsonl(loaded.logs_dir / "phase" / "session-metrics.jsonl")[0]
+    assert line["trades"] == len(summary.trades)
+    assert Decimal(line["pnl"]) == sum(t.pnl for t in summary.trades)

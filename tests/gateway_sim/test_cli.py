@@ -103,7 +103,7 @@ def test_cli_serves_ib_async_takes_faults_on_stdin_and_stops_cleanly(tmp_path: P
             ib.disconnect()
 
         asyncio.run(asyncio.wait_for(client(), 20))
-        assert sim.command("clock +1h") == "clock 2025-07-01T16:00:00Z frozen"
+        assert sim.command("clock +1h") == "clock 2025-07-01 12:00:00 EDT frozen"
         assert sim.command("quit") == "stopping"
         assert sim.line() == "IB Gateway simulator stopped"
         code, stderr = sim.finish()

@@ -226,7 +226,7 @@ def test_market_rule_and_what_if_order(version: int) -> None:
         ib = await connect(sim)
         _, option = await _spy_option(ib, sim)
         [details] = await ib.reqContractDetailsAsync(option)
-        [increment] = await ib.reqMarketRuleAsync(int(details.marketRuleIds))
+        [increment] = await ib.reqMarketRuleAsync(int(details.marketRuleIds.split(",")[0]))
         assert (increment.lowEdge, increment.increment) == (0, 0.01)
         from ib_async import LimitOrder
 

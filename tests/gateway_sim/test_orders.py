@@ -307,21 +307,3 @@ def test_a_rejected_parent_takes_its_children_down(version: int) -> None:
         ib.disconnect()
 
     scenario(version, body)
-
-
-def test_an_option_held_to_expiry_settles_and_the_execution_is_listed(version: int) -> None:
-    async def body(sim: GatewaySim) -> None:
-        ib = await connect(sim)
-        option = await near_money_call(ib, sim)
-        trade = ib.placeOrder(option, LimitOrder("BUY", 1, float(_ask(sim, option))))
-        await until(lambda: trade.isDone() and len(ib.positions()) == 1)
-        expiry = sim.universe.by_con_id[option.conId]
-        close = sim.market.expiry_close(expiry.expiry)  # type: ignore[union-attr]
-        sim.set_time(close + timedelta(minutes=1))
-        await until(lambda: ib.positions() == [])
-        fills = await ib.reqExecutionsAsync()
-        settled = [f for f in fills if f.execution.orderId == 0]
-        assert len(settled) == 1 and settled[0].execution.side == "SLD"
-        ib.disconnect()
-
-    scenario(version, body)

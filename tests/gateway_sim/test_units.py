@@ -128,9 +128,9 @@ def test_commands_arm_faults_and_answer_in_one_line() -> None:
     execute(sim, "stale SPY")
     status = execute(sim, "status").text
     assert "pacing violation for 2" in status and "nextValidId 3" in status
-    assert "10349" in status and "stale since 2025-07-01T15:00:00Z" in status
-    assert execute(sim, "clock +30m").text == "clock 2025-07-01T15:30:00Z frozen"
-    assert execute(sim, "clock set 2025-07-02").text.startswith("clock 2025-07-02T13:30:00Z")
+    assert "10349" in status and "stale since 2025-07-01 11:00:00 EDT" in status
+    assert execute(sim, "clock +30m").text == "clock 2025-07-01 11:30:00 EDT frozen"
+    assert execute(sim, "clock set 2025-07-02").text.startswith("clock 2025-07-02 09:30:00 EDT")
     assert execute(sim, "brackets refuse").text.endswith("refused (201)")
     assert sim.exchange.refuse_brackets
     assert execute(sim, "clear").text == "every fault disarmed"

@@ -48,12 +48,12 @@ def test_aware_times_are_taken_as_given(tmp_path: Path) -> None:
         (
             ["2025-07-01 09:31:00,1,1,1,1,1", "2025-07-01 09:30:00,1,1,1,1,1"],
             HEADER,
-            "row 3: time 2025-07-01 13:30:00+00:00 is before the row above; sort",
+            "row 3: time '2025-07-01 09:30:00' is before the row above; sort",  # as written
         ),
         (
             ["2025-07-01 09:30:00,1,1,1,1,1", "2025-07-01 09:30:00,1,1,1,1,1"],
             HEADER,
-            "row 3: duplicate time",
+            "row 3: duplicate time '2025-07-01 09:30:00'; remove one",
         ),
         (["2025-07-01 09:30:00,1,1,1,x,1"], HEADER, "row 2: close 'x' is not a positive number"),
         (["2025-07-01 09:30:00,1,1,1,1,-5"], HEADER, "row 2: volume '-5' is not a non-negative"),

@@ -120,6 +120,6 @@ def test_the_search_passes_over_minutes_and_keeps_the_fill_minute() -> None:
     for i in range(0, len(t_ns), 13):
         t = datetime.fromtimestamp(int(t_ns[i]) // 1_000_000_000, UTC) + timedelta(seconds=0)
         bid, ask = market.option_bid_ask(contract, float(lo[i]), t)
-        assert float(bid) <= max(0.0, bounds[0][i]) + 1e-9
-        assert float(ask) >= bounds[1][i] - 1e-9
-    assert np.all(bounds[0] <= bounds[1])
+        assert float(bid) <= max(0.0, bounds[0][i]) + 1e-9  # the bid is rounded down
+        assert float(ask) >= bounds[2][i] - 1e-9  # the ask up
+    assert np.all(bounds[1] <= bounds[0]) and np.all(bounds[2] <= bounds[3])

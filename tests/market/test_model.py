@@ -56,7 +56,10 @@ def test_listed_options_are_qualified_and_unlisted_ones_are_not() -> None:
     assert m.option("AAPL", date(2025, 7, 2), strike, "C", day) is None  # not an expiry
     assert m.option("SPY", date(2025, 7, 3), strike + Decimal("0.5"), "C", day) is None
     aapl = m.option("AAPL", date(2025, 7, 3), m.strikes("AAPL", day)[60], "P", day)
-    assert aapl is not None and aapl.tick == Decimal("0.05")
+    # AAPL is in the penny program: IB's minTick 0.01, nickels from $3 (its market rule).
+    assert aapl is not None and aapl.tick == Decimal("0.01")
+    assert aapl.grid.increment(Decimal("3.40")) == Decimal("0.05")
+    assert aapl.grid.increment(Decimal("2.99")) == Decimal("0.01")
 
 
 def test_option_quotes_live_delayed_and_expired() -> None:

@@ -116,9 +116,38 @@ def test_notify_test_reports_each_url(write_config, endpoint: Endpoint) -> None:
     assert result.exit_code == 4
     doc = json.loads(result.stdout)
     assert [r["ok"] for r in doc["results"]] == [True, False]
-    assert [r["url"] for r in doc["results"]] == ["json://***", "json://***"]
+    # Which one failed can be told (its place and its server), never its secret parts.
+    assert [r["url"] for r in doc["results"]] == [
+        f"json://127.0.0.1:{endpoint.server.server_address[1]}/***",
+        "json://127.0.0.1:9/***",
+    ]
+    assert [r["index"] for r in doc["results"]] == [1, 2]
     assert endpoint.titles() == ["tradebot: test"]
-    assert "127.0.0.1" not in result.stdout + result.stderr
+    assert "hook" not in result.stdout + result.stderr
+    shown = invoke(["notify", "test"])
+    assert shown.exit_code == 4
+    assert "#2 json://127.0.0.1:9/***" in shown.stdout and "failed" in shown.stdout
+    assert "hook" not in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("tgram://123456:SECRET/987", "tgram://***"),  # the "host" is the bot token
+        (
+            "json://user:pw@hooks.example.com:8443/path/TOKEN?x=1",
+            "json://***@hooks.example.com:8443/***",
+        ),
+        ("mailto://me:app-password@gmail.com", "mailto://***@gmail.com"),
+        ("ntfy://my-secret-topic", "ntfy://***"),
+        ("ntfys://ntfy.sh/my-secret-topic", "ntfys://ntfy.sh/***"),
+        ("discord://webhook_id/webhook_token", "discord://***"),
+        ("json://localhost:8765", "json://localhost:8765"),
+        ("not a url", "url://***"),
+    ],
+)
+def test_a_url_is_shown_without_its_secret_parts(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
 
 
 def test_notify_test_without_urls_is_a_usage_error(write_config) -> None:  # type: ignore[no-untyped-def]

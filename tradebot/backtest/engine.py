@@ -21,6 +21,7 @@ from tradebot.backtest.clock import BacktestClock
 from tradebot.backtest.ladder import BacktestOperator
 from tradebot.backtest.plan import BacktestPlan
 from tradebot.books.state_store import EQUITY_FILE, EquityReading, StateStore
+from tradebot.core.market_time import market_datetime
 from tradebot.core.sessions import session_open_close
 from tradebot.engine.context import EngineContext, Notify
 from tradebot.engine.loop import RunSummary, TradingLoop
@@ -120,7 +121,7 @@ def mark_incomplete(plan: BacktestPlan, at: datetime, exc: BaseException | None)
         text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         why = f"{type(exc).__name__}: {text}"
     path = plan.out / INCOMPLETE
-    span = "part of the" if exc is None else f"{plan.first} up to {at:%Y-%m-%d %H:%M} UTC of the"
+    span = "part of the" if exc is None else f"{plan.first} up to {market_datetime(at)} of the"
     path.write_text(
         f"This backtest stopped before the end: {why}.\n"
         f"Its journals cover {span} {plan.first} … {plan.last} range, and there is no "

@@ -116,6 +116,7 @@ def ladder_replay(
                 "reasons": [],
                 "note": e.note,
                 "criteria": e.criteria,
+                "inputs": None,
             }
         )
     warnings: list[str] = []
@@ -138,6 +139,7 @@ def ladder_replay(
                 "reasons": list(t.failures),
                 "note": t.reason or "",
                 "criteria": [],
+                "inputs": None if t.inputs is None else dict(t.inputs),
             }
         )
     steps.sort(key=lambda s: (s["at"], s["kind"] != "eligible"))
@@ -159,6 +161,11 @@ def ladder_replay(
                 "live_allowed": ev.limits.live_allowed,
                 "max_entries_per_session": ev.limits.max_entries_per_session,
                 "position_cap_usd": ev.limits.position_cap_usd,
+            },
+            "drawdown": {
+                "anchor": "equity_at_window_start",
+                "base_equity": ev.drawdown_base,
+                "description": ev.drawdown_anchor,
             },
             "downgrade": {"reasons": ev.downgrade_reasons} if ev.downgrade_reasons else None,
         }

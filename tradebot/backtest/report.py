@@ -4,11 +4,13 @@ One JSON-ready document (`backtest --json`, and `report.json` in the output fold
 
 * `source`, `range`, `symbols`, `out`: what was replayed and where the journals are;
 * `summary`, `by_strategy`, `by_symbol`: the journal metrics of spec §3 (`tradebot journal`'s
-  definitions, from `tradebot.core.metrics`), on `risk.paper_equity`;
-* `equity_curve`: the closed-trade equity after each trade;
+  definitions, from `tradebot.core.metrics`), their drawdown curve anchored at
+  `risk.paper_equity` (`drawdown_anchor`);
+* `equity_curve`: the closed-trade equity after each trade, in the canonical trade order;
 * `ladder`: the ladder replay (`tradebot.backtest.ladder.ladder_replay`);
 * `pricing`: how option prices were obtained (modelled, never historical quotes);
-* `run`: sessions, bars, ticks, entries, timings.
+* `run`: sessions, bars, ticks, entries, the `entry_refused` lines of `events.jsonl` (total and by
+  rule), timings.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         "symbols": list(plan.symbols),
         "out": plan.out,
         "base_equity": base,
+        "drawdown_anchor": "risk.paper_equity",
         **breakdown_records(trades, base),
         "equity_curve": curve,
         "ladder": ladder,
@@ -76,7 +79,7 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
             "ticks_skipped": result.ticks_skipped,
             "wakes": result.wakes,
             "entries_sent": summary.entries_sent,
-            "refusals": summary.refusals,
+            "entry_refused": entry_refusals(loaded.logs_dir),
             "trades": len(trades),
             "seconds": round(result.seconds, 3),
             "bars_per_second": round(result.bars_per_second, 1),
@@ -107,6 +110,30 @@ PROBLEMS = frozenset(
         "position_mismatch",
     }
 )
+
+
+def entry_refusals(logs_dir: Path) -> dict[str, Any]:
+    """The `entry_refused` lines of `events.jsonl`: their number and their number by rule.
+
+    What an auditor counts in the journal: every refusal the loop journaled (the pipeline's,
+    each time; an account-wide block, `blocked`, once per symbol, session and set of rules)."""
+    from tradebot.books.halt import EVENTS_FILE
+
+    by_rule: Counter[str] = Counter()
+    try:
+        with open(Path(logs_dir) / EVENTS_FILE, encoding="utf-8") as handle:
+            for line in handle:
+                if '"event":"entry_refused"' not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event") == "entry_refused":
+                    by_rule[str(record.get("rule"))] += 1
+    except FileNotFoundError:
+        pass
+    return {"events": sum(by_rule.values()), "by_rule": dict(sorted(by_rule.items()))}
 
 
 def _loop_problems(logs_dir: Path) -> list[str]:

@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from tradebot.books.state_store import StateStore
 from tradebot.config import LoadedConfig
+from tradebot.core.market_time import market_clock, market_datetime
 from tradebot.core.metrics import TradeSeries, from_micros
 
 STALE_AFTER = timedelta(minutes=15)
@@ -39,6 +40,14 @@ class EquityView:
             "start_of_day": self.start_of_day,
             "start_source": self.start_source,
         }
+
+
+def account_modes(loaded: LoadedConfig) -> set[str]:
+    """Trade modes whose P&L moves this configuration's account."""
+    s = loaded.settings
+    if s.broker.kind == "sim":
+        return {"sim"}
+    return {"live"} if s.trading.mode == "live" else {"paper"}
 
 
 def sim_equity(paper_equity: Decimal, trades: TradeSeries, before: date | None = None) -> Decimal:
@@ -67,14 +76,17 @@ def equity_view(
     if snapshot is not None:
         age = now - snapshot.ts
         if age < -CLOCK_SKEW:
-            source = f"dated in the future ({snapshot.source} at {snapshot.ts:%Y-%m-%d %H:%M}Z)"
+            source = f"dated in the future ({snapshot.source} at {market_datetime(snapshot.ts)})"
             warnings.append(
                 "the last broker equity is dated after now (clock trouble?); treated as unknown"
             )
         elif age <= STALE_AFTER:
-            current, source = snapshot.amount, f"{snapshot.source} at {snapshot.ts:%H:%M:%S}Z"
+            current, source = (
+                snapshot.amount,
+                f"{snapshot.source} at {market_clock(snapshot.ts, seconds=True)}",
+            )
         else:
-            source = f"stale ({snapshot.source} from {snapshot.ts:%Y-%m-%d %H:%M}Z)"
+            source = f"stale ({snapshot.source} from {market_datetime(snapshot.ts)})"
             warnings.append(
                 f"the last broker equity is {int(age.total_seconds() // 60)} minutes old; "
                 "treated as unknown"

@@ -68,12 +68,19 @@ class KillSwitch:
                 "flatten": flatten,
             }
         )
-        log.warning("HALT by %s (flatten=%s): %s", operator, flatten, reason or "no reason given")
+        log.info(
+            "halt by %s%s: %s",
+            operator,
+            " with flatten" if flatten else "",
+            reason or "no reason given",
+        )
         return halt
 
     def resume(self, now: datetime, *, operator: str, reason: str | None) -> Halt:
-        """Lift the halt; returns what was lifted (not halted = nothing to do)."""
+        """Lift the halt; returns what was lifted (not halted: nothing to do, nothing written)."""
         current = self._current(now)
+        if not current.halted:
+            return current
         self.state.write_halt(Halt(False))
         self.events.append(
             {
@@ -85,7 +92,7 @@ class KillSwitch:
                 "was_halted": current.halted,
             }
         )
-        log.warning("RESUME by %s: %s", operator, reason or "no reason given")
+        log.info("resumed by %s: %s", operator, reason or "no reason given")
         return current
 
 

@@ -22,12 +22,20 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tradebot.books.equity import EquityView
+from tradebot.books.equity import EquityView, account_modes
 from tradebot.books.ladder import PhaseLadder
 from tradebot.books.state_store import StateStore
 from tradebot.books.whale_debounce import read_last_signals
 from tradebot.config import LoadedConfig
-from tradebot.core.guards import DailyLoss, EntryWindow, Halt, daily_loss_guard, entry_window
+from tradebot.core.guards import (
+    DailyLoss,
+    DayLoss,
+    EntryWindow,
+    Halt,
+    MarkedEquity,
+    daily_loss_guard,
+    entry_window,
+)
 from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import PhaseEvaluation, Refusal, entry_decision
 from tradebot.core.sizing import PositionSize, position_size
@@ -80,6 +88,7 @@ class RiskReport:
                 "tripped_earlier": dl.tripped_earlier,
                 "limit_pct": dl.limit_pct,
                 "message": dl.message,
+                "inputs": None if dl.inputs is None else dl.inputs.as_record(),
             },
             "halt": {
                 "halted": self.halt.halted,
@@ -159,14 +168,6 @@ def check_calendar(name: str) -> None:
         )
 
 
-def account_modes(loaded: LoadedConfig) -> set[str]:
-    """Trade modes whose P&L moves this configuration's account."""
-    s = loaded.settings
-    if s.broker.kind == "sim":
-        return {"sim"}
-    return {"live"} if s.trading.mode == "live" else {"paper"}
-
-
 def build_risk_report(
     loaded: LoadedConfig,
     now: datetime,
@@ -174,11 +175,16 @@ def build_risk_report(
     symbol: str | None = None,
     premium: Decimal | None = None,
     multiplier: int = 100,
-    equity: Decimal | None = None,
+    equity: Decimal | MarkedEquity | None = None,
     persist: bool = False,
     ladder: PhaseLadder | None = None,
 ) -> RiskReport:
-    """Evaluate every guard at `now`; `persist` records a daily-loss trip (the loop's job)."""
+    """Evaluate every guard at `now`; `persist` records a daily-loss trip (the loop's job).
+
+    `equity`: the broker's reading (the loop's), with the cash and marks it is made of when
+    known; without it, the equity known outside the broker (`tradebot.books.equity`)."""
+    reading = MarkedEquity(equity, "broker") if isinstance(equity, Decimal) else equity
+    equity = None if reading is None else reading.equity
     settings = loaded.settings
     ladder = ladder or PhaseLadder(loaded)
     state = StateStore(loaded.state_dir)
@@ -197,7 +203,7 @@ def build_risk_report(
     if halt.halted:
         blocking.append(Refusal("halt", halt.message()))
 
-    snap = ladder.snapshot(now, equity=equity)
+    snap = ladder.snapshot(now, equity=reading)
     warnings.extend(snap.warnings)
     view = snap.equity
     session = session_of(now)
@@ -235,12 +241,18 @@ def build_risk_report(
         trip_session = trip[0] if trip else None
     except CorruptRecordError as exc:
         unreadable(exc)
+    inputs = None
+    if view is not None and view.current is not None and view.start_of_day is not None:
+        if reading is None or reading.equity != view.current:
+            reading = MarkedEquity(view.current, view.source)
+        inputs = DayLoss.of(view.start_of_day, view.start_source, reading, realized)
     daily = daily_loss_guard(
         session=session,
         start_equity=view.start_of_day if view else None,
         equity=view.current if view else None,
         limit_pct=settings.risk.max_daily_loss_pct,
         recorded_trip_session=trip_session,
+        inputs=inputs,
     )
     if daily.tripped:
         blocking.append(Refusal("daily_loss", daily.message))
@@ -248,7 +260,12 @@ def build_risk_report(
             assert daily.start_equity is not None and daily.equity is not None
             assert daily.loss_pct is not None
             state.record_daily_loss_trip(
-                session, now, daily.start_equity, daily.equity, daily.loss_pct
+                session,
+                now,
+                daily.start_equity,
+                daily.equity,
+                daily.loss_pct,
+                None if inputs is None else inputs.as_record(),
             )
     if view is None or view.current is None:
         blocking.append(

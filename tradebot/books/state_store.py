@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tradebot.core.guards import Halt
+from tradebot.core.market_time import market_datetime
 from tradebot.core.override_password import is_valid_hash
 from tradebot.core.trades import session_of
 from tradebot.core.validation import (
@@ -287,8 +288,10 @@ class StateStore:
         start_equity: Decimal,
         equity: Decimal,
         loss_pct: Decimal,
+        inputs: dict[str, Any] | None = None,
     ) -> bool:
-        """Persist the session's trip (once); True when this call recorded it."""
+        """Persist the session's trip (once); True when this call recorded it. `inputs`: every
+        number the trip was decided on (cash, marks, realized P&L today)."""
         path = self.path(DAILY_LOSS_FILE)
         with state_lock(path):
             existing = self.daily_loss_trip()
@@ -302,7 +305,8 @@ class StateStore:
                     "tripped_at": now,
                     "start_equity": start_equity,
                     "equity": equity,
-                    "loss_pct": loss_pct.quantize(Decimal("0.0001")),
+                    "loss_pct": loss_pct.quantize(Decimal("0.000001")),
+                    **({"inputs": inputs} if inputs is not None else {}),
                 },
             )
             return True
@@ -340,7 +344,7 @@ class StateStore:
                 if late:
                     problems.append(
                         f"{self.path(name)}: {field} {value} is after now "
-                        f"({now:%Y-%m-%d %H:%M}Z); is the system clock right? Fix the clock or "
+                        f"({market_datetime(now)}); is the system clock right? Fix the clock or "
                         "the file"
                     )
         return problems

@@ -5,14 +5,16 @@ from that loop, never from a thread. Orders are identified by our own `order_ref
 which survives reconnects and gateway restarts where numeric order ids do not.
 
 Statuses are normalised to lowercase words: `presubmitted`, `submitted`, `filled`, `cancelled`,
-`inactive`, `pending` (sent, not yet acknowledged). A broker reports an order as cancelled only
-when its own order status says so; an error message alone never means cancelled.
+`inactive`, `pending` (sent, not yet acknowledged), `held` (acknowledged but not working: IB's
+`Inactive` is not always final — a locate hold, a precaution — and may turn `Submitted`).
+A broker reports an order as cancelled only when its own order status says so; an error
+message alone never means cancelled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
 
 Action = Literal["BUY", "SELL"]
 OrderType = Literal["LMT", "STP", "MKT"]
-OrderStatus = Literal["pending", "presubmitted", "submitted", "filled", "cancelled", "inactive"]
+OrderStatus = Literal[
+    "pending", "presubmitted", "submitted", "filled", "cancelled", "inactive", "held"
+]
 FINAL_STATUSES: frozenset[str] = frozenset({"filled", "cancelled", "inactive"})
 
 
@@ -53,6 +57,9 @@ class AccountSnapshot:
     time: datetime
     account: str
     source: str  # e.g. "sim account", "IBKR DU123 NetLiquidation"
+    # The price each position was valued at in `net_liquidation`, by conId, when the broker
+    # says (the simulated broker does; IB's NetLiquidation uses marks of its own).
+    marks: Mapping[int, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,52 @@ class BrokerPosition:
     avg_cost: Decimal  # per share
 
 
+@dataclass(frozen=True)
+class Holding:
+    """Any position the account holds: an option (`option` set) or anything else — shares
+    from an exercise or an assignment, a manual trade — which tradebot never trades itself."""
+
+    symbol: str
+    sec_type: str  # OPT, STK, …
+    label: str
+    con_id: int
+    qty: int
+    option: OptionContract | None = None
+
+
+@dataclass(frozen=True)
+class StatementTrade:
+    """A trade as the broker's account statement lists it (IB Flex `Trade`): evidence of a fill
+    that the API's same-day executions no longer show."""
+
+    exec_id: str
+    order_ref: str
+    perm_id: int
+    contract: OptionContract
+    side: Literal["BOT", "SLD"]
+    qty: int
+    price: Decimal
+    commission: Decimal
+    time: datetime
+
+
+@dataclass(frozen=True)
+class StatementEvent:
+    """An exercise, assignment or expiration (IB Flex `OptionEAE`)."""
+
+    contract: OptionContract
+    kind: Literal["Expiration", "Exercise", "Assignment"]
+    qty: int  # the option contracts it removed
+    day: date
+
+
+@dataclass(frozen=True)
+class Statement:
+    source: str  # e.g. "IB Flex query 123456"
+    trades: tuple[StatementTrade, ...]
+    events: tuple[StatementEvent, ...]
+
+
 class Broker(Protocol):
     """What the trading loop needs from a broker (simulated or IBKR)."""
 
@@ -178,6 +231,15 @@ class Broker(Protocol):
     async def cancel(self, order_ref: str) -> None: ...
 
     async def positions(self) -> list[BrokerPosition]: ...
+
+    async def holdings(self) -> list[Holding]:
+        """Every position of the account, options and anything else (see `Holding`)."""
+        ...
+
+    async def statement(self, since: date) -> Statement | None:
+        """The account statement's trades and expiry events since `since` (IB's Flex query
+        when configured), or None when the broker has none to offer."""
+        ...
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         """Working orders, and those finished since `since` (all it knows when None)."""

@@ -28,13 +28,16 @@ from tradebot.brokers.base import (
     BrokerOrder,
     BrokerPosition,
     Execution,
+    Holding,
     OptionChainInfo,
     OrderRejected,
     OrderSpec,
     OrderStatus,
     PlacedOrder,
+    Statement,
 )
 from tradebot.core.instruments import DataType, OptionContract, Quote
+from tradebot.core.market_time import market_datetime
 from tradebot.core.trades import session_of
 from tradebot.errors import CorruptRecordError, UsageError
 from tradebot.market.exchange import ErrorEvent, Event, SimExchange, SimOrder
@@ -109,9 +112,10 @@ class SimBroker:
             last = self.exchange.processed_until
             if last is not None and last > self.now() + timedelta(minutes=1):
                 raise UsageError(
-                    f"the simulated account in {self.path} was last used at {last:%Y-%m-%d %H:%M} "
-                    f"UTC, after the clock's start ({self.now():%Y-%m-%d %H:%M} UTC); start "
-                    "later (--start) or use a fresh logs directory"
+                    f"the simulated account in {self.path} was last used at "
+                    f"{market_datetime(last)}, after the clock's start "
+                    f"({market_datetime(self.now())}); start later (--start) or give this run "
+                    "a fresh logs directory: `tradebot --logs DIR run ...`"
                 )
             log.info("simulated account resumed from %s", self.path)
         else:
@@ -141,12 +145,14 @@ class SimBroker:
     async def account(self) -> AccountSnapshot:
         self._advance()
         now = self.now()
+        marks = self.exchange.marks(now)
         return AccountSnapshot(
-            net_liquidation=self.exchange.net_liquidation(now).quantize(Decimal("0.01")),
+            net_liquidation=self.exchange.net_liquidation(now, marks).quantize(Decimal("0.01")),
             cash=self.exchange.cash,
             time=now,
             account=self.exchange.account,
             source="sim account (cash + positions at mid)",
+            marks=marks,
         )
 
     async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -216,6 +222,23 @@ class SimBroker:
             for p in self.exchange.positions.values()
             if isinstance(p.contract, OptionContract)
         ]
+
+    async def holdings(self) -> list[Holding]:
+        self._advance()
+        return [
+            Holding(
+                symbol=p.contract.symbol,
+                sec_type="OPT" if isinstance(p.contract, OptionContract) else "STK",
+                label=p.contract.label,
+                con_id=p.contract.con_id,
+                qty=p.qty,
+                option=p.contract if isinstance(p.contract, OptionContract) else None,
+            )
+            for p in self.exchange.positions.values()
+        ]
+
+    async def statement(self, since: date) -> Statement | None:
+        return None  # every fill of the simulated account stays in its executions
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         self._advance()

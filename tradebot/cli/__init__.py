@@ -61,6 +61,21 @@ def _debug(ctx: Any) -> bool:
     return isinstance(obj, CliState) and obj.debug
 
 
+def _flags_without_a_type() -> None:
+    """Typer (0.29) shows `<bool>` after every on/off flag in --help, as if it took a value:
+    a flag's type column stays empty instead."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_a_type()
+
 app = typer.Typer(
     cls=_ErrorsAsExitCodes,
     name="tradebot",
@@ -85,7 +100,18 @@ def root(
         typer.Option(
             "--config",
             "-c",
+            metavar="PATH",
             help="Config file (TOML). Default: $TRADEBOT_CONFIG, else ./config.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    logs: Annotated[
+        Path | None,
+        typer.Option(
+            "--logs",
+            metavar="DIR",
+            help="Keep the journals, phase files, log and state (DIR/state) in DIR instead of "
+            "paths.logs_dir: a fresh one for a rehearsal.",
             show_default=False,
         ),
     ] = None,
@@ -109,6 +135,7 @@ def root(
         config_path=resolve_config_path(config),
         config_explicit=config is not None or _env_has_config(),
         debug=debug,
+        logs=logs,
     )
 
 
@@ -124,6 +151,7 @@ def _register() -> None:
         config_cmd,
         gateway_cmd,
         halt_cmd,
+        journal_close_cmd,
         journal_cmd,
         notify_cmd,
         phase_cmd,
@@ -135,7 +163,13 @@ def _register() -> None:
 
     app.add_typer(phase_cmd.app, name="phase")
     app.add_typer(risk_cmd.app, name="risk")
-    app.command(name="journal")(journal_cmd.journal)
+    journal_app = typer.Typer(
+        help="Closed trades and their metrics; `journal close` records an exit by hand.",
+        no_args_is_help=False,
+    )
+    journal_app.callback(invoke_without_command=True)(journal_cmd.journal)
+    journal_app.command(name="close")(journal_close_cmd.close)
+    app.add_typer(journal_app, name="journal")
     app.command(name="run")(run_cmd.run)
     app.command(name="status")(status_cmd.status)
     app.command(name="halt")(halt_cmd.halt)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -27,6 +26,7 @@ from tradebot.cli.output import (
     stderr_console,
     stdout_console,
 )
+from tradebot.cli.tables import Column, fit_table
 
 
 def backtest(
@@ -101,6 +101,7 @@ def backtest(
     plan = prepare(request, loaded, datetime.now(UTC))
     from tradebot.backtest.engine import INCOMPLETE, incomplete_note
     from tradebot.backtest.report import build_report
+    from tradebot.backtest.report_html import REPORT_HTML, TRADES_CSV, write_report_files
     from tradebot.books.trade_journal import TradeJournal
     from tradebot.errors import ExitCode, TradebotError
     from tradebot.storage import write_json_state
@@ -122,10 +123,15 @@ def backtest(
         raise
     report = build_report(result)
     write_json_state(plan.out / "report.json", report)
+    trades = TradeJournal(plan.loaded.logs_dir).read().trades
+    write_report_files(plan.out, report, trades)
     if as_json:
         print_json(report)
         return
-    render(report, TradeJournal(plan.loaded.logs_dir).read().trades)
+    render(report, trades)
+    screen = stdout_console()
+    screen.print(f"Report: {esc(plan.out / REPORT_HTML)} (open it in a browser; works offline)")
+    screen.print(f"Trades: {esc(plan.out / TRADES_CSV)}")
 
 
 def _run(plan: BacktestPlan, *, show_progress: bool) -> BacktestResult:
@@ -174,8 +180,10 @@ def render(report: dict[str, Any], trades: list[ClosedTrade]) -> None:
     base = Decimal(str(report["base_equity"]))
     if trades:
         out.print(_summary_table(summarize(trades, base), base))
-        out.print(_group_table("By strategy", group_by(trades, lambda t: t.strategy), base))
-        out.print(_group_table("By symbol", group_by(trades, lambda t: t.symbol), base))
+        by_strategy = group_by(trades, lambda t: t.strategy)
+        by_symbol = group_by(trades, lambda t: t.symbol)
+        for title, groups in (("By strategy", by_strategy), ("By symbol", by_symbol)):
+            out.print(_group_table(title, groups, base, out.width))
     else:
         out.print("No trades: no signal passed every rule in these sessions.")
     if report["equity_curve"]:
@@ -229,20 +237,26 @@ def _render_ladder(ladder: dict[str, Any], sessions: int) -> None:
     )
     if end["next_phase"] is None:
         return
-    table = Table(title=f"Criteria for {end['next_phase']} at the end", title_justify="left")
-    for col in ("criterion", "required", "actual", ""):
-        table.add_column(col)
     from tradebot.core.phase_rules import _show
 
+    rows = []
     for c in end["criteria"]:
         mark = Text("✔ met", style="green") if c["met"] else Text("✘ not met", style="red")
         required, actual = _d(c["required"]), _d(c["actual"])
-        table.add_row(
-            c["name"],
-            f"{'≥' if c['op'] == '>=' else '<'} {_show(required, c['unit'])}",
-            _show(actual, c["unit"]),
-            mark,
+        rows.append(
+            [
+                c["name"],
+                f"{'≥' if c['op'] == '>=' else '<'} {_show(required, c['unit'])}",
+                _show(actual, c["unit"]),
+                mark,
+            ]
         )
+    table = fit_table(
+        f"Criteria for {end['next_phase']} at the end",
+        [Column("criterion"), Column("required"), Column("actual"), Column("")],
+        rows,
+        out.width,
+    )
     verdict = (
         Text(f"eligible for {end['next_phase']}", style="green")
         if end["eligible"]

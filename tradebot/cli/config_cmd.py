@@ -17,8 +17,18 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document 
 
 @app.command("check")
 def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Validate the config file and TRADEBOT_* variables; exit 0 when valid, 3 when not."""
-    loaded = state_of(ctx).config(log_to_file=False)
+    """Validate the config file and TRADEBOT_* variables; exit 0 when valid, 3 when not (a
+    file named with --config or TRADEBOT_CONFIG that is not there is not valid)."""
+    state = state_of(ctx)
+    path = state.config_path
+    if state.config_explicit and _absent(path):
+        from tradebot.errors import ConfigError
+
+        raise ConfigError(
+            f"{path} does not exist: nothing to check (other commands would run on the "
+            "built-in defaults); give the path of your config.toml"
+        )
+    loaded = state.config(log_to_file=False)
     s = loaded.settings
     from tradebot.books.risk_report import check_calendar
 
@@ -45,6 +55,18 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     out.print(f"  logs in {esc(loaded.logs_dir)}, state in {esc(loaded.state_dir)}")
     if loaded.env_keys:
         out.print(f"  overridden by environment: {esc(', '.join(loaded.env_keys))}")
+
+
+def _absent(path: Path) -> bool:
+    """Nothing at `path` (other troubles — a file in the path, permissions — are the loader's
+    to name)."""
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 @app.command("show")

@@ -22,6 +22,7 @@ class CliState:
     config_path: Path
     config_explicit: bool
     debug: bool = False
+    logs: Path | None = None  # --logs DIR: paths.logs_dir (and its state/) for this command
     _loaded: LoadedConfig | None = field(default=None, repr=False)
 
     def config(self, *, log_to_file: bool = True) -> LoadedConfig:
@@ -31,6 +32,14 @@ class CliState:
             from tradebot.logging_setup import configure_logging
 
             loaded = load_config(self.config_path)
+            if self.logs is not None:
+                from tradebot.config import with_logs_dir
+                from tradebot.errors import ConfigError, UsageError
+
+                try:
+                    loaded = with_logs_dir(loaded, self.logs)
+                except ConfigError as exc:
+                    raise UsageError(exc.message) from None
             # Logging first, so that the warning below reaches the operator's stderr.
             configure_logging(loaded.logs_dir if log_to_file else None, debug=self.debug)
             if not loaded.file_found:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tradebot.cli.context import state_of
-from tradebot.cli.output import esc, print_json, stdout_console
+from tradebot.cli.output import esc, fmt_time, parse_time, print_json, stdout_console
 from tradebot.errors import UsageError
 
 if TYPE_CHECKING:
@@ -83,10 +83,12 @@ def _render_probe(r: ProbeReport) -> None:
     out = stdout_console()
     where = f"{r.host}:{r.port} (client id {r.client_id})"
     if r.status == "unreachable":
+        # The error names the address and the usual causes already; a bare one gets the list.
         out.print(f"[bold red]unreachable[/]: {esc(r.error or where)}")
-        out.print("usual causes:")
-        for cause in r.causes:
-            out.print(f"  - {esc(cause)}")
+        if not r.error:
+            out.print("usual causes:")
+            for cause in r.causes:
+                out.print(f"  - {esc(cause)}")
         return
     out.print(f"IB Gateway at {esc(where)}: server version {r.server_version}")
     for a in r.accounts:
@@ -108,8 +110,29 @@ def _render_probe(r: ProbeReport) -> None:
         )
     elif oc:
         out.print(f"  option chain of {esc(oc.get('symbol'))}: none")
+    om = r.option_market_data or {}
+    if om:
+        out.print(
+            f"  option market data for {esc(om.get('contract'))}: {esc(om.get('received'))}, "
+            f"bid {esc(om.get('bid'))}, ask {esc(om.get('ask'))}"
+        )
+    if r.orders:
+        if r.orders.get("read_only"):
+            verdict = "refused: the API is Read-Only"
+        elif r.orders.get("checked"):
+            verdict = "accepted (what-if order)"
+        else:
+            verdict = f"not checked ({r.orders.get('error')})"
+        out.print(f"  orders: {esc(verdict)}")
     if r.clock:
-        out.print(f"  clock: gateway {esc(r.clock['gateway'])}, skew {r.clock['skew_s']:+.1f} s")
+        gateway = fmt_time(parse_time(r.clock["gateway"]), seconds=True)
+        if r.clock.get("follows_gateway"):
+            out.print(
+                f"  clock: gateway {gateway}, followed by `tradebot run` (broker.clock = "
+                "'gateway': a rehearsal, so this machine's clock is not compared)"
+            )
+        else:
+            out.print(f"  clock: gateway {gateway}, {r.clock['skew_s']:+.1f} s from this machine's")
     if r.status == "ok":
         out.print("[bold green]ok[/]: everything the bot needs is there")
         return

@@ -39,15 +39,15 @@ def halt(
     check_text(reason, "--reason", MAX_REASON)
     loaded = state_of(ctx).config()
     who = operator or default_operator()
+    running, at = _loop(loaded)
     alerts = alerts_for(loaded.settings)
     state = request_halt(
-        loaded.state_dir, loaded.logs_dir, datetime.now(UTC),
+        loaded.state_dir, loaded.logs_dir, at,
         operator=who, reason=reason, flatten=flatten, notify=alerts,
     )  # fmt: skip
     alerts.close(timeout=5)
-    running = _loop_pid(loaded)
     console = stdout_console()
-    console.print(f"[bold red]halted[/]: {esc(state.message())}", highlight=False)
+    console.print(f"[bold red]{esc(state.message())}[/]", highlight=False)
     if flatten:
         console.print(
             "flatten requested: the loop cancels working entries and sells every position at "
@@ -72,21 +72,29 @@ def resume(ctx: typer.Context, reason: Reason = None, operator: Operator = None)
     check_text(reason, "--reason", MAX_REASON)
     loaded = state_of(ctx).config()
     who = operator or default_operator()
-    was = KillSwitch(loaded.state_dir, loaded.logs_dir).resume(
-        datetime.now(UTC), operator=who, reason=reason
-    )
-    alerts = alerts_for(loaded.settings)
-    alerts("resume", f"resumed by {who}: {reason or 'no reason'}")
-    alerts.close(timeout=5)
+    _running, at = _loop(loaded)
+    was = KillSwitch(loaded.state_dir, loaded.logs_dir).resume(at, operator=who, reason=reason)
+    if was.halted:
+        alerts = alerts_for(loaded.settings)
+        alerts("resume", f"resumed by {who}: {reason or 'no reason'}")
+        alerts.close(timeout=5)
     stdout_console().print(
         "resumed: entries may start again" if was.halted else "was not halted; nothing to lift",
         highlight=False,
     )
 
 
-def _loop_pid(loaded: object) -> int | None:
+def _loop(loaded: object) -> tuple[int | None, datetime]:
+    """The running loop's pid (None when none runs) and the time to stamp the change with:
+    the loop's own when it runs on a simulated or the gateway's clock (a halt stamped with this
+    machine's time would be dated in that loop's future), else now."""
+    from tradebot.cli.output import parse_time
     from tradebot.engine.status_view import loop_report
 
-    report = loop_report(loaded, datetime.now(UTC))
+    now = datetime.now(UTC)
+    report = loop_report(loaded, now)
     pid = report["pid"]
-    return int(pid) if report["running"] and pid else None
+    if not (report["running"] and pid):
+        return None, now
+    clock = parse_time(report["clock"]) if report.get("clock_note") else None
+    return int(pid), clock or now

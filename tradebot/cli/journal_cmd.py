@@ -14,11 +14,14 @@ from tradebot.cli.output import (
     esc,
     fmt_money,
     fmt_pct,
+    fmt_price,
     fmt_ratio,
+    fmt_time,
     print_json,
     stdout_console,
     write_csv,
 )
+from tradebot.cli.tables import Column, fit_table, print_table
 from tradebot.errors import UsageError
 
 # The core (pydantic models) loads only when a command runs, keeping `tradebot --help` fast.
@@ -69,8 +72,16 @@ def journal(
     limit: Annotated[
         int, typer.Option(min=0, help="Rows in the trades table (most recent; 0 = all).")
     ] = 50,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", help="Every column (strategy, qty, prices, mode), wider than the terminal."
+        ),
+    ] = False,
 ) -> None:
     """Show closed trades and summary metrics: overall, by strategy and by symbol."""
+    if ctx.invoked_subcommand is not None:
+        return  # `journal close …`
     if as_json and csv_target == "-":
         raise UsageError("--json and --csv - both write to stdout; choose one")
     if mode is not None and mode not in ("paper", "live", "sim"):
@@ -79,13 +90,27 @@ def journal(
     until_d = parse_day(until, "--until")
     loaded = state_of(ctx).config()
     from tradebot.books.trade_journal import TradeJournal
-    from tradebot.core.metrics import equity_curve, filter_trades, group_by, summarize
+    from tradebot.core.metrics import (
+        chronological,
+        equity_curve,
+        filter_trades,
+        group_by,
+        summarize,
+    )
     from tradebot.core.trades import TRADE_FIELDS
 
     trade_journal = TradeJournal(loaded.logs_dir)
     contents = trade_journal.read()
-    trades = filter_trades(
-        contents.trades, since=since_d, until=until_d, symbol=symbol, strategy=strategy, mode=mode
+    # The canonical order (exit time, losers first at the same time, trade id) everywhere.
+    trades = chronological(
+        filter_trades(
+            contents.trades,
+            since=since_d,
+            until=until_d,
+            symbol=symbol,
+            strategy=strategy,
+            mode=mode,
+        )
     )
     base_equity = loaded.settings.risk.paper_equity
     filters = {
@@ -118,11 +143,13 @@ def journal(
         return
     if csv_target is None:
         shown = trades if limit == 0 else _most_recent(trades, limit)
-        out.print(_trades_table(shown, len(trades)))
+        print_table(out, _trades_table(shown, len(trades), out.width, wide=wide), wide=wide)
     stats = summarize(trades, base_equity)
     out.print(_summary_table(stats, base_equity))
-    out.print(_group_table("By strategy", group_by(trades, lambda t: t.strategy), base_equity))
-    out.print(_group_table("By symbol", group_by(trades, lambda t: t.symbol), base_equity))
+    by_strategy = group_by(trades, lambda t: t.strategy)
+    by_symbol = group_by(trades, lambda t: t.symbol)
+    for title, groups in (("By strategy", by_strategy), ("By symbol", by_symbol)):
+        print_table(out, _group_table(title, groups, base_equity, out.width, wide), wide=wide)
     if chart:
         from tradebot.cli.charts import equity_chart
 
@@ -144,10 +171,16 @@ def journal_document(
         "v": 1,
         "filters": filters,
         "base_equity": base_equity,
+        "drawdown_anchor": JOURNAL_DRAWDOWN_ANCHOR,
         **breakdown_records(trades, base_equity),
         "trades": [_row(t) for t in trades],
         "warnings": warnings,
     }
+
+
+# The journal's drawdown curve starts at risk.paper_equity (the phase ladder's starts at the
+# equity when its window began: `phase status`).
+JOURNAL_DRAWDOWN_ANCHOR = "risk.paper_equity"
 
 
 def _row(trade: ClosedTrade) -> dict[str, Any]:
@@ -155,49 +188,53 @@ def _row(trade: ClosedTrade) -> dict[str, Any]:
 
 
 def _most_recent(trades: list[ClosedTrade], limit: int) -> list[ClosedTrade]:
-    return sorted(trades, key=lambda t: (t.exit_time, t.trade_id))[-limit:]
+    from tradebot.core.metrics import chronological
+
+    return chronological(trades)[-limit:]
 
 
-def _trades_table(trades: list[ClosedTrade], total: int) -> Table:
-    from tradebot.core.trades import EXCHANGE_TZ
-
+def _trades_table(
+    trades: list[ClosedTrade], total: int, width: int, *, wide: bool = False
+) -> Table:
+    """The trades, most recent last: the exit time, the trade id, the contract, the P&L and the
+    exit reason always; strategy, R, quantity, prices and mode as the width allows."""
     title = (
         "Closed trades"
         if len(trades) == total
         else f"Closed trades (last {len(trades)} of {total})"
     )
-    table = Table(title=title, title_justify="left")
-    for name in (
-        "exit (NY)",
-        "symbol",
-        "contract",
-        "strategy",
-        "qty",
-        "entry",
-        "exit",
-        "P&L",
-        "R",
-        "reason",
-        "mode",
-    ):
-        numeric = name in ("qty", "entry", "exit", "P&L", "R")
-        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+    columns = [
+        Column("exit (New York)"),
+        Column("trade"),
+        Column("contract"),
+        Column("strategy", priority=3),
+        Column("qty", "right", priority=4),
+        Column("entry", "right", priority=5),
+        Column("exit", "right", priority=5),
+        Column("P&L", "right"),
+        Column("R", "right", priority=2),
+        Column("reason"),
+        Column("mode", priority=6),
+    ]
+    rows = []
     for t in trades:
         pnl_style = "green" if t.pnl > 0 else "red"
-        table.add_row(
-            t.exit_time.astimezone(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"),
-            esc(t.symbol),
-            esc(t.contract),
-            esc(t.strategy),
-            str(t.qty),
-            str(t.entry_price),
-            str(t.exit_price),
-            f"[{pnl_style}]{fmt_money(t.pnl)}[/]",
-            fmt_ratio(t.pnl / t.risk),
-            t.exit_reason,
-            t.mode,
+        rows.append(
+            [
+                fmt_time(t.exit_time),
+                esc(t.trade_id),
+                esc(t.contract),
+                esc(t.strategy),
+                str(t.qty),
+                fmt_price(t.entry_price),
+                fmt_price(t.exit_price),
+                f"[{pnl_style}]{fmt_money(t.pnl)}[/]",
+                fmt_ratio(t.pnl / t.risk),
+                t.exit_reason,
+                t.mode,
+            ]
         )
-    return table
+    return fit_table(title, columns, rows, width, wide=wide)
 
 
 def _summary_table(stats: TradeStats, base_equity: Decimal) -> Table:
@@ -211,13 +248,18 @@ def _summary_table(stats: TradeStats, base_equity: Decimal) -> Table:
         ("expectancy", f"{fmt_ratio(stats.expectancy_r)} R"),
         ("profit factor", fmt_ratio(stats.profit_factor)),
         ("total P&L", fmt_money(stats.total_pnl)),
+        ("max drawdown $", f"{fmt_money(stats.max_drawdown_usd)} (largest peak − equity)"),
         (
-            "max drawdown",
-            f"{fmt_money(stats.max_drawdown_usd)} "
-            f"({fmt_ratio(stats.max_drawdown_pct)} % of {fmt_money(base_equity)} + P&L)",
+            "max drawdown %",
+            f"{fmt_ratio(stats.max_drawdown_pct)} % (largest (peak − equity) / peak)",
         ),
+        ("drawdown curve", f"paper_equity {fmt_money(base_equity)} + closed P&L"),
         ("best / worst trade", f"{fmt_money(stats.best_pnl)} / {fmt_money(stats.worst_pnl)}"),
-        ("sessions", f"{stats.sessions} ({stats.profitable_sessions} profitable)"),
+        (
+            "sessions",
+            f"{stats.sessions} ({stats.profitable_sessions} profitable, "
+            f"{stats.losing_sessions} losing, {stats.flat_sessions} flat)",
+        ),
         ("consecutive losses now", str(stats.consecutive_losses)),
     ]
     for name, value in rows:
@@ -225,31 +267,38 @@ def _summary_table(stats: TradeStats, base_equity: Decimal) -> Table:
     return table
 
 
-def _group_table(title: str, groups: dict[str, list[ClosedTrade]], base_equity: Decimal) -> Table:
+def _group_table(
+    title: str,
+    groups: dict[str, list[ClosedTrade]],
+    base_equity: Decimal,
+    width: int = 80,
+    wide: bool = False,
+) -> Table:
     from tradebot.core.metrics import summarize
 
-    table = Table(title=title, title_justify="left")
-    for name in (
-        "",
-        "trades",
-        "win rate",
-        "avg R:R",
-        "expectancy R",
-        "profit factor",
-        "P&L",
-        "max DD",
-    ):
-        table.add_column(name, justify="right" if name else "left")
+    columns = [
+        Column(""),
+        Column("trades", "right"),
+        Column("win rate", "right"),
+        Column("avg R:R", "right", priority=2),
+        Column("expectancy R", "right", priority=4),
+        Column("profit factor", "right", priority=3),
+        Column("P&L", "right"),
+        Column("max DD", "right", priority=1),
+    ]
+    rows = []
     for key, trades in groups.items():
         s = summarize(trades, base_equity)
-        table.add_row(
-            esc(key),
-            str(s.trades),
-            fmt_pct(s.win_rate),
-            fmt_ratio(s.avg_rr),
-            fmt_ratio(s.expectancy_r),
-            fmt_ratio(s.profit_factor),
-            fmt_money(s.total_pnl),
-            fmt_money(s.max_drawdown_usd),
+        rows.append(
+            [
+                esc(key),
+                str(s.trades),
+                fmt_pct(s.win_rate),
+                fmt_ratio(s.avg_rr),
+                fmt_ratio(s.expectancy_r),
+                fmt_ratio(s.profit_factor),
+                fmt_money(s.total_pnl),
+                fmt_money(s.max_drawdown_usd),
+            ]
         )
-    return table
+    return fit_table(title, columns, rows, width, wide=wide)

@@ -5,33 +5,35 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
-from tradebot.cli.output import fmt_money, stdout_console
+from tradebot.cli.output import fmt_clock, fmt_money, fmt_price, fmt_time, stdout_console
+from tradebot.cli.tables import Column, fit_table
 from tradebot.engine.status import LoopStatus
 
-NEW_YORK = ZoneInfo("America/New_York")
 
-
-def render(s: LoopStatus) -> RenderableType:
-    """Everything an operator glances at, for any state (halted, disconnected, no positions)."""
-    clock = s.clock.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M:%S %Z")
+def render(s: LoopStatus, width: int = 80) -> RenderableType:
+    """Everything an operator glances at, for any state (halted, disconnected, no positions),
+    within `width` columns: ids, money, times and reasons whole (reasons wrap)."""
+    inner = max(40, width - 4)  # the panel's border and padding
+    clock = fmt_time(s.clock, seconds=True)
     head = Text()
     head.append("tradebot ", style="bold")
-    head.append(f"{s.mode} on {s.broker} · {clock} · ")
+    head.append(f"{s.mode} on {s.broker} · {clock}")
+    if s.clock_note:
+        head.append(f" ({s.clock_note})", style="dim")
+    head.append(" · ")
     head.append(
         "connected" if s.connected else "DISCONNECTED", "green" if s.connected else "bold red"
     )
     if s.halted:
         head.append(" · HALTED", "bold red")
     if s.next_wake is not None:
-        head.append(f" · next {s.next_wake.astimezone(NEW_YORK):%H:%M:%S}")
+        head.append(f" · next {fmt_clock(s.next_wake, seconds=True)}")
     limits = s.limits or {}
     cap = limits.get("position_cap_usd")
     entries = limits.get("max_entries_per_session")
@@ -41,42 +43,91 @@ def render(s: LoopStatus) -> RenderableType:
         f"{'∞' if entries is None else entries} · cap {fmt_money(cap) if cap is not None else '—'}"
         f" · equity {fmt_money(s.equity)} · day {fmt_money(s.day_pnl)}"
     )
-    parts: list[RenderableType] = [head, phase]
+    parts: list[RenderableType] = [Text(f"! {line}", style="bold red") for line in s.urgent]
+    parts += [head, phase]
     if s.halted and s.halt_reason:
         parts.append(Text(s.halt_reason, style="red"))
-    if s.blocking:
-        parts.append(Text("blocked: " + "; ".join(s.blocking)[:300], style="yellow"))
+    for blocked in s.blocking:
+        parts.append(Text(f"blocked: {blocked}", style="yellow"))
     if s.stuck_for_s:
         parts.append(Text(f"current step running for {s.stuck_for_s:.0f} s", style="yellow"))
     if s.last_error:
-        parts.append(Text(f"last error: {s.last_error}"[:200], style="red"))
-    positions = Table(title="positions", title_justify="left", expand=False)
-    for col in ("ref", "contract", "strategy", "qty", "entry", "mark", "unrealized"):
-        positions.add_column(col)
-    for p in s.positions:
-        positions.add_row(
-            p.ref, p.contract, p.strategy, str(p.qty), str(p.entry_price),
-            "—" if p.mark is None else str(p.mark), fmt_money(p.unrealized),
-        )  # fmt: skip
-    parts.append(positions if s.positions else Text("no open positions", style="dim"))
+        parts.append(Text(f"last error: {s.last_error}", style="red"))
+    if s.positions:
+        parts.append(
+            fit_table(
+                "positions",
+                [
+                    Column("ref"),
+                    Column("contract"),
+                    Column("strategy", priority=3),
+                    Column("qty", "right", priority=2),
+                    Column("entry", "right", priority=4),
+                    Column("mark", "right", priority=4),
+                    Column("unrealized", "right"),
+                ],
+                [
+                    [
+                        Text(p.ref),
+                        Text(p.contract),
+                        Text(p.strategy),
+                        str(p.qty),
+                        fmt_price(p.entry_price),
+                        fmt_price(p.mark),
+                        fmt_money(p.unrealized),
+                    ]
+                    for p in s.positions
+                ],
+                inner,
+            )
+        )
+    else:
+        parts.append(Text("no open positions", style="dim"))
     if s.orders:
-        orders = Table(title="working orders", title_justify="left")
-        for col in ("ref", "role", "contract", "side", "qty", "type", "price", "status"):
-            orders.add_column(col)
-        for o in s.orders:
-            orders.add_row(
-                o.ref, o.role, o.contract, o.action, str(o.qty), o.order_type,
-                "—" if o.price is None else str(o.price), o.status,
-            )  # fmt: skip
-        parts.append(orders)
+        parts.append(
+            fit_table(
+                "working orders",
+                [
+                    Column("ref"),
+                    Column("role", priority=3),
+                    Column("contract", priority=1),
+                    Column("side", priority=2),
+                    Column("qty", "right", priority=2),
+                    Column("type", priority=4),
+                    Column("price", "right"),
+                    Column("status"),
+                ],
+                [
+                    [
+                        Text(o.ref),
+                        o.role,
+                        Text(o.contract),
+                        o.action,
+                        str(o.qty),
+                        o.order_type,
+                        fmt_price(o.price),
+                        o.status,
+                    ]
+                    for o in s.orders
+                ],
+                inner,
+            )
+        )
     if s.signals:
-        signals = Table(title="last signal per symbol", title_justify="left")
-        for col in ("symbol", "at", "signal", "reason"):
-            signals.add_column(col)
-        for g in s.signals:
-            signals.add_row(g.symbol, f"{g.at.astimezone(NEW_YORK):%H:%M}", g.signal, g.reason[:90])
-        parts.append(signals)
-    return Panel(Group(*parts), title="tradebot run", border_style="red" if s.halted else "blue")
+        parts.append(
+            fit_table(
+                "last signal per symbol",
+                [Column("symbol"), Column("at"), Column("signal"), Column("reason", wrap=True)],
+                [[Text(g.symbol), fmt_clock(g.at), g.signal, Text(g.reason)] for g in s.signals],
+                inner,
+            )
+        )
+    return Panel(
+        Group(*parts),
+        title="tradebot run",
+        border_style="red" if s.halted else "blue",
+        width=width,
+    )
 
 
 @contextmanager
@@ -92,4 +143,4 @@ class LiveUpdater:
         self.live = live
 
     def __call__(self, status: LoopStatus) -> None:
-        self.live.update(render(status), refresh=True)
+        self.live.update(render(status, self.live.console.width), refresh=True)

@@ -8,6 +8,7 @@ import typer
 
 from tradebot.cli.context import state_of
 from tradebot.cli.output import esc, print_json, stdout_console
+from tradebot.cli.tables import facts
 from tradebot.errors import ExitCode, UsageError
 
 app = typer.Typer(help="Alerts (Apprise): check the configured URLs.", no_args_is_help=True)
@@ -32,11 +33,21 @@ def test(
         )
     results = send_test(urls, "tradebot test alert: if you read this, alerts reach you.")
     if as_json:
-        print_json({"v": 1, "results": [vars(r) for r in results]})
+        print_json({"v": 1, "results": [{"index": i, **vars(r)} for i, r in enumerate(results, 1)]})
     else:
         console = stdout_console()
-        for r in results:
-            mark = "[green]ok[/]" if r.ok else "[red]failed[/]"
-            console.print(f"{esc(r.url)}: {mark} ({esc(r.detail)})", highlight=False)
+        rows = [
+            (
+                f"#{i} {esc(r.url)}",
+                f"{'[green]ok[/]' if r.ok else '[red]failed[/]'} ({esc(r.detail)})",
+            )
+            for i, r in enumerate(results, 1)
+        ]
+        console.print(facts(rows, console.width + 2))
+        if not all(r.ok for r in results):
+            console.print(
+                "#N is the URL's place in monitoring.notify_urls; the secret parts (tokens, "
+                "passwords, paths) are never shown"
+            )
     if not all(r.ok for r in results):
         raise typer.Exit(int(ExitCode.REFUSED))

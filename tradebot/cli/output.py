@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tradebot.errors import UsageError
+from tradebot.storage.records import csv_text as csv_text  # re-exported for the commands
 from tradebot.storage.records import json_default
 
 
@@ -55,20 +55,6 @@ def error_line(message: str, details: Sequence[str] = ()) -> None:
 
 def warning_line(message: str) -> None:
     stderr_console().print(f"[yellow]warning:[/] {esc(message)}", markup=True, highlight=False)
-
-
-def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
-    """CSV with a header; Decimals as exact strings, times in UTC ISO-8601."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    plain = (str, int, bool)
-    for row in rows:
-        cells = [row.get(k) for k in columns]
-        writer.writerow(
-            [v if type(v) in plain else ("" if v is None else json_default(v)) for v in cells]
-        )
-    return buffer.getvalue()
 
 
 def write_csv(target: str, text: str) -> Path | None:
@@ -119,11 +105,48 @@ def check_text(value: str | None, option: str, limit: int) -> None:
         raise UsageError(f"{option} is {len(value)} characters long; keep it to {limit} at most")
 
 
+def fmt_time(value: datetime | None, *, seconds: bool = False) -> str:
+    """A time for a person: New York time with its zone (`2025-07-01 11:03 EDT`)."""
+    if value is None:
+        return "—"
+    from tradebot.core.market_time import market_datetime
+
+    return market_datetime(value, seconds=seconds)
+
+
+def fmt_clock(value: datetime | None, *, seconds: bool = False) -> str:
+    """A time of day for a person: `11:03 EDT`."""
+    if value is None:
+        return "—"
+    from tradebot.core.market_time import market_clock
+
+    return market_clock(value, seconds=seconds)
+
+
+def parse_time(value: object) -> datetime | None:
+    """A time from a JSON record (ISO text, `Z` for UTC), or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
 def fmt_money(value: Decimal | None) -> str:
     if value is None:
         return "—"
     q = value.quantize(Decimal("0.01"))
     return f"-${-q:,}" if q < 0 else f"${q:,}"
+
+
+def fmt_price(value: Decimal | None) -> str:
+    """An option price as quoted: `0.95`, `1.2` → `1.20` (at least two places, never more than
+    it has)."""
+    if value is None:
+        return "—"
+    text = f"{value.normalize():f}"
+    whole, _, places = text.partition(".")
+    return f"{whole}.{places.ljust(2, '0')}"
 
 
 def fmt_pct(value: Decimal | None, places: int = 1) -> str:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Group
 from rich.progress_bar import ProgressBar
-from rich.table import Table
 from rich.text import Text
 
 from tradebot.cli.context import state_of
@@ -22,10 +21,12 @@ from tradebot.cli.output import (
     fmt_money,
     fmt_pct,
     fmt_ratio,
+    fmt_time,
     print_json,
     stdout_console,
     write_csv,
 )
+from tradebot.cli.tables import Column, facts, fit_table, indented, print_table
 from tradebot.errors import (
     CorruptRecordError,
     ExitCode,
@@ -71,7 +72,11 @@ def status(
     ] = False,
 ) -> None:
     """Current phase, its limits, progress toward the next phase, and the downgrade watch."""
+    from tradebot.books.journal_cache import CachedTradeJournal
+
     ladder = _ladder(ctx)
+    # Read once: the snapshot and the count of trades that do not count share the series.
+    ladder.trades = CachedTradeJournal(ladder.loaded.logs_dir)
     now = _now()
     snap = ladder.snapshot(now)
     if snap.evaluation is None:
@@ -87,10 +92,23 @@ def status(
         snap.warnings.append(f"override audit unreadable, overrides refused: {exc.message}")
         lockout = None
     document = status_document(snap, password_source=source if stored else None, lockout=lockout)
+    document["not_counted"] = _not_counted(ladder, snap)
     if as_json:
         print_json(document)
         return
     _render_status(snap.evaluation, snap, document)
+
+
+def _not_counted(ladder: PhaseLadder, snap: LadderSnapshot) -> dict[str, int]:
+    """Trades in the window (opened since the phase began) whose mode the phase does not count,
+    by mode: a first run on the simulated broker makes `sim` trades, which experience (counting
+    `paper`) leaves out."""
+    ev = snap.evaluation
+    assert ev is not None
+    series, _ = ladder.trades.series()
+    other = sorted(set(series.mode) - set(ev.counted_modes))
+    counts = {mode: len(series.window([mode], ev.since)) for mode in other}
+    return {mode: n for mode, n in counts.items() if n}
 
 
 def status_document(
@@ -113,6 +131,7 @@ def status_document(
         "criteria": [c.as_record() for c in ev.criteria],
         "metrics": metrics_record(ev.stats),
         "limits": ev.limits.as_record(),
+        "drawdown": drawdown_record(ev),
         "downgrade": {"reasons": ev.downgrade_reasons} if ev.downgrade_reasons else None,
         "downgrade_watch": [w.as_record() for w in ev.watch],
         "downgraded_this_session": ev.downgraded_this_session,
@@ -126,17 +145,33 @@ def status_document(
     }
 
 
-def _criterion_row(c: Criterion) -> list[Any]:
+def drawdown_record(ev: PhaseEvaluation) -> dict[str, Any]:
+    """The ladder's drawdown and its anchor (`phase status --json`'s `drawdown`)."""
+    s = ev.stats
+    base = ev.drawdown_base
+    return {
+        "anchor": "equity_at_window_start",
+        "base_equity": base,
+        "window_pnl": s.total_pnl,
+        "equity_now": None if base is None else base + s.total_pnl,
+        "max_drawdown_usd": s.max_drawdown_usd,
+        "max_drawdown_pct": s.max_drawdown_pct,
+        "description": ev.drawdown_anchor,
+    }
+
+
+def _criterion_row(c: Criterion, width: int = 20) -> list[Any]:
     from tradebot.core.phase_rules import _show
 
     if c.op == ">=":
         actual = c.actual if c.actual is not None and c.actual.is_finite() else None
         done = c.required if c.met else min(actual or 0, c.required)
-        bar: Any = ProgressBar(total=float(c.required), completed=float(done), width=20)
+        bar: Any = ProgressBar(total=float(c.required), completed=float(done), width=width)
     else:
-        bar = Text(f"must stay below {_show(c.required, c.unit)}", style="dim")
+        bar = Text("stay below", style="dim")
     mark = Text("✔ met", style="green") if c.met else Text("✘ not met", style="red")
-    return [c.name, f"{c.op} {_show(c.required, c.unit)}", _show(c.actual, c.unit), bar, mark]
+    shown = _show(c.actual, c.unit, against=c.required)
+    return [c.name, f"{c.op} {_show(c.required, c.unit)}", shown, bar, mark]
 
 
 def _watch_row(w: WatchItem) -> list[Any]:
@@ -149,60 +184,91 @@ def _watch_row(w: WatchItem) -> list[Any]:
         "daily_loss": f"drop above {_show(w.threshold, unit)}",
     }[w.name]
     if w.triggered:
-        state = Text("TRIGGERED", style="bold red")
+        state = Text("TRIGGERED" + (f" ({w.note})" if w.note else ""), style="bold red")
     elif not w.active:
         state = Text(w.note or "inactive", style="dim")
     else:
         state = Text("ok", style="green")
-    return [w.name, _show(w.actual, unit), rule, state]
+    return [w.name, _show(w.actual, unit, against=w.threshold), rule, state]
 
 
 def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any]) -> None:
     out = stdout_console()
-    since = f"since {ev.since:%Y-%m-%d %H:%M} UTC" if ev.since else "since the start (no history)"
-    out.print(f"[bold]Phase: {ev.phase}[/]  ({since})")
+    since = f"since {fmt_time(ev.since)}" if ev.since else "since the start: no history"
+    out.print(f"[bold]Phase: {ev.phase}[/] ({since})")
     limits = ev.limits
-    entries = (
-        f"{limits.entries_this_session} / {limits.max_entries_per_session}"
-        if limits.max_entries_per_session
-        else f"{limits.entries_this_session} / unlimited"
-    )
+    entries = limits.entries_text()
     cap = fmt_money(limits.position_cap_usd) if limits.position_cap_usd is not None else "unknown"
-    out.print(
-        f"  live trading: {'allowed' if limits.live_allowed else 'refused (paper only)'} · "
-        f"entries in the {ev.session} session: {entries} · position cap: {cap}"
-    )
     s = ev.stats
-    out.print(
-        f"  window: {s.trades} trade(s) in {', '.join(ev.counted_modes)} mode over "
-        f"{s.sessions} session(s) · win rate {fmt_pct(s.win_rate)} · avg R:R "
-        f"{fmt_ratio(s.avg_rr)} · P&L {fmt_money(s.total_pnl)}"
-    )
+    counted = ", ".join(ev.counted_modes)
+    rows: list[tuple[str, Any]] = [
+        ("live trading", "allowed" if limits.live_allowed else "refused (paper only)"),
+        ("entries", f"{entries} in the {ev.session} session"),
+        ("position cap", cap),
+        (
+            "window",
+            f"{s.trades} trade(s) in {counted} mode over {s.sessions} session(s) · win rate "
+            f"{fmt_pct(s.win_rate)} · avg R:R {fmt_ratio(s.avg_rr)} · P&L "
+            f"{fmt_money(s.total_pnl)}",
+        ),
+    ]
+    if any(c.name == "max_drawdown" for c in ev.criteria):
+        dd_pct = "unknown" if s.max_drawdown_pct is None else f"{fmt_ratio(s.max_drawdown_pct)} %"
+        rows.append(
+            (
+                "max drawdown",
+                Text(
+                    f"{dd_pct} (largest (peak − equity) / peak; {fmt_money(s.max_drawdown_usd)} "
+                    f"at most in dollars), on the window's trades from {ev.drawdown_anchor}"
+                ),
+            )
+        )
+    for mode, count in doc["not_counted"].items():
+        rows.append(
+            (
+                "not counted",
+                Text(
+                    f'{count} {mode} trade(s): counted_modes = {counted}; add "{mode}" to '
+                    f"[phase.{ev.phase}] counted_modes to count them",
+                    style="yellow",
+                ),
+            )
+        )
+    out.print(indented(facts(rows, out.width)))
     if ev.next_phase is None:
         out.print("  [green]top of the ladder[/]: the position cap grows with profitable sessions")
     else:
-        table = Table(title=f"Criteria for {ev.next_phase}", title_justify="left")
-        for col in ("criterion", "required", "actual", "progress", ""):
-            table.add_column(col)
-        for c in ev.criteria:
-            table.add_row(*_criterion_row(c))
+        bar = 20 if out.width >= 100 else 10
+        table = fit_table(
+            f"Criteria for {ev.next_phase}",
+            [
+                Column("criterion"),
+                Column("required"),
+                Column("actual"),
+                Column("progress", priority=1, width=bar),
+                Column(""),
+            ],
+            [_criterion_row(c, bar) for c in ev.criteria],
+            out.width,
+        )
         verdict = (
             Text(f"eligible: `tradebot phase advance` moves to {ev.next_phase}", style="green")
             if ev.eligible
             else Text(f"not yet eligible ({len(ev.unmet)} criterion(s) not met)", style="yellow")
         )
         out.print(Group(table, verdict))
-    watch = Table(title="Downgrade watch", title_justify="left")
-    for col in ("trigger", "now", "rule", "state"):
-        watch.add_column(col)
-    for w in ev.watch:
-        watch.add_row(*_watch_row(w))
+    watch = fit_table(
+        "Downgrade watch",
+        [Column("trigger"), Column("now"), Column("rule"), Column("state", wrap=True)],
+        [_watch_row(w) for w in ev.watch],
+        out.width,
+    )
     out.print(watch)
     if ev.downgraded_this_session:
         out.print("[red]Downgraded during this session: new entries resume next session.[/]")
     override = doc["override"]
     if override["locked_until"] is not None:
-        out.print(f"[red]Overrides locked until {override['locked_until']:%Y-%m-%d %H:%M} UTC[/]")
+        out.print(f"[red]Overrides locked until {fmt_time(override['locked_until'])}[/]")
     elif not override["password_set"]:
         out.print("[dim]No override password set (`tradebot phase set-password`).[/]")
     for warning in snap.warnings:
@@ -210,12 +276,16 @@ def _render_status(ev: PhaseEvaluation, snap: LadderSnapshot, doc: dict[str, Any
 
 
 # -- advance -----------------------------------------------------------------------------------
+class _NoInputError(UsageError):
+    """stdin ended before the password line."""
+
+
 def _read_secret(prompt: str, from_stdin: bool, *, confirm: bool = False) -> str:
     try:
         if from_stdin:
             line = sys.stdin.readline()
             if not line:
-                raise UsageError("--password-stdin: nothing to read on stdin")
+                raise _NoInputError("--password-stdin: nothing to read on stdin")
             return line.rstrip("\r\n")
         if not sys.stdin.isatty():
             raise UsageError("stdin is not a terminal: pipe the password with --password-stdin")
@@ -331,7 +401,15 @@ def set_password(
     current = ""
     if stored is not None:
         current = _read_secret("Current override password", password_stdin)
-    new = _read_secret("New override password", password_stdin, confirm=not password_stdin)
+    try:
+        new = _read_secret("New override password", password_stdin, confirm=not password_stdin)
+    except _NoInputError:
+        if stored is None:
+            raise
+        raise UsageError(
+            "--password-stdin: a password is already set, so stdin needs two lines: the "
+            "current password, then the new one (only one line was given); nothing changed"
+        ) from None
     ladder.set_password(
         _now(),
         new_password=new,
@@ -362,6 +440,10 @@ def export(
     until: Annotated[
         str | None, typer.Option(help="Last date to include (YYYY-MM-DD, New York).")
     ] = None,
+    wide: Annotated[
+        bool,
+        typer.Option("--wide", help="Every column (criteria, trades, win rate, by), unwrapped."),
+    ] = False,
 ) -> None:
     """The phase history (transitions) as a table, CSV or JSON."""
     if as_json and csv_target == "-":
@@ -388,30 +470,41 @@ def export(
     if not transitions:
         out.print(f"No phase transitions recorded ({esc(records.history.path)}).")
         return
-    table = Table(title="Phase history", title_justify="left")
-    for col in (
-        "time (UTC)",
-        "from",
-        "to",
-        "trigger",
-        "criteria",
-        "trades",
-        "win rate",
-        "by",
-        "reason",
-    ):
-        table.add_column(col)
+    columns = [
+        Column("time (New York)"),
+        Column("from → to"),
+        Column("trigger"),
+        Column("criteria", priority=2),
+        Column("trades", "right", priority=3),
+        Column("win rate", "right", priority=3),
+        Column("by", priority=4),
+        Column("reason", wrap=True),
+    ]
+    rows = []
     for t in transitions:
         m = t.metrics
-        table.add_row(
-            f"{t.ts:%Y-%m-%d %H:%M}",
-            t.from_phase,
-            t.to_phase,
-            t.trigger,
-            "met" if t.validation_passed else "not met",
-            esc(m.get("trades", "")),
-            esc(m.get("win_rate") or ""),
-            esc(t.operator or ""),
-            esc(t.reason or ""),
+        rows.append(
+            [
+                fmt_time(t.ts),
+                f"{t.from_phase} → {t.to_phase}",
+                t.trigger,
+                "met" if t.validation_passed else "not met",
+                esc(m.get("trades", "")),
+                _win_rate(m.get("win_rate")),
+                esc(t.operator or ""),
+                esc(t.reason or ""),
+            ]
         )
-    out.print(table)
+    print_table(out, fit_table("Phase history", columns, rows, out.width, wide=wide), wide=wide)
+
+
+def _win_rate(value: Any) -> str:
+    """A recorded win rate (a fraction, as text) as everywhere else: `76.7 %`."""
+    from decimal import Decimal, InvalidOperation
+
+    if value in (None, ""):
+        return "—"
+    try:
+        return fmt_pct(Decimal(str(value)))
+    except InvalidOperation:
+        return esc(value)

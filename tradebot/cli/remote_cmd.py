@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tradebot.cli.context import state_of
-from tradebot.cli.output import esc, print_json, stdout_console
+from tradebot.cli.output import esc, fmt_time, print_json, stdout_console
 from tradebot.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
@@ -185,4 +185,6 @@ def _render_check(doc: dict[str, Any]) -> None:
     for p in doc["problems"]:
         out.print(f"[red]![/] {esc(p)}", highlight=False)
     if not doc["problems"]:
-        out.print(f"[green]ready[/] at {datetime.now(UTC):%H:%M:%S} UTC", highlight=False)
+        out.print(
+            f"[green]ready[/] at {fmt_time(datetime.now(UTC), seconds=True)}", highlight=False
+        )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from tradebot.cli.context import state_of
-from tradebot.cli.output import esc, fmt_money, print_json, stdout_console
+from tradebot.cli.output import esc, fmt_money, fmt_time, print_json, stdout_console
+from tradebot.cli.tables import Column, facts, fit_table, indented
 from tradebot.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -95,6 +95,16 @@ def check(
         raise typer.Exit(int(ExitCode.REFUSED))
 
 
+class _Rows:
+    """Collects the guard rows for `fit_table`."""
+
+    def __init__(self, rows: list[list[Any]]) -> None:
+        self.rows = rows
+
+    def add_row(self, *cells: Any) -> None:
+        self.rows.append(list(cells))
+
+
 def _state(ok: bool, text: str = "") -> Text:
     return Text(text or ("ok" if ok else "BLOCKS"), style="green" if ok else "bold red")
 
@@ -102,12 +112,8 @@ def _state(ok: bool, text: str = "") -> Text:
 def _render(r: RiskReport) -> None:
     out = stdout_console()
     eq = r.equity
-    table = Table(
-        title=f"Risk check at {r.now:%Y-%m-%d %H:%M:%S} UTC ({r.broker} broker, {r.mode})",
-        title_justify="left",
-    )
-    for col in ("guard", "state", "numbers"):
-        table.add_column(col)
+    rows: list[list[Any]] = []
+    table = _Rows(rows)
     table.add_row(
         "equity",
         _state(eq is not None and eq.current is not None, "known" if eq and eq.current else ""),
@@ -132,11 +138,7 @@ def _render(r: RiskReport) -> None:
         table.add_row("phase", _state(False), esc(r.phase_error or "unknown"))
     else:
         limits = ev.limits
-        entries = (
-            f"{limits.entries_this_session} of {limits.max_entries_per_session} entries"
-            if limits.max_entries_per_session
-            else f"{limits.entries_this_session} entries (unlimited)"
-        )
+        entries = f"entries this session: {limits.entries_text()}"
         phase_rules = {
             "live_not_allowed",
             "entry_limit",
@@ -148,8 +150,8 @@ def _render(r: RiskReport) -> None:
         table.add_row(
             "phase",
             _state(phase_ok),
-            f"{ev.phase}: live {'allowed' if limits.live_allowed else 'refused'}, {entries} "
-            f"this session, position cap {fmt_money(limits.position_cap_usd)}",
+            f"{ev.phase}: live {'allowed' if limits.live_allowed else 'refused'}, {entries}, "
+            f"position cap {fmt_money(limits.position_cap_usd)}",
         )
     if r.symbol:
         ok = not any(b.rule == "symbol_not_configured" for b in r.blocking)
@@ -164,12 +166,22 @@ def _render(r: RiskReport) -> None:
                 f"{s.contracts}: {s.reason}"
             ),
         )
-    out.print(table)
+    out.print(
+        f"[bold]Risk check[/] at {fmt_time(r.now, seconds=True)} ({r.broker} broker, {r.mode})"
+    )
+    out.print(
+        fit_table(
+            None,
+            [Column("guard"), Column("state"), Column("numbers", wrap=True)],
+            rows,
+            out.width,
+        )
+    )
     if r.can_open:
         out.print("[bold green]can_open: true[/] — an entry is allowed now")
     else:
         out.print(f"[bold red]can_open: false[/] — {len(r.blocking)} blocking reason(s):")
-        for b in r.blocking:
-            out.print(f"  [red]{b.rule}[/]: {esc(b.message)}", highlight=False)
+        reasons = [(Text(b.rule, style="red"), esc(b.message)) for b in r.blocking]
+        out.print(indented(facts(reasons, out.width)))
     for warning in r.warnings:
         out.print(f"[yellow]warning:[/] {esc(warning)}")

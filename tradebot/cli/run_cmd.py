@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tradebot.cli.context import state_of
-from tradebot.cli.output import esc, fmt_money, stdout_console
+from tradebot.cli.output import esc, fmt_money, fmt_time, stdout_console
+from tradebot.cli.tables import facts, indented
 
 if TYPE_CHECKING:
     from tradebot.engine.loop import RunSummary
+
+
+# Alerts whose news the loop, the journal or the broker adapter already logs in its own line.
+LOGGED_AT_SOURCE = frozenset(
+    {"start", "stop", "entry", "exit", "summary", "error", "disconnect", "reconnect"}
+)
 
 
 def run(
@@ -54,21 +61,45 @@ def run(
             show_default=False,
         ),
     ] = None,
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            help="Trade these symbols instead of trading.symbols, e.g. SPY,QQQ.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the trading loop: signals, guards, sizing, brackets, journal (simulated broker)."""
+    """Run the trading loop: signals, guards, sizing, brackets, journal — on the simulated
+    broker or on Interactive Brokers (broker.kind)."""
     state = state_of(ctx)
     loaded = state.config()
     from tradebot.engine import runner
     from tradebot.logging_setup import configure_logging
     from tradebot.remote.outbound import alerts_for
 
-    options = runner.build_options(once=once, bars=bars, speed=speed, start=start, until=until)
+    if symbols is not None:
+        from tradebot.backtest.plan import parse_symbols
+        from tradebot.config import with_symbols
+
+        chosen = parse_symbols(symbols)
+        assert chosen is not None
+        loaded = with_symbols(loaded, chosen)
+    options = runner.build_options(
+        once=once,
+        bars=bars,
+        speed=speed,
+        start=start,
+        until=until,
+        calendar=loaded.settings.schedule.calendar,
+    )
     configure_logging(loaded.logs_dir, debug=state.debug, console_level=logging.INFO)
     log = logging.getLogger("tradebot.notify")
     alerts = alerts_for(loaded.settings)
 
     def notify(event: str, message: str) -> None:
-        log.info("[%s] %s", event, message)
+        # One line per event: most alerts repeat a line their source has logged already.
+        level = logging.DEBUG if event in LOGGED_AT_SOURCE else logging.INFO
+        log.log(level, "%s", message)
         alerts(event, message)
 
     try:
@@ -86,7 +117,7 @@ def run(
 
 def _render(summary: RunSummary) -> None:
     console = stdout_console()
-    ended = summary.ended.strftime("%Y-%m-%d %H:%M UTC") if summary.ended else "?"
+    ended = fmt_time(summary.ended) if summary.ended else "?"
     pnl = sum((t.pnl for t in summary.trades), start=Decimal(0))
     console.print(
         f"[bold]run ended[/] at {ended} ({esc(summary.stopped_by)}): {summary.ticks} tick(s), "
@@ -95,5 +126,6 @@ def _render(summary: RunSummary) -> None:
         f"{fmt_money(summary.equity)}",
         highlight=False,
     )
-    for line in summary.reconcile[1:]:
-        console.print(f"  reconcile: {esc(line)}", highlight=False)
+    if len(summary.reconcile) > 1:
+        rows = [("reconcile", esc(line)) for line in summary.reconcile[1:]]
+        console.print(indented(facts(rows, console.width)))

@@ -6,10 +6,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from tradebot.cli.context import state_of
-from tradebot.cli.output import esc, fmt_money, print_json, stdout_console
+from tradebot.cli.output import (
+    esc,
+    fmt_money,
+    fmt_price,
+    fmt_time,
+    parse_time,
+    print_json,
+    stdout_console,
+)
+from tradebot.cli.tables import Column, facts, fit_table, indented, print_table
 from tradebot.errors import ExitCode
 
 
@@ -17,6 +25,9 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON document for scripts.")
+    ] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every column of the tables, wider than the terminal.")
     ] = False,
 ) -> None:
     """Loop running (pid, heartbeat age), phase, halt, today's P&L, positions, working orders.
@@ -31,13 +42,16 @@ def status(
     if as_json:
         print_json(report)
     else:
-        _render(report)
+        _render(report, wide=wide)
     if report["stale"]:
         raise typer.Exit(int(ExitCode.REFUSED))
 
 
-def _render(r: dict[str, Any]) -> None:
+def _render(r: dict[str, Any], *, wide: bool = False) -> None:
+    """One story: is the loop running, what time it lives at, then its book."""
     console = stdout_console()
+    for line in r.get("urgent") or []:
+        console.print(f"[bold red]![/] [bold]{esc(line)}[/]", highlight=False)
     state = {
         "running": "[green]running[/]",
         "stale": "[bold red]STALE[/]",
@@ -47,44 +61,88 @@ def _render(r: dict[str, Any]) -> None:
     age = "" if r["heartbeat_age_s"] is None else f", last heartbeat {r['heartbeat_age_s']} s ago"
     pid = f" (pid {r['pid']})" if r["pid"] else ""
     console.print(f"Loop: {state}{pid}{esc(age)}", highlight=False)
-    for problem in r["problems"]:
-        console.print(f"  [red]![/] {esc(problem)}", highlight=False)
-    if r["status"]:
-        console.print(f"  {esc(r['status'])}", highlight=False)
-    console.print(
-        f"Phase: {esc(r['phase'] or 'unknown: ' + str(r['phase_error']))}  ·  "
-        + ("[bold red]HALTED[/] " + esc(r["halt"]) if r["halted"] else "not halted")
-        + f"  ·  today's realized P&L {fmt_money(r['today']['realized_pnl'])}",
-        highlight=False,
+    rows: list[tuple[str, Any]] = [(("[red]![/]"), esc(p)) for p in r["problems"]]
+    clock = parse_time(r["clock"])
+    if clock is not None:
+        note = r.get("clock_note") or "this machine's"
+        label = "its clock" if r["running"] else "its clock at the end"
+        rows.append((label, f"{fmt_time(clock, seconds=True)} ({esc(note)})"))
+    rows.append(("phase", esc(r["phase"] or "unknown: " + str(r["phase_error"]))))
+    rows.append(("halt", "[bold red]HALTED[/] " + esc(r["halt"]) if r["halted"] else "not halted"))
+    today = r["today"]
+    rows.append(
+        ("today", f"realized P&L {fmt_money(today['realized_pnl'])} (session {today['session']})")
     )
+    if r["equity"] is not None:
+        rows.append(("equity", fmt_money(_dec(r["equity"]))))
+    if r["last_error"]:
+        rows.append(("last error", esc(_error_text(r["last_error"]))))
+    console.print(indented(facts(rows, console.width)))
     if r["positions"]:
-        table = Table(title="Open positions", title_justify="left")
-        for col in ("ref", "contract", "strategy", "qty", "entry", "mark", "unrealized"):
-            table.add_column(col)
-        for p in r["positions"]:
-            table.add_row(
-                esc(p["ref"]), esc(p["contract"]), esc(p["strategy"]), str(p["qty"]),
-                str(p["entry_price"]), str(p["mark"] or "—"),
+        columns = [
+            Column("ref"),
+            Column("contract"),
+            Column("strategy", priority=3),
+            Column("qty", "right", priority=2),
+            Column("entry", "right", priority=4),
+            Column("mark", "right", priority=4),
+            Column("unrealized", "right"),
+        ]
+        rows_p = [
+            [
+                esc(p["ref"]),
+                esc(p["contract"]),
+                esc(p["strategy"]),
+                str(p["qty"]),
+                fmt_price(_dec(p["entry_price"])),
+                fmt_price(_dec(p["mark"])),
                 "—" if p["unrealized"] is None else fmt_money(_dec(p["unrealized"])),
-            )  # fmt: skip
-        console.print(table)
+            ]
+            for p in r["positions"]
+        ]
+        table = fit_table("Open positions", columns, rows_p, console.width, wide=wide)
+        print_table(console, table, wide=wide)
     else:
         console.print("No open positions.")
     if r["working_orders"]:
-        table = Table(title="Working orders", title_justify="left")
-        for col in ("ref", "role", "contract", "side", "qty", "type", "price", "status"):
-            table.add_column(col)
-        for o in r["working_orders"]:
-            table.add_row(
-                esc(o["ref"]), o["role"], esc(o["contract"]), o["action"], str(o["qty"]),
-                o["order_type"], str(o["price"] or "—"), o["status"],
-            )  # fmt: skip
-        console.print(table)
-    if r["last_error"]:
-        console.print(f"Last error: {esc(r['last_error'])}", highlight=False)
+        columns = [
+            Column("ref"),
+            Column("role", priority=3),
+            Column("contract", priority=1),
+            Column("side", priority=2),
+            Column("qty", "right", priority=2),
+            Column("type", priority=4),
+            Column("price", "right"),
+            Column("status"),
+        ]
+        rows_o = [
+            [
+                esc(o["ref"]),
+                o["role"],
+                esc(o["contract"]),
+                o["action"],
+                str(o["qty"]),
+                o["order_type"],
+                fmt_price(_dec(o["price"])),
+                o["status"],
+            ]
+            for o in r["working_orders"]
+        ]
+        table = fit_table("Working orders", columns, rows_o, console.width, wide=wide)
+        print_table(console, table, wide=wide)
+
+
+def _error_text(text: str) -> str:
+    """`2025-07-01T15:03:00Z: message` (from the events journal) with its time in New York."""
+    stamp, sep, rest = text.partition(": ")
+    try:
+        moment = parse_time(stamp)
+    except ValueError:
+        return text
+    return f"{fmt_time(moment, seconds=True)}: {rest}" if sep and moment else text
 
 
 def _dec(value: Any) -> Any:
     from decimal import Decimal
 
-    return Decimal(str(value))
+    return None if value is None else Decimal(str(value))

@@ -23,7 +23,13 @@ from __future__ import annotations
 from tradebot.config.broker import BrokerConfig, SimBrokerConfig
 from tradebot.config.environment import ENV_NOT_SETTINGS, ENV_PREFIX, env_overrides
 from tradebot.config.fields import MAX_EQUITY, MAX_USD, PHASES, Phase, Section
-from tradebot.config.loader import DEFAULT_CONFIG_PATH, load_config, resolve_config_path
+from tradebot.config.loader import (
+    DEFAULT_CONFIG_PATH,
+    load_config,
+    resolve_config_path,
+    with_logs_dir,
+    with_symbols,
+)
 from tradebot.config.monitoring import (
     DEFAULT_NOTIFY_ON,
     NOTIFY_EVENTS,
@@ -80,4 +86,6 @@ __all__ = [
     "env_overrides",
     "load_config",
     "resolve_config_path",
+    "with_logs_dir",
+    "with_symbols",
 ]

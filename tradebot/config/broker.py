@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import (
     Field,
+    SecretStr,
     field_validator,
+    model_validator,
 )
 
 from tradebot.config.fields import Bool, Int, Num, Section, Text
@@ -47,7 +49,21 @@ class BrokerConfig(Section):
     # IBKR: the account's market-data lines (IB's default 100; quote booster packs add more).
     # tradebot keeps at most this less 10 quote streams open.
     market_data_lines: Int = Field(100, ge=15, le=10_000)
+    # IBKR: a Flex query (sections Trades, and Option Exercises, Assignments and Expirations)
+    # that the reconciliation reads when IB's same-day executions cannot explain a position the
+    # broker no longer holds. The token is a secret: prefer TRADEBOT_BROKER__FLEX_TOKEN.
+    flex_token: SecretStr | None = None
+    flex_query_id: Annotated[Text, Field(pattern=r"^[0-9]{1,20}$")] | None = None
     sim: SimBrokerConfig = SimBrokerConfig()
+
+    @model_validator(mode="after")
+    def _flex_pair(self) -> BrokerConfig:
+        if (self.flex_token is None) != (self.flex_query_id is None):
+            raise ValueError(
+                "broker.flex_token and broker.flex_query_id go together: set both (the Flex "
+                "Web Service token and the query's id) or neither"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -19,7 +19,7 @@ from pydantic import (
 
 from tradebot.config.environment import did_you_mean, env_overrides
 from tradebot.config.settings import LoadedConfig, Settings
-from tradebot.errors import ConfigError
+from tradebot.errors import ConfigError, UsageError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
 
@@ -67,6 +67,32 @@ def load_config(path: Path) -> LoadedConfig:
     _check_directory(loaded.logs_dir, "paths.logs_dir", env_keys)
     _check_directory(loaded.state_dir, "paths.state_dir", env_keys)
     return loaded
+
+
+def with_logs_dir(loaded: LoadedConfig, directory: Path) -> LoadedConfig:
+    """`tradebot --logs DIR`: the journals, phase files and log in DIR, the state in DIR/state
+    (whatever `[paths]` says); a relative DIR is taken from the current directory."""
+    logs = directory if directory.is_absolute() else Path.cwd() / directory
+    paths = loaded.settings.paths.model_copy(update={"logs_dir": logs, "state_dir": logs / "state"})
+    settings = loaded.settings.model_copy(update={"paths": paths})
+    _check_directory(logs, "--logs", {})
+    _check_directory(logs / "state", "--logs", {})
+    return loaded.model_copy(update={"settings": settings})
+
+
+def with_symbols(loaded: LoadedConfig, symbols: tuple[str, ...]) -> LoadedConfig:
+    """`--symbols A,B`: these symbols instead of `trading.symbols` (checked like it)."""
+    from tradebot.config.trading import TradingConfig
+
+    data = loaded.settings.trading.model_dump()
+    data["symbols"] = list(symbols)
+    try:
+        trading = TradingConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        raise UsageError(f"--symbols: {first['msg'].removeprefix('Value error, ')}") from None
+    settings = loaded.settings.model_copy(update={"trading": trading})
+    return loaded.model_copy(update={"settings": settings})
 
 
 def _config_file_exists(path: Path) -> bool:

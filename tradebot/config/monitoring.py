@@ -13,6 +13,7 @@ from pydantic import (
 from tradebot.config.fields import Int, Section
 
 NotifyEvent = Literal[
+    "critical",
     "start",
     "stop",
     "entry",
@@ -31,6 +32,7 @@ NotifyEvent = Literal[
 ]
 NOTIFY_EVENTS: tuple[str, ...] = get_args(NotifyEvent)
 DEFAULT_NOTIFY_ON: tuple[NotifyEvent, ...] = (
+    "critical",  # an option expiring today still held near the close, a position IB changed
     "start",
     "stop",
     "entry",

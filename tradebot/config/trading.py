@@ -22,6 +22,8 @@ from tradebot.config.fields import (
     Text,
 )
 
+FLATTEN_FLOOR_MINUTES = 3
+
 
 class TradingConfig(Section):
     mode: Literal["dry_run", "paper", "live"] = "dry_run"
@@ -30,8 +32,24 @@ class TradingConfig(Section):
     ] = Field(default_factory=lambda: ["SPY", "QQQ"], min_length=1, max_length=100)
     interval_s: Int = Field(180, ge=1, le=86_400)
     max_concurrent_symbols: Int = Field(2, ge=1, le=50)
-    # At least one minute: at the close itself nothing can be sold any more.
-    flatten_minutes_before_close: Annotated[Int, Field(ge=1, le=390)] = 10
+    # At least FLATTEN_FLOOR_MINUTES: see `_flatten_floor`.
+    flatten_minutes_before_close: Annotated[Int, Field(le=390)] = 10
+
+    @field_validator("flatten_minutes_before_close")
+    @classmethod
+    def _flatten_floor(cls, value: int) -> int:
+        # An option still held at the close of its expiry day is exercised (100 shares a
+        # contract) or liquidated by IB. The closing sell needs the legs' cancels confirmed, a
+        # sell, a marketable-limit retry a minute later if IB refuses it, and room for a Gateway
+        # reconnect (backoff 1+2+4+8+16 s): three minutes is the least that allows all of it.
+        if value < FLATTEN_FLOOR_MINUTES:
+            raise ValueError(
+                f"must be at least {FLATTEN_FLOOR_MINUTES} (minutes): the closing sell of an "
+                "option expiring that day, its retry and a Gateway reconnect need that long "
+                "before the close (an option still held at its expiry close is exercised); "
+                "see docs/ibkr.md"
+            )
+        return value
 
     @field_validator("symbols")
     @classmethod

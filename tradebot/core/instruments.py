@@ -3,7 +3,8 @@ brokers, the engine and the gateway simulator. Pure data, Decimal money, UTC tim
 
 * `StockContract` / `OptionContract`: identity as IB knows it (symbol, expiry, strike, right,
   multiplier, trading class, exchange). `con_id` is 0 until the broker has qualified the contract;
-  `tick` is the contract's minimum price increment (IB's minTick).
+  `tick` is the contract's minimum price increment (IB's minTick), `ladder` the increments by
+  price (IB's market rule, `core.ticks`), and `grid` the one to price orders on.
 * `Quote`: bid/ask/last/volume with the time the quote is *as of* and whether it is live, delayed
   or frozen. Deciding whether a quote may open a trade is the engine's job (`quote_problem`).
 """
@@ -15,6 +16,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from tradebot.core.market_time import market_clock
+from tradebot.core.ticks import TickLadder
 from tradebot.core.trades import Right
 
 DataType = Literal["live", "delayed", "frozen"]
@@ -55,6 +58,7 @@ class OptionContract:
     currency: str = "USD"
     con_id: int = 0
     tick: Decimal = Decimal("0.01")
+    ladder: TickLadder | None = None  # None: `tick` at every price
 
     def __post_init__(self) -> None:
         if self.right not in ("C", "P"):
@@ -63,6 +67,11 @@ class OptionContract:
             raise ValueError(f"strike must be positive, got {self.strike}")
         if self.multiplier <= 0:
             raise ValueError("multiplier must be positive")
+
+    @property
+    def grid(self) -> TickLadder:
+        """The prices an order may carry: the market rule's ladder, else the flat tick."""
+        return self.ladder if self.ladder is not None else TickLadder.flat(self.tick)
 
     @property
     def klass(self) -> str:
@@ -94,15 +103,23 @@ class OptionContract:
         )
 
     def qualified(
-        self, con_id: int, tick: Decimal, trading_class: str | None = None
+        self,
+        con_id: int,
+        tick: Decimal,
+        trading_class: str | None = None,
+        ladder: TickLadder | None = None,
     ) -> OptionContract:
         return replace(
-            self, con_id=con_id, tick=tick, trading_class=trading_class or self.trading_class
+            self,
+            con_id=con_id,
+            tick=tick,
+            trading_class=trading_class or self.trading_class,
+            ladder=ladder if ladder is not None else self.ladder,
         )
 
     def as_record(self) -> dict[str, Any]:
-        """The contract as stored in journal records."""
-        return {
+        """The contract as stored in journal records (`ladder` only when it has one)."""
+        record: dict[str, Any] = {
             "symbol": self.symbol,
             "expiry": self.expiry,
             "strike": self.strike,
@@ -115,6 +132,9 @@ class OptionContract:
             "tick": self.tick,
             "local_symbol": self.local_symbol,
         }
+        if self.ladder is not None:
+            record["ladder"] = [[edge, inc] for edge, inc in self.ladder.steps]
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> OptionContract:
@@ -131,6 +151,7 @@ class OptionContract:
                 currency=str(record.get("currency") or "USD"),
                 con_id=int(record.get("con_id") or 0),
                 tick=Decimal(str(record.get("tick") or "0.01")),
+                ladder=TickLadder.of(record["ladder"]) if record.get("ladder") else None,
             )
         except (KeyError, TypeError, ArithmeticError) as exc:
             raise ValueError(f"not a contract record ({exc})") from None
@@ -183,10 +204,14 @@ def quote_problem(quote: Quote | None, now: datetime, max_age_s: float) -> str |
     age = (now - quote.time).total_seconds()
     if age > max_age_s:
         return (
-            f"the quote is {age:.0f} s old (as of {quote.time:%H:%M:%S} UTC), over {max_age_s:g} s"
+            f"the quote is {age:.0f} s old (as of {market_clock(quote.time, seconds=True)}), "
+            f"over {max_age_s:g} s"
         )
     if age < -max_age_s:
-        return f"the quote is dated {-age:.0f} s in the future (clock trouble?)"
+        return (
+            f"the quote is dated {-age:.0f} s in the future (as of "
+            f"{market_clock(quote.time, seconds=True)}; clock trouble?)"
+        )
     return None
 
 

@@ -7,10 +7,16 @@ Definitions (spec §3), used by `tradebot journal` and by the phase ladder alike
   infinite with winners and no losers, 0 with no winners, undefined with no trades;
 * expectancy in R = mean(pnl / risk), each term rounded to 1e-9 R;
 * profit factor = gross profit ÷ |gross loss| (infinite with no losing dollars);
-* max drawdown is measured on the closed-trade equity curve `base_equity + cumulative pnl`, trades
-  ordered by exit time (ties by trade id), so line order in the file never changes a number;
-* consecutive losses is the trailing run of losses at the end of that order;
-* a session is the exchange date of a trade's exit.
+* trades are in one canonical order (`trade_order`): exit time, then losers before winners at the
+  same exit time, then trade id, so line order in the file never changes a number;
+* max drawdown is measured on the closed-trade equity curve `base_equity + cumulative pnl` in that
+  order: in dollars the largest peak − equity, in % the largest (peak − equity) / peak (the two
+  may come from different dips); `base_equity` is the caller's anchor (see README);
+* consecutive losses is the trailing run of losses; trades that exited at the same moment have no
+  order between them, so their losses count at the end of the run before them and at the start of
+  the run after them (a simultaneous win never hides a losing streak);
+* a session is the exchange date of a trade's exit; a session whose P&L is exactly 0 is neither
+  profitable nor losing (it is flat).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class TradeStats:
     profitable_sessions: int
     losing_sessions: int
     consecutive_losses: int
+    flat_sessions: int = 0  # sessions whose P&L is exactly 0: neither profitable nor losing
 
     def as_record(self, places: int = 4) -> dict[str, Any]:
         """JSON-ready dict: money exact, ratios rounded to `places`, all as decimal strings."""
@@ -85,6 +92,7 @@ class TradeStats:
             "sessions": self.sessions,
             "profitable_sessions": self.profitable_sessions,
             "losing_sessions": self.losing_sessions,
+            "flat_sessions": self.flat_sessions,
             "consecutive_losses": self.consecutive_losses,
         }
 
@@ -245,17 +253,112 @@ def _epoch_us(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def trade_order(trade: ClosedTrade) -> tuple[datetime, bool, str]:
+    """The one order of closed trades: exit time, then losers before winners at the same exit
+    time (a loss listed after a simultaneous win could hide a losing streak), then trade id.
+
+    Every reader uses it: the ladder, `tradebot journal`, the backtest report, the phase
+    history's downgrade inputs."""
+    return (trade.exit_time, trade.pnl > 0, trade.trade_id)
+
+
 def chronological(trades: Iterable[ClosedTrade]) -> list[ClosedTrade]:
-    """Trades ordered by exit time, then trade id: the one order every metric uses.
+    """Trades in the canonical order (`trade_order`): the one order every metric uses.
 
     An append-only journal is almost always in this order already; checking is much cheaper than
-    sorting 100,000 trades, so sort only when needed.
+    sorting 100,000 trades, so sort only when needed (strictly increasing exit times have no
+    ties, so they are already in the canonical order).
     """
     items = list(trades)
     times = [t.exit_time for t in items]
     if all(map(operator.lt, times, times[1:])):
         return items
-    return sorted(items, key=lambda t: (t.exit_time, t.trade_id))
+    return sorted(items, key=trade_order)
+
+
+def trailing_losses(series: TradeSeries) -> int:
+    """The run of losses at the end of the canonical order ("consecutive losses now").
+
+    Trades that exited at the same moment have no order between them: when the last such
+    group mixes losses and wins, its losses may be the last trades, so they are the run.
+    Walks back from the end only as far as the run goes."""
+    trades, pnl = series.trades, series.pnl
+    run = 0
+    end = len(trades)
+    while end:
+        moment = trades[end - 1].exit_time
+        start = end - 1
+        while start and trades[start - 1].exit_time == moment:
+            start -= 1
+        losses = sum(1 for p in pnl[start:end] if p <= 0)
+        run += losses
+        if losses < end - start:  # a win in the group: the run cannot reach past it
+            return run
+        end = start
+    return run
+
+
+def losing_streak(series: TradeSeries, limit: int) -> list[int] | None:
+    """The first run of `limit` consecutive losses along the canonical order, as the indices of
+    its trades (in order); None when no run reaches `limit`.
+
+    This is the consecutive-losses rule checked after every trade, whatever the batches the
+    trades were journaled in. A group of trades that exited at the same moment counts its
+    losses both at the end of the run before it and at the start of the run after it: with no
+    order between simultaneous exits, a win among them hides neither."""
+    if limit <= 0:
+        return None
+    key = ("streak", limit)
+    if key in series._memo:
+        cached: list[int] | None = series._memo[key]
+        return cached
+    trades, pnl = series.trades, series.pnl
+    found: list[int] | None = None
+    run: list[int] = []
+    i, n = 0, len(trades)
+    while i < n and found is None:
+        moment = trades[i].exit_time
+        j = i + 1
+        while j < n and trades[j].exit_time == moment:
+            j += 1
+        losses = [k for k in range(i, j) if pnl[k] <= 0]
+        for k in losses:
+            run.append(k)
+            if len(run) >= limit:
+                found = run[-limit:]
+                break
+        if len(losses) < j - i:
+            run = losses  # the group's losses may also be the first of the next run
+        i = j
+    series._memo[key] = found
+    return found
+
+
+def rolling_win_rate_low(series: TradeSeries, size: int, below: Decimal) -> tuple[int, int] | None:
+    """The first trade (index) at which the win rate of the last `size` trades falls below
+    `below` (a fraction), with the wins then; None when it never does (or fewer trades).
+
+    The rolling rule checked after every trade. Losers come before winners at the same exit
+    time (`trade_order`), so a simultaneous win can never lift the rate over a dip first."""
+    if size <= 0 or len(series) < size:
+        return None
+    key = ("rolling", size, below)
+    if key in series._memo:
+        cached: tuple[int, int] | None = series._memo[key]
+        return cached
+    pnl = series.pnl
+    # wins / size < below  ⇔  wins < below × size (exact with Decimal)
+    limit = below * size
+    wins = sum(1 for p in pnl[:size] if p > 0)
+    found = (size - 1, wins) if wins < limit else None
+    i = size
+    while found is None and i < len(pnl):
+        wins += (pnl[i] > 0) - (pnl[i - size] > 0)
+        if wins < limit:
+            found = (i, wins)
+        i += 1
+    series._memo[key] = found
+    return found
 
 
 def summarize(
@@ -302,11 +405,7 @@ def _core(series: TradeSeries) -> _Core:
     curve = list(accumulate(pnls, initial=0))
     max_dd, episodes = _drawdowns(curve)
 
-    trailing_losses = 0
-    for pnl in reversed(pnls):
-        if pnl > 0:
-            break
-        trailing_losses += 1
+    trailing = trailing_losses(series)
 
     # In exit order each session is one contiguous run: its P&L is the equity after its last
     # trade minus the equity before its first.
@@ -340,7 +439,8 @@ def _core(series: TradeSeries) -> _Core:
         sessions=len(ends),
         profitable_sessions=sum(1 for p in session_pnls if p > 0),
         losing_sessions=sum(1 for p in session_pnls if p < 0),
-        consecutive_losses=trailing_losses,
+        consecutive_losses=trailing,
+        flat_sessions=sum(1 for p in session_pnls if p == 0),
     )
     return _Core(stats, episodes)
 

@@ -31,6 +31,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from tradebot.core.settings import OptionsSettings
+from tradebot.core.ticks import TickLadder
 from tradebot.core.trades import Right
 
 PriceRule = Literal["mid", "ask"]
@@ -52,6 +53,11 @@ class OptionQuote:
     multiplier: int = 100
     trading_class: str = ""
     tick: Decimal = Decimal("0.01")  # minimum price increment for this contract's orders
+    ladder: TickLadder | None = None  # the increments by price (IB's market rule), if known
+
+    @property
+    def grid(self) -> TickLadder:
+        return self.ladder if self.ladder is not None else TickLadder.flat(self.tick)
 
     def __post_init__(self) -> None:
         # A zero multiplier would make every contract "free" and pass any cap: refuse it here.
@@ -145,8 +151,8 @@ def entry_premium(quote: OptionQuote, rule: PriceRule) -> Decimal | None:
         return None
     if rule == "ask":
         # Up, so a limit "at the ask" stays marketable even if the quote was off the tick.
-        return round_up_to_tick(quote.ask, quote.tick)
-    return round_to_tick((quote.bid + quote.ask) / 2, quote.tick)
+        return quote.grid.up(quote.ask)
+    return quote.grid.round((quote.bid + quote.ask) / 2)
 
 
 def days_to_expiry(expiry: date, today: date) -> int:

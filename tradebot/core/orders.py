@@ -65,8 +65,17 @@ class OrderEvent:
         return cls(ts, event, ref, role, session, mode, status, filled_qty)
 
 
-def entries_in_session(events: Iterable[OrderEvent], session: date) -> int:
-    """Entry orders intended in `session`, except those that died without any fill."""
+@dataclass(frozen=True)
+class SessionEntries:
+    """A session's entries as the proof phase's limit counts them."""
+
+    counted: int  # intents that filled, are working, or whose outcome is unknown
+    cancelled_unfilled: int  # intents that ended (cancelled, rejected, not sent) without a fill
+
+
+def session_entries(events: Iterable[OrderEvent], session: date) -> SessionEntries:
+    """Entry orders intended in `session`: those that died without any fill are not counted
+    (the entry did not happen), every other one is, including one whose outcome is unknown."""
     intended: set[str] = set()
     filled: set[str] = set()
     dead: set[str] = set()
@@ -79,4 +88,10 @@ def entries_in_session(events: Iterable[OrderEvent], session: date) -> int:
             filled.add(e.order_ref)
         if e.status is not None and e.status.lower() in DEAD_STATUSES:
             dead.add(e.order_ref)
-    return len(intended - (dead - filled))
+    uncounted = intended & (dead - filled)
+    return SessionEntries(len(intended) - len(uncounted), len(uncounted))
+
+
+def entries_in_session(events: Iterable[OrderEvent], session: date) -> int:
+    """Entry orders intended in `session`, except those that died without any fill."""
+    return session_entries(events, session).counted

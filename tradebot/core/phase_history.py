@@ -6,7 +6,7 @@ The current phase is the `to_phase` of the last record (or `phase.initial` when 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from operator import itemgetter
 from types import MappingProxyType
@@ -55,10 +55,15 @@ class PhaseTransition(NamedTuple):
     metrics: Mapping[str, Any] = MappingProxyType({})
     operator: str | None = None
     reason: str | None = None
+    # What an automatic downgrade decided on, by trigger (`consecutive_losses`: the losing
+    # trades; `rolling_win_rate`: the window of trades; `daily_loss`: start-of-day equity,
+    # realized P&L today, each open position's mark, the equity used), as plain JSON values.
+    # None on other records, and on downgrades written before it existed.
+    inputs: Mapping[str, Any] | None = None
 
     def as_record(self) -> dict[str, Any]:
-        """The JSONL record (v1)."""
-        return {
+        """The JSONL record (v1); `inputs` only when there are some."""
+        record = {
             "v": 1,
             "transition_id": self.transition_id,
             "ts": self.ts,
@@ -71,6 +76,9 @@ class PhaseTransition(NamedTuple):
             "operator": self.operator,
             "reason": self.reason,
         }
+        if self.inputs is not None:
+            record["inputs"] = dict(self.inputs)
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> PhaseTransition:
@@ -119,6 +127,9 @@ def _careful_parse(cls: type[PhaseTransition], record: dict[str, Any]) -> PhaseT
         raise ValueError("metrics must hold numbers, texts or null")
     operator = optional_text(record.get("operator"), "operator", max_length=MAX_NAME)
     reason = optional_text(record.get("reason"), "reason", max_length=MAX_TEXT)
+    inputs = record.get("inputs")
+    if inputs is not None:
+        check_inputs(inputs)
     _check_move(from_phase, to_phase, trigger, passed)
     return cls(
         transition_id,
@@ -131,6 +142,7 @@ def _careful_parse(cls: type[PhaseTransition], record: dict[str, Any]) -> PhaseT
         metrics,
         operator,
         reason,
+        inputs,
     )
 
 
@@ -172,8 +184,11 @@ def _fast_parse(cls: type[PhaseTransition], record: dict[str, Any]) -> PhaseTran
         return None
     if ts.tzinfo is not UTC or not MIN_YEAR <= ts.year <= MAX_YEAR:
         return None  # other offsets (converted to UTC) and errors: the careful path
+    inputs = record.get("inputs")
+    if inputs is not None:
+        return None  # rare (downgrades): the careful path checks them
     return _new_tuple(
-        cls, (tid, ts, frm, to, trigger, passed, tuple(failures), metrics, operator, reason)
+        cls, (tid, ts, frm, to, trigger, passed, tuple(failures), metrics, operator, reason, None)
     )
 
 
@@ -211,9 +226,54 @@ _VALID_MOVES = frozenset(
 
 
 _REQUIRED = ("transition_id", "ts", "from_phase", "to_phase", "trigger", "validation_passed")
+MAX_INPUT_VALUES = 20_000  # values in a record's `inputs` (a 1,000-loss run takes ~3,000)
+MAX_INPUT_DEPTH = 4
 _PLAIN_TYPES = frozenset({str, int, Decimal, bool, type(None)})
 _TEXT_TYPE = frozenset({str})
 MAX_LIST = 100
+
+
+def check_inputs(inputs: object) -> None:
+    """ValueError unless `inputs` is a JSON object of plain values, lists and objects, at most
+    MAX_INPUT_DEPTH deep and MAX_INPUT_VALUES values, texts of at most MAX_TEXT characters."""
+    if type(inputs) is not dict:
+        raise ValueError("inputs must be an object")
+    stack: list[tuple[Any, int]] = [(inputs, 1)]
+    count = 0
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_INPUT_VALUES:
+            raise ValueError(f"inputs hold more than {MAX_INPUT_VALUES} values")
+        kind = type(value)
+        if kind is dict or kind is list:
+            if depth > MAX_INPUT_DEPTH:
+                raise ValueError(f"inputs are nested deeper than {MAX_INPUT_DEPTH} levels")
+            if kind is dict and not all(type(k) is str for k in value):
+                raise ValueError("inputs keys must be texts")
+            items = value.values() if kind is dict else value
+            stack.extend((item, depth + 1) for item in items)
+        elif kind is str:
+            if len(value) > MAX_TEXT:
+                raise ValueError(f"an inputs text is longer than {MAX_TEXT} characters")
+        elif kind not in _PLAIN_TYPES:
+            raise ValueError("inputs must hold numbers, texts, booleans, null, lists or objects")
+
+
+def plain_inputs(value: Any) -> Any:
+    """`value` as the JSON values a record holds once read back: Decimal and times as text
+    (UTC, a trailing Z), tuples as lists; so an in-memory record equals its stored form."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_inputs(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_inputs(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().removesuffix("+00:00") + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def _check_move(frm: PhaseName, to: PhaseName, trigger: str, passed: bool) -> None:

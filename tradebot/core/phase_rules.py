@@ -12,8 +12,16 @@ from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Literal
 
-from tradebot.core.metrics import TradeSeries, TradeStats, summarize
-from tradebot.core.orders import OrderEvent, entries_in_session
+from tradebot.core.guards import DayLoss, pct_text
+from tradebot.core.market_time import market_datetime
+from tradebot.core.metrics import (
+    TradeSeries,
+    TradeStats,
+    losing_streak,
+    rolling_win_rate_low,
+    summarize,
+)
+from tradebot.core.orders import OrderEvent, session_entries
 from tradebot.core.phase_history import (
     PhaseTransition,
     current_phase,
@@ -38,12 +46,14 @@ class Criterion:
     actual: Decimal | None
     met: bool
     unit: Unit
+    note: str = ""  # how the actual is measured, when it needs saying (the drawdown's anchor)
 
     def describe(self) -> str:
-        """E.g. 'win_rate 57.9 % (needs >= 60 %)'."""
-        return f"{self.name} {_show(self.actual, self.unit)} (needs {self.op} " + (
-            f"{_show(self.required, self.unit)})"
-        )
+        """E.g. 'win_rate 57.9 % (needs >= 60.0 %)'; never '60.0 % (needs >= 60.0 %)' for an
+        unmet 59.96 %: a number shown beside its threshold gets the digits to differ."""
+        shown = _show(self.actual, self.unit, against=self.required)
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.name} {shown} (needs {self.op} {_show(self.required, self.unit)}{note})"
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -53,10 +63,13 @@ class Criterion:
             "actual": _num(self.actual),
             "met": self.met,
             "unit": self.unit,
+            "note": self.note,
         }
 
 
-def _show(value: Decimal | None, unit: Unit) -> str:
+def _show(value: Decimal | None, unit: Unit, *, against: Decimal | None = None) -> str:
+    """A value for people; with `against` (a threshold it is compared with), percents and
+    ratios get as many digits as it takes not to read the same as the threshold."""
     if value is None:
         return "n/a"
     if not value.is_finite():
@@ -64,7 +77,11 @@ def _show(value: Decimal | None, unit: Unit) -> str:
     if unit == "count":
         return str(int(value))
     if unit == "percent":
+        if against is not None and against.is_finite():
+            return pct_text(value, against, places=1)
         return f"{value.quantize(Decimal('0.1'))} %"
+    if against is not None and against.is_finite():
+        return pct_text(value, against, places=2).removesuffix(" %")
     return str(value.quantize(Decimal("0.01")))
 
 
@@ -77,30 +94,18 @@ def _num(value: Decimal | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class DayLoss:
-    """Today's equity change against the session's start-of-day equity."""
-
-    start_equity: Decimal
-    current_equity: Decimal
-
-    @property
-    def loss_pct(self) -> Decimal:
-        """Loss as a percent of start-of-day equity (negative when up on the day)."""
-        if self.start_equity <= 0:
-            return Decimal(0)
-        return (self.start_equity - self.current_equity) / self.start_equity * HUNDRED
-
-
-@dataclass(frozen=True)
 class WatchItem:
     """A downgrade trigger and how close it is."""
 
     name: str
     threshold: Decimal
-    actual: Decimal | None
+    actual: Decimal | None  # where it stands now
     active: bool
     triggered: bool
     note: str = ""
+    # What a downgrade on this trigger used, to recompute it by hand (None: nothing to show):
+    # the trades of a losing run or of a rolling window, the daily loss's equity and marks.
+    inputs: dict[str, Any] | None = None
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -110,6 +115,7 @@ class WatchItem:
             "active": self.active,
             "triggered": self.triggered,
             "note": self.note,
+            "inputs": self.inputs,
         }
 
 
@@ -119,14 +125,30 @@ class Limits:
     max_entries_per_session: int | None  # None = unlimited
     entries_this_session: int
     position_cap_usd: Decimal | None  # None when it depends on an unknown equity
+    # Entries of this session that ended (cancelled, rejected, not sent) without any fill: they
+    # did not happen, so they are not counted above; shown so the count can be checked.
+    entries_cancelled_unfilled: int = 0
 
     def as_record(self) -> dict[str, Any]:
         return {
             "live_allowed": self.live_allowed,
             "max_entries_per_session": self.max_entries_per_session,
             "entries_this_session": self.entries_this_session,
+            "entries_cancelled_unfilled": self.entries_cancelled_unfilled,
             "position_cap_usd": self.position_cap_usd,
         }
+
+    def entries_text(self) -> str:
+        """E.g. "0 of 1 (1 cancelled unfilled, not counted)"."""
+        limit = self.max_entries_per_session
+        if limit:
+            text = f"{self.entries_this_session} of {limit}"
+        else:
+            text = f"{self.entries_this_session} (unlimited)"
+        n = self.entries_cancelled_unfilled
+        if n:
+            text += f" ({n} cancelled unfilled, not counted)"
+        return text
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,10 @@ class PhaseEvaluation:
     # Records dated after `now` (beyond FUTURE_TOLERANCE): the clock or a file cannot be
     # trusted, so no new entry is allowed. One line per problem, also in `warnings`.
     future_records: list[str] = field(default_factory=list)
+    # The ladder's drawdown: the window's closed-trade curve starts at `drawdown_base` (None:
+    # unknown), described by `drawdown_anchor`.
+    drawdown_base: Decimal | None = None
+    drawdown_anchor: str = ""
 
     @property
     def unmet(self) -> list[Criterion]:
@@ -193,7 +219,9 @@ def metrics_record(stats: TradeStats) -> dict[str, Any]:
     return {k: rec[k] for k in keys}
 
 
-def evaluate_criteria(rules: PhaseRulesSettings, stats: TradeStats) -> list[Criterion]:
+def evaluate_criteria(
+    rules: PhaseRulesSettings, stats: TradeStats, drawdown_anchor: str = ""
+) -> list[Criterion]:
     """Every criterion to leave `rules`' phase upward (thresholds of 0 are not criteria)."""
     out: list[Criterion] = []
 
@@ -216,7 +244,17 @@ def evaluate_criteria(rules: PhaseRulesSettings, stats: TradeStats) -> list[Crit
     if rules.max_drawdown_pct > 0:
         actual = stats.max_drawdown_pct if stats.trades else None
         met = actual is not None and actual < rules.max_drawdown_pct
-        out.append(Criterion("max_drawdown", "<", rules.max_drawdown_pct, actual, met, "percent"))
+        out.append(
+            Criterion(
+                "max_drawdown",
+                "<",
+                rules.max_drawdown_pct,
+                actual,
+                met,
+                "percent",
+                drawdown_anchor,
+            )
+        )
     return out
 
 
@@ -244,35 +282,73 @@ def downgrade_watch(
     day_loss: DayLoss | None,
     max_daily_loss_pct: Decimal,
 ) -> list[WatchItem]:
-    """The three automatic-downgrade triggers and where each stands (experience never drops)."""
+    """The three automatic-downgrade triggers and where each stands (experience never drops).
+
+    The two trade triggers are judged after every trade of the window in the canonical order
+    (`tradebot.core.metrics.trade_order`), not only on the trades as they stand now: a run of
+    losses or a rolling dip that a later (or simultaneous) win covered still counts, whatever
+    the batches in which the trades were journaled."""
     dg = cfg.downgrade
     can_drop = previous_phase(phase) is not None
     never = "" if can_drop else f"{phase} never downgrades"
+    run = losing_streak(window, dg.consecutive_losses) if can_drop else None
+    streak_note = never
+    streak_inputs = None
+    if run is not None:
+        losers = [window.trades[i] for i in run]
+        streak_inputs = {
+            "limit": dg.consecutive_losses,
+            "trades": [
+                {"trade_id": t.trade_id, "exit_time": t.exit_time, "pnl": t.pnl} for t in losers
+            ],
+        }
+        if stats.consecutive_losses < dg.consecutive_losses:
+            streak_note = f"reached {dg.consecutive_losses} at {losers[-1].trade_id}"
     items = [
         WatchItem(
             "consecutive_losses",
             Decimal(dg.consecutive_losses),
             Decimal(stats.consecutive_losses),
             active=can_drop,
-            triggered=can_drop and stats.consecutive_losses >= dg.consecutive_losses,
-            note=never,
+            triggered=run is not None,
+            note=streak_note,
+            inputs=streak_inputs,
         )
     ]
-    enough = len(window) >= dg.rolling_trades
+    size = dg.rolling_trades
+    enough = len(window) >= size
     rolling_pct = None
     if enough:
-        last = window.pnl[-dg.rolling_trades :]
+        last = window.pnl[-size:]
         rolling_pct = Decimal(sum(1 for p in last if p > 0)) / len(last) * HUNDRED
+    low = (
+        rolling_win_rate_low(window, size, dg.rolling_min_win_rate_pct / HUNDRED)
+        if can_drop and enough
+        else None
+    )
+    rolling_note = never or ("" if enough else f"inactive below {size} trades")
+    rolling_inputs = None
+    if low is not None:
+        at, wins = low
+        rolling_inputs = {
+            "size": size,
+            "min_win_rate_pct": dg.rolling_min_win_rate_pct,
+            "wins": wins,
+            "win_rate_pct": Decimal(wins) * HUNDRED / size,
+            "first_trade": window.trades[at - size + 1].trade_id,
+            "last_trade": window.trades[at].trade_id,
+        }
+        if at != len(window) - 1:
+            rolling_note = f"fell below at {window.trades[at].trade_id}"
     items.append(
         WatchItem(
             "rolling_win_rate",
             dg.rolling_min_win_rate_pct,
             rolling_pct,
             active=can_drop and enough,
-            triggered=can_drop
-            and rolling_pct is not None
-            and rolling_pct < dg.rolling_min_win_rate_pct,
-            note=never or ("" if enough else f"inactive below {dg.rolling_trades} trades"),
+            triggered=low is not None,
+            note=rolling_note,
+            inputs=rolling_inputs,
         )
     )
     loss = day_loss.loss_pct if day_loss is not None else None
@@ -284,24 +360,28 @@ def downgrade_watch(
             active=can_drop and loss is not None,
             triggered=can_drop and loss is not None and loss > max_daily_loss_pct,
             note=never or ("" if loss is not None else "start-of-day or current equity unknown"),
+            inputs=None if day_loss is None else day_loss.as_record(),
         )
     )
     return items
 
 
-def _reason(item: WatchItem, cfg: PhaseSettings) -> str:
+def _reason(item: WatchItem, cfg: PhaseSettings, day_loss: DayLoss | None) -> str:
     if item.name == "consecutive_losses":
         limit = _show(item.threshold, "count")
-        return f"{_show(item.actual, 'count')} consecutive losses (limit {limit})"
+        where = f", {item.note}" if item.note else ""
+        return f"{limit} consecutive losses (limit {limit}){where}"
     if item.name == "rolling_win_rate":
+        inputs = item.inputs or {}
+        rate = inputs.get("win_rate_pct", item.actual)
+        where = f" ({item.note})" if item.note else ""
         return (
             f"win rate over the last {cfg.downgrade.rolling_trades} trades "
-            f"{_show(item.actual, 'percent')} < {_show(item.threshold, 'percent')}"
+            f"{_show(rate, 'percent', against=item.threshold)} < "
+            f"{_show(item.threshold, 'percent')}{where}"
         )
-    return (
-        f"today's loss {_show(item.actual, 'percent')} of start-of-day equity > "
-        f"{_show(item.threshold, 'percent')}"
-    )
+    assert day_loss is not None
+    return f"today's loss {day_loss.describe(item.threshold)} > {item.threshold} %"
 
 
 def evaluate(
@@ -315,15 +395,19 @@ def evaluate(
     base_equity: Decimal | None,
     equity: Decimal | None,
     day_loss: DayLoss | None,
+    drawdown_anchor: str = "",
 ) -> PhaseEvaluation:
-    """Evaluate the ladder at `now`; `base_equity` None = the drawdown % cannot be measured."""
+    """Evaluate the ladder at `now`; `base_equity` anchors the window's drawdown curve (None =
+    the drawdown % cannot be measured), described by `drawdown_anchor`."""
     phase = current_phase(list(history), cfg.initial)
     rules = cfg.rules(phase)
     since = history[-1].ts if history else None
     window = trades.window(rules.counted_modes, since)
     stats = summarize(window, base_equity)
     upward = next_phase(phase)
-    criteria = evaluate_criteria(rules, stats) if upward is not None else []
+    if not drawdown_anchor:
+        drawdown_anchor = "unknown" if base_equity is None else f"${base_equity:,.2f}"
+    criteria = evaluate_criteria(rules, stats, drawdown_anchor) if upward is not None else []
     eligible = upward is not None and all(c.met for c in criteria)
     watch = downgrade_watch(phase, cfg, window, stats, day_loss, max_daily_loss_pct)
     session = session_of(now)
@@ -342,11 +426,13 @@ def evaluate(
     downgraded_today = (
         last is not None and last.trigger == "auto_downgrade" and session_of(last.ts) == session
     )
+    entries = session_entries(order_events, session)
     limits = Limits(
         live_allowed=rules.live_allowed,
         max_entries_per_session=rules.max_entries_per_session or None,
-        entries_this_session=entries_in_session(order_events, session),
+        entries_this_session=entries.counted,
         position_cap_usd=cap,
+        entries_cancelled_unfilled=entries.cancelled_unfilled,
     )
     return PhaseEvaluation(
         phase=phase,
@@ -357,11 +443,13 @@ def evaluate(
         stats=stats,
         criteria=criteria,
         eligible=eligible,
-        downgrade_reasons=[_reason(w, cfg) for w in watch if w.triggered],
+        downgrade_reasons=[_reason(w, cfg, day_loss) for w in watch if w.triggered],
         watch=watch,
         limits=limits,
         downgraded_this_session=downgraded_today,
         warnings=warnings,
+        drawdown_base=base_equity,
+        drawdown_anchor=drawdown_anchor,
     )
 
 
@@ -389,7 +477,7 @@ def entry_decision(
     limit = ev.limits.max_entries_per_session
     if limit is not None and ev.limits.entries_this_session >= limit:
         when = (
-            f"; next allowed at the next session open ({next_session_open:%Y-%m-%d %H:%M} UTC)"
+            f"; next allowed at the next session open ({market_datetime(next_session_open)})"
             if next_session_open is not None
             else "; next allowed at the next session open"
         )
@@ -398,6 +486,12 @@ def entry_decision(
                 "entry_limit",
                 f"phase {ev.phase} allows {limit} entr{'y' if limit == 1 else 'ies'} per session "
                 f"and {ev.limits.entries_this_session} were made in the {ev.session} session"
+                + (
+                    f" ({ev.limits.entries_cancelled_unfilled} more cancelled unfilled, not "
+                    "counted)"
+                    if ev.limits.entries_cancelled_unfilled
+                    else ""
+                )
                 + when,
             )
         )
@@ -436,7 +530,7 @@ def future_transitions(history: Sequence[PhaseTransition], now: datetime) -> lis
     """A line for each transition dated after `now` (beyond the tolerance)."""
     return [
         f"the {t.from_phase} -> {t.to_phase} transition {t.transition_id} is dated "
-        f"{t.ts:%Y-%m-%d %H:%M}Z, after now ({now:%Y-%m-%d %H:%M}Z)"
+        f"{market_datetime(t.ts)}, after now ({market_datetime(now)})"
         for t in history
         if in_future(t.ts, now)
     ]

@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradebot.core.option_selection import OptionQuote, round_to_tick, round_up_to_tick
+from tradebot.core.option_selection import OptionQuote
 from tradebot.core.settings import RiskSettings
+from tradebot.core.ticks import TickLadder, as_ladder
 
 _HUNDRED = Decimal(100)
 _MANY = Decimal(10) ** 9  # more contracts than any cap allows
@@ -190,25 +191,30 @@ class BracketPrices:
 
 
 def bracket_prices(
-    premium: Decimal, tick: Decimal, take_profit_pct: Decimal, stop_loss_pct: Decimal
+    premium: Decimal,
+    tick: Decimal | TickLadder,
+    take_profit_pct: Decimal,
+    stop_loss_pct: Decimal,
 ) -> BracketPrices:
-    """Entry ≈ premium, TP ≈ entry × (1 + tp %), stop ≥ entry × (1 − sl %), per share, on tick."""
+    """Entry ≈ premium, TP ≈ entry × (1 + tp %), stop ≥ entry × (1 − sl %), per share, each on
+    the contract's price ladder (`tick`: a flat increment or IB's market-rule ladder)."""
     if not premium.is_finite() or premium <= 0:
         raise ValueError(f"premium must be positive, got {premium}")
     if not take_profit_pct.is_finite() or take_profit_pct <= 0:
         raise ValueError(f"take_profit_pct must be positive, got {take_profit_pct}")
     if not stop_loss_pct.is_finite() or not 0 < stop_loss_pct <= _HUNDRED:
         raise ValueError(f"stop_loss_pct must be in (0, 100], got {stop_loss_pct}")
-    entry = round_to_tick(premium, tick)
+    grid = as_ladder(tick)
+    entry = grid.round(premium)
     if entry <= 0:
-        raise ValueError(f"premium {premium} rounds to {entry} on tick {tick}: no trade")
+        raise ValueError(f"premium {premium} rounds to {entry} on {grid.describe()}: no trade")
     # Targets are computed from the entry, the price actually paid.
-    take_profit = max(round_to_tick(entry * (1 + take_profit_pct / _HUNDRED), tick), entry + tick)
+    take_profit = max(grid.round(entry * (1 + take_profit_pct / _HUNDRED)), grid.next_above(entry))
     # Rounded up: the loss at the stop is never more than stop_loss_pct of the entry.
-    stop = max(round_up_to_tick(entry * (1 - stop_loss_pct / _HUNDRED), tick), tick)
+    stop = max(grid.up(entry * (1 - stop_loss_pct / _HUNDRED)), grid.steps[0][1])
     if stop >= entry:
         raise ValueError(
             f"no stop fits strictly between 0 and the entry {entry} within "
-            f"{_pct(stop_loss_pct)} on tick {tick}: no trade"
+            f"{_pct(stop_loss_pct)} on tick {grid.describe()}: no trade"
         )
     return BracketPrices(entry=entry, take_profit=take_profit, stop_loss=stop)

@@ -65,6 +65,9 @@ TRADE_FIELDS: tuple[str, ...] = (
 )
 
 
+R_PLACES = Decimal("0.0001")
+
+
 def session_of(moment: datetime) -> date:
     """The exchange session date (America/New_York) that a UTC moment belongs to."""
     return moment.astimezone(EXCHANGE_TZ).date()
@@ -207,7 +210,8 @@ def close_trade(
         commission=commission,
         risk=risk,
         pnl=pnl,
-        r_multiple=pnl / risk if risk else Decimal(0),
+        # A ratio to four places: the quotient's 28 digits meant nothing to anyone reading it.
+        r_multiple=(pnl / risk).quantize(R_PLACES) if risk else Decimal(0),
         exit_reason=exit_reason,
         phase=phase,
         mode=mode,

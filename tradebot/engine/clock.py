@@ -23,6 +23,10 @@ class Clock(Protocol):
 
     async def sleep_until(self, when: datetime) -> None: ...
 
+    def describe(self) -> str | None:
+        """What a person should know about this clock (None: it is this machine's)."""
+        ...
+
 
 class WallClock:
     """Real time (UTC)."""
@@ -36,6 +40,9 @@ class WallClock:
         delay = (when - self.now()).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def describe(self) -> str | None:
+        return None
 
 
 class SimClock:
@@ -80,6 +87,9 @@ class SimClock:
         else:
             await asyncio.sleep(0)  # let other tasks (signal handlers, watchers) run
         self._now = max(self._now, when)  # another sleeper may have woken later already
+
+    def describe(self) -> str:
+        return "simulated, full speed" if self.speed is None else f"simulated, ×{self.speed:g}"
 
     def set(self, when: datetime) -> None:
         """Move the clock (tests, and the start of a replay); never backwards."""

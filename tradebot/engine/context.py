@@ -40,6 +40,9 @@ class EngineContext:
     state: StateStore
     notify: Notify
     last_signal: dict[str, SignalNote] = field(default_factory=dict)
+    # Underlyings whose broker position differs from the journal's: no entry on them until
+    # the difference is gone or explained (engine/positions.py), symbol → why.
+    blocked_symbols: dict[str, str] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:

@@ -27,6 +27,7 @@ from tradebot.brokers.base import (
     OrderRejected,
 )
 from tradebot.core.instruments import OptionContract, Quote, quote_problem
+from tradebot.core.market_time import market_clock
 from tradebot.core.option_selection import (
     ChainSnapshot,
     ContractChoice,
@@ -43,6 +44,7 @@ from tradebot.core.strategies import (
     whale_signal,
 )
 from tradebot.engine.context import EngineContext, SignalNote
+from tradebot.engine.dry_run import WouldBePositions
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import OcoWatcher
 from tradebot.engine.order_book import TrackedOrder
@@ -53,10 +55,17 @@ log = logging.getLogger("tradebot.engine")
 
 
 class EntryPipeline:
-    def __init__(self, ctx: EngineContext, market_data: MarketData, oco: OcoWatcher) -> None:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        market_data: MarketData,
+        oco: OcoWatcher,
+        would_be: WouldBePositions | None = None,
+    ) -> None:
         self.ctx = ctx
         self.data = market_data
         self.oco = oco
+        self.would_be = would_be or WouldBePositions(ctx)
         self._blocked_noted: set[tuple[date, str, str]] = set()
 
     async def evaluate(
@@ -116,7 +125,7 @@ class EntryPipeline:
                 self._blocked_noted.add(key)
                 self._refuse(
                     now, symbol, "scalp", "flatten_time",
-                    f"scalp entries stop at the flatten time ({scalp_until:%H:%M} UTC, "
+                    f"scalp entries stop at the flatten time ({market_clock(scalp_until)}, "
                     f"{s.trading.flatten_minutes_before_close} min before the close)",
                 )  # fmt: skip
             return "blocked (flatten_time)"
@@ -140,6 +149,12 @@ class EntryPipeline:
             key = (session, symbol, rules)
             if key not in self._blocked_noted:
                 self._blocked_noted.add(key)
+                inputs = risk.daily_loss.inputs
+                more = (
+                    {"daily_loss": inputs.as_record()}
+                    if inputs is not None and any(r.rule == "daily_loss" for r in risk.blocking)
+                    else {}
+                )  # every number the daily-loss guard used: cash, each position's mark, ...
                 self._refuse(
                     now,
                     symbol,
@@ -147,11 +162,26 @@ class EntryPipeline:
                     "blocked",
                     "; ".join(f"{r.rule}: {r.message}" for r in risk.blocking),
                     blocking=[r.as_record() for r in risk.blocking],
+                    **more,
                 )
             return f"blocked ({rules})"
         held = ctx.book.holds(symbol, strategy)
         if held is not None:
             return f"already holding {held.ref} ({strategy})"
+        would_be = self.would_be.holds(symbol, strategy)
+        if would_be is not None:  # dry run: its would-be position is still open
+            return f"already holding {would_be.ref} ({strategy}, dry run)"
+        mismatch = ctx.blocked_symbols.get(symbol)
+        if mismatch is not None:
+            # Never add on top of a position the journal does not account for.
+            key = (session, symbol, f"position_mismatch:{mismatch}")
+            if key not in self._blocked_noted:
+                self._blocked_noted.add(key)
+                self._refuse(
+                    now, symbol, strategy, "position_mismatch",
+                    f"{mismatch}; no entry on {symbol} until the difference is gone",
+                )  # fmt: skip
+            return "blocked (position_mismatch)"
         cap = risk.phase.limits.position_cap_usd if risk.phase is not None else None
         if cap is None or spot is None:
             self._refuse(now, symbol, strategy, "no_data", "position cap or last price unknown")
@@ -197,8 +227,10 @@ class EntryPipeline:
             return "no contract"
         contract, quote = by_id[choice.quote.contract_id]
 
-        # The quote must be live and fresh, and liquid.
-        problem = quote_problem(quote, now, s.risk.max_quote_age_s)
+        # The quote must be live and fresh, and liquid. Fresh by the clock as it is now, not as
+        # the tick began: against the gateway simulator at ×10 a tick's second of work is ten
+        # seconds of market (a simulated replay's clock does not move within a tick).
+        problem = quote_problem(quote, ctx.clock.now(), s.risk.max_quote_age_s)
         if problem is not None:
             self._refuse(
                 now,
@@ -230,7 +262,7 @@ class EntryPipeline:
             return "size 0"
         try:
             prices = bracket_prices(
-                choice.premium, contract.tick, s.risk.take_profit_pct, s.risk.stop_loss_pct
+                choice.premium, contract.grid, s.risk.take_profit_pct, s.risk.stop_loss_pct
             )
         except ValueError as exc:
             self._refuse(now, symbol, strategy, "bracket", str(exc))
@@ -376,6 +408,7 @@ class EntryPipeline:
         if ctx.trading_mode == "dry_run":
             for order in (entry, take_profit, stop_loss):
                 book.mark_status(now, order.ref, "not_sent", "dry_run: computed and journaled only")
+            self.would_be.opened(book.orders[entry.ref])
             log.info("dry run, not sent: %s", summary)
             return "dry run"
         spec = BracketSpec(entry.spec(), take_profit.spec(), stop_loss.spec())
@@ -512,6 +545,7 @@ def _option_quote(contract: OptionContract, quote: Quote | None) -> OptionQuote:
         multiplier=contract.multiplier,
         trading_class=contract.klass,
         tick=contract.tick,
+        ladder=contract.ladder,
     )
 
 

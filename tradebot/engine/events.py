@@ -19,11 +19,20 @@ class EventLog:
     def __init__(self, logs_dir: Path) -> None:
         self.file = JsonlFile(Path(logs_dir) / EVENTS_FILE)
 
-    def record(self, now: datetime, event: str, message: str, **fields: Any) -> None:
-        """Journal one event and log its message (warnings for problems, info otherwise)."""
+    def record(
+        self, now: datetime, event: str, message: str, *, logged: bool = False, **fields: Any
+    ) -> None:
+        """Journal one event and log its message once (warnings for problems, info otherwise);
+        `logged`: its source has already logged it (journal only)."""
         self.file.append({"v": 1, "ts": now, "event": event, "message": message, **fields})
+        if logged:
+            return
         level = logging.WARNING if event in _WARN else logging.INFO
-        log.log(level, "%s: %s", event, message)
+        # "reconciled: 2 fill(s) …" is logged as written, not as "reconciled: reconciled: …".
+        if message.lower().startswith(event.replace("_", " ")):
+            log.log(level, "%s", message)
+        else:
+            log.log(level, "%s: %s", event, message)
 
 
 _WARN = frozenset(

@@ -26,15 +26,18 @@ from typing import Any
 
 from tradebot.books.risk_report import RiskReport, account_modes, build_risk_report
 from tradebot.brokers.base import BrokerError
+from tradebot.core.guards import MarkedEquity, PositionMark
 from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade, session_of
 from tradebot.engine.context import EngineContext
+from tradebot.engine.dry_run import WouldBePositions
 from tradebot.engine.entries import EntryPipeline
-from tradebot.engine.exits import ExitManager
+from tradebot.engine.exits import ExitManager, ExpiryWatch
 from tradebot.engine.heartbeat import write_heartbeat
 from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import POLL, OcoWatcher
+from tradebot.engine.positions import PositionWatch
 from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
 from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
 from tradebot.engine.supervisor import Supervisor, View
@@ -46,24 +49,15 @@ from tradebot.storage.watch import one_stat_per_file
 log = logging.getLogger("tradebot.engine")
 
 SYNC_EVERY = timedelta(seconds=60)
+# From the flatten time to the close, while a position to close is still open, the loop wakes
+# this often: a refused or unfilled closing sell is tried again within seconds, not a minute.
+FLATTEN_RETRY = timedelta(seconds=15)
 RETRY_FIRST = timedelta(seconds=5)
 # Blocking rules after which no resting entry order may fill either.
 ACCOUNT_STOPS = frozenset(
     {"daily_loss", "downgraded_this_session", "downgrade_pending", "phase_unknown", "halt"}
 )
 RETRY_MAX = timedelta(seconds=60)
-REFUSALS = frozenset(
-    {
-        "no data",
-        "no contract",
-        "quote refused",
-        "illiquid",
-        "size 0",
-        "no bracket",
-        "refused by the phase ladder",
-        "rejected",
-    }
-)
 
 
 @dataclass
@@ -74,10 +68,24 @@ class RunSummary:
     ticks_idle: int = 0  # passed over: no symbol could signal and nothing was open
     entries_sent: int = 0
     trades: list[ClosedTrade] = field(default_factory=list)
-    refusals: int = 0
     reconcile: list[str] = field(default_factory=list)
     equity: Decimal | None = None
     stopped_by: str = ""
+
+
+async def sync_clock(clock: Any) -> None:
+    """A clock that follows another (the gateway's) reads it now; the others have nothing to
+    read."""
+    sync = getattr(clock, "sync", None)
+    if sync is not None:
+        await sync()
+
+
+def clock_note(clock: Any) -> str | None:
+    """The clock's own description (None for this machine's)."""
+    describe = getattr(clock, "describe", None)
+    note = describe() if describe is not None else None
+    return note if isinstance(note, str) else None
 
 
 class TradingLoop:
@@ -101,8 +109,11 @@ class TradingLoop:
         s = ctx.settings
         self.oco = OcoWatcher(ctx)
         self.exits = ExitManager(ctx, self.oco)
+        self.expiry = ExpiryWatch(ctx)
+        self.positions = PositionWatch(ctx)
         self.market_data = MarketData(ctx.broker, s.schedule.calendar, s.strategies.whale)
-        self.entries = EntryPipeline(ctx, self.market_data, self.oco)
+        self.would_be = WouldBePositions(ctx)
+        self.entries = EntryPipeline(ctx, self.market_data, self.oco, self.would_be)
         self.plan: SessionPlan | None = None
         self.opened: date | None = None
         self.flattened: date | None = None
@@ -168,8 +179,14 @@ class TradingLoop:
             else:
                 write_heartbeat(ctx.loaded.state_dir, self.status(), running=True)
             while not self.stop.is_set():
+                await sync_clock(ctx.clock)  # the gateway's clock: read it before each wake
                 now = ctx.clock.now()
                 if self.until is not None and now >= self.until:
+                    plan = self.plan
+                    if plan is not None and now >= plan.closes and self.closed != plan.session:
+                        # Stopping at (or after) a close: the session is closed first, as a
+                        # run that goes on would (its summary, its session-metrics line).
+                        await self.wake(now)
                     self.summary.stopped_by = "until"
                     break
                 await self.wake(now, force_tick=self.once)
@@ -295,6 +312,8 @@ class TradingLoop:
             next_wake=self._next_wake,
             last_error=self.last_error,
             stuck_for_s=None if stuck is None else round(stuck, 1),
+            clock_note=clock_note(ctx.clock),
+            urgent=[*self.expiry.urgent, *self.positions.urgent],
         )
 
     async def _sleep_until(self, when: datetime) -> None:
@@ -307,13 +326,11 @@ class TradingLoop:
         if clock.simulated and getattr(clock, "speed", None) is None:
             await clock.sleep_until(when)
             return
-        # Real time (or a scaled simulated clock): a stop or a halt/resume ends the sleep early.
-        # A simulated clock only moves when its sleep completes, so cancelling it is safe.
-        if clock.simulated:
-            sleep: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep_until(when))
-        else:
-            delay = max(0.0, (when - clock.now()).total_seconds())
-            sleep = asyncio.ensure_future(asyncio.sleep(delay))
+        # Real time, a scaled simulated clock or the gateway's: a stop or a halt/resume ends the
+        # sleep early. A simulated clock only moves when its sleep completes, and the gateway's
+        # reads the gateway between slices of its sleep (a jump is noticed there), so
+        # cancelling either is safe.
+        sleep: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep_until(when))
         waiters: set[asyncio.Future[Any]] = {
             sleep,
             asyncio.ensure_future(self.stop.wait()),
@@ -328,7 +345,10 @@ class TradingLoop:
         """Before any entry: adopt what the broker did while we were away; report the rest."""
         ctx, book = self.ctx, self.ctx.book
         book.refresh()
-        broker_refs = {o.order_ref for o in await ctx.broker.orders() if o.order_ref}
+        broker_refs = set()
+        for o in await ctx.broker.orders():
+            ours = book.find(o.order_ref, o.perm_id)  # by orderRef, else by IB's permId
+            broker_refs.add(ours.ref if ours is not None else o.order_ref)
         for order in list(book.orders.values()):
             if order.status == "intent" and order.ref not in broker_refs:
                 # Journaled but never sent (a crash between the two): never re-sent late.
@@ -342,29 +362,10 @@ class TradingLoop:
                 self.summary.reconcile.append(f"{order.ref}: intent never sent, closed")
         report = await book.sync(ctx.broker, now)
         self._closed()
-        positions = await ctx.broker.positions()
-        ours: dict[int, int] = {}
-        for pos in book.open_positions():
-            key = pos.entry.contract.con_id
-            ours[key] = ours.get(key, 0) + pos.open_qty
-        for bp in positions:
-            if ours.get(bp.contract.con_id, 0) != bp.qty:
-                journal_qty = ours.get(bp.contract.con_id, 0)
-                message = (
-                    f"broker holds {bp.qty} {bp.contract.label}, the journal {journal_qty}: "
-                    "left alone; check the account"
-                )
-                ctx.events.record(now, "position_mismatch", message, con_id=bp.contract.con_id)
-                self.summary.reconcile.append(message)
-        held = {bp.contract.con_id for bp in positions}
-        for pos in book.open_positions():
-            if pos.entry.contract.con_id not in held:
-                message = (
-                    f"{pos.entry.ref}: the journal holds {pos.open_qty} {pos.entry.contract.label} "
-                    "but the broker has no position"
-                )
-                ctx.events.record(now, "position_mismatch", message, order_ref=pos.entry.ref)
-                self.summary.reconcile.append(message)
+        # Positions, contract by contract: what the executions could not explain.
+        self.summary.reconcile.extend(await self.positions.check(now, settled=True))
+        self.summary.reconcile.extend(self.positions.urgent)
+        self._closed()
         self._protect(now)
         armed = self.oco.legs()
         text = (
@@ -395,7 +396,7 @@ class TradingLoop:
                 from tradebot.core.sizing import bracket_prices
 
                 prices = bracket_prices(
-                    entry.avg_price, entry.contract.tick, s.risk.take_profit_pct,
+                    entry.avg_price, entry.contract.grid, s.risk.take_profit_pct,
                     s.risk.stop_loss_pct,
                 )  # fmt: skip
                 tp, sl = tp or prices.take_profit, sl or prices.stop_loss
@@ -479,13 +480,22 @@ class TradingLoop:
         if not ctx.broker.is_connected():
             # The broker alerts its own disconnects and reconnections (it sees them happen).
             self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
+            if plan.in_session(now) and now >= plan.flatten_at:
+                self.expiry.check(now, plan.session, plan.closes, connected=False)
             return
         if ctx.broker.generation != self._generation:
             # Reconnected: what happened while away is adopted before anything else.
             await self.reconcile(now)
             self._generation = ctx.broker.generation
+        closed_before = len(self.summary.trades)
         await ctx.book.sync(ctx.broker, now)
         self._closed()
+        await self.positions.check(now, settled=False)
+        self._closed()
+        if len(self.summary.trades) > closed_before:
+            # The trade triggers were checked after each of these trades; the daily-loss
+            # trigger needs the broker's marked equity, read now that they are booked.
+            self._ladder_tick(now, await self._equity(now))
         # A stop can die at the broker at any time (cancelled by hand, rejected late, legs
         # refused after the entry filled): a bare position is guarded at the next step.
         self._protect(now)
@@ -507,6 +517,7 @@ class TradingLoop:
                 for line in await self.exits.flatten(now, strategy="scalp", reason="flatten"):
                     log.warning("scalp position left from an earlier session: %s", line)
             if now >= plan.flatten_at:
+                await self.would_be.review(now, plan)
                 closing = self.flattened != plan.session
                 self.flattened = plan.session
                 lines = await self.exits.flatten(
@@ -515,6 +526,9 @@ class TradingLoop:
                 if closing:
                     for line in lines:
                         log.info("before the close: %s", line)
+                self.expiry.check(
+                    now, plan.session, plan.closes, connected=ctx.broker.is_connected()
+                )
             if self.oco.armed():
                 await self.oco.poll(now)
                 self.next_oco = now + POLL
@@ -604,6 +618,8 @@ class TradingLoop:
             if plan.in_session(now) and self.ctx.book.has_activity():
                 if sync is not None:
                     candidates.append(sync)
+                if now >= plan.flatten_at and self._to_flatten(plan):
+                    candidates.append(now + FLATTEN_RETRY)
                 if self.next_oco is not None and self.oco.armed():
                     candidates.append(self.next_oco)
         return max(min(candidates), now + timedelta(microseconds=1))
@@ -618,13 +634,24 @@ class TradingLoop:
     def last_risk_could_open(self) -> bool:
         return self._risk is not None and self._risk.can_open
 
+    def _to_flatten(self, plan: SessionPlan) -> bool:
+        """Whether the flatten still has something to close: a scalp position, or one whose
+        option expires today."""
+        return any(
+            p.entry.strategy == "scalp" or p.entry.contract.expiry <= plan.session
+            for p in self.ctx.book.open_positions()
+        )
+
     async def _first_look(self, now: datetime) -> None:
         """The session's first look: start-of-day equity is recorded (daily-loss guard)."""
         equity = await self._equity(now)
         self._ladder_tick(now, equity)
         build_risk_report(self.ctx.loaded, now, equity=equity, persist=True, ladder=self.ctx.ladder)
 
-    async def _equity(self, now: datetime) -> Decimal:
+    async def _equity(self, now: datetime) -> MarkedEquity:
+        """The broker's equity, with what it is made of: cash and each open position at its
+        mark (the broker's own when it says, else the quote's mid), so a daily-loss decision
+        can be recomputed from what is journaled."""
         account = await self.ctx.broker.account()
         self._cash = account.cash
         self.ctx.state.record_equity(account.net_liquidation, account.source, now)
@@ -637,7 +664,22 @@ class TradingLoop:
             ):
                 if quote is not None and quote.mid is not None:
                     self._marks[contract.con_id] = quote.mid
-        return account.net_liquidation
+        known = {**self._marks, **account.marks}  # the broker's own marks first
+        marks = [
+            PositionMark(
+                p.entry.ref,
+                p.entry.contract.label,
+                p.open_qty,
+                p.entry.contract.multiplier,
+                p.entry.avg_price,
+                known.get(p.entry.contract.con_id),
+            )
+            for p in positions
+        ]
+        source = account.source
+        if positions and not account.marks:
+            source += " (positions shown at the quote's mid; the broker's own marks may differ)"
+        return MarkedEquity(account.net_liquidation, source, account.cash, tuple(marks), now)
 
     async def tick(self, now: datetime, plan: SessionPlan) -> None:
         ctx = self.ctx
@@ -645,9 +687,10 @@ class TradingLoop:
             self.planner.tick_starts()
         self.last_tick = now
         self.summary.ticks += 1
-        equity = await self._equity(now)
-        self._ladder_tick(now, equity)
-        risk = build_risk_report(ctx.loaded, now, equity=equity, persist=True, ladder=ctx.ladder)
+        marked = await self._equity(now)
+        equity = marked.equity
+        self._ladder_tick(now, marked)
+        risk = build_risk_report(ctx.loaded, now, equity=marked, persist=True, ladder=ctx.ladder)
         if risk.daily_loss.tripped and not risk.daily_loss.tripped_earlier:
             ctx.notify("daily_loss", f"daily-loss guard tripped: {risk.daily_loss.message}")
         stopping = {r.rule for r in risk.blocking} & ACCOUNT_STOPS
@@ -656,6 +699,13 @@ class TradingLoop:
                 if entry.filled_qty == 0:
                     await self.exits.cancel_entry(entry, now, ", ".join(sorted(stopping)))
         self._risk = risk
+        unexplained = self.positions.refusal()
+        if unexplained is not None:
+            risk = replace(
+                risk,
+                can_open=False,
+                blocking=[*risk.blocking, Refusal("reconciliation", unexplained)],
+            )
         paused = ctx.broker.entries_paused(now)
         if paused is not None:
             risk = replace(
@@ -671,6 +721,7 @@ class TradingLoop:
                 now.strftime("%H:%M"),
                 "; ".join(r.rule for r in risk.blocking),
             )
+        await self.would_be.review(now, plan)  # dry run: what its bracket would have closed
         limit = asyncio.Semaphore(ctx.settings.trading.max_concurrent_symbols)
         session = plan.session
 
@@ -690,20 +741,25 @@ class TradingLoop:
                     return "error"
 
         outcomes = await asyncio.gather(*(one(sym) for sym in ctx.settings.trading.symbols))
+        # Refusals are counted where they are journaled (`entry_refused` in events.jsonl).
         self.summary.entries_sent += sum(1 for o in outcomes if o.startswith("entry sent"))
-        self.summary.refusals += sum(1 for o in outcomes if o in REFUSALS)
 
     async def _session_end(self, now: datetime, plan: SessionPlan) -> None:
         ctx = self.ctx
         self.closed = plan.session
-        equity = await self._equity(now)
-        self._ladder_tick(now, equity)
+        marked = await self._equity(now)
+        equity = marked.equity
+        # Recorded now unless a position could still settle into this session (an option
+        # expiring today whose settlement the broker reports later): then when the day changes.
+        settling = any(p.entry.contract.expiry <= plan.session for p in ctx.book.open_positions())
+        self._ladder_tick(now, marked, closed=None if settling else plan.session)
         today = [t for t in self.summary.trades if t.session == plan.session]
         pnl = sum((t.pnl for t in today), Decimal(0))
         text = (
             f"session {plan.session} closed: {len(today)} trade(s), P&L {pnl:+.2f}, equity "
             f"{equity:.2f}"
         )
+        self.expiry.at_close(now, plan.session)
         ctx.events.record(now, "session_end", text, session=plan.session, equity=equity)
         ctx.notify("summary", text)
         self.plan = None
@@ -722,11 +778,13 @@ class TradingLoop:
         # the next one is journaled: three losses in a row downgrade at the third.
         self._ladder_tick(self.ctx.clock.now(), None)
 
-    def _ladder_tick(self, now: datetime, equity: Decimal | None) -> None:
+    def _ladder_tick(
+        self, now: datetime, equity: MarkedEquity | None, *, closed: date | None = None
+    ) -> None:
         """The ladder's tick (downgrade, sessions, eligibility); a damaged record never stops
         the loop — entries are refused by the guards while exits carry on."""
         try:
-            self.ctx.ladder.on_tick(now, equity=equity)
+            self.ctx.ladder.on_tick(now, equity=equity, session_closed=closed)
         except CorruptRecordError as exc:
             key = (self.plan.session if self.plan else None, exc.message)
             if key not in self._ladder_errors:

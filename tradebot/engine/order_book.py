@@ -15,7 +15,13 @@ Order records (`"v": 1`, `ts`, `event`, `order_ref`, `role`, `session`, `mode` o
 * `submitted` — the broker accepted it: order_id, perm_id, status;
 * `status` — a new status (`presubmitted`, `submitted`, `filled`, `cancelled`, `inactive`,
   `rejected`, `not_sent` (dry run), `abandoned` (intent never sent), `unknown`) with a reason;
-* `fill` — exec_id, qty, price, commission, time, filled_qty (cumulative), kind (trade/expiry).
+* `fill` — exec_id, qty, price, commission, time, filled_qty (cumulative), kind (trade/expiry),
+  order_id, perm_id; `source` when the fill was not an execution the broker reported live: the
+  broker's order status, an account statement ("IB Flex query N"), or "operator <user>" (`tradebot
+  journal close`). Exits recorded that way are orders `<entry>.r<n>` (order_type `RECONCILED` or
+  `EXPIRY`) unless the evidence names one of the position's own legs.
+
+Contracts in intents carry `ladder` ([[low edge, increment], …], IB's market rule) when known.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ log = logging.getLogger("tradebot.engine")
 FINAL = frozenset({"filled", "cancelled", "rejected", "inactive", "not_sent", "abandoned"})
 UNKNOWN_GRACE = timedelta(minutes=2)  # how long a failed send may take to show up at the broker
 FORGET_AFTER = timedelta(days=3)  # finished round trips older than this leave memory
+# Exec ids of fills recorded from an order's status (engine/positions.py), not an execution.
+RECONCILED_PREFIX = "order:"
 _EXIT_REASON: dict[str, ExitReason] = {
     "take_profit": "take_profit",
     "stop_loss": "stop_loss",
@@ -167,6 +175,9 @@ class OrderBook:
         self.orders: dict[str, TrackedOrder] = {}
         self.exits_of: dict[str, list[str]] = {}
         self.seen_execs: set[str] = set()
+        # IB's permId of each order the broker acknowledged: a broker that does not echo our
+        # orderRef (a Gateway that drops it) still has its reports matched to our orders.
+        self.by_perm: dict[int, str] = {}
         # Indexes, so a wake costs the same after a thousand sessions as after one: entries
         # whose round trip is not over, orders not final, entry refs per prefix.
         self.unfinished: dict[str, TrackedOrder] = {}
@@ -196,6 +207,7 @@ class OrderBook:
     def _records(self, records: list[dict[str, Any]], reset: bool) -> None:
         if reset:  # replaced or repaired: rebuild
             self.orders, self.exits_of, self.seen_execs = {}, {}, set()
+            self.by_perm = {}
             self.unfinished, self.live, self._prefix_count = {}, {}, {}
         if not records:
             return
@@ -227,6 +239,8 @@ class OrderBook:
             for order in trip:
                 del self.orders[order.ref]
                 self.live.pop(order.ref, None)
+                if order.perm_id and self.by_perm.get(order.perm_id) == order.ref:
+                    del self.by_perm[order.perm_id]
                 self.seen_execs.difference_update(order.fills)
             self.exits_of.pop(ref, None)
             gone += 1
@@ -308,6 +322,8 @@ class OrderBook:
             order.order_id = int(r.get("order_id") or 0)
             order.perm_id = int(r.get("perm_id") or 0)
             order.status = str(r.get("status") or "submitted")
+            if order.perm_id:
+                self.by_perm[order.perm_id] = ref
         elif event == "status":
             order.status = str(r["status"])
             order.reason = str(r.get("reason") or "")
@@ -322,6 +338,9 @@ class OrderBook:
                 kind=str(r.get("kind") or "trade"),
             )
             self.seen_execs.add(exec_id)
+            perm_id = int(r.get("perm_id") or 0)
+            if perm_id:
+                self.by_perm.setdefault(perm_id, ref)
         self._index(order)
 
     # -- writing -------------------------------------------------------------------------------
@@ -385,7 +404,9 @@ class OrderBook:
         )
         self.refresh()
 
-    def _record_fill(self, now: datetime, order: TrackedOrder, x: Execution, qty: int) -> None:
+    def _record_fill(
+        self, now: datetime, order: TrackedOrder, x: Execution, qty: int, **extra: Any
+    ) -> None:
         commission = Decimal(0) if x.commission is None else x.commission
         commission = commission.quantize(_SIX_PLACES)  # IB reports floats
         self.journal.append(
@@ -400,6 +421,7 @@ class OrderBook:
                 "kind": x.kind,
                 "order_id": x.order_id,
                 "perm_id": x.perm_id,
+                **extra,
             }
         )
         self.refresh()
@@ -477,7 +499,7 @@ class OrderBook:
             if x.kind == "expiry":
                 report.fills += self._adopt_expiry(now, x)
                 continue
-            order = self.orders.get(x.order_ref)
+            order = self.find(x.order_ref, x.perm_id)
             if order is None:
                 self._report(
                     now,
@@ -492,11 +514,25 @@ class OrderBook:
                 continue
             if x.commission is None and now - x.time < timedelta(minutes=1):
                 continue  # the commission report follows the fill; adopt both together
+            if order.filled_qty + x.qty > order.qty and any(
+                f.exec_id.startswith(RECONCILED_PREFIX) for f in order.fills.values()
+            ):
+                # Its fill was recorded from the broker's order status when the executions
+                # were not listed: the late execution is the same fill, never a second one.
+                self.seen_execs.add(x.exec_id)
+                self._report(
+                    now, report, f"exec:{x.exec_id}", "execution_already_reconciled",
+                    f"execution {x.exec_id} of {order.ref} ({x.qty} at {x.price}) arrived "
+                    "after its fill was recorded from IB's order status; not counted twice",
+                    exec_id=x.exec_id,
+                )  # fmt: skip
+                continue
             self._record_fill(now, order, x, x.qty)
             report.fills += 1
         known = set()
         for bo in broker_orders:
-            known.add(bo.order_ref)
+            ours = self.find(bo.order_ref, bo.perm_id)
+            known.add(ours.ref if ours is not None else bo.order_ref)
             report.status_changes += self._adopt_status(now, bo, report)
         for order in list(self.live.values()):
             if (
@@ -518,8 +554,16 @@ class OrderBook:
             self.forget_finished(now)
         return report
 
+    def find(self, order_ref: str, perm_id: int = 0) -> TrackedOrder | None:
+        """Our order by its orderRef, else by the permId the broker gave it."""
+        order = self.orders.get(order_ref) if order_ref else None
+        if order is None and perm_id:
+            ref = self.by_perm.get(perm_id)
+            order = self.orders.get(ref) if ref else None
+        return order
+
     def _adopt_status(self, now: datetime, bo: BrokerOrder, report: SyncReport) -> int:
-        order = self.orders.get(bo.order_ref) if bo.order_ref else None
+        order = self.find(bo.order_ref, bo.perm_id)
         if order is None:
             if bo.status not in ("filled", "cancelled", "inactive"):
                 self._report(
@@ -546,6 +590,48 @@ class OrderBook:
             self.mark_status(now, order.ref, bo.status, bo.reason)
             changed += 1
         return changed
+
+    def record_exit(
+        self,
+        now: datetime,
+        entry: TrackedOrder,
+        x: Execution,
+        *,
+        source: str,
+        note: str,
+        leg: TrackedOrder | None = None,
+        reason: str = "manual",
+    ) -> TrackedOrder:
+        """An exit the broker's live reports could not show (filled while tradebot was away
+        and older than IB's same-day executions, settled at expiry, or recorded by the
+        operator), journaled with its `source`: on `leg` when the evidence names one of the
+        position's own orders, else on a new exit order `<entry>.r<n>`."""
+        order = leg
+        if order is None:
+            n = 1 + sum(1 for r in self.exits_of.get(entry.ref, []) if ".r" in r[len(entry.ref) :])
+            order = TrackedOrder(
+                ref=f"{entry.ref}.r{n}",
+                role="exit",
+                symbol=entry.symbol,
+                strategy=entry.strategy,
+                contract=entry.contract,
+                action="SELL",
+                qty=x.qty,
+                order_type="EXPIRY" if x.kind == "expiry" else "RECONCILED",
+                tif="",
+                session=session_of(now),
+                mode=entry.mode,
+                phase=entry.phase,
+                intent_ts=now,
+                parent_ref=entry.ref,
+                stop_loss_pct=entry.stop_loss_pct,
+                exit_reason=reason,
+            )
+            self.add_intent(now, order, note=note, source=source)
+        self._record_fill(now, order, x, x.qty, source=source)
+        if order.filled_qty >= order.qty:
+            self.mark_status(now, order.ref, "filled", f"{note} ({source})")
+        return order
 
     def _adopt_expiry(self, now: datetime, x: Execution) -> int:
         """An expiration settles our open positions in that contract (oldest entry first)."""
@@ -630,13 +716,13 @@ class OrderBook:
                 if self.on_close is not None:
                     self.on_close(trade)
                 log.info(
-                    "trade closed: %s %s %s qty %d, %s → %s, P&L %s (%s)",
+                    "trade closed: %s %s %s ×%d, %s → %s, P&L %+.2f (%s)",
                     trade.trade_id,
                     trade.strategy,
                     trade.contract,
                     trade.qty,
-                    trade.entry_price,
-                    trade.exit_price,
+                    trade.entry_price.normalize(),
+                    trade.exit_price.normalize(),
                     trade.pnl,
                     trade.exit_reason,
                 )

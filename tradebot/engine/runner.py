@@ -29,9 +29,11 @@ from zoneinfo import ZoneInfo
 from tradebot.config import LoadedConfig
 from tradebot.engine.clock import Clock, SimClock, WallClock
 from tradebot.engine.context import EngineContext, Notify, build_context
+from tradebot.engine.events import EventLog
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.supervisor import View
 from tradebot.errors import RefusedError, UsageError
+from tradebot.logging_setup import use_clock
 from tradebot.notify.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -89,6 +91,30 @@ def parse_speed(value: str | None) -> tuple[float | None, bool]:
     return speed, True
 
 
+BEFORE_OPEN = timedelta(minutes=1)
+
+
+def before_the_open(day: date, calendar: str, option: str = "--start") -> datetime:
+    """A minute before `day`'s open (a replay of a day starts at its session, not at midnight);
+    a day with no session is a usage error that names the next session."""
+    from tradebot.core.sessions import session_open_close, sessions_between
+
+    try:
+        opens, _ = session_open_close(day, calendar)
+    except ValueError:
+        after = sessions_between(day, day + timedelta(days=30), calendar)
+        following = (
+            f"the next one is {after[0]} ({after[0]:%A}): `{option} {after[0]}`"
+            if after
+            else "none in the 30 days after it"
+        )
+        raise UsageError(
+            f"{option} {day} ({day:%A}): the {calendar} exchange has no session that day; "
+            f"{following}"
+        ) from None
+    return opens - BEFORE_OPEN
+
+
 def build_options(
     *,
     once: bool,
@@ -96,9 +122,13 @@ def build_options(
     speed: str | None,
     start: str | None,
     until: str | None,
+    calendar: str = "XNYS",
 ) -> RunOptions:
     speed_value, speed_given = parse_speed(speed)
     start_at = None if start is None else parse_when(start, "--start")
+    if start is not None and len(start.strip()) == 10 and start_at is not None:
+        # A bare date: the replay starts just before that day's open.
+        start_at = before_the_open(start_at.astimezone(NEW_YORK).date(), calendar)
     until_at = None if until is None else parse_when(until, "--until")
     simulated = start_at is not None or bars is not None or (speed_given and speed_value != 1.0)
     if simulated and not speed_given:
@@ -161,7 +191,7 @@ def make_clock(loaded: LoadedConfig, options: RunOptions) -> Clock:
         firsts = [source.sessions(s)[0] for s in source.symbols() if source.sessions(s)]
         if not firsts:
             raise UsageError(f"--bars {options.bars}: no regular-session bars in the files")
-        start = datetime.combine(min(firsts), time(0), NEW_YORK).astimezone(UTC)
+        start = before_the_open(min(firsts), loaded.settings.schedule.calendar, "--bars")
     if start is None:
         start = datetime.now(UTC)
     return SimClock(start, options.speed)
@@ -200,13 +230,24 @@ def make_context(
         from tradebot.brokers.ibkr.clock import GatewayClock
         from tradebot.brokers.ibkr.settings import IbkrSettings
 
+        events = EventLog(loaded.logs_dir)
+
+        def broker_notify(event: str, message: str) -> None:
+            # A dropped connection and its return are journaled, not only logged: they are
+            # what an operator looks for in events.jsonl after a rehearsal's `drop`.
+            if event in ("disconnect", "reconnect"):
+                events.record(clock.now(), event, message, logged=True)
+            notify(event, message)
+
         ibkr = IbkrBroker(
             IbkrSettings.from_config(s),
             loaded.state_dir,
             clock.now,
-            notify=notify,
+            notify=broker_notify,
             on_gateway_time=clock.follow if isinstance(clock, GatewayClock) else None,
         )
+        if isinstance(clock, GatewayClock):
+            clock.source = ibkr.conn.refresh_clock
         return build_context(loaded, ibkr, clock, notify)
     from tradebot.brokers.sim import SimBroker
     from tradebot.market import make_market
@@ -266,8 +307,14 @@ def run(
     refuse_live_in_experience(loaded, clock.now())
     until = default_until(loaded, options, clock)
     ctx = make_context(loaded, options, clock, notify)
-    with run_lock(loaded.state_dir):
-        return asyncio.run(_main(ctx, until, options.once, view, systemd or SystemdNotifier()))
+    # Log lines say when the loop acted: its own clock's time when it is not this machine's.
+    own_clock = isinstance(clock, SimClock) or clock.describe() is not None
+    use_clock(clock.now if own_clock else None)
+    try:
+        with run_lock(loaded.state_dir):
+            return asyncio.run(_main(ctx, until, options.once, view, systemd or SystemdNotifier()))
+    finally:
+        use_clock(None)
 
 
 def fast_replay(options: RunOptions) -> bool:

@@ -65,14 +65,21 @@ class LoopStatus:
     last_error: str | None
     stuck_for_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    # What a person should know about `clock` ("simulated, ×120", "the gateway's clock, ×10");
+    # None when it is this machine's.
+    clock_note: str | None = None
+    # What the operator must see first: an option expiring today still held near the close,
+    # a position the broker changed behind tradebot's back.
+    urgent: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """One line for systemd's STATUS= and plain logs."""
         state = "HALTED" if self.halted else ("disconnected" if not self.connected else "ok")
         equity = "?" if self.equity is None else f"{self.equity:.2f}"
         pnl = "?" if self.day_pnl is None else f"{self.day_pnl:+.2f}"
+        urgent = f"URGENT ({len(self.urgent)}): {self.urgent[0]} · " if self.urgent else ""
         return (
-            f"{state} · {self.phase or 'phase unknown'} · {self.mode} · equity {equity} · "
+            f"{urgent}{state} · {self.phase or 'phase unknown'} · {self.mode} · equity {equity} · "
             f"day {pnl} · {len(self.positions)} position(s) · {len(self.orders)} working order(s)"
         )
 
@@ -82,6 +89,7 @@ class LoopStatus:
             "pid": self.pid,
             "started": self.started,
             "clock": self.clock,
+            "clock_note": self.clock_note,
             "broker": self.broker,
             "mode": self.mode,
             "connected": self.connected,
@@ -98,5 +106,6 @@ class LoopStatus:
             "next_wake": self.next_wake,
             "last_error": self.last_error,
             "stuck_for_s": self.stuck_for_s,
+            "urgent": self.urgent,
             "status": self.line(),
         }

@@ -75,8 +75,15 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
     else:
         state = "not running"
 
+    # A loop on its own clock (a simulated replay, the gateway simulator's) lives at that
+    # clock's time: its session, its P&L today and its phase are read there.
+    at = now
+    clock_note = (beat or {}).get("clock_note")
+    loop_clock = (beat or {}).get("clock")
+    if clock_note and state == "running" and loop_clock:
+        at = datetime.fromisoformat(str(loop_clock).replace("Z", "+00:00"))
     ladder = PhaseLadder(loaded)
-    snap = ladder.snapshot(now)
+    snap = ladder.snapshot(at)
     try:
         halt = StateStore(state_dir).halt()
         halted, halt_text = halt.halted, halt.message()
@@ -86,6 +93,7 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
     trades = CachedTradeJournal(loaded.logs_dir)
     positions: list[dict[str, Any]] = []
     working: list[dict[str, Any]] = []
+    urgent: list[str] = list((beat or {}).get("urgent") or []) if state == "running" else []
     realized = Decimal(0)
     try:
         book = OrderBook(orders, trades, EventLog(loaded.logs_dir))
@@ -105,6 +113,7 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
                     "unrealized": mark.get("unrealized"),
                 }
             )
+        urgent += _expiry_lines(loaded, book, now, urgent)
         for o in book.live.values():
             if o.status != "intent":
                 working.append(
@@ -124,7 +133,7 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         from tradebot.core.trades import session_of
 
         realized = from_micros(
-            series.sum_pnl(account_modes(loaded), session=session_of(now).toordinal())
+            series.sum_pnl(account_modes(loaded), session=session_of(at).toordinal())
         )
     except CorruptRecordError as exc:
         problems.append(exc.message)
@@ -141,18 +150,59 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         "heartbeat_age_s": None if age is None else round(age, 1),
         "stale": state in ("stale", "died"),
         "clock": (beat or {}).get("clock"),
+        "clock_note": clock_note,
         "status": (beat or {}).get("status"),
         "phase": None if ev is None else ev.phase,
         "phase_error": snap.error,
         "halted": halted,
         "halt": halt_text,
-        "today": {"realized_pnl": realized, "session": _session_of(now)},
+        "today": {"realized_pnl": realized, "session": _session_of(at)},
         "equity": (beat or {}).get("equity"),
         "positions": positions,
         "working_orders": working,
         "last_error": last_error,
         "problems": problems,
+        "urgent": urgent,
     }
+
+
+def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> list[str]:
+    """Open positions whose option expires today (once the flatten time has come) or has
+    expired already, unless the running loop's heartbeat names them."""
+    from tradebot.core.trades import EXCHANGE_TZ, session_of
+    from tradebot.engine.schedule import session_plan
+
+    s = loaded.settings
+    today = session_of(now)
+    try:
+        plan = session_plan(
+            today,
+            s.schedule.calendar,
+            interval_s=s.trading.interval_s,
+            open_delay_minutes=s.schedule.open_delay_minutes,
+            close_buffer_minutes=s.schedule.close_buffer_minutes,
+            flatten_minutes=s.trading.flatten_minutes_before_close,
+        )
+    except ValueError:  # not a session today
+        plan = None
+    lines = []
+    for pos in book.open_positions():
+        entry = pos.entry
+        if any(entry.ref in line for line in known):
+            continue
+        label = f"{entry.ref} {pos.open_qty} {entry.contract.label}"
+        if entry.contract.expiry < today:
+            lines.append(
+                f"PAST EXPIRY: {label} is still open in the journal: IB exercised it or let it "
+                "expire; check the account and record the outcome (`tradebot journal close`)"
+            )
+        elif entry.contract.expiry == today and plan is not None and now >= plan.flatten_at:
+            close = plan.closes.astimezone(EXCHANGE_TZ)
+            lines.append(
+                f"EXPIRES TODAY: {label} still open after the flatten time; held at the "
+                f"{close:%H:%M} close it is exercised if in the money"
+            )
+    return lines
 
 
 def _session_of(now: datetime) -> Any:

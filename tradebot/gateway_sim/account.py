@@ -132,3 +132,20 @@ def summary(
                     ("UnrealizedPnL", known[("UnrealizedPnL", "USD")], currency),
                 ]
     return out
+
+
+def pnl(exchange: SimExchange, realized_today: Decimal, now: datetime) -> tuple[Decimal, ...]:
+    """reqPnL's (daily, unrealized, realized): today's realized P&L plus the open positions'
+    unrealized one (the simulator's day P&L of positions held overnight counts from their
+    cost, not from the last close)."""
+    unrealized = sum((r.unrealized for r in portfolio(exchange, now)), Decimal(0))
+    realized = realized_today.quantize(CENT)
+    return ((unrealized + realized).quantize(CENT), unrealized.quantize(CENT), realized)
+
+
+def position_pnl(exchange: SimExchange, con_id: int, now: datetime) -> tuple[int, Decimal, Decimal]:
+    """reqPnLSingle's (position, unrealized P&L, value) for one contract (0s when flat)."""
+    for row in portfolio(exchange, now):
+        if row.contract.con_id == con_id:
+            return row.qty, row.unrealized, row.market_value
+    return 0, Decimal(0), Decimal(0)

@@ -20,23 +20,24 @@ and the venue:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tradebot.core.instruments import StockContract
+from tradebot.core.instruments import OptionContract, StockContract
 from tradebot.core.trades import session_of
 from tradebot.gateway_sim.contracts import Contract, Universe, wire_contract
 from tradebot.gateway_sim.faults import Faults
 from tradebot.gateway_sim.messages import ExecView, OrderView
 from tradebot.gateway_sim.requests import ExecutionFilter, PlaceOrderRequest
-from tradebot.gateway_sim.timeparse import parse_ib_time
+from tradebot.gateway_sim.timeparse import NEW_YORK, parse_ib_time
 from tradebot.market.exchange import (
     ErrorEvent,
     Event,
     FillEvent,
     OrderType,
     OrderUpdate,
+    PositionEvent,
     SimExchange,
     SimFill,
     SimOrder,
@@ -103,10 +104,12 @@ class OrderBook:
         self.venue_ids: dict[tuple[int, int], int] = {}
         self.owners: dict[int, tuple[int, int]] = {}
         self.held: dict[tuple[int, int], HeldOrder] = {}
+        self.inactive: list[list[HeldOrder]] = []  # groups IB reports Inactive, not working yet
         self.extras: dict[int, Extras] = {}
         self.realized: dict[str, Decimal] = {}  # exec id → realized P&L of a closing fill
         self.highest_id: dict[int, int] = {}  # client id → highest order id it ever used
         self.next_venue_id = 1
+        self.liquidations: set[int] = set()  # venue ids of IB's own liquidation orders
         self._snapshot: dict[int, tuple[int, Decimal]] = {}
 
     @property
@@ -169,6 +172,27 @@ class OrderBook:
         group.append(mine or HeldOrder(client_id, req, contract))
         # The parent first, then its children in the order they were placed.
         group.sort(key=lambda h: (h.request.parent_id != 0, h.request.order_id))
+        if self.faults.take_inactive(client_id):
+            # IB holds it Inactive for a while (a locate, a precaution), then works it.
+            self.inactive.append(group)
+            return [
+                OrderNotice(
+                    _request_view(h.client_id, h.request, h.contract, self.account, "Inactive"),
+                    only_owner=True,
+                )
+                for h in group
+            ]
+        return self._submit_group(group, now)
+
+    def release_inactive(self, now: datetime) -> list[Notice]:
+        """The orders IB held Inactive start working (Submitted, or PreSubmitted children)."""
+        groups, self.inactive = self.inactive, []
+        notices: list[Notice] = []
+        for group in groups:
+            notices += self._submit_group(group, now)
+        return notices
+
+    def _submit_group(self, group: list[HeldOrder], now: datetime) -> list[Notice]:
         notices: list[Notice] = []
         refused: set[int] = set()
         for h in group:
@@ -177,7 +201,7 @@ class OrderBook:
             orphan = h.request.parent_id in refused
             reason = f"parent order {h.request.parent_id} was rejected" if orphan else None
             notices += self._submit(h.client_id, h.request, h.contract, now, reject=reason)
-            placed = self.order(client_id, h.request.order_id)
+            placed = self.order(h.client_id, h.request.order_id)
             if placed is not None and placed.status in ("Cancelled", "Inactive"):
                 refused.add(h.request.order_id)
         return notices
@@ -213,7 +237,7 @@ class OrderBook:
             client_id=client_id,
             account=self.account,
         )
-        reason = reject or self._refusal(client_id, req)
+        reason = reject or self._refusal(client_id, req) or self._oversell(req, contract)
         self._take_snapshot()
         events = self.exchange.submit(order, now, reject=reason)
         notices = self._translate(events)
@@ -244,6 +268,20 @@ class OrderBook:
             return f"account {req.account} is not managed by this gateway"
         return None
 
+    def _oversell(self, req: PlaceOrderRequest, contract: Contract) -> str | None:
+        """An option sell (not a bracket's leg) of more than the account holds would open a
+        short: IB refuses it at once with an error, it does not cancel it later."""
+        if req.action != "SELL" or req.parent_id or not isinstance(contract, OptionContract):
+            return None
+        held = self.exchange.positions.get(contract.con_id)
+        have = held.qty if held is not None else 0
+        if req.quantity > have:
+            return (
+                f"YOUR ORDER IS NOT ACCEPTED. A SELL OF {req.quantity} WOULD OPEN A SHORT "
+                f"OPTION POSITION (THE ACCOUNT HOLDS {have})"
+            )
+        return None
+
     def _what_if(
         self, client_id: int, req: PlaceOrderRequest, contract: Contract, now: datetime
     ) -> OrderNotice:
@@ -272,9 +310,14 @@ class OrderBook:
             return [ErrorNotice(client_id, order_id, 105, text)]
         limit = req.limit if order.order_type == "LMT" else None
         stop = req.aux if order.order_type == "STP" else None
-        tick = order.contract.tick
+        grid = order.contract.grid if isinstance(order.contract, OptionContract) else None
         for price in (limit, stop):
-            if price is not None and (price <= 0 or price % tick != 0):
+            valid = price is None or (
+                grid.contains(price)
+                if grid is not None
+                else price > 0 and price % order.contract.tick == 0
+            )
+            if not valid:
                 text = "The price does not conform to the minimum price variation for this "
                 text += "contract."
                 return [ErrorNotice(client_id, order_id, 110, text)]
@@ -289,6 +332,17 @@ class OrderBook:
 
     # -- cancelling ----------------------------------------------------------------------------
     def cancel(self, client_id: int, order_id: int, now: datetime) -> list[Notice]:
+        for group in self.inactive:
+            ids = {h.request.order_id for h in group if h.client_id == client_id}
+            if order_id in ids:
+                # Cancelling an order IB holds Inactive may bring no status at all
+                # (erdewit/ib_insync#363): it (and its children) are simply gone.
+                group[:] = [
+                    h for h in group
+                    if h.request.order_id != order_id and h.request.parent_id != order_id
+                ]  # fmt: skip
+                self.inactive = [g for g in self.inactive if g]
+                return []
         held = self.held.pop((client_id, order_id), None)
         if held is not None:
             notices: list[Notice] = [self._held_cancelled(held)]
@@ -333,12 +387,35 @@ class OrderBook:
         self._take_snapshot()
         return self._translate(self.exchange.advance(now))
 
-    def force_fill(self, client_id: int, order_id: int, now: datetime) -> list[Notice] | None:
+    def liquidate(self, symbol: str, now: datetime) -> list[Notice]:
+        """IB sells the account's option positions in `symbol` at market itself: orders of no
+        API client (client 0, order id 0, no orderRef) whose executions carry the liquidation
+        flag."""
+        notices: list[Notice] = []
+        for pos in list(self.exchange.positions.values()):
+            c = pos.contract
+            if c.symbol != symbol.upper() or not isinstance(c, OptionContract) or pos.qty <= 0:
+                continue
+            venue_id = self.next_venue_id
+            self.next_venue_id += 1
+            self.owners[venue_id] = (0, 0)
+            self.liquidations.add(venue_id)
+            order = SimOrder(
+                order_id=venue_id, contract=c, action="SELL", qty=pos.qty, order_type="MKT",
+                tif="DAY", account=self.account,
+            )  # fmt: skip
+            self._take_snapshot()
+            notices += self._translate(self.exchange.submit(order, now))
+        return notices
+
+    def force_fill(
+        self, client_id: int, order_id: int, now: datetime, qty: int | None = None
+    ) -> list[Notice] | None:
         order = self.order(client_id, order_id)
         if order is None or order.status != "Submitted":
             return None
         self._take_snapshot()
-        return self._translate(self.exchange.force_fill(order.order_id, now))
+        return self._translate(self.exchange.force_fill(order.order_id, now, qty))
 
     # -- translation ---------------------------------------------------------------------------
     def _take_snapshot(self) -> None:
@@ -368,6 +445,8 @@ class OrderBook:
                     FillNotice(self.exec_view(fill), fill.commission, self._realize(fill))
                 )
                 touched.append(fill.contract.con_id)
+            elif isinstance(event, PositionEvent):
+                touched.extend(event.con_ids)
             else:
                 client_id, order_id = self.owners.get(event.order_id, (0, event.order_id))
                 notices.append(ErrorNotice(client_id, order_id, event.code, event.message))
@@ -464,6 +543,7 @@ class OrderBook:
             cum_qty=fill.cum_qty,
             avg_price=fill.avg_price,
             order_ref=fill.order_ref,
+            liquidation=fill.order_id in self.liquidations,
         )
 
     # -- queries -------------------------------------------------------------------------------
@@ -476,17 +556,26 @@ class OrderBook:
                 found.append(self._view(order))
         return found
 
-    def completed_orders(self) -> list[OrderView]:
+    def completed_orders(self, now: datetime) -> list[OrderView]:
+        """Orders finished since the start of the IB day (IB lists no older ones)."""
+        day = ib_day_start(now)
         return [
             self._view(o)
             for _, o in sorted(self.exchange.orders.items())
-            if not o.working and o.status != "Inactive"
+            if not o.working
+            and o.status != "Inactive"
+            and (o.finished_at or o.submitted_at or now) >= day
         ]
 
-    def executions(self, requester: int, f: ExecutionFilter) -> list[FillNotice]:
+    def executions(self, requester: int, f: ExecutionFilter, now: datetime) -> list[FillNotice]:
+        """Executions since the start of the IB day that the filter selects: IB answers
+        reqExecutions with today's executions only."""
         since = _filter_time(f.time)
+        day = ib_day_start(now)
         found = []
         for fill in self.exchange.fills:
+            if fill.time < day:
+                continue
             view = self.exec_view(fill)
             owner_ok = requester in (0, view.client_id) or fill.kind == "expiry"
             if not owner_ok or (f.client_id and view.client_id != f.client_id):
@@ -567,6 +656,14 @@ def _about(event: Event, venue_id: int) -> bool:
     if isinstance(event, FillEvent):
         return event.fill.order_id == venue_id
     return False
+
+
+def ib_day_start(now: datetime) -> datetime:
+    """Midnight, New York time, of `now`'s day: IB's executions and completed orders start
+    there (IB API docs, reqExecutions: "executions since midnight"; quoted in
+    erdewit/ib_insync#483; completed orders: wboayue/rust-ibapi#299)."""
+    local = now.astimezone(NEW_YORK)
+    return datetime(local.year, local.month, local.day, tzinfo=NEW_YORK).astimezone(UTC)
 
 
 def _filter_time(text: str) -> datetime | None:

@@ -59,7 +59,9 @@ class SimClock:
 
     def describe(self) -> str:
         speed = "frozen" if self.speed == 0 else f"×{self.speed:g}"
-        return f"{self.now():%Y-%m-%dT%H:%M:%SZ} {speed}"
+        from tradebot.core.market_time import market_datetime
+
+        return f"{market_datetime(self.now(), seconds=True)} {speed}"
 
 
 def _utc(moment: datetime) -> datetime:

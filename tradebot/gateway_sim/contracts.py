@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 from tradebot.core.instruments import OptionContract, StockContract
 from tradebot.core.sessions import session_open_close, sessions_between
+from tradebot.core.ticks import NON_PENNY, PENNY_ALL, PENNY_PROGRAM, TickLadder
 from tradebot.core.trades import EXCHANGE_TZ
 from tradebot.gateway_sim.requests import ContractSpec
 from tradebot.market.model import MarketModel
@@ -27,8 +28,13 @@ Contract = OptionContract | StockContract
 # Served when no --symbols and no --bars are given: the well-known symbols of the market model.
 DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM", "DIA", "AAPL", "MSFT", "TSLA", "NVDA")
 MAX_MATCHES = 2000  # a partial option request never lists more than this
-# The simulator's own market-rule ids: one price increment over the whole price range.
-MARKET_RULES: dict[int, Decimal] = {1001: Decimal("0.01"), 1005: Decimal("0.05")}
+# The simulator's own market-rule ids (IB's are numbers too, listed per exchange in
+# `marketRuleIds`): the price increments by price, as `reqMarketRule` answers them.
+MARKET_RULES: dict[int, TickLadder] = {
+    1001: PENNY_ALL,  # stocks, and SPY / QQQ / IWM options: $0.01 at every price
+    1002: PENNY_PROGRAM,  # penny-program options: $0.01 below $3, $0.05 at or above
+    1003: NON_PENNY,  # other options: $0.05 below $3, $0.10 at or above
+}
 EXCHANGE_TZ_NAME = "US/Eastern"
 
 
@@ -118,11 +124,14 @@ class ContractInfo:
     time_zone: str = EXCHANGE_TZ_NAME
 
 
-def market_rule_of(tick: Decimal) -> int:
-    for rule, increment in MARKET_RULES.items():
-        if increment == tick:
+def market_rule_of(contract: Contract) -> int:
+    grid = contract.grid if isinstance(contract, OptionContract) else PENNY_ALL
+    for rule, ladder in MARKET_RULES.items():
+        if ladder == grid:
             return rule
-    return 1001
+    rule = max(MARKET_RULES) + 1  # a ladder not seen before gets a rule of its own
+    MARKET_RULES[rule] = grid
+    return rule
 
 
 class Universe:
@@ -220,7 +229,7 @@ class Universe:
                 contract_month=f"{contract.expiry:%Y%m}",
                 last_trade_time=f"{close.astimezone(EXCHANGE_TZ):%H:%M:%S}",
                 trading_hours=hours,
-                market_rule=market_rule_of(contract.tick),
+                market_rule=market_rule_of(contract),
                 valid_exchanges="SMART,CBOE,ISE,PHLX,AMEX,BOX",
             )
         return ContractInfo(
@@ -234,7 +243,7 @@ class Universe:
             contract_month="",
             last_trade_time="",
             trading_hours=hours,
-            market_rule=market_rule_of(contract.tick),
+            market_rule=market_rule_of(contract),
             valid_exchanges="SMART,ARCA,NYSE,NASDAQ",
         )
 

@@ -30,7 +30,9 @@ commands (one per line):
   pacing [N]                      the next N historical requests get error 162
   reject [REASON...]              the next order is rejected with error 201
   notice [CODE [TEXT...]]         informational error after the next order (default 10349)
-  md SYMBOL|* live|delayed|none   market data permission (delayed: 10167, none: 354)
+  md SYMBOL|* live|delayed|none [options]  market data permission (delayed: 10167, none:
+                                  354); with 'options', for the symbol's options only
+  readonly on|off                 the Gateway's Read-Only API: every order gets 321
   stale [SYMBOL|*]                quotes stop moving; fresh [SYMBOL|*] undoes it
   cancel-race [N]                 the next cancel finds the order filled (10148)
   rollback-ids [N]                the next connect is told nextValidId N (default 1)
@@ -38,6 +40,10 @@ commands (one per line):
   fill-offline CLIENT ORDER       drop the client, then fill its order
   error CLIENT ORDER CODE TEXT    send an error about an order
   brackets refuse|accept          refuse orders with a parent (201)
+  refs drop|keep                  orderRef missing from order and execution reports
+  executions silent|answer        reqExecutions never answered (some Gateway builds)
+  inactive [N] / release          the next N orders are held Inactive / start working
+  liquidate SYMBOL                IB sells the account's SYMBOL options itself
   clock [set ISO | +30m | speed X]  show, set, advance the simulated clock, or its speed
   clear                           disarm every fault
   quit                            stop the simulator"""
@@ -147,9 +153,17 @@ def _notice(sim: GatewaySim, args: list[str]) -> Reply:
 
 
 def _md(sim: GatewaySim, args: list[str]) -> Reply:
-    if len(args) != 2 or args[1].lower() not in PERMISSIONS:
-        raise CommandError("usage: md SYMBOL|* live|delayed|none")
+    options = len(args) == 3 and args[2].lower() == "options"
+    if (
+        len(args) not in (2, 3)
+        or args[1].lower() not in PERMISSIONS
+        or (len(args) == 3 and not options)
+    ):
+        raise CommandError("usage: md SYMBOL|* live|delayed|none [options]")
     permission = PERMISSIONS[args[1].lower()]
+    if options:
+        sim.faults.option_data_permission(args[0], permission)
+        return Reply(f"market data for {args[0].upper()} options: {permission}")
     sim.faults.market_data_permission(args[0], permission)
     return Reply(f"market data for {args[0].upper()}: {permission}")
 
@@ -212,6 +226,48 @@ def _brackets(sim: GatewaySim, args: list[str]) -> Reply:
     return Reply("orders with a parent are " + ("refused (201)" if refuse else "accepted"))
 
 
+def _refs(sim: GatewaySim, args: list[str]) -> Reply:
+    if not args or args[0].lower() not in ("drop", "keep"):
+        raise CommandError("usage: refs drop|keep")
+    drop = args[0].lower() == "drop"
+    sim.faults.drop_order_refs(drop)
+    return Reply("orderRef is " + ("dropped from reports" if drop else "echoed again"))
+
+
+def _executions(sim: GatewaySim, args: list[str]) -> Reply:
+    if not args or args[0].lower() not in ("silent", "answer"):
+        raise CommandError("usage: executions silent|answer")
+    silent = args[0].lower() == "silent"
+    sim.faults.leave_executions_unanswered(silent)
+    return Reply("reqExecutions is " + ("left unanswered" if silent else "answered again"))
+
+
+def _inactive(sim: GatewaySim, args: list[str]) -> Reply:
+    count = _count(args)
+    sim.faults.inactive_next(count)
+    return Reply(f"the next {count} order(s) are held Inactive until 'release'")
+
+
+def _release(sim: GatewaySim, args: list[str]) -> Reply:
+    sim.faults.release_inactive()
+    return Reply("orders held Inactive are working now")
+
+
+def _readonly(sim: GatewaySim, args: list[str]) -> Reply:
+    if not args or args[0].lower() not in ("on", "off"):
+        raise CommandError("usage: readonly on|off")
+    on = args[0].lower() == "on"
+    sim.faults.set_read_only_api(on)
+    return Reply("Read-Only API " + ("on: every order gets 321" if on else "off"))
+
+
+def _liquidate(sim: GatewaySim, args: list[str]) -> Reply:
+    if len(args) != 1:
+        raise CommandError("usage: liquidate SYMBOL")
+    count = sim.faults.liquidate(args[0])
+    return Reply(f"IB liquidation: {count} order(s) for {args[0].upper()} options")
+
+
 def _clock(sim: GatewaySim, args: list[str]) -> Reply:
     if not args:
         return Reply(f"clock {sim.clock.describe()}")
@@ -254,6 +310,12 @@ COMMANDS: dict[str, Callable[[GatewaySim, list[str]], Reply]] = {
     "fill-offline": _fill_offline,
     "error": _error,
     "brackets": _brackets,
+    "refs": _refs,
+    "executions": _executions,
+    "readonly": _readonly,
+    "inactive": _inactive,
+    "release": _release,
+    "liquidate": _liquidate,
     "clock": _clock,
     "clear": _clear,
     "quit": _quit,

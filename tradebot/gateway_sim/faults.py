@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from tradebot.core.market_time import market_datetime
+
 Permission = Literal["live", "delayed", "none"]
 ANY = "*"
 
@@ -40,9 +42,13 @@ class FaultTarget(Protocol):
 
     def send_order_error(self, client_id: int, order_id: int, code: int, text: str) -> bool: ...
 
-    def fill_order(self, client_id: int, order_id: int) -> bool: ...
+    def fill_order(self, client_id: int, order_id: int, qty: int | None = None) -> bool: ...
 
     def refuse_brackets(self, refuse: bool) -> None: ...
+
+    def liquidate(self, symbol: str) -> int: ...
+
+    def release_inactive(self) -> None: ...
 
 
 @dataclass
@@ -66,7 +72,12 @@ class Faults:
     orders_before_loss: int = 0
     rolled_back_id: int | None = None
     permissions: dict[str, Permission] = field(default_factory=dict)
+    option_permissions: dict[str, Permission] = field(default_factory=dict)
+    read_only_api: bool = False
     stale_since: dict[str, datetime] = field(default_factory=dict)
+    order_refs_dropped: bool = False
+    executions_unanswered: bool = False
+    inactive_first: int = 0
 
     # -- armed: orders ---------------------------------------------------------------------
     def reject_next_order(
@@ -141,6 +152,34 @@ class Faults:
             return True
         return False
 
+    def drop_order_refs(self, drop: bool = True) -> None:
+        """The Gateway stops echoing orderRef in openOrder, completedOrder and execDetails (some
+        TWS builds and orders modified in TWS lose it): a client must also know its orders by
+        permId and by order id + client id."""
+        self.order_refs_dropped = drop
+
+    def inactive_next(self, count: int = 1) -> None:
+        """The next `count` orders (a bracket counts as one) are reported Inactive and do not
+        work until `release_inactive` — as IB does for a locate hold or a precaution
+        (nautilus_trader#3603); cancelling one then brings no status (ib_insync#363)."""
+        self.inactive_first += count
+
+    def take_inactive(self, client_id: int) -> bool:
+        if self.inactive_first > 0:
+            self.inactive_first -= 1
+            return True
+        return False
+
+    def release_inactive(self) -> None:
+        """The orders held Inactive start working: Submitted (children PreSubmitted)."""
+        self._server().release_inactive()
+
+    def leave_executions_unanswered(self, silent: bool = True) -> None:
+        """reqExecutions gets no answer at all — no execDetails, no execDetailsEnd — as from
+        some Gateway builds (ib-api-reloaded/ib_async#54, #82): a client that waits for it at
+        connect with raiseSyncErrors=True cannot connect."""
+        self.executions_unanswered = silent
+
     # -- armed: connection and data ----------------------------------------------------------
     def roll_back_next_valid_id(self, to: int = 1) -> None:
         """The next connection is told nextValidId = `to`, as after a gateway restart."""
@@ -167,8 +206,27 @@ class Faults:
             raise ValueError(f"permission must be live, delayed or none, got {permission!r}")
         self.permissions[symbol.upper()] = permission
 
-    def permission_for(self, symbol: str) -> Permission:
-        return self.permissions.get(symbol.upper(), self.permissions.get(ANY, "live"))
+    def option_data_permission(self, symbol: str = ANY, permission: Permission = "live") -> None:
+        """Like `market_data_permission`, for `symbol`'s options only: an account with the
+        stock exchanges' data but no OPRA subscription gets 354 for every option quote."""
+        if permission not in ("live", "delayed", "none"):
+            raise ValueError(f"permission must be live, delayed or none, got {permission!r}")
+        self.option_permissions[symbol.upper()] = permission
+
+    def permission_for(self, symbol: str, *, option: bool = False) -> Permission:
+        stock = self.permissions.get(symbol.upper(), self.permissions.get(ANY, "live"))
+        if not option:
+            return stock
+        own = self.option_permissions.get(symbol.upper(), self.option_permissions.get(ANY))
+        if own is None:
+            return stock
+        order = ("none", "delayed", "live")
+        return own if order.index(own) < order.index(stock) else stock
+
+    def set_read_only_api(self, read_only: bool = True) -> None:
+        """The Gateway's "Read-Only API" setting: every order is refused with 321
+        (IbcAlpha/IBC#341), what-if orders included; reading works as usual."""
+        self.read_only_api = read_only
 
     def stale_quotes(self, symbol: str = ANY, *, since: datetime) -> None:
         """Quotes for `symbol` stop at `since`: streams go quiet, snapshots repeat that
@@ -208,9 +266,11 @@ class Faults:
         """Send an error about a live order now (the order itself is not touched)."""
         return self._server().send_order_error(client_id, order_id, code, text)
 
-    def fill_order(self, client_id: int, order_id: int) -> bool:
-        """Fill a working order now, as if the market traded through it."""
-        return self._server().fill_order(client_id, order_id)
+    def fill_order(self, client_id: int, order_id: int, qty: int | None = None) -> bool:
+        """Fill a working order now, as if the market traded through it — `qty` of it (a
+        partial fill: a parent's attached orders go live for what has filled, as IB's do), or
+        all of it."""
+        return self._server().fill_order(client_id, order_id, qty)
 
     def fill_while_disconnected(self, client_id: int, order_id: int) -> bool:
         """Drop the client's socket, then fill its order: it learns of the fill only after it
@@ -222,6 +282,12 @@ class Faults:
         """Orders with a parent are rejected with 201 (to rehearse the OCO fallback)."""
         self._server().refuse_brackets(refuse)
 
+    def liquidate(self, symbol: str) -> int:
+        """IB liquidates the account's option positions in `symbol` itself (as it may do with
+        expiring positions, or a margin deficit): a market sell that is not the client's
+        order, flagged as a liquidation in its execution. Returns how many orders it sent."""
+        return self._server().liquidate(symbol)
+
     def clear(self) -> None:
         """Disarm everything (immediate faults have already happened)."""
         self.rejects.clear()
@@ -232,7 +298,12 @@ class Faults:
         self.unset_commissions = 0
         self.rolled_back_id = None
         self.permissions.clear()
+        self.option_permissions.clear()
+        self.read_only_api = False
         self.stale_since.clear()
+        self.order_refs_dropped = False
+        self.executions_unanswered = False
+        self.inactive_first = 0
         if self.target is not None:
             self.target.refuse_brackets(False)
 
@@ -255,6 +326,16 @@ class Faults:
             armed.append(f"nextValidId {self.rolled_back_id} at the next connect")
         for symbol, permission in sorted(self.permissions.items()):
             armed.append(f"market data {permission} for {symbol}")
+        for symbol, permission in sorted(self.option_permissions.items()):
+            armed.append(f"option market data {permission} for {symbol}")
+        if self.read_only_api:
+            armed.append("Read-Only API: every order refused with 321")
+        if self.inactive_first:
+            armed.append(f"the next {self.inactive_first} order(s) held Inactive")
+        if self.executions_unanswered:
+            armed.append("reqExecutions left unanswered")
+        if self.order_refs_dropped:
+            armed.append("orderRef dropped from order and execution reports")
         for symbol, since in sorted(self.stale_since.items()):
-            armed.append(f"quotes for {symbol} stale since {since:%Y-%m-%dT%H:%M:%SZ}")
+            armed.append(f"quotes for {symbol} stale since {market_datetime(since, seconds=True)}")
         return armed

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from tradebot.core.ticks import TickLadder
 from tradebot.gateway_sim.contracts import ContractInfo, WireContract
 
 Fields = list[object]
@@ -34,6 +35,13 @@ LAST_TIMESTAMP = (45, 88)
 def ib_time(moment: datetime) -> str:
     """'20250701 14:35:20 UTC': a time ib_async parses with its zone."""
     return f"{moment.astimezone(UTC):%Y%m%d %H:%M:%S} UTC"
+
+
+def ib_exec_time(moment: datetime) -> str:
+    """'20250701-14:35:20': UTC without a zone, as IB writes execution times (ib_async#230,
+    ib_insync#671; nautilus_trader#2359 runs its Gateways in UTC because of it). ib_async reads
+    it in the client machine's zone unless told otherwise."""
+    return f"{moment.astimezone(UTC):%Y%m%d-%H:%M:%S}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,7 @@ class ExecView:
     order_ref: str
     exchange: str = "SMART"
     liquidity: int = 2  # 1 added, 2 removed: the simulator's fills take liquidity
+    liquidation: bool = False  # IB's own liquidation of the position, not the client's order
 
 
 # -- connection ------------------------------------------------------------------------------
@@ -157,7 +166,7 @@ def contract_details(version: int, req_id: int, info: ContractInfo) -> Fields:
         1,  # aggGroup
         info.under_symbol,
         info.under_sec_type,
-        info.market_rule,
+        ",".join([str(info.market_rule)] * len(info.valid_exchanges.split(","))),
         c.expiry,  # realExpirationDate
         "ETF" if c.sec_type == "STK" else "",
     ]
@@ -199,8 +208,11 @@ def option_parameters_end(req_id: int) -> Fields:
     return [76, req_id]
 
 
-def market_rule(rule_id: int, increment: Decimal) -> Fields:
-    return [93, rule_id, 1, 0, increment]
+def market_rule(rule_id: int, ladder: TickLadder) -> Fields:
+    fields: Fields = [93, rule_id, len(ladder.steps)]
+    for low_edge, increment in ladder.steps:
+        fields += [low_edge, increment]
+    return fields
 
 
 # -- market data -----------------------------------------------------------------------------
@@ -480,7 +492,7 @@ def exec_details(version: int, req_id: int, e: ExecView) -> Fields:
         e.order_id,
         *e.contract.short_block(),
         e.exec_id,
-        ib_time(e.time),
+        ib_exec_time(e.time),
         e.account,
         e.exchange,
         e.side,
@@ -488,7 +500,7 @@ def exec_details(version: int, req_id: int, e: ExecView) -> Fields:
         e.price,
         e.perm_id,
         e.client_id,
-        0,  # liquidation
+        1 if e.liquidation else 0,
         e.cum_qty,
         e.avg_price,
         e.order_ref,
@@ -599,6 +611,16 @@ def account_update_multi_end(req_id: int) -> Fields:
 
 def account_summary(req_id: int, account: str, tag: str, value: str, currency: str) -> Fields:
     return [63, 1, req_id, account, tag, value, currency]
+
+
+def pnl(req_id: int, daily: Decimal, unrealized: Decimal, realized: Decimal) -> Fields:
+    return [94, req_id, daily, unrealized, realized]
+
+
+def pnl_single(
+    req_id: int, qty: int, daily: Decimal, unrealized: Decimal, realized: Decimal, value: Decimal
+) -> Fields:
+    return [95, req_id, qty, daily, unrealized, realized, value]
 
 
 def account_summary_end(req_id: int) -> Fields:

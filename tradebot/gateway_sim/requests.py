@@ -43,6 +43,10 @@ CANCEL_ACCOUNT_UPDATES_MULTI = 77
 REQ_SEC_DEF_OPT_PARAMS = 78
 REQ_MARKET_RULE = 91
 REQ_COMPLETED_ORDERS = 99
+REQ_PNL = 92
+CANCEL_PNL = 93
+REQ_PNL_SINGLE = 94
+CANCEL_PNL_SINGLE = 95
 
 
 @dataclass(frozen=True)
@@ -378,6 +382,23 @@ def multi_request(f: Fields) -> MultiRequest:
     account = f.text()
     model = f.text()
     return MultiRequest(req_id, account, model)
+
+
+@dataclass(frozen=True)
+class PnlRequest:
+    req_id: int
+    account: str
+    model_code: str
+    con_id: int = 0  # reqPnLSingle only
+
+
+def pnl_request(f: Fields, *, single: bool) -> PnlRequest:
+    """reqPnL `reqId, account, modelCode` / reqPnLSingle `… , conId` (no version field)."""
+    req_id = f.integer()
+    account = f.text()
+    model = f.text()
+    con_id = f.integer() if single else 0
+    return PnlRequest(req_id, account, model, con_id)
 
 
 def versioned_int(f: Fields) -> int:

@@ -18,14 +18,17 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tradebot.core.instruments import OptionContract, Quote
+from tradebot.core.market_time import market_datetime
 from tradebot.core.sessions import DEFAULT_CALENDAR
 from tradebot.core.trades import EXCHANGE_TZ, session_of
 from tradebot.core.validation import utc_timestamp
@@ -41,6 +44,7 @@ from tradebot.gateway_sim.book import (
     Notice,
     OrderBook,
     OrderNotice,
+    ib_day_start,
 )
 from tradebot.gateway_sim.clock import SimClock
 from tradebot.gateway_sim.contracts import (
@@ -60,6 +64,7 @@ from tradebot.gateway_sim.framing import (
     read_hello,
     split_payload,
 )
+from tradebot.gateway_sim.messages import ExecView, OrderView
 from tradebot.gateway_sim.quotes import (
     Entitlement,
     Stream,
@@ -83,6 +88,9 @@ FARMS_OK = (
     (2158, "Sec-def data farm connection is OK:secdefnj"),
 )
 NO_DEFINITION = "No security definition has been found for the request"
+READ_ONLY = (
+    "Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode."
+)
 CLIENT_ID_IN_USE = (
     "Unable to connect as the client id is already in use. Retry with a unique client id."
 )
@@ -93,6 +101,19 @@ MAX_ACCOUNT_SUMMARIES = 2  # IB error 322 beyond this many open subscriptions
 
 class GatewaySimError(Exception):
     """The simulator cannot start as asked (address refused, port taken, bad settings)."""
+
+
+@dataclass(frozen=True)
+class WireEvent:
+    """One order message the simulator received or sent, stamped with the real monotonic time
+    (tests measure how fast the client reacts: a sell after its legs' cancel confirmation)."""
+
+    at: float
+    direction: str  # "recv" | "send"
+    what: str  # placeOrder, cancelOrder, orderStatus
+    client_id: int
+    order_id: int
+    detail: str = ""  # the status sent, or the order's action, type and orderRef received
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,8 @@ class Session:
         self.multi: dict[int, str] = {}  # reqAccountUpdatesMulti: req id → model code
         self.positions_multi: dict[int, str] = {}
         self.summaries: dict[int, tuple[str, ...]] = {}
+        self.pnl: dict[int, int] = {}  # reqPnL (conId 0) / reqPnLSingle subscriptions
+        self.pnl_sent: dict[int, tuple[object, ...]] = {}
         self.closed = False
 
     def send(self, fields: Iterable[object]) -> None:
@@ -174,13 +197,16 @@ class GatewaySim:
         if not self.universe.symbols:
             raise GatewaySimError("no symbol to serve: check --symbols against the bars given")
         self.faults = Faults(target=self)
-        self.exchange = SimExchange(self.market, cash=settings.cash, account=settings.account)
+        self.exchange = SimExchange(
+            self.market, cash=settings.cash, account=settings.account, exercise_at_expiry=True
+        )
         self.book = OrderBook(self.exchange, self.universe, self.faults)
         saved = self._load_state()
         self.clock = clock or self._clock_for(saved)
         self.book.advance(self.clock.now())  # fills that happened while the server was down
         self.sessions: dict[int, Session] = {}
         self.protocol_problems: list[str] = []
+        self.wire: deque[WireEvent] = deque(maxlen=10_000)
         self.connected_to_ib = True
         self.unset_commissions: set[str] = set()  # exec ids reported with IB's unset double
         self._server: asyncio.Server | None = None
@@ -269,6 +295,8 @@ class GatewaySim:
             for session in list(self.sessions.values()):
                 for stream in list(session.streams.values()):
                     self._stream(session, stream, now)
+                for req_id in list(session.pnl):
+                    self._send_pnl(session, req_id)
         if self._dirty:
             self.save_state()
 
@@ -387,6 +415,10 @@ class GatewaySim:
             rq.REQ_ACCOUNT_SUMMARY: ("reqAccountSummary", self._account_summary),
             rq.CANCEL_ACCOUNT_SUMMARY: ("cancelAccountSummary", self._cancel_summary),
             rq.SET_SERVER_LOG_LEVEL: ("setServerLogLevel", _ignore),
+            rq.REQ_PNL: ("reqPnL", self._pnl),
+            rq.CANCEL_PNL: ("cancelPnL", self._cancel_pnl),
+            rq.REQ_PNL_SINGLE: ("reqPnLSingle", self._pnl_single),
+            rq.CANCEL_PNL_SINGLE: ("cancelPnLSingle", self._cancel_pnl),
         }
 
     # -- connection requests -------------------------------------------------------------------
@@ -473,11 +505,11 @@ class GatewaySim:
 
     def _market_rule(self, session: Session, f: Fields) -> None:
         rule = rq.plain_int(f)
-        increment = MARKET_RULES.get(rule)
-        if increment is None:
+        ladder = MARKET_RULES.get(rule)
+        if ladder is None:
             self._problem(session, f"market rule {rule} is not one of the simulator's")
             return
-        session.send(msg.market_rule(rule, increment))
+        session.send(msg.market_rule(rule, ladder))
 
     # -- market data ---------------------------------------------------------------------------
     def _historical(self, session: Session, f: Fields) -> None:
@@ -522,7 +554,9 @@ class GatewaySim:
             return
         ent = entitlement(
             session.data_type,
-            self.faults.permission_for(contract.symbol),
+            self.faults.permission_for(
+                contract.symbol, option=isinstance(contract, OptionContract)
+            ),
             market_open(self.market, now),
         )
         if ent.refused is not None:
@@ -565,6 +599,12 @@ class GatewaySim:
     # -- orders --------------------------------------------------------------------------------
     def _place_order(self, session: Session, f: Fields) -> None:
         req = rq.place_order(f, session.version)
+        detail = f"{req.action} {req.order_type} {req.order_ref}"
+        self._note("recv", "placeOrder", _cid(session), req.order_id, detail)
+        if self.faults.read_only_api:
+            session.error(req.order_id, 321, READ_ONLY)
+            log.info("client %d order %d refused: Read-Only API (321)", _cid(session), req.order_id)
+            return
         if self.faults.take_lost_order():
             # The socket died with the order in flight: it never reached the gateway.
             log.info("fault: client %d order %d lost with its socket", _cid(session), req.order_id)
@@ -586,6 +626,7 @@ class GatewaySim:
 
     def _cancel_order(self, session: Session, f: Fields) -> None:
         order_id = rq.cancel_order(f)
+        self._note("recv", "cancelOrder", _cid(session), order_id)
         self._deliver(self.book.cancel(_cid(session), order_id, self.clock.now()))
 
     def _global_cancel(self, session: Session, f: Fields) -> None:
@@ -600,24 +641,35 @@ class GatewaySim:
 
     def _send_open_orders(self, session: Session, client_id: int | None) -> None:
         for view in self.book.open_orders(client_id):
-            session.send(msg.open_order(session.version, view))
+            session.send(msg.open_order(session.version, self._order_echo(view)))
             session.send(msg.order_status(view))
         session.send(msg.open_order_end())
 
     def _completed_orders(self, session: Session, f: Fields) -> None:
         rq.plain_int(f)  # apiOnly: every order here came through the API
-        for view in self.book.completed_orders():
-            session.send(msg.completed_order(session.version, view))
+        for view in self.book.completed_orders(self.clock.now()):
+            session.send(msg.completed_order(session.version, self._order_echo(view)))
         session.send(msg.completed_orders_end())
 
     def _executions(self, session: Session, f: Fields) -> None:
         flt = rq.executions(f)
-        for found in self.book.executions(_cid(session), flt):
-            session.send(msg.exec_details(session.version, flt.req_id, found.view))
+        if self.faults.executions_unanswered:
+            log.info(
+                "fault: reqExecutions %d of client %d left unanswered", flt.req_id, _cid(session)
+            )
+            return
+        for found in self.book.executions(_cid(session), flt, self.clock.now()):
+            view = self._exec_echo(found.view)
+            session.send(msg.exec_details(session.version, flt.req_id, view))
             session.send(
                 msg.commission_report(found.view.exec_id, self._commission(found), found.realized)
             )
         session.send(msg.exec_details_end(flt.req_id))
+
+    def _note(
+        self, direction: str, what: str, client_id: int, order_id: int, detail: str = ""
+    ) -> None:
+        self.wire.append(WireEvent(time.monotonic(), direction, what, client_id, order_id, detail))
 
     def _deliver(self, notices: list[Notice]) -> None:
         """Send the book's notices to whom they concern, commission reports after the batch."""
@@ -630,11 +682,12 @@ class GatewaySim:
                 view = notice.view
                 audience = self._audience(view.client_id, only_owner=notice.only_owner)
                 for session in audience:
-                    session.send(msg.open_order(session.version, view))
+                    session.send(msg.open_order(session.version, self._order_echo(view)))
                     if not view.what_if:  # a what-if answer is the openOrder alone
                         session.send(msg.order_status(view))
                 if view.what_if:
                     continue
+                self._note("send", "orderStatus", view.client_id, view.order_id, view.status)
                 log.info(
                     "order %d of client %d (perm %d): %s, filled %d",
                     view.order_id,
@@ -648,7 +701,9 @@ class GatewaySim:
                     self.unset_commissions.add(notice.view.exec_id)
                 audience = self._audience(notice.view.client_id)
                 for session in audience:
-                    session.send(msg.exec_details(session.version, -1, notice.view))
+                    session.send(
+                        msg.exec_details(session.version, -1, self._exec_echo(notice.view))
+                    )
                 reports.append((notice, audience))
                 e = notice.view
                 log.info(
@@ -791,6 +846,46 @@ class GatewaySim:
         for tag, value, currency in acct.summary(self.exchange, self.clock.now(), tags):
             session.send(msg.account_summary(req_id, account, tag, value, currency))
 
+    def _pnl(self, session: Session, f: Fields) -> None:
+        req = rq.pnl_request(f, single=False)
+        session.pnl[req.req_id] = 0
+        self._send_pnl(session, req.req_id)
+
+    def _pnl_single(self, session: Session, f: Fields) -> None:
+        req = rq.pnl_request(f, single=True)
+        if req.con_id not in self.universe.by_con_id:
+            session.error(req.req_id, 200, NO_DEFINITION)
+            return
+        session.pnl[req.req_id] = req.con_id
+        self._send_pnl(session, req.req_id)
+
+    def _cancel_pnl(self, session: Session, f: Fields) -> None:
+        req_id = rq.plain_int(f)
+        session.pnl.pop(req_id, None)
+        session.pnl_sent.pop(req_id, None)
+
+    def _send_pnl(self, session: Session, req_id: int) -> None:
+        """The account's P&L today (reqPnL) or one position's (reqPnLSingle), sent again when
+        it changes, as IB streams it (about once a second)."""
+        now = self.clock.now()
+        con_id = session.pnl[req_id]
+        if con_id == 0:
+            day = ib_day_start(now)
+            realized_today = sum(
+                (self.book.realized.get(f.exec_id, Decimal(0)) for f in self.exchange.fills
+                 if f.time >= day),
+                Decimal(0),
+            )  # fmt: skip
+            daily, unrealized, realized = acct.pnl(self.exchange, realized_today, now)
+            fields = msg.pnl(req_id, daily, unrealized, realized)
+        else:
+            qty, unrealized, value = acct.position_pnl(self.exchange, con_id, now)
+            fields = msg.pnl_single(req_id, qty, unrealized, unrealized, Decimal(0), value)
+        key = tuple(fields)
+        if session.pnl_sent.get(req_id) != key:
+            session.pnl_sent[req_id] = key
+            session.send(fields)
+
     def _cancel_summary(self, session: Session, f: Fields) -> None:
         session.summaries.pop(rq.versioned_int(f), None)
 
@@ -860,8 +955,8 @@ class GatewaySim:
         log.info("fault: error %d sent about order %d of client %d", code, order_id, client_id)
         return True
 
-    def fill_order(self, client_id: int, order_id: int) -> bool:
-        notices = self.book.force_fill(client_id, order_id, self.clock.now())
+    def fill_order(self, client_id: int, order_id: int, qty: int | None = None) -> bool:
+        notices = self.book.force_fill(client_id, order_id, self.clock.now(), qty)
         if notices is None:
             return False
         self._deliver(notices)
@@ -869,6 +964,23 @@ class GatewaySim:
 
     def refuse_brackets(self, refuse: bool) -> None:
         self.exchange.refuse_brackets = refuse
+
+    def liquidate(self, symbol: str) -> int:
+        notices = self.book.liquidate(symbol, self.clock.now())
+        sent = len({n.view.perm_id for n in notices if isinstance(n, OrderNotice)})
+        self._deliver(notices)
+        log.info("fault: IB liquidated the %s option positions (%d order(s))", symbol, sent)
+        return sent
+
+    def release_inactive(self) -> None:
+        self._deliver(self.book.release_inactive(self.clock.now()))
+        log.info("fault: the orders held Inactive are working now")
+
+    def _order_echo(self, view: OrderView) -> OrderView:
+        return replace(view, order_ref="") if self.faults.order_refs_dropped else view
+
+    def _exec_echo(self, view: ExecView) -> ExecView:
+        return replace(view, order_ref="") if self.faults.order_refs_dropped else view
 
     # -- persistence ---------------------------------------------------------------------------
     def save_state(self) -> None:
@@ -918,8 +1030,9 @@ class GatewaySim:
         if s.start is not None:
             if resumed is not None and s.start < resumed:
                 raise GatewaySimError(
-                    f"--start {s.start:%Y-%m-%dT%H:%M:%SZ} is before the saved state's clock "
-                    f"({resumed:%Y-%m-%dT%H:%M:%SZ}); simulated time cannot run backward"
+                    f"--start {market_datetime(s.start, seconds=True)} is before the saved "
+                    f"state's clock ({market_datetime(resumed, seconds=True)}); simulated time "
+                    "cannot run backward"
                 )
             return SimClock(s.start, s.speed)
         if resumed is not None and saved is not None and not saved.get("follows_wall_clock"):

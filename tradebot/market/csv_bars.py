@@ -174,13 +174,14 @@ def parse_rows(
     if (order == 0).any():
         row = int(np.flatnonzero(order == 0)[0]) + shift
         raise BarsError(
-            f"{path}, row {first_row + row + 2}: duplicate time {times[row]}; remove one of them"
+            f"{path}, row {first_row + row + 2}: duplicate time "
+            f"{raw[layout.time].iat[row].strip()!r}; remove one of them"
         )
     if (order < 0).any():
         row = int(np.flatnonzero(order < 0)[0]) + shift
         raise BarsError(
-            f"{path}, row {first_row + row + 2}: time {times[row]} is before the row above; sort "
-            "the file by time (oldest first)"
+            f"{path}, row {first_row + row + 2}: time {raw[layout.time].iat[row].strip()!r} is "
+            "before the row above; sort the file by time (oldest first)"
         )
     high_low = values["high"] < values["low"]
     if high_low.any():

@@ -18,7 +18,11 @@ Semantics (IB's, simplified to what tradebot sends: LMT, STP, MKT on options and
 * a sell never takes a position below zero: a fill that would is refused and the order cancelled
   (the account cannot write options);
 * DAY orders are cancelled at the session close; options settle at intrinsic value at the close
-  of their expiry session (a fill of kind "expiry", no commission);
+  of their expiry session (a fill of kind "expiry", no commission) — or, with
+  `exercise_at_expiry` (the IB Gateway simulator), as IB and the OCC do it: an option in the
+  money by $0.01 or more is exercised into 100 shares a contract at the strike, one that is not
+  expires worthless, and neither is an execution (only the positions change; `eae` keeps the
+  statement's record of it);
 * commission per order: max(minimum, rate × contracts), charged on its first fill.
 """
 
@@ -228,7 +232,25 @@ class ErrorEvent:
     message: str
 
 
-Event = OrderUpdate | FillEvent | ErrorEvent
+@dataclass(frozen=True)
+class PositionEvent:
+    """Positions changed without an execution (an exercise or an expiry at the close)."""
+
+    con_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EaeRecord:
+    """An exercise, assignment or expiration, as an account statement lists it (Flex OptionEAE)."""
+
+    date: date
+    contract: OptionContract
+    kind: Literal["Exercise", "Expiration"]
+    qty: int
+    underlying_price: Decimal
+
+
+Event = OrderUpdate | FillEvent | ErrorEvent | PositionEvent
 
 
 def contract_record(contract: Contract) -> dict[str, Any]:
@@ -314,6 +336,8 @@ class SimExchange:
     _order_points: dict[tuple[Any, ...], Any] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    exercise_at_expiry: bool = False  # IB's way (see the module docstring), not a cash settlement
+    eae: list[EaeRecord] = field(default_factory=list)
 
     # -- orders --------------------------------------------------------------------------------
     def submit(self, order: SimOrder, now: datetime, *, reject: str | None = None) -> list[Event]:
@@ -369,8 +393,9 @@ class SimExchange:
                     events.extend(self._finish(child, "Cancelled", now, "parent cancelled"))
         return events
 
-    def force_fill(self, order_id: int, now: datetime) -> list[Event]:
-        """Fault injection: fill a working order now, as if the market had traded through it.
+    def force_fill(self, order_id: int, now: datetime, qty: int | None = None) -> list[Event]:
+        """Fault injection: fill a working order now, as if the market had traded through it
+        (`qty` of it: a partial fill; all that remains by default).
 
         A limit order fills at its limit; a market order at the touch; a stop at the touch or
         its stop, whichever is worse for the holder. A child whose parent has not filled does
@@ -392,6 +417,8 @@ class SimExchange:
         else:
             price = touch
         # Offered on both sides at `price`, every order type fills at exactly that price.
+        if qty is not None and 0 < qty < order.remaining:
+            return [*events, *self._fill(order, qty, price, now)]
         return [*events, *self._try_fill(order, price, price, now, resting=True)]
 
     def check(self, order: SimOrder, *, parent_pending: bool = False) -> tuple[int, str] | None:
@@ -405,9 +432,16 @@ class SimExchange:
             return 201, "Order rejected - reason: the quantity must be positive"
         if order.contract.con_id <= 0:
             return 200, "No security definition has been found for the request"
-        tick = order.contract.tick
+        grid = order.contract.grid if isinstance(order.contract, OptionContract) else None
         for name, price in (("limit", order.limit), ("stop", order.stop)):
-            if price is not None and (price <= 0 or price % tick != 0):
+            if price is None:
+                continue
+            valid = (
+                grid.contains(price)
+                if grid is not None
+                else (price > 0 and price % order.contract.tick == 0)
+            )
+            if not valid:
                 return 110, f"The price does not conform to the minimum price variation ({name})"
         if order.order_type == "LMT" and order.limit is None:
             return 201, "Order rejected - reason: a limit order needs a limit price"
@@ -474,7 +508,7 @@ class SimExchange:
         bounds = self.market.option_price_bounds(contract, session, t_ns, path.ravel())
         if bounds is None:
             return None
-        points: np.ndarray = t_ns[_may_fill(order, bounds[0], bounds[1])]
+        points: np.ndarray = t_ns[_may_fill(order, *bounds)]
         return points
 
     # -- time ----------------------------------------------------------------------------------
@@ -565,7 +599,10 @@ class SimExchange:
             c = pos.contract
             if isinstance(c, OptionContract) and c.expiry <= session and pos.qty != 0:
                 price = self.market.intrinsic(c, closes)
-                events.extend(self._settle(con_id, pos, price, closes))
+                if self.exercise_at_expiry:
+                    events.extend(self._exercise_or_expire(con_id, pos, price, session))
+                else:
+                    events.extend(self._settle(con_id, pos, price, closes))
         self._forget_before(closes - timedelta(days=KEEP_DAYS))
         return events
 
@@ -675,9 +712,13 @@ class SimExchange:
         if order.remaining == 0:
             events.extend(self._finish(order, "Filled", t, ""))
             for child in self._children(order.order_id):
-                if child.status == "PreSubmitted":
+                released = child.status == "PreSubmitted"
+                grows = child.working and child.filled == 0 and child.qty < order.qty
+                if released:
                     child.status = "Submitted"
                     child.submitted_at = t
+                if released or grows:
+                    child.qty = max(child.qty, order.qty)
                     events.append(OrderUpdate(child))
             if order.parent_id or order.oca_group:
                 for sibling in self._siblings(order):
@@ -685,6 +726,15 @@ class SimExchange:
                         events.extend(self._finish(sibling, "Cancelled", t, "OCA sibling filled"))
         else:
             events.append(OrderUpdate(order))
+            # IB's attached orders follow a partly filled parent: they go live for what has
+            # filled, and grow as more fills (the rest of the parent may never fill).
+            for child in self._children(order.order_id):
+                if child.working and child.filled == 0:
+                    if child.status == "PreSubmitted":
+                        child.status = "Submitted"
+                        child.submitted_at = t
+                    child.qty = order.filled
+                    events.append(OrderUpdate(child))
         return events
 
     def _settle(self, con_id: int, pos: SimPosition, price: Decimal, t: datetime) -> list[Event]:
@@ -709,6 +759,40 @@ class SimExchange:
         )
         self._book(fill)
         return [FillEvent(fill)]
+
+    def _exercise_or_expire(
+        self, con_id: int, pos: SimPosition, intrinsic: Decimal, session: date
+    ) -> list[Event]:
+        """OCC exercise by exception: a long option in the money by $0.01 or more becomes 100
+        shares a contract at the strike (bought for a call, sold for a put); any other expires
+        worthless. No execution is reported for either."""
+        c = pos.contract
+        assert isinstance(c, OptionContract)
+        self.version += 1
+        mult = multiplier_of(c)
+        del self.positions[con_id]
+        self.realized_pnl -= pos.avg_cost * pos.qty * mult  # the premium is gone either way
+        if pos.qty <= 0 or intrinsic < Decimal("0.01"):
+            self.eae.append(EaeRecord(session, c, "Expiration", pos.qty, intrinsic))
+            return [PositionEvent((con_id,))]
+        stock = self.market.stock(c.symbol)
+        shares = pos.qty * mult * (1 if c.right == "C" else -1)
+        self.cash -= c.strike * shares
+        held = self.positions.get(stock.con_id)
+        if held is None:
+            self.positions[stock.con_id] = SimPosition(stock, shares, c.strike)
+        else:
+            total = held.qty + shares
+            if total == 0:
+                del self.positions[stock.con_id]
+            else:
+                if (held.qty > 0) == (shares > 0):
+                    held.avg_cost = (held.avg_cost * abs(held.qty) + c.strike * abs(shares)) / abs(
+                        total
+                    )
+                held.qty = total
+        self.eae.append(EaeRecord(session, c, "Exercise", pos.qty, intrinsic))
+        return [PositionEvent((con_id, stock.con_id))]
 
     def _book(self, fill: SimFill) -> None:
         self.version += 1
@@ -757,12 +841,22 @@ class SimExchange:
         return self.next_perm_id
 
     # -- account -------------------------------------------------------------------------------
-    def net_liquidation(self, now: datetime) -> Decimal:
-        """Cash plus positions marked at the mid (intrinsic when there is no quote)."""
-        total = self.cash
-        for pos in self.positions.values():
-            total += self.mark(pos.contract, now) * pos.qty * multiplier_of(pos.contract)
-        return total
+    def net_liquidation(self, now: datetime, marks: dict[int, Decimal] | None = None) -> Decimal:
+        """Cash plus positions marked at the mid (intrinsic when there is no quote); `marks`:
+        `self.marks(now)` when the caller has them already."""
+        if marks is None:
+            marks = self.marks(now)
+        return self.cash + sum(
+            (
+                mark * self.positions[con_id].qty * multiplier_of(self.positions[con_id].contract)
+                for con_id, mark in marks.items()
+            ),
+            Decimal(0),
+        )
+
+    def marks(self, now: datetime) -> dict[int, Decimal]:
+        """The price each position is valued at in `net_liquidation`, by conId."""
+        return {con_id: self.mark(pos.contract, now) for con_id, pos in self.positions.items()}
 
     def mark(self, contract: Contract, now: datetime) -> Decimal:
         q = self.quote(contract, now)
@@ -842,28 +936,45 @@ def _utc_ns(t: datetime) -> int:
     return int(t.timestamp() * 1_000_000) * 1000
 
 
-def _may_fill(order: SimOrder, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Per point: could `fill_price` give a price, with the bid `low` rounded down to the tick
-    (and ≥ 0) and the ask `high` rounded up (and ≥ a tick)? Conservative by SEARCH_MARGIN;
-    a point whose bounds are not numbers is a candidate."""
+def _may_fill(
+    order: SimOrder,
+    bid_high: np.ndarray,
+    bid_low: np.ndarray,
+    ask_low: np.ndarray,
+    ask_high: np.ndarray,
+) -> np.ndarray:
+    """Per point: could `fill_price` give a price, the bid being its unrounded value (between
+    `bid_low` and `bid_high`) rounded down onto the ladder (0 below the lowest price) and the
+    ask its unrounded value (between `ask_low` and `ask_high`) rounded up? Conservative by
+    SEARCH_MARGIN; a point whose bounds are not numbers is a candidate."""
     eps = SEARCH_MARGIN
-    tick = float(order.contract.tick)
-    unknown = ~(np.isfinite(low) & np.isfinite(high))
+    grid = order.contract.grid if isinstance(order.contract, OptionContract) else None
+    lowest = float(grid.steps[0][1]) if grid is not None else float(order.contract.tick)
+    largest = (
+        float(max(inc for _, inc in grid.steps)) if grid is not None else float(order.contract.tick)
+    )
+    unknown = ~(
+        np.isfinite(bid_high) & np.isfinite(bid_low) & np.isfinite(ask_low) & np.isfinite(ask_high)
+    )
     with np.errstate(invalid="ignore"):
         if order.order_type == "MKT":
-            ok = low >= tick - eps if order.action == "SELL" else np.ones(len(low), dtype=bool)
+            if order.action == "SELL":  # bid > 0: the bid's value reaches the lowest price
+                ok = bid_high >= lowest - eps
+            else:
+                ok = np.ones(len(bid_high), dtype=bool)
         elif order.order_type == "LMT" and order.limit is not None:
             limit = float(order.limit)
-            # sell: bid ≥ limit (a limit on the tick) ⟺ low ≥ limit; buy: ask ≤ limit ⇒ high ≤ limit
-            ok = low >= limit - eps if order.action == "SELL" else high <= limit + eps
+            # sell: bid ≥ limit (a price on the ladder) ⟺ its value ≥ limit;
+            # buy: ask ≤ limit ⇒ its value ≤ limit
+            ok = bid_high >= limit - eps if order.action == "SELL" else ask_low <= limit + eps
         elif order.order_type == "STP" and order.stop is not None:
             stop = float(order.stop)
-            if order.action == "SELL":  # 0 < bid ≤ stop ⟺ tick ≤ low < stop + tick
-                ok = (low >= tick - eps) & (low < stop + tick + eps)
-            else:  # ask ≥ stop: the ask is below high + a tick (or is one tick)
-                ok = (high + tick >= stop - eps) | (tick >= stop - eps)
+            if order.action == "SELL":  # 0 < bid ≤ stop ⇒ lowest ≤ value < stop + increment
+                ok = (bid_high >= lowest - eps) & (bid_low < stop + largest + eps)
+            else:  # ask ≥ stop: the ask is below its value + an increment (or is the lowest)
+                ok = (ask_high + largest >= stop - eps) | (lowest >= stop - eps)
         else:
-            ok = np.ones(len(low), dtype=bool)
+            ok = np.ones(len(bid_high), dtype=bool)
     out: np.ndarray = ok | unknown
     return out
 

@@ -271,7 +271,10 @@ class MarketModel:
         ):
             return None
         base = OptionContract(symbol, expiry, strike, right, trading_class=symbol)
-        return base.qualified(option_con_id(base.local_symbol), profile(symbol).option_tick)
+        p = profile(symbol)
+        return base.qualified(
+            option_con_id(base.local_symbol), p.option_tick, ladder=p.option_ladder
+        )
 
     def _listed_expiries(self, day: date, symbol: str) -> frozenset[date]:
         key = (symbol, day)
@@ -306,22 +309,22 @@ class MarketModel:
         self, contract: OptionContract, spot: float, t: datetime
     ) -> tuple[Decimal, Decimal]:
         fair = self.option_value(contract, spot, t)
-        return pricing.bid_ask(fair, spot, float(contract.strike), contract.tick)
+        return pricing.bid_ask(fair, spot, float(contract.strike), contract.grid)
 
     def option_price_bounds(
         self, contract: OptionContract, session: date, t_ns: np.ndarray, spots: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """For points of one session (UTC ns, underlying prices): the floats `option_bid_ask`
-        rounds to the tick — the bid is the first rounded down, the ask the second rounded up —
-        computed over all points at once; None when this model cannot (then every point is
-        priced one by one). Used only to search where an order cannot fill."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """For points of one session (UTC ns, underlying prices): bounds of the floats
+        `option_bid_ask` rounds onto the contract's ladder (`pricing.bid_ask_bounds`), computed
+        over all points at once; None when this model cannot (then every point is priced one
+        by one). Used only to search where an order cannot fill."""
         close = self.expiry_close(contract.expiry)
         close_ns = int(close.timestamp() * 1_000_000) * 1000
         years = (close_ns - t_ns.astype(np.float64)) / 1e9 / pricing.YEAR_SECONDS
         strike = float(contract.strike)
         vol = pricing.smile_vol_array(self.volatility(contract.symbol, session), spots, strike)
         fair = pricing.black_scholes_array(spots, strike, years, vol, contract.right)
-        return pricing.bid_ask_bounds(fair, spots, strike, contract.tick)
+        return pricing.bid_ask_bounds(fair, spots, strike, contract.grid)
 
     def session_minute_bars(self, symbol: str, session: date) -> SessionArrays:
         """(starts ns, open, high, low, close) of a session's bars (shared: do not change)."""
@@ -359,7 +362,7 @@ class MarketModel:
         return Quote(
             bid=bid,
             ask=ask,
-            last=((bid + ask) / 2).quantize(contract.tick) if bid > 0 else ask,
+            last=contract.grid.round((bid + ask) / 2) if bid > 0 else ask,
             time=as_of,
             data_type=data_type,
             volume=volume,

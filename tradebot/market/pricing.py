@@ -15,10 +15,12 @@ Documented in README ("How the simulated market prices options"):
 from __future__ import annotations
 
 import math
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
+
+from tradebot.core.ticks import TickLadder, as_ladder
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -59,24 +61,24 @@ def smile_vol(vol: float, spot: float, strike: float) -> float:
     return vol * (1.0 + SMILE * m * m)
 
 
-def bid_ask(fair: float, spot: float, strike: float, tick: Decimal) -> tuple[Decimal, Decimal]:
-    """(bid, ask) on the tick around `fair`; bid 0 when the option is worth less than a tick."""
+def bid_ask(
+    fair: float, spot: float, strike: float, tick: Decimal | TickLadder
+) -> tuple[Decimal, Decimal]:
+    """(bid, ask) on the contract's price ladder around `fair` (at least one increment apart);
+    bid 0 when the option is worth less than its lowest price."""
+    grid = as_ladder(tick)
+    step = grid.increment(Decimal(repr(max(fair, 0.0))))
     m = abs(math.log(strike / spot))
-    width = max(float(tick), fair * (BASE_SPREAD + WING_SPREAD * m))
-    bid = _to_tick(fair - width / 2, tick, ROUND_FLOOR)
-    ask = _to_tick(fair + width / 2, tick, ROUND_CEILING)
+    width = max(float(step), fair * (BASE_SPREAD + WING_SPREAD * m))
+    low = Decimal(repr(fair - width / 2))
+    bid = grid.down(low) if low > 0 else Decimal(0)
+    ask = grid.up(Decimal(repr(fair + width / 2)))
     if ask <= bid:
-        ask = bid + tick
-    if bid < 0:
-        bid = Decimal(0)
-    if ask < tick:
-        ask = tick
+        ask = grid.next_above(bid)
+    lowest = grid.steps[0][1]
+    if ask < lowest:
+        ask = lowest
     return bid, ask
-
-
-def _to_tick(price: float, tick: Decimal, rounding: str) -> Decimal:
-    steps = (Decimal(repr(price)) / tick).to_integral_value(rounding=rounding)
-    return (steps * tick).quantize(tick)
 
 
 def option_volume(atm_volume: int, spot: float, strike: float, day_fraction: float) -> int:
@@ -126,10 +128,17 @@ def smile_vol_array(vol: float, spot: FloatArray, strike: float) -> FloatArray:
 
 
 def bid_ask_bounds(
-    fair: FloatArray, spot: FloatArray, strike: float, tick: Decimal
-) -> tuple[FloatArray, FloatArray]:
-    """(fair − half the spread, fair + half the spread) before `bid_ask` rounds them to the
-    tick: the bid is the first rounded down (≥ 0), the ask the second rounded up (≥ a tick)."""
+    fair: FloatArray, spot: FloatArray, strike: float, tick: Decimal | TickLadder
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """What `bid_ask` rounds onto the ladder, bounded: (the most and the least the bid's
+    unrounded value `fair − width/2` can be, the least and the most the ask's `fair + width/2`
+    can be), taking the spread's floor at the ladder's smallest and largest increment (the
+    scalar takes the one at `fair`). The bid is the first rounded down (≥ 0), the ask the second
+    rounded up."""
+    grid = as_ladder(tick)
+    small = float(grid.smallest)
+    large = float(max(increment for _, increment in grid.steps))
     m = np.abs(np.log(strike / spot))
-    width = np.maximum(float(tick), fair * (BASE_SPREAD + WING_SPREAD * m))
-    return fair - width / 2, fair + width / 2
+    spread = fair * (BASE_SPREAD + WING_SPREAD * m)
+    narrow, wide = np.maximum(small, spread), np.maximum(large, spread)
+    return fair - narrow / 2, fair - wide / 2, fair + narrow / 2, fair + wide / 2

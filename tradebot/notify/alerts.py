@@ -6,9 +6,9 @@
 * Only events listed in `monitoring.notify_on` are sent; the same event and message within
   `DEDUPE_WINDOW` is sent once; at most `PER_MINUTE` alerts a minute (the rest are counted and
   reported in the next one that goes out).
-* URLs carry tokens: they are never logged, never shown (`mask_url` keeps the scheme only), and
-  Apprise's own logger — which names URLs when a send fails — is silenced. A failed send is
-  logged once per failure streak, without the URL.
+* URLs carry tokens: they are never logged, shown only as `mask_url` keeps them (the scheme
+  and the server, never a token), and Apprise's own logger — which names URLs when a send
+  fails — is silenced. A failed send is logged once per failure streak, without the URL.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ PER_MINUTE = 10
 # What the operator must always hear about, however busy the minute was.
 NEVER_THROTTLED = frozenset(
     {
+        "critical",
         "halt",
         "resume",
         "downgrade",
@@ -46,9 +47,30 @@ TITLE = "tradebot"
 
 
 def mask_url(url: str) -> str:
-    """`tgram://***`: the scheme only, never the token."""
-    scheme = url.split("://", 1)[0] if "://" in url else "url"
-    return f"{scheme}://***"
+    """What tells one URL from another without its secrets: the scheme and the server (host
+    name or address, with its port) stay; a user, a password, the path and the query (where
+    tokens live) become `***`, and so does a "host" that is a token itself (`tgram://TOKEN/…`,
+    `ntfy://topic`): `json://hooks.example.com:8443/***`, `mailto://***@gmail.com`,
+    `tgram://***`."""
+    from urllib.parse import urlsplit
+
+    scheme, sep, _rest = url.partition("://")
+    if not sep or not scheme.isascii() or not scheme.replace("+", "").isalnum():
+        return "url://***"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return f"{scheme}://***"
+    server = host is not None and (host == "localhost" or "." in host or ":" in host)
+    if not server:
+        return f"{scheme}://***"
+    shown = f"[{host}]" if ":" in (host or "") else str(host)
+    if port is not None:
+        shown += f":{port}"
+    user = "***@" if parts.username or parts.password else ""
+    tail = "/***" if parts.path.strip("/") or parts.query else ""
+    return f"{scheme}://{user}{shown}{tail}"
 
 
 def quiet_apprise() -> None:

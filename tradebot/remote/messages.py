@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tradebot.core.guards import Halt
+from tradebot.core.market_time import market_datetime
 from tradebot.core.trades import EXCHANGE_TZ
 from tradebot.core.validation import escape_control
 
@@ -20,7 +21,8 @@ MAX_LINES = 15  # positions or orders listed before "and N more"
 
 
 def ny(moment: datetime) -> str:
-    return moment.astimezone(EXCHANGE_TZ).strftime("%a %d %b %H:%M:%S New York")
+    """Market time with its zone, as on every screen: `2025-07-01 11:03:20 EDT`."""
+    return market_datetime(moment.astimezone(EXCHANGE_TZ), seconds=True)
 
 
 def money(value: Any) -> str:

@@ -6,7 +6,7 @@ One encoder for every file tradebot writes, so money never passes through a floa
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -29,6 +29,23 @@ def json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"cannot store a {type(value).__name__} in a record")
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """CSV with a header; Decimals as exact strings, times in UTC ISO-8601 (as in the records)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    plain = (str, int, bool)
+    for row in rows:
+        cells = [row.get(k) for k in columns]
+        writer.writerow(
+            [v if type(v) in plain else ("" if v is None else json_default(v)) for v in cells]
+        )
+    return buffer.getvalue()
 
 
 def utc_iso(moment: datetime) -> str:

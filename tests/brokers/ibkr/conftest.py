@@ -14,11 +14,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
+import time
+import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -204,13 +209,47 @@ def rig(
             await sim.stop()
         assert sim.protocol_problems == []
 
-    asyncio.run(asyncio.wait_for(main(), limit_s))
+    with host_zone(zone_of_this_test()):
+        asyncio.run(asyncio.wait_for(main(), limit_s))
+
+
+# The machine's own time zone must never matter: IB sends some times without a zone, which
+# ib_async reads in the host's zone (ib_async#230). Every rig test runs under one of these,
+# chosen by its name (so the IBKR suite covers them all in one run, at no extra cost);
+# `make test-tz` runs the whole IBKR suite under each.
+HOST_ZONES = ("UTC", "America/New_York", "Asia/Tokyo")
+
+
+def zone_of_this_test() -> str:
+    forced = os.environ.get("TEST_HOST_TZ")
+    if forced:
+        return forced
+    name = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    return HOST_ZONES[zlib.crc32(name.encode()) % len(HOST_ZONES)]
+
+
+@contextmanager
+def host_zone(name: str) -> Iterator[None]:
+    """Run with the process's local time zone set to `name` (TZ + tzset)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 class ThreadedSim:
     """A gateway simulator on its own event loop in a background thread."""
 
-    def __init__(self, start: datetime = START, speed: float = 0, **settings: Any) -> None:
+    def __init__(
+        self, start: datetime = START, speed: float = 0, version: int = 178, **settings: Any
+    ) -> None:
         # The CLI under test points the "tradebot" loggers at streams it closes when it returns;
         # the simulator's own log lines stay out of them.
         self._logger = logging.getLogger("tradebot.gateway_sim")
@@ -222,7 +261,8 @@ class ThreadedSim:
 
         async def make() -> GatewaySim:
             sim = GatewaySim(
-                SimSettings(port=0, version=178, **settings), clock=SimClock(start, speed=speed)
+                SimSettings(port=0, version=version, **settings),
+                clock=SimClock(start, speed=speed),
             )
             await sim.start()
             return sim
@@ -265,3 +305,153 @@ def threaded_sim() -> Iterator[ThreadedSim]:
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+async def open_position(
+    r: Rig,
+    symbol: str,
+    *,
+    expiry: date | None = None,
+    qty: int = 1,
+    strategy: str = "scalp",
+    take_profit_pct: int = 900,
+    stop_loss_pct: int = 95,
+    limit: Decimal | None = None,
+) -> str:
+    """A call in the money bought at the ask with wide legs (they never trigger in these
+    tests), journaled
+    and sent exactly as the entry pipeline does (intents first, then the native bracket), for
+    tests about what happens to a position, not about the signals that open one."""
+    from tradebot.brokers.base import BracketSpec
+    from tradebot.core.instruments import OptionContract
+    from tradebot.core.sizing import bracket_prices
+    from tradebot.core.trades import session_of
+    from tradebot.engine.order_book import TrackedOrder
+
+    now = r.now
+    book = r.ctx.book
+    chain = await r.broker.option_chain(symbol)
+    expiry = expiry or chain.expiries[0]
+    spot = r.sim.market.last_price(symbol, now)
+    assert spot is not None
+    # 2 % in the money: worth its intrinsic value to the close, so the wide legs stay quiet.
+    strike = min(chain.strikes, key=lambda k: abs(float(k) - spot * 0.98))
+    [contract] = await r.broker.qualify([OptionContract(symbol, expiry, strike, "C")])
+    assert contract is not None
+    [quote] = await r.broker.quotes([contract])
+    assert quote is not None and quote.ask > 0
+    prices = bracket_prices(
+        quote.ask, contract.tick, Decimal(take_profit_pct), Decimal(stop_loss_pct)
+    )
+    ref = book.next_entry_ref(symbol, session_of(now), strategy)
+    common: dict[str, Any] = {
+        "symbol": symbol,
+        "strategy": strategy,
+        "contract": contract,
+        "session": session_of(now),
+        "mode": r.ctx.record_mode,
+        "phase": "experience",
+        "intent_ts": now,
+        "stop_loss_pct": Decimal(stop_loss_pct),
+    }
+    entry = TrackedOrder(
+        ref=ref, role="entry", action="BUY", qty=qty, order_type="LMT", tif="DAY",
+        limit=quote.ask if limit is None else limit, **common,
+    )  # fmt: skip
+    take_profit = TrackedOrder(
+        ref=f"{ref}.tp", role="take_profit", action="SELL", qty=qty, order_type="LMT",
+        tif="GTC", limit=prices.take_profit, parent_ref=ref, **common,
+    )  # fmt: skip
+    stop_loss = TrackedOrder(
+        ref=f"{ref}.sl", role="stop_loss", action="SELL", qty=qty, order_type="STP",
+        tif="GTC", stop=prices.stop_loss, parent_ref=ref, **common,
+    )  # fmt: skip
+    for order in (entry, take_profit, stop_loss):
+        book.add_intent(now, order)
+    placed = await r.broker.place_bracket(
+        BracketSpec(entry.spec(), take_profit.spec(), stop_loss.spec())
+    )
+    for p in placed:
+        book.mark_submitted(now, p.order_ref, p.order_id, p.perm_id, p.status)
+    return ref
+
+
+FLEX_TOKEN = "1234567890123456789012"  # a made-up Flex Web Service token
+FLEX_QUERY = "987654"
+DATA = Path(__file__).parent / "data"
+
+
+class FlexServer:
+    """IB's Flex Web Service on loopback, in its two steps: SendRequest answers a reference code
+    and the GetStatement URL; GetStatement answers "statement generation in progress" (1019)
+    once, then the statement (a fixture file). IB_FLEXREPORT_URL points tradebot at it."""
+
+    def __init__(self, statement: Path) -> None:
+        import http.server
+        import urllib.parse
+
+        self.statement = statement.read_bytes()
+        self.requests: list[dict[str, str]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                query = dict(urllib.parse.parse_qsl(url.query))
+                server.requests.append({"path": url.path, **query})
+                if query.get("t") != FLEX_TOKEN:
+                    body = _flex_error("1012", "Token has expired.")
+                elif url.path.endswith("SendRequest"):
+                    body = (
+                        "<FlexStatementResponse timestamp='02 July, 2025 09:55 AM EDT'>"
+                        "<Status>Success</Status><ReferenceCode>4455667788</ReferenceCode>"
+                        f"<Url>http://127.0.0.1:{server.port}/GetStatement</Url>"
+                        "</FlexStatementResponse>"
+                    ).encode()
+                elif sum(1 for r in server.requests if r["path"].endswith("GetStatement")) == 1:
+                    body = _flex_error(
+                        "1019", "Statement generation in progress. Please try again shortly."
+                    )
+                else:
+                    body = server.statement
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.httpd.server_address[1])
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/SendRequest?"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _flex_error(code: str, text: str) -> bytes:
+    return (
+        "<FlexStatementResponse timestamp='02 July, 2025 09:55 AM EDT'><Status>Warn</Status>"
+        f"<ErrorCode>{code}</ErrorCode><ErrorMessage>{text}</ErrorMessage>"
+        "</FlexStatementResponse>"
+    ).encode()
+
+
+@pytest.fixture
+def flex_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FlexServer]:
+    from tradebot.brokers.ibkr import flex
+
+    server = FlexServer(DATA / "flex-stop-filled.xml")
+    monkeypatch.setenv("IB_FLEXREPORT_URL", server.url)
+    monkeypatch.setattr(flex, "POLL_WAIT_S", 0.01)
+    try:
+        yield server
+    finally:
+        server.close()

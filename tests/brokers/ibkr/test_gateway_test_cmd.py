@@ -23,6 +23,8 @@ KEYS = {
     "net_liquidation",
     "market_data",
     "option_chain",
+    "option_market_data",
+    "orders",
     "clock",
     "problems",
     "error",
@@ -103,8 +105,9 @@ def test_degraded_exits_4_naming_what_is_missing(
     threaded_sim.call(threaded_sim.sim.faults.market_data_permission, "*", "none")
     human = invoke(["gateway", "test"])
     assert human.exit_code == 4
-    assert "degraded: 1 problem(s)" in human.stdout
+    assert "degraded: 2 problem(s)" in human.stdout  # the stock's quote and an option's
     assert "no market data for SPY (IB error 354" in human.stdout
+    assert "no market data for the option SPY 2025-07-01" in human.stdout
 
 
 def test_unreachable_exits_5_with_the_address_and_the_usual_causes(tmp_path: Path) -> None:
@@ -133,3 +136,36 @@ def test_a_rehearsal_config_passes_against_the_simulator_started_in_the_past(
     assert result.exit_code == 0, result.stdout
     clock = _json(result.stdout)["clock"]
     assert clock["follows_gateway"] is True and clock["skew_s"] < -86_400
+
+
+@pytest.mark.parametrize("version", [157, 178])
+def test_a_read_only_api_and_a_missing_option_subscription_are_degraded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int
+) -> None:
+    """What stops the first order, found before it is sent: a Gateway whose API is Read-Only
+    refuses every order with 321 (IbcAlpha/IBC#341) — `gateway test` asks a what-if order,
+    which IB never executes — and an account without OPRA gets stock quotes but 354 for every
+    option (`gateway test` asks one option's quote, not only the stock's)."""
+    sim = ThreadedSim(version=version)
+    try:
+        _config(tmp_path, sim.port)
+        _same_clock(monkeypatch, sim)
+        sim.call(sim.sim.faults.set_read_only_api)
+        sim.call(sim.sim.faults.option_data_permission, "*", "none")
+        result = invoke(["gateway", "test", "--json"])
+        assert result.exit_code == 4, result.stdout
+        doc = _json(result.stdout)
+        assert doc["status"] == "degraded"
+        assert doc["market_data"]["received"] == "live"  # the stock's quote is fine
+        assert doc["option_market_data"]["received"] == "none"
+        assert doc["orders"] == {"checked": True, "read_only": True, "error": "321"}
+        problems = doc["problems"]
+        assert len(problems) == 2
+        assert any("no market data for the option SPY" in p and "OPRA" in p for p in problems)
+        assert any("Read-Only" in p and "READ_ONLY_API=no" in p for p in problems)
+        assert sim.sim.exchange.orders == {}
+        human = invoke(["gateway", "test"])
+        assert human.exit_code == 4
+        assert "orders: refused: the API is Read-Only" in human.stdout
+    finally:
+        sim.stop()

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.brokers.ibkr.conftest import CLIENT_ID, ThreadedSim, config_text
 from tests.cli.conftest import invoke
+from tradebot.core.ticks import TickLadder
 from tradebot.gateway_sim.requests import PlaceOrderRequest
 
 
@@ -42,7 +43,7 @@ def test_run_once_places_a_correct_bracket_journaled_before_it_is_sent(
     book.place = spy  # type: ignore[method-assign]
     result = invoke(["run", "--once"])
     assert result.exit_code == 0, result.stderr
-    assert "run ended at 2025-07-01 15:00 UTC (once): 1 tick(s), 2 entries sent" in result.stdout
+    assert "run ended at 2025-07-01 11:00 EDT (once): 1 tick(s), 2 entries sent" in result.stdout
 
     intents = {r["order_ref"]: r for r in _orders(tmp_path) if r["event"] == "intent"}
     assert len(arrivals) == 6
@@ -60,22 +61,25 @@ def test_run_once_places_a_correct_bracket_journaled_before_it_is_sent(
         assert (tp.order_ref, sl.order_ref) == (f"{ref}.tp", f"{ref}.sl")
         assert {parent.account, tp.account, sl.account} == {"DUSIM0001"}
         assert parent.quantity == tp.quantity == sl.quantity == intents[ref]["qty"]
-        # Prices: what was journaled, on the contract's tick (minTick from IB).
-        tick = Decimal(intents[ref]["contract"]["tick"])
+        # Prices: what was journaled, on the contract's market rule (reqMarketRule, not minTick).
+        grid = TickLadder.of(intents[ref]["contract"]["ladder"])
         assert parent.limit == Decimal(intents[ref]["limit"])
         assert tp.limit == Decimal(intents[f"{ref}.tp"]["limit"]) == parent.limit * 2
         assert sl.aux == Decimal(intents[f"{ref}.sl"]["stop"])
         for price in (parent.limit, tp.limit, sl.aux):
-            assert price is not None and price % tick == 0
+            assert price is not None and grid.contains(price)
         assert sl.aux >= parent.limit / 2  # the stop rounds up: never more loss than planned
         # Journaled before sending: each order's intent was on disk when it arrived.
         for req, seen in arrivals[i : i + 3]:
             assert f'"order_ref":"{req.order_ref}"' in seen.replace(" ", "")
     by_ref = {req.order_ref: req for req, _ in arrivals}
-    # SPY's stop, half of 2.49, rounds up to the cent; TSLA's options trade on a 0.05 tick.
+    # SPY's stop, half of 2.49, rounds up to the cent; TSLA's options are in the penny program:
+    # IB's minTick is 0.01, its market rule 0.01 below $3 and 0.05 from $3.
     spy, tsla = by_ref["SPY-250701-s1"], by_ref["TSLA-250701-s1"]
     assert (spy.limit, by_ref["SPY-250701-s1.sl"].aux) == (Decimal("2.49"), Decimal("1.25"))
-    assert intents["TSLA-250701-s1"]["contract"]["tick"] == "0.05"
+    tsla_contract = intents["TSLA-250701-s1"]["contract"]
+    assert tsla_contract["tick"] == "0.01"
+    assert tsla_contract["ladder"] == [["0", "0.01"], ["3", "0.05"]]
     assert (tsla.limit, by_ref["TSLA-250701-s1.sl"].aux) == (Decimal("5.00"), Decimal("2.50"))
     # The journal says what IB acknowledged (ids and permIds from the gateway).
     submitted = [r for r in _orders(tmp_path) if r["event"] == "submitted"]

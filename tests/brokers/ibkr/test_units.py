@@ -91,7 +91,7 @@ def test_order_ids_stay_above_the_servers_and_our_own_high_water_mark(tmp_path: 
     other = OrderIds(tmp_path, 5)  # another client id has its own numbering
     assert other.reserve(1, server_next=1) == [1]
     state = json.loads((tmp_path / "ibkr-order-ids.json").read_text())
-    assert state == {"v": 1, "clients": {"17": 13, "5": 1}}
+    assert state == {"v": 1, "clients": {"17": 13, "5": 1}, "refs": {}}
     again.observe(40)  # an open order of ours from before a restart
     assert again.reserve(1, server_next=1) == [41]
 

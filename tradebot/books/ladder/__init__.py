@@ -10,9 +10,11 @@ Loop-facing calls:
 * `check_entry(now, mode)` before each entry: allowed, or refused with each rule and its numbers,
   plus the position cap. A history file that cannot be read refuses every entry (fail safe).
 * `check_exit()` always allows: exits, stops, flattening and `halt --flatten` are never blocked.
-* `on_tick(now)` after each closed trade and at every tick: downgrades one step when a trigger
-  holds (at most once per session), writes closed sessions to `session-metrics.jsonl`, and sends
-  the "next phase eligible" notice once per phase.
+* `on_tick(now, equity=..., session_closed=...)` after each closed trade and at every tick:
+  downgrades one step when a trigger holds (at most once per session; the daily loss only on the
+  broker's marked equity), recording what it decided on; writes closed sessions to
+  `session-metrics.jsonl` (at the close the loop reports); sends the "next phase eligible"
+  notice once per phase.
 
 One class, `PhaseLadder`, split by duty: `evaluation` (reading: the snapshot and its window),
 `limits` (entries and their reservation), `transitions` (downgrade, notice, earned advance),

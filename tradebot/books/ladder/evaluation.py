@@ -15,34 +15,38 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tradebot.books.equity import EquityView, equity_view
+from tradebot.books.equity import EquityView, account_modes, equity_view
 from tradebot.books.order_journal import OrderJournal
 from tradebot.books.phase_records import HistoryRead, PhaseRecords, parse_history
 from tradebot.books.state_store import StateStore
 from tradebot.books.trade_journal import TradeJournal
 from tradebot.config import LoadedConfig
+from tradebot.core.guards import DayLoss, MarkedEquity
+from tradebot.core.market_time import market_datetime
 from tradebot.core.metrics import TradeSeries, from_micros
 from tradebot.core.orders import OrderEvent
 from tradebot.core.phase_history import (
     PhaseTransition,
     Trigger,
     current_phase,
+    plain_inputs,
 )
 from tradebot.core.phase_rules import (
-    DayLoss,
     PhaseEvaluation,
     evaluate,
     future_transitions,
     metrics_record,
 )
 from tradebot.core.trades import PhaseName, session_of
-from tradebot.core.validation import in_future
+from tradebot.core.validation import MAX_TEXT, in_future
 from tradebot.errors import CorruptRecordError
 from tradebot.storage.jsonl import LockedJsonl
 
 log = logging.getLogger("tradebot.books.ladder")
 
 Notify = Callable[[str, str], None]
+# The equity a caller hands the ladder: the broker's figure, or with what it is made of.
+Equity = Decimal | MarkedEquity | None
 
 
 def _log_notify(event: str, message: str) -> None:
@@ -69,8 +73,13 @@ def transition_from(
     failures: Sequence[str] = (),
     operator: str | None,
     reason: str | None,
+    inputs: dict[str, Any] | None = None,
 ) -> PhaseTransition:
-    """A transition out of `ev.phase`, carrying the §3 metrics at that moment."""
+    """A transition out of `ev.phase`, carrying the §3 metrics at that moment (and for a
+    downgrade, what each trigger decided on). Texts are clipped to what a record may hold, so a
+    long reason can never make the history unreadable."""
+    failures = [_clip(f) for f in failures]
+    reason = None if reason is None else _clip(reason)
     return PhaseTransition(
         transition_id=uuid.uuid4().hex,
         ts=now,
@@ -82,7 +91,22 @@ def transition_from(
         metrics=metrics_record(ev.stats),
         operator=operator,
         reason=reason,
+        inputs=None if inputs is None else plain_inputs(inputs),
     )
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _marked(equity: Equity) -> MarkedEquity | None:
+    if equity is None or isinstance(equity, MarkedEquity):
+        return equity
+    return MarkedEquity(equity, "broker")
+
+
+def _usd(value: Decimal) -> str:
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 class LadderReader:
@@ -123,25 +147,40 @@ class LadderReader:
         history: list[PhaseTransition],
         trades: TradeSeries,
         now: datetime,
-        equity: Decimal | None,
+        equity: Equity,
         warnings: list[str],
         order_events: list[OrderEvent] | None = None,
     ) -> tuple[PhaseEvaluation, EquityView]:
         view = self._equity(trades, now, equity, warnings)
+        session = session_of(now)
         day_loss = None
         if view.current is not None and view.start_of_day is not None:
-            day_loss = DayLoss(view.start_of_day, view.current)
+            realized = from_micros(
+                trades.sum_pnl(account_modes(self.loaded), session=session.toordinal())
+            )
+            reading = _marked(equity) or MarkedEquity(view.current, view.source)
+            day_loss = DayLoss.of(view.start_of_day, view.start_source, reading, realized)
         phase = current_phase(history, self.cfg.initial)
         since = history[-1].ts if history else None
         window = trades.window(self.cfg.rules(phase).counted_modes, since)
-        # Drawdown % is anchored at the equity when the window began: current minus its P&L.
-        # Unknown equity leaves it unknown (never the simulated account size for a real one).
+        # The ladder's drawdown is anchored at the equity when the window began: current minus
+        # the window's P&L. Unknown equity leaves it unknown (never the simulated account size
+        # for a real one).
         base = None
+        anchor = "unknown: the current equity is unknown"
         if view.current is not None:
-            base = view.current - from_micros(sum(window.pnl))
+            window_pnl = from_micros(sum(window.pnl))
+            base = view.current - window_pnl
+            anchor = (
+                f"{_usd(base)}, the equity when the window began (equity now "
+                f"{_usd(view.current)} − the window's P&L {_usd(window_pnl)})"
+            )
             if base <= 0:
+                anchor = (
+                    f"unknown: equity now {_usd(view.current)} − the window's P&L "
+                    f"{_usd(window_pnl)} is not a positive equity"
+                )
                 base = None
-        session = session_of(now)
         events = self.orders.session_events(session) if order_events is None else order_events
         # The same inputs give the same evaluation: remembered (a tick asks two or three times,
         # and at most the equity changes between ticks). The key holds the inputs themselves
@@ -151,7 +190,7 @@ class LadderReader:
         if order_events is None and tail is not None:
             last = history[-1] if history else None
             key = (len(history), id(last), id(trades), tail.resets, tail.version, session,
-                   base, view.current, day_loss)  # fmt: skip
+                   base, view.current, day_loss, anchor)  # fmt: skip
         memo = self._evaluations.get(key) if key is not None else None
         if memo is not None:
             evaluation = copy.copy(memo[1])
@@ -168,6 +207,7 @@ class LadderReader:
                 base_equity=base,
                 equity=view.current,
                 day_loss=day_loss,
+                drawdown_anchor=anchor,
             )
             if key is not None:
                 if len(self._evaluations) >= 8:
@@ -195,17 +235,20 @@ class LadderReader:
         if late:
             problems.append(
                 f"{self.records.overrides.path}: {len(late)} record(s) dated after now, the "
-                f"latest {max(late):%Y-%m-%d %H:%M}Z (now {now:%Y-%m-%d %H:%M}Z); is the system "
+                f"latest {market_datetime(max(late))} (now {market_datetime(now)}); is the system "
                 "clock right? Fix the clock or the file"
             )
         return problems
 
     def _equity(
-        self, trades: TradeSeries, now: datetime, equity: Decimal | None, warnings: list[str]
+        self, trades: TradeSeries, now: datetime, equity: Equity, warnings: list[str]
     ) -> EquityView:
         view = equity_view(self.loaded, trades, self.state, now, session_of(now))
-        if equity is not None:
-            view = EquityView(equity, "broker", view.start_of_day, view.start_source, view.warnings)
+        reading = _marked(equity)
+        if reading is not None:
+            view = EquityView(
+                reading.equity, reading.source, view.start_of_day, view.start_source, view.warnings
+            )
         warnings.extend(view.warnings)
         return view
 
@@ -226,7 +269,7 @@ class LadderReader:
         self,
         now: datetime,
         *,
-        equity: Decimal | None = None,
+        equity: Equity = None,
         order_events: list[OrderEvent] | None = None,
     ) -> LadderSnapshot:
         """Evaluate the ladder at `now`. Any unreadable file gives `error`, never a guess.

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from tradebot.books.ladder.evaluation import LadderReader
+from tradebot.books.ladder.evaluation import Equity, LadderReader
 from tradebot.core.orders import OrderEvent
 from tradebot.core.phase_rules import (
     EntryDecision,
@@ -27,7 +26,7 @@ class EntryLimits(LadderReader):
         now: datetime,
         mode: str,
         *,
-        equity: Decimal | None = None,
+        equity: Equity = None,
         next_session_open: datetime | None = None,
     ) -> EntryDecision:
         """May a new position be opened now? Every refusal names its rule and numbers."""
@@ -49,7 +48,7 @@ class EntryLimits(LadderReader):
         mode: str,
         intent: dict[str, Any],
         *,
-        equity: Decimal | None = None,
+        equity: Equity = None,
         next_session_open: datetime | None = None,
         recheck: Callable[[EntryDecision], list[Refusal]] | None = None,
     ) -> EntryDecision:

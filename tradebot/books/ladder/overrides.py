@@ -14,6 +14,7 @@ from typing import Any
 from tradebot.books.ladder.evaluation import LadderReader, transition_from
 from tradebot.books.phase_records import parse_attempts
 from tradebot.books.state_store import PASSWORD_FILE
+from tradebot.core.market_time import market_datetime
 from tradebot.core.override_password import (
     MAX_LENGTH,
     MIN_LENGTH,
@@ -198,7 +199,7 @@ class Overrides(LadderReader):
             record("locked_out", False, f"overrides locked until {until:%Y-%m-%d %H:%M}Z")
             raise RefusedError(
                 f"overrides are locked after {self.cfg.override_max_failures} wrong passwords; "
-                f"try again after {until:%Y-%m-%d %H:%M} UTC"
+                f"try again after {market_datetime(until)}"
             )
         stored, _source = self.password_hash()
         if stored is None:
@@ -274,7 +275,7 @@ class Overrides(LadderReader):
                 if until is not None:
                     record("locked_out", False, f"overrides locked until {until:%Y-%m-%d %H:%M}Z")
                     raise RefusedError(
-                        f"overrides are locked; try again after {until:%Y-%m-%d %H:%M} UTC"
+                        f"overrides are locked; try again after {market_datetime(until)}"
                     )
                 if not verify_password(current_password(), stored):
                     record("wrong_password", False, "wrong current password")

@@ -1,8 +1,9 @@
-"""`phase/session-metrics.jsonl`: one line per finished session, written once the day changes."""
+"""`phase/session-metrics.jsonl`: one line per finished session, written when the loop sees it
+close (or, after downtime, once the day has changed)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,18 +18,25 @@ from tradebot.core.trades import PhaseName, session_of
 class SessionRecords(LadderReader):
     """Closed sessions written down for the operator and the ladder replay."""
 
-    def close_sessions(self, now: datetime) -> int:
-        """Append a `session-metrics.jsonl` line for each finished session not yet recorded."""
+    def close_sessions(self, now: datetime, *, closed: date | None = None) -> int:
+        """Append a `session-metrics.jsonl` line for each finished session not yet recorded.
+
+        A session is finished once the day has changed, or when the caller saw it close
+        (`closed`: the loop at the session's close, so the last session of a run that stops
+        there, a backtest's included, has its line)."""
         today = session_of(now)
-        if self._sessions_closed_on == today:
-            return 0  # finished sessions only change when the day does
+        last = today - timedelta(days=1)
+        if closed is not None and closed > last:
+            last = closed
+        if self._sessions_closed_on == last:
+            return 0  # finished sessions only change when the day does or one closes
         with self.records.session_metrics.locked() as locked:
             done = {str(r.get("session")) for r in locked.read().records}
             history = self._read_history().transitions
             contents = self.trades.read()
             by_session: dict[str, list[Any]] = {}
             for t in contents.trades:
-                if t.session < today and t.session.isoformat() not in done:
+                if t.session <= last and t.session.isoformat() not in done:
                     by_session.setdefault(t.session.isoformat(), []).append(t)
             lines = []
             all_trades = TradeSeries.of(contents.trades)
@@ -57,7 +65,7 @@ class SessionRecords(LadderReader):
                     }
                 )
             locked.append_many(lines)
-        self._sessions_closed_on = today
+        self._sessions_closed_on = last
         return len(lines)
 
     def _start_equity(self, trades: TradeSeries, day: Any) -> Decimal | None:

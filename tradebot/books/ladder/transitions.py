@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import date, datetime
 
-from tradebot.books.ladder.evaluation import LadderReader, LadderSnapshot, transition_from
+from tradebot.books.ladder.evaluation import Equity, LadderReader, LadderSnapshot, transition_from
 from tradebot.books.ladder.session_records import SessionRecords
 from tradebot.books.phase_records import HistoryRead
 from tradebot.core.phase_history import (
@@ -35,10 +34,17 @@ class TickResult:
 class Transitions(SessionRecords, LadderReader):
     """Downgrade, eligibility notice and earned advance."""
 
-    def on_tick(self, now: datetime, *, equity: Decimal | None = None) -> TickResult:
-        """Auto-downgrade when a trigger holds; record closed sessions; notice eligibility."""
+    def on_tick(
+        self, now: datetime, *, equity: Equity = None, session_closed: date | None = None
+    ) -> TickResult:
+        """Auto-downgrade when a trigger holds; record closed sessions; notice eligibility.
+
+        `equity`: the broker's reading (marked: open positions at their quote). The daily-loss
+        trigger is judged only on it; without it (right after a closed trade, between ticks)
+        only the trade triggers are. `session_closed`: the caller saw that session close, so it
+        is recorded in `session-metrics.jsonl` now, not when the date changes."""
         transition = self._maybe_downgrade(now, equity)
-        recorded = self.close_sessions(now)
+        recorded = self.close_sessions(now, closed=session_closed)
         snap = self.snapshot(now, equity=equity)
         ev = snap.evaluation
         if ev is not None and ev.eligible and ev.next_phase is not None:
@@ -63,7 +69,7 @@ class Transitions(SessionRecords, LadderReader):
             return False
         return True
 
-    def _maybe_downgrade(self, now: datetime, equity: Decimal | None) -> PhaseTransition | None:
+    def _maybe_downgrade(self, now: datetime, equity: Equity) -> PhaseTransition | None:
         # Decided first from the history as last read (re-read only when it changed), without
         # the lock; only a downgrade that looks due is decided again, and recorded, under it.
         seen: list[str] = []
@@ -80,19 +86,30 @@ class Transitions(SessionRecords, LadderReader):
             trades = self._read_trades(warnings)
             ev, _ = self._evaluate(read.transitions, trades, now, equity, warnings)
             below = previous_phase(ev.phase)
+            # The daily loss is judged on the broker's marked equity only: on the journal's
+            # realized P&L alone an open position's loss (or gain) would be left out.
+            triggered = [
+                (w, reason)
+                for w, reason in zip(
+                    [w for w in ev.watch if w.triggered], ev.downgrade_reasons, strict=True
+                )
+                if equity is not None or w.name != "daily_loss"
+            ]
             # At most one automatic step down per session: the daily-loss trigger is
             # account-wide and would otherwise cascade through every phase on one bad day.
-            if not ev.downgrade_reasons or below is None or ev.downgraded_this_session:
+            if not triggered or below is None or ev.downgraded_this_session:
                 return None
+            reasons = [reason for _, reason in triggered]
             transition = transition_from(
                 ev,
                 now,
                 to=below,
                 trigger="auto_downgrade",
                 passed=False,
-                failures=ev.downgrade_reasons,
+                failures=reasons,
                 operator="tradebot",
-                reason="; ".join(ev.downgrade_reasons),
+                reason="; ".join(reasons),
+                inputs={w.name: w.inputs for w, _ in triggered},
             )
             locked.append(transition.as_record())
         self.notify(

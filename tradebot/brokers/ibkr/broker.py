@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,9 +17,11 @@ from tradebot.brokers.base import (
     BrokerOrder,
     BrokerPosition,
     Execution,
+    Holding,
     OptionChainInfo,
     OrderSpec,
     PlacedOrder,
+    Statement,
 )
 from tradebot.brokers.ibkr import mapping
 from tradebot.brokers.ibkr.connection import IbConnection, Notify
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tradebot.ibkr")
 
 NET_LIQUIDATION = "NetLiquidation"
+FLEX_EVERY = timedelta(minutes=10)
 CASH = "TotalCashValue"
 
 
@@ -69,6 +73,8 @@ class IbkrBroker:
         self.market = IbMarketData(self.conn, wall=wall)
         self.exec = IbOrders(self.conn, self.tracker, self.ids)
         self._account: AccountSnapshot | None = None
+        self._flex: Statement | None = None
+        self._flex_at: datetime | None = None
 
     # -- connection ----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -103,6 +109,7 @@ class IbkrBroker:
 
     async def _read_account(self) -> AccountSnapshot:
         await self.conn.refresh_clock()
+        await self.conn.retry_missing()
         ib = self.conn.require()
         account = self.conn.account
         values = {(v.tag, v.currency): v.value for v in ib.accountValues(account)}
@@ -176,6 +183,35 @@ class IbkrBroker:
 
     async def positions(self) -> list[BrokerPosition]:
         return await self.exec.positions()
+
+    async def holdings(self) -> list[Holding]:
+        return await self.exec.holdings()
+
+    async def statement(self, since: date) -> Statement | None:
+        """The Flex query's trades and expiry events (broker.flex_token / flex_query_id), read
+        at most every FLEX_EVERY: IB prepares a statement in seconds and limits how often a
+        token may ask. None when no Flex query is configured or IB did not deliver it."""
+        flex = self.settings.flex
+        if flex is None:
+            return None
+        now = self.conn.now()
+        if self._flex_at is not None and now - self._flex_at < FLEX_EVERY:
+            return self._flex
+        self._flex_at = now
+        from tradebot.brokers.ibkr import flex as flex_service
+
+        source = f"IB Flex query {flex.query_id}"
+        try:
+            data = await asyncio.wait_for(
+                asyncio.to_thread(flex_service.download, flex),
+                flex.timeout_s * (flex_service.POLLS + 1) + flex_service.POLLS * 2,
+            )
+            self._flex = flex_service.parse(data, source, since)
+        except TimeoutError:
+            log.warning("%s: no statement within its time; tried again later", source)
+        except BrokerError as exc:
+            log.warning("%s: %s", source, exc)
+        return self._flex
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         return await self.exec.orders(since)

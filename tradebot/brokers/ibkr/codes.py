@@ -44,6 +44,7 @@ RESTORED_DATA_KEPT = 1102
 FARM_BROKEN = frozenset({2103, 2105, 2157})
 FARM_OK = frozenset({2104, 2106, 2107, 2108, 2119, 2158})
 CLIENT_ID_IN_USE = 326
+READ_ONLY = 321  # also "Error validating request" in general: read its text too
 NOT_CONNECTED = frozenset({502, 504, 1300})
 NO_DEFINITION = 200
 HISTORICAL = 162

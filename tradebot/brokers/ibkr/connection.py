@@ -1,8 +1,13 @@
 """The connection to IB Gateway: one ib_async `IB` per connection, owned by the event loop.
 
-* **Connect** with `raiseSyncErrors=True` (a start-up sync that timed out is a failed connect,
-  never trading on an empty portfolio), every request bounded by `broker.timeout_s`; then the
-  checks that keep real money safe: the account (one, or `broker.account`), paper vs live
+* **Connect**: the handshake through ib_async, then tradebot's own start-up requests (every
+  client's open orders, completed orders, positions, account values, executions), each bounded
+  by `broker.timeout_s`. Some Gateway builds never answer one of them (reqExecutions:
+  ib-api-reloaded/ib_async#54, #82), and ib_async's own sync would then fail the connect
+  (`raiseSyncErrors=True`) or wait its full timeout for nothing: here a missing answer makes the
+  connection *degraded* — entries wait, with their own message, until the answer comes and the
+  loop has reconciled again, while exits, stops and the flatten keep working. Then the checks
+  that keep real money safe: the account (one, or `broker.account`), paper vs live
   against `trading.mode`, a gateway clock only from the simulator, the clock skew.
 * **Our reading of messages**: a `Wrapper` subclass hands every order message, execution,
   commission and error to the `OrderTracker` (and to `codes.classify`) before ib_async's own
@@ -23,12 +28,14 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 from ib_async import IB, Client, CommissionReport, Contract, Order, OrderState, Wrapper
 from ib_async import Execution as IbExecutionMsg
+from ib_async.ib import StartupFetchNONE
 from ib_async.wrapper import RequestError
 
 from tradebot.brokers.base import BrokerError
@@ -41,6 +48,7 @@ from tradebot.brokers.ibkr.settings import (
     is_simulator_account,
 )
 from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
+from tradebot.core.ticks import TickLadder
 from tradebot.errors import ConfigError, GatewayUnreachableError, RefusedError, TradebotError
 
 log = logging.getLogger("tradebot.ibkr")
@@ -49,6 +57,7 @@ T = TypeVar("T")
 Notify = Callable[[str, str], None]
 State = Literal["idle", "connected", "reconnecting", "closed"]
 MAX_REQUEST_ERRORS = 500
+RETRY_MISSING = timedelta(seconds=60)  # how often unanswered start-up requests are asked again
 
 
 class _RelayFilter(logging.Filter):
@@ -154,6 +163,20 @@ class _IB(IB):
         self._createEvents()  # type: ignore[no-untyped-call]
         self.wrapper = _TrackingWrapper(self, conn)
         self.client = Client(self.wrapper)  # type: ignore[no-untyped-call]
+        # The execution's time as IB wrote it: ib_async reads a time without a zone
+        # ("20261120-20:00:06", UTC) in this machine's zone (ib_async#230, ib_insync#671), so
+        # tradebot keeps the text and reads it itself (mapping.parse_ib_time).
+        decoder = self.client.decoder
+        read_execution = decoder.handlers[11]
+
+        def exec_details(fields: list[str]) -> None:
+            if len(fields) > 15:
+                conn.raw_exec_times[str(fields[14])] = str(fields[15])
+                if len(conn.raw_exec_times) > MAX_REQUEST_ERRORS:
+                    conn.raw_exec_times.pop(next(iter(conn.raw_exec_times)))
+            read_execution(fields)
+
+        decoder.handlers[11] = exec_details
         self.errorEvent += self._onError
         self.client.apiEnd += self.disconnectedEvent
         self._logger = logging.getLogger("ib_async.ib")
@@ -194,9 +217,14 @@ class IbConnection:
         self.traded_account: str | None = None  # the account of this run's first connection
         self.server_next_id = 0
         self.ticks: dict[int, Decimal] = {}  # conId → minTick, from contract details
+        self.rules: dict[int, TickLadder] = {}  # market rule id → its price increments
+        self.ladders: dict[int, TickLadder] = {}  # conId → its market rule's increments
         self.request_errors: dict[int, tuple[int, str]] = {}
         self.on_data_lost: list[Callable[[], None]] = []
         self.last_problem = ""
+        self.missing: dict[str, str] = {}  # start-up requests the Gateway has not answered
+        self.raw_exec_times: dict[str, str] = {}  # execId → the time text IB sent
+        self._retried_at: datetime | None = None
         self._connect_errors: list[tuple[int, str]] = []
         self._refused = asyncio.Event()
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -244,7 +272,9 @@ class IbConnection:
                     timeout=s.timeout_s,
                     readonly=s.readonly,
                     account=s.account or "",
-                    raiseSyncErrors=True,
+                    # tradebot's own start-up requests follow (_after_connect), each bounded.
+                    fetchFields=StartupFetchNONE,
+                    raiseSyncErrors=False,
                 ),
                 s.timeout_s * 4,
             )
@@ -340,13 +370,18 @@ class IbConnection:
                     f"run trades {self.traded_account}; log the gateway back in to "
                     f"{self.traded_account}, or stop tradebot and set broker.account"
                 )
-            await self._call(ib, "the open orders of every client", ib.reqAllOpenOrdersAsync())
-        ib.reqMarketDataType(3 if s.market_data_type == "delayed" else 1)
         if self.ids is not None:
             # After IB rolled its next id back, ib_async numbers requests from there: keep them
             # above today's order ids, or an error about a request reads as one about an order.
             ib.client.updateReqId(self.ids.high + 1)  # type: ignore[no-untyped-call]
-        await self.refresh_clock(ib)
+        await self._startup(ib)
+        ib.reqMarketDataType(3 if s.market_data_type == "delayed" else 1)
+        try:
+            await self.refresh_clock(ib)
+        except IbRequestError:
+            raise
+        except BrokerError as exc:
+            self._note_missing("the current time", exc)
 
     def _choose_account(self) -> str:
         s = self.settings
@@ -389,6 +424,84 @@ class IbConnection:
                 f"{s.address} manages {', '.join(self.accounts)} (an IB account); set "
                 "broker.clock = 'local'"
             )
+
+    def _startup_requests(self, ib: _IB) -> dict[str, Callable[[], Awaitable[Any]]]:
+        """What a connection reads before the loop may trust it (ib_async's start-up sync, done
+        here so that each missing answer is known by name)."""
+        requests: dict[str, Callable[[], Awaitable[Any]]] = {
+            "the positions": ib.reqPositionsAsync,
+        }
+        if not self.settings.readonly:
+            requests["the open orders of every client"] = ib.reqAllOpenOrdersAsync
+            requests["the completed orders"] = lambda: ib.reqCompletedOrdersAsync(False)
+            if self.account:
+                requests["the account values"] = lambda: ib.reqAccountUpdatesAsync(self.account)
+        return requests
+
+    async def _startup(self, ib: _IB) -> None:
+        """The start-up requests, concurrently, then the executions (after every order is in,
+        as ib_async does): an unanswered one is noted in `missing`, never a failed connect."""
+        self.missing, self._retried_at = {}, None
+        requests = self._startup_requests(ib)
+        results = await asyncio.gather(
+            *(self._call(ib, what, make()) for what, make in requests.items()),
+            return_exceptions=True,
+        )
+        for what, result in zip(requests, results, strict=True):
+            self._note_missing(what, result)
+        try:
+            await self._call(ib, "the executions", ib.reqExecutionsAsync())
+        except BrokerError as exc:
+            self._note_missing("the executions", exc)
+        if self.missing:
+            self._retried_at = self.now()  # asked again a minute from now, not at once
+
+    def _note_missing(self, what: str, result: object) -> None:
+        if isinstance(result, IbRequestError):
+            raise result  # an answer, and a refusal: the caller says so
+        if isinstance(result, BrokerError):
+            self.missing[what] = result.message
+            log.warning(
+                "IB Gateway at %s did not answer %s (%s): connected degraded, entries wait "
+                "until it does; exits and protective orders keep working",
+                self.settings.address,
+                what,
+                result.message,
+            )
+        elif isinstance(result, BaseException):
+            raise result
+
+    async def retry_missing(self) -> None:
+        """Ask again what the Gateway did not answer at connect; once everything is in, the
+        loop reconciles again (a new generation) and entries may resume."""
+        if not self.missing or not self.is_connected() or self.ib is None:
+            return
+        now = self.now()
+        if self._retried_at is not None and now - self._retried_at < RETRY_MISSING:
+            return
+        self._retried_at = now
+        ib = self.ib
+        requests = self._startup_requests(ib)
+        requests["the executions"] = ib.reqExecutionsAsync
+        for what in list(self.missing):
+            try:
+                if what == "the current time":
+                    await self.refresh_clock(ib)
+                elif what in requests:
+                    await self._call(ib, what, requests[what]())
+                else:
+                    continue
+            except BrokerError as exc:
+                self.missing[what] = exc.message
+                continue
+            self.answered(what)
+
+    def answered(self, what: str) -> None:
+        """`what` was answered after all: when it was the last missing answer, reconcile."""
+        if self.missing.pop(what, None) is not None:
+            log.info("IB Gateway answered %s after all", what)
+            if not self.missing:
+                self.reconcile_soon("every start-up request is answered now")
 
     async def refresh_clock(self, ib: _IB | None = None) -> None:
         """Ask the gateway its time: follow it (broker.clock = 'gateway') and measure the skew."""
@@ -548,6 +661,14 @@ class IbConnection:
                 f"IB Gateway lost its connection to IB (error 1100) at "
                 f"{self.outage_since:%H:%M:%S} UTC; entries wait until it is restored"
             )
+        if self.missing:
+            what = ", ".join(self.missing)
+            return (
+                f"connected degraded: IB Gateway at {s.address} did not answer {what} within "
+                f"{s.timeout_s:g} s (some Gateway builds never answer executions requests); "
+                "entries wait until it does and tradebot has reconciled — exits, stops and the "
+                "flatten keep working; restarting the Gateway usually helps"
+            )
         if self.resyncing:
             return "re-reading orders and fills now that IB's connectivity is restored"
         if s.restart_window is not None and s.restart_window.contains(now):
@@ -580,6 +701,13 @@ class IbConnection:
     def _tick(self, contract: Contract) -> Decimal | None:
         return self.ticks.get(contract.conId or 0)
 
+    def _ref(self, order_ref: str, client_id: int, order_id: int) -> str:
+        """The orderRef of a report, or — when the Gateway did not echo it — the one our order
+        with this id was sent with (our ids are never reused: `OrderIds`)."""
+        if order_ref or self.ids is None or client_id != self.settings.client_id:
+            return order_ref
+        return self.ids.ref_of(order_id) if order_id > 0 else ""
+
     def _on_next_valid_id(self, order_id: int) -> None:
         self.server_next_id = max(self.server_next_id, order_id)
 
@@ -589,13 +717,13 @@ class IbConnection:
         report = mapping.order_report(
             contract, order, state, self._tick(contract), self.settings.zone, completed=completed
         )
+        report = replace(
+            report, order_ref=self._ref(report.order_ref, report.client_id, report.order_id)
+        )
         self.tracker.on_order(report, self.now(), completed=completed)
-        if (
-            self.ids is not None
-            and not completed
-            and report.client_id == self.settings.client_id
-            and report.order_id > 0
-        ):
+        if self.ids is not None and not completed and report.order_id > 0:
+            # Every client's open order ids, not only ours: IB wants new ids above every id
+            # reqAllOpenOrders returned (TWS API docs, "Order Submission": next valid id).
             self.ids.observe(report.order_id)
 
     def _on_order_status(self, *fields: Any) -> None:
@@ -604,7 +732,13 @@ class IbConnection:
     def _on_execution(self, contract: Contract, execution: IbExecutionMsg) -> None:
         s = self.settings
         tick = self._tick(contract)
-        report = mapping.exec_report(contract, execution, tick, s.zone, s.calendar, self.now())
+        raw = self.raw_exec_times.pop(execution.execId, None)
+        report = mapping.exec_report(
+            contract, execution, tick, s.zone, s.calendar, self.now(), raw_time=raw
+        )
+        report = replace(
+            report, order_ref=self._ref(report.order_ref, report.client_id, report.order_id)
+        )
         if self.tracker.on_execution(report):
             log.info(
                 "execution %s: %s %d %s at %s (order_ref %r)",

@@ -7,6 +7,10 @@ order id") or, worse, taken for a modification of the old order. tradebot theref
 own high-water mark per client id in `state/ibkr-order-ids.json`, written (atomically, fsynced)
 *before* the orders that use it are sent, and numbers new orders from
 max(server's next id, our high-water mark + 1).
+
+The same file remembers which orderRef each of our recent order ids carried (written with the
+ids, before the orders are sent): a Gateway that does not echo orderRef back (some builds, orders
+touched in TWS) still has its reports matched to our orders by order id + client id.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from tradebot.storage import read_json_state, write_json_state
 
 STATE_FILE = "ibkr-order-ids.json"
 MAX_ID = 2**31 - 1  # IB order ids are 32-bit signed integers
+KEEP_REFS = 2000  # order id → orderRef pairs remembered (weeks of brackets)
 
 
 class OrderIds:
@@ -33,6 +38,7 @@ class OrderIds:
         self.path = Path(state_dir) / STATE_FILE
         self.client_id = client_id
         self._persist = persist
+        self._refs: dict[int, str] = {}
         self._high = self._read().get(str(client_id), 0)
 
     @property
@@ -47,6 +53,15 @@ class OrderIds:
         clients = state.get("clients")
         if state.get("v") != 1 or not isinstance(clients, dict):
             raise CorruptRecordError(self.path, None, "not a tradebot order-id file")
+        refs = state.get("refs", {})
+        if not isinstance(refs, dict):
+            raise CorruptRecordError(self.path, None, "refs is not a table of order ids")
+        prefix = f"{self.client_id}:"
+        self._refs = {
+            int(k[len(prefix) :]): str(v)
+            for k, v in refs.items()
+            if str(k).startswith(prefix) and str(k)[len(prefix) :].isdigit()
+        }
         out: dict[str, int] = {}
         for key, value in clients.items():
             if type(value) is not int or not 0 <= value <= MAX_ID:
@@ -61,8 +76,13 @@ class OrderIds:
         if 0 < order_id <= MAX_ID:
             self._high = max(self._high, order_id)
 
-    def reserve(self, count: int, server_next: int) -> list[int]:
-        """`count` consecutive new ids, above both the server's next id and every id we used.
+    def ref_of(self, order_id: int) -> str:
+        """The orderRef our order `order_id` was sent with ("" when unknown)."""
+        return self._refs.get(order_id, "")
+
+    def reserve(self, count: int, server_next: int, refs: list[str] | None = None) -> list[int]:
+        """`count` consecutive new ids, above both the server's next id and every id we used,
+        remembered with the orderRefs they are for (`refs`, in order).
 
         The new high-water mark is on disk before this returns: an order is never sent with an
         id that a crash right after could make us use again."""
@@ -74,6 +94,18 @@ class OrderIds:
             raise ValueError("IB order ids are exhausted for this client id; use another one")
         clients = self._read()
         clients[str(self.client_id)] = max(last, clients.get(str(self.client_id), 0))
-        self._persist(self.path, {"v": 1, "clients": clients})
+        ids = list(range(first, last + 1))
+        for order_id, ref in zip(ids, refs or [], strict=False):
+            self._refs[order_id] = ref
+        for old in sorted(self._refs)[:-KEEP_REFS]:
+            del self._refs[old]
+        state = read_json_state(self.path) or {}
+        others = {
+            k: v
+            for k, v in dict(state.get("refs", {})).items()
+            if not str(k).startswith(f"{self.client_id}:")
+        }
+        mine = {f"{self.client_id}:{i}": r for i, r in self._refs.items()}
+        self._persist(self.path, {"v": 1, "clients": clients, "refs": {**others, **mine}})
         self._high = last
-        return list(range(first, last + 1))
+        return ids

@@ -77,8 +77,10 @@ def whole(value: float | int | Decimal | None) -> int:
 
 
 def parse_ib_time(text: str, zone: ZoneInfo) -> datetime | None:
-    """'20250701 15:00:00 UTC', '20250701 11:00:00 America/New_York', '20250701-15:00:00'
-    (UTC), '20250701  11:00:00' (the gateway's zone), or epoch seconds; None when unreadable."""
+    """An IB time, never read in this machine's zone: '20250701 15:00:00 UTC',
+    '20250701 11:00:00 America/New_York', '20250701-15:00:00' (UTC: IB's zone-less form of
+    execution times, ib_async#230), '20250701  11:00:00' (the gateway's zone, `zone`), or epoch
+    seconds; None when unreadable."""
     text = (text or "").strip()
     if not text:
         return None
@@ -247,11 +249,15 @@ def exec_report(
     zone: ZoneInfo,
     calendar: str,
     now: datetime,
+    *,
+    raw_time: str | None = None,
 ) -> ExecReport:
-    """`now` (the connection's clock, the gateway's under broker.clock = 'gateway') dates an
-    execution that arrives without a time."""
+    """`raw_time` is the time as IB wrote it, read here whatever this machine's zone
+    (`parse_ib_time`); without it, ib_async's reading. `now` (the connection's clock, the
+    gateway's under broker.clock = 'gateway') dates an execution that arrives without a time."""
     option = option_from_ib(contract, tick)
-    time = aware(execution.time, zone) or now
+    parsed = parse_ib_time(raw_time, zone) if raw_time else None
+    time = parsed or aware(execution.time, zone) or now
     side: Literal["BOT", "SLD"] = "BOT" if execution.side.upper() in ("BOT", "BUY") else "SLD"
     kind: Literal["trade", "expiry"] = "trade"
     if (

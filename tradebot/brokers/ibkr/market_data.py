@@ -1,8 +1,12 @@
 """Market data from IB: contracts, option chains, 1-minute bars, quotes.
 
 * **Contracts** are qualified with `reqContractDetails` before use (unknown or ambiguous →
-  None, never a guess); the option's tick is its `minTick`. One request lists every strike of
-  a (symbol, expiry, right), kept for the session: a moving spot needs no new requests.
+  None, never a guess). One request lists every strike of a (symbol, expiry, right), kept for
+  the session: a moving spot needs no new requests. Prices go on the contract's *market rule*
+  (`marketRuleIds` for SMART, then `reqMarketRule`, cached by rule id): `minTick` is only the
+  smallest increment on any exchange (interactivebrokers.github.io/tws-api/
+  minimum_increment.html), and a penny-program option at $3.40 priced on its 0.01 minTick is
+  refused with error 110.
 * **Chains** come from `reqSecDefOptParams` on the qualified underlying: the SMART listing with
   a 100 multiplier and the trading class with the nearest expiries (SPXW rather than SPX;
   the plain class when there are adjusted ones). Fetched once per session.
@@ -36,6 +40,7 @@ from tradebot.brokers.ibkr import codes, mapping
 from tradebot.brokers.ibkr.connection import IbConnection, IbRequestError
 from tradebot.core.instruments import OptionContract, Quote
 from tradebot.core.sessions import session_open_close, sessions_between
+from tradebot.core.ticks import TickLadder
 from tradebot.core.trades import session_of
 
 log = logging.getLogger("tradebot.ibkr")
@@ -149,6 +154,16 @@ class IbMarketData:
         for group, result in zip(groups, results, strict=True):
             assert not isinstance(result, BaseException)
             self._listings[group] = result
+        rules = {
+            rule
+            for c in contracts
+            for found in [self._listings[_group(c)].get(c.strike) or []]
+            if len(found) == 1
+            for rule in [found[0][3]]
+            if rule and rule not in self.conn.rules
+        }
+        for rule in sorted(rules):
+            await self._market_rule(rule)
         out: list[OptionContract | None] = []
         for c in contracts:
             found = self._listings[_group(c)].get(c.strike)
@@ -159,17 +174,41 @@ class IbMarketData:
                     )
                 out.append(None)
                 continue
-            con_id, tick, trading_class = found[0]
+            con_id, tick, trading_class, rule = found[0]
             self.conn.ticks[con_id] = tick
-            out.append(c.qualified(con_id, tick, trading_class or None))
+            ladder = self.conn.rules.get(rule)
+            if ladder is not None:
+                self.conn.ladders[con_id] = ladder
+            out.append(c.qualified(con_id, tick, trading_class or None, ladder=ladder))
         return out
 
-    async def _listing(self, c: OptionContract) -> dict[Decimal, list[tuple[int, Decimal, str]]]:
+    async def _market_rule(self, rule: int) -> None:
+        """IB's price increments of one market rule, kept for the run; without an answer the
+        contract is priced on its minTick, as before (a price IB may refuse with 110)."""
+        try:
+            increments = await self.conn.call(
+                f"market rule {rule}", lambda ib: ib.reqMarketRuleAsync(rule)
+            )
+        except BrokerError as exc:
+            log.warning("market rule %d unknown (%s): prices go on the minTick", rule, exc)
+            return
+        if not increments:
+            log.warning("market rule %d came back empty: prices go on the minTick", rule)
+            return
+        try:
+            ladder = TickLadder.of((p.lowEdge, p.increment) for p in increments)
+        except (ValueError, ArithmeticError) as exc:
+            log.warning("market rule %d is unreadable (%s): prices go on the minTick", rule, exc)
+            return
+        self.conn.rules[rule] = ladder
+        log.info("market rule %d: %s", rule, ladder.describe())
+
+    async def _listing(self, c: OptionContract) -> _Listing:
         """Every strike IB lists for `c`'s symbol, expiry, right (and trading class)."""
         wildcard = mapping.ib_option(c.qualified(0, c.tick))
         wildcard.strike = 0.0
         details = await self._details(wildcard, f"the {c.symbol} {c.expiry} {c.kind}s")
-        listing: dict[Decimal, list[tuple[int, Decimal, str]]] = {}
+        listing: _Listing = {}
         for d in details:
             found = d.contract
             if found is None or found.secType != "OPT" or (found.right or "")[:1] != c.right:
@@ -182,7 +221,10 @@ class IbMarketData:
             if strike is None:
                 continue
             tick = mapping.dec(d.minTick) or c.tick
-            listing.setdefault(strike, []).append((int(found.conId), tick, found.tradingClass))
+            rule = smart_rule(d.validExchanges or "", d.marketRuleIds or "")
+            listing.setdefault(strike, []).append(
+                (int(found.conId), tick, found.tradingClass, rule)
+            )
         return listing
 
     def tick_of(self, con_id: int) -> Decimal | None:
@@ -396,7 +438,18 @@ class IbMarketData:
         log.info("market data requested again after 1101 (%d line(s))", len(self._lines))
 
 
-_Listing = dict[Decimal, list[tuple[int, Decimal, str]]]
+# strike → [(conId, minTick, trading class, market rule id for SMART)]
+_Listing = dict[Decimal, list[tuple[int, Decimal, str, int]]]
+
+
+def smart_rule(valid_exchanges: str, rule_ids: str) -> int:
+    """The market rule for SMART routing: `marketRuleIds` lists one per exchange of
+    `validExchanges`, in the same order; 0 when IB gave none."""
+    exchanges = [e.strip() for e in valid_exchanges.split(",")]
+    rules = [r.strip() for r in rule_ids.split(",")]
+    index = exchanges.index("SMART") if "SMART" in exchanges else 0
+    text = rules[index] if index < len(rules) else (rules[0] if rules else "")
+    return int(text) if text.isdigit() else 0
 
 
 def _group(c: OptionContract) -> tuple[str, date, str, str]:

@@ -28,6 +28,7 @@ from tradebot.brokers.base import (
     BrokerOrder,
     BrokerPosition,
     Execution,
+    Holding,
     OrderRejected,
     OrderSpec,
     PlacedOrder,
@@ -40,6 +41,9 @@ from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
 log = logging.getLogger("tradebot.ibkr")
 
 EXECUTIONS_REFRESH = timedelta(minutes=5)
+# An order IB holds Inactive this long is cancelled; one whose cancel brings no status back in
+# as long again is finished for tradebot (IB may never answer it: ib_insync#363).
+HELD_WATCH = timedelta(minutes=2)
 FORGET_AFTER = timedelta(days=10)  # finished orders and executions older than this are dropped
 ACK_POLL_S = 0.005
 
@@ -52,6 +56,7 @@ class IbOrders:
         self._executions_at: datetime | None = None
         self._executions_generation = -1
         self._positions: list[BrokerPosition] = []
+        self._holdings: list[Holding] = []
         self._noted: set[int] = set()
 
     # -- sending -------------------------------------------------------------------------------
@@ -63,20 +68,21 @@ class IbOrders:
             raise OrderRejected(f"{spec.order_ref}: quantity {spec.qty} is not positive")
         if not spec.tif:
             raise OrderRejected(f"{spec.order_ref}: no time in force")
-        tick = self.conn.ticks.get(c.con_id) or c.tick
+        grid = self.conn.ladders.get(c.con_id) or c.grid
         for name, price in (("limit", spec.limit), ("stop", spec.stop)):
             if price is None:
                 continue
-            if not price.is_finite() or price <= 0 or price % tick != 0:
+            if not grid.contains(price):
                 raise OrderRejected(
-                    f"{spec.order_ref}: {name} price {price} is not on {c.label}'s tick {tick}",
+                    f"{spec.order_ref}: {name} price {price} is not on {c.label}'s price "
+                    f"increments ({grid.describe()})",
                     code=110,
                 )
 
-    def _reserve(self, count: int) -> list[int]:
+    def _reserve(self, refs: list[str]) -> list[int]:
         ib = self.conn.require()
         server_next = max(self.conn.server_next_id, ib.client.getReqId())
-        ids = self.ids.reserve(count, server_next)
+        ids = self.ids.reserve(len(refs), server_next, refs)
         ib.client.updateReqId(ids[-1] + 1)  # type: ignore[no-untyped-call]
         return ids
 
@@ -101,7 +107,7 @@ class IbOrders:
         specs = (bracket.entry, bracket.take_profit, bracket.stop_loss)
         for spec in specs:
             self._check(spec)
-        parent_id, tp_id, sl_id = self._reserve(3)
+        parent_id, tp_id, sl_id = self._reserve([s.order_ref for s in specs])
         records = [
             self._send(bracket.entry, parent_id, parent_id=0, transmit=False),
             self._send(bracket.take_profit, tp_id, parent_id=parent_id, transmit=False),
@@ -145,7 +151,7 @@ class IbOrders:
 
     async def place_order(self, order: OrderSpec) -> PlacedOrder:
         self._check(order)
-        [order_id] = self._reserve(1)
+        [order_id] = self._reserve([order.order_ref])
         record = self._send(order, order_id, parent_id=0, transmit=True)
         await self._acknowledged([record])
         if record.rejected is not None:
@@ -212,9 +218,39 @@ class IbOrders:
             log.warning("cancel of %s not sent: %s", order_ref, exc)
 
     # -- what IB did ---------------------------------------------------------------------------
+    def _watch_held(self) -> None:
+        """Orders IB holds Inactive (not working, not finished): cancelled once they have been
+        held for HELD_WATCH, and given up when the cancel brings no news for as long."""
+        if not self.conn.is_connected():
+            return
+        now = self.conn.now()
+        for o in self.tracker.all_orders():
+            if o.status != "held" or o.held_since is None:
+                continue
+            if o.client_id != self.conn.settings.client_id:
+                continue
+            if o.held_cancel_at is None and now - o.held_since >= HELD_WATCH:
+                log.warning(
+                    "%s (order id %d) has been Inactive at IB since %s: cancelled",
+                    o.order_ref, o.order_id, f"{o.held_since:%H:%M:%S}",
+                )  # fmt: skip
+                try:
+                    self._cancel_id(o)
+                except BrokerError as exc:
+                    log.warning("cancel of held %s not sent: %s", o.order_ref, exc)
+                    continue
+                o.held_cancel_at = now
+            elif o.held_cancel_at is not None and now - o.held_cancel_at >= HELD_WATCH:
+                self.tracker.give_up(
+                    o,
+                    "IB held it Inactive and did not confirm its cancel; it never worked",
+                    now,
+                )
+
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         """What IB told us about our orders (served while reconnecting too: the loop only reads
         it then, and everything learnt meanwhile arrives with the reconnection's resync)."""
+        self._watch_held()
         out = []
         for o in self.tracker.orders(since):
             if o.contract is None or o.order_type not in ("LMT", "STP", "MKT"):
@@ -254,8 +290,11 @@ class IbOrders:
     async def executions(self, since: datetime) -> list[Execution]:
         now = self.conn.now()
         stale = self._executions_at is None or now - self._executions_at >= EXECUTIONS_REFRESH
-        if self.conn.is_connected() and (
-            stale or self._executions_generation != self.conn.generation
+        unanswered = "the executions" in self.conn.missing  # asked again by retry_missing
+        if (
+            self.conn.is_connected()
+            and not unanswered
+            and (stale or self._executions_generation != self.conn.generation)
         ):
             # Live execution reports keep the tracker current; asking again now and then (and
             # after every reconnect) is insurance against a message lost in between, so a
@@ -264,9 +303,13 @@ class IbOrders:
                 await self.conn.call("the executions", lambda ib: ib.reqExecutionsAsync())
             except BrokerError as exc:
                 log.warning("executions not refreshed: %s", exc)
+                # Asked again after EXECUTIONS_REFRESH, not at every step.
+                self._executions_at = now
+                self._executions_generation = self.conn.generation
             else:
                 self._executions_at = now
                 self._executions_generation = self.conn.generation
+                self.conn.answered("the executions")
         self.tracker.forget_before(now - FORGET_AFTER)
         out = []
         for x in self.tracker.executions(since):
@@ -288,6 +331,31 @@ class IbOrders:
                     kind=r.kind,
                 )
             )
+        return out
+
+    async def holdings(self) -> list[Holding]:
+        """Every position IB reports for the account, options and anything else (the last
+        ones reported while the connection is being restored)."""
+        if not self.conn.is_connected() or self.conn.ib is None:
+            return list(self._holdings)
+        out = []
+        for p in self.conn.ib.positions(self.conn.account):
+            qty = mapping.whole(p.position)
+            if qty == 0:
+                continue
+            c = p.contract
+            option = mapping.option_from_ib(c, self.conn.ticks.get(c.conId or 0))
+            out.append(
+                Holding(
+                    symbol=c.symbol,
+                    sec_type=c.secType,
+                    label=mapping.label_of(c),
+                    con_id=c.conId or 0,
+                    qty=qty,
+                    option=option,
+                )
+            )
+        self._holdings = out
         return out
 
     async def positions(self) -> list[BrokerPosition]:

@@ -5,6 +5,11 @@ otherwise, so it can run next to `tradebot run`). It reports the server version,
 and whether each is paper (DU…) or live, the net liquidation, the market data type IB actually
 sent for a symbol, whether an option chain is listed, and the clock skew. The verdict:
 
+It also checks what stops the first order, without placing one: a quote for one option of the
+chain (an account without the OPRA subscription has stock quotes but none for options), and a
+what-if order (a margin preview IB never executes) on that option, which a Gateway whose API is
+Read-Only refuses with error 321 (IbcAlpha/IBC#341) — as it would refuse every order.
+
 * `ok` (exit 0): everything the bot needs is there;
 * `degraded` (exit 4): connected, but something is missing (each problem is named);
 * `unreachable` (exit 5): no API connection (the host and port tried, the usual causes).
@@ -17,8 +22,12 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
+from ib_async import Contract, LimitOrder, Option, Ticker
+
+from tradebot.brokers.base import OptionChainInfo
 from tradebot.brokers.ibkr import codes, mapping
 from tradebot.brokers.ibkr.connection import IbConnection
 from tradebot.brokers.ibkr.market_data import choose_chain
@@ -54,6 +63,8 @@ class ProbeReport:
     net_liquidation: str | None = None
     market_data: dict[str, Any] | None = None
     option_chain: dict[str, Any] | None = None
+    option_market_data: dict[str, Any] | None = None
+    orders: dict[str, Any] | None = None
     clock: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     error: str | None = None
@@ -110,6 +121,12 @@ async def _inspect(
 ) -> None:
     problems = report.problems
     report.server_version = conn.server_version
+    for what, why in conn.missing.items():
+        problems.append(
+            f"the gateway did not answer {what} ({why}): `tradebot run` would connect degraded "
+            "(entries wait, exits keep working); some Gateway builds never answer executions "
+            "requests (ib_async#54, #82): restart or update IB Gateway"
+        )
     report.accounts = [
         {
             "id": a,
@@ -183,7 +200,8 @@ async def _inspect(
     # Market data for one symbol.
     await _market_data(conn, settings, symbol, report)
 
-    # Option chain.
+    # Option chain, then one option's quote and a what-if order on it.
+    chain = None
     try:
         con_id = await _stock_con_id(conn, symbol)
         chains = await conn.call(
@@ -207,6 +225,104 @@ async def _inspect(
     except TradebotError as exc:
         report.option_chain = {"symbol": symbol, "available": False}
         problems.append(f"option chain of {symbol}: {exc.message}")
+    if chain is not None:
+        option = await _near_money_option(conn, symbol, chain, report)
+        if option is not None:
+            await _option_market_data(conn, settings, option, report)
+            await _read_only_check(conn, option, report)
+
+
+async def _near_money_option(
+    conn: IbConnection, symbol: str, chain: OptionChainInfo, report: ProbeReport
+) -> Option | None:
+    """The first expiry's call at the strike nearest the stock's last price, qualified."""
+    md = report.market_data or {}
+    spot = next((Decimal(v) for v in (md.get("last"), md.get("bid"), md.get("ask")) if v), None)
+    strikes = chain.strikes
+    strike = min(strikes, key=lambda k: abs(k - spot)) if spot else strikes[len(strikes) // 2]
+    option = Option(
+        symbol, f"{chain.expiries[0]:%Y%m%d}", float(strike), "C", "SMART",
+        tradingClass=chain.trading_class,
+    )  # fmt: skip
+    try:
+        details = await conn.call(
+            f"the {symbol} option", lambda ib: ib.reqContractDetailsAsync(option)
+        )
+    except TradebotError as exc:
+        report.problems.append(f"option {option.localSymbol or symbol}: {exc.message}")
+        return None
+    found = [d.contract for d in details if d.contract is not None]
+    if len(found) != 1 or found[0] is None:
+        report.problems.append(
+            f"IB does not list one {symbol} {chain.expiries[0]} {strike} call to check option "
+            "market data with"
+        )
+        return None
+    contract = found[0]
+    return Option(
+        contract.symbol, contract.lastTradeDateOrContractMonth, contract.strike, "C", "SMART",
+        tradingClass=contract.tradingClass, conId=contract.conId,
+        multiplier=contract.multiplier, currency=contract.currency,
+    )  # fmt: skip
+
+
+async def _option_market_data(
+    conn: IbConnection, settings: IbkrSettings, option: Option, report: ProbeReport
+) -> None:
+    label = mapping.label_of(option)
+    info: dict[str, Any] = {"contract": label, "received": "none"}
+    report.option_market_data = info
+    ticker, error = await _watch_quote(conn, settings, option)
+    if ticker is None or ticker.time is None or (math.isnan(ticker.bid) and math.isnan(ticker.ask)):
+        why = f" (IB error {error[0]}: {error[1]})" if error else ""
+        report.problems.append(
+            f"no market data for the option {label}{why}: tradebot could not price any option; "
+            "subscribe to OPRA (US options) — and share it with the paper account"
+        )
+        return
+    kind = mapping.data_type_of(ticker)
+    info.update(received=kind, bid=_num(ticker.bid), ask=_num(ticker.ask))
+    if kind != "live":
+        report.problems.append(
+            f"IB sent {kind} market data for the option {label}: the bot never opens a trade "
+            "on it; subscribe to OPRA (US options) and share it with the paper account"
+        )
+
+
+async def _read_only_check(conn: IbConnection, option: Option, report: ProbeReport) -> None:
+    """A what-if order (IB previews margin and commission, never executes it): a Gateway
+    whose API is Read-Only refuses it with 321, as it would refuse every real order. ib_async
+    takes 321 for a warning and never ends the request, so the answer is watched here."""
+    ib = conn.require()
+    order = LimitOrder("BUY", 1, 0.05, tif="DAY", account=conn.account, whatIf=True)
+    req_id = ib.client.getReqId()
+    future = ib.wrapper.startReq(req_id, option)  # type: ignore[no-untyped-call]
+    ib.client.placeOrder(req_id, option, order)  # type: ignore[no-untyped-call]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + conn.settings.timeout_s
+    error: tuple[int, str] | None = None
+    while not future.done() and loop.time() < deadline:
+        error = conn.request_errors.get(req_id)
+        if error is not None:
+            break
+        await asyncio.sleep(0.01)
+    if not future.done():
+        future.cancel()
+    if error is not None:
+        code, text = error
+        read_only = code == codes.READ_ONLY and "read-only" in text.lower()
+        report.orders = {"checked": True, "read_only": read_only, "error": str(code)}
+        if read_only:
+            report.problems.append(
+                "the Gateway's API is Read-Only (error 321 on a what-if order): `tradebot run` "
+                "could not place any order; untick Configure → Settings → API → Settings → "
+                "Read-Only API (IBC: ReadOnlyApi=no; the Docker image: READ_ONLY_API=no)"
+            )
+        return
+    if future.done() and not future.cancelled() and future.exception() is None:
+        report.orders = {"checked": True, "read_only": False, "error": None}
+        return
+    report.orders = {"checked": False, "read_only": None, "error": "no answer to a what-if order"}
 
 
 async def _stock_con_id(conn: IbConnection, symbol: str) -> int:
@@ -230,22 +346,11 @@ async def _market_data(
     except TradebotError as exc:
         report.problems.append(f"market data for {symbol}: {exc.message}")
         return
-    ib = conn.require()
     contract = mapping.stock(symbol)
     contract.conId = con_id
-    ticker = ib.reqMktData(contract, "", False, False)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + min(settings.timeout_s, 3.0)
-    req_id = ib.wrapper.ticker2ReqId["mktData"].get(ticker, 0)
-    while loop.time() < deadline:
-        refused = conn.request_errors.get(req_id)
-        if refused is not None and codes.refuses_market_data(refused[0]):
-            break
-        if not math.isnan(ticker.bid) and not math.isnan(ticker.ask):
-            break
-        await asyncio.sleep(0.01)
-    ib.cancelMktData(contract)
-    error = conn.request_errors.get(req_id)
+    found, error = await _watch_quote(conn, settings, contract)
+    assert found is not None
+    ticker = found
     received = ticker.time is not None and not (math.isnan(ticker.bid) and math.isnan(ticker.last))
     if not received:
         why = f" (IB error {error[0]}: {error[1]})" if error else ""
@@ -266,6 +371,26 @@ async def _market_data(
             f"IB sent {kind} market data for {symbol} ({requested} requested): the bot never "
             "opens a trade on it; subscribe to live data (and share it with the paper account)"
         )
+
+
+async def _watch_quote(
+    conn: IbConnection, settings: IbkrSettings, contract: Contract
+) -> tuple[Ticker | None, tuple[int, str] | None]:
+    """A quote stream for a moment: the ticker, and IB's error about it (if any)."""
+    ib = conn.require()
+    ticker = ib.reqMktData(contract, "", False, False)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(settings.timeout_s, 3.0)
+    req_id = ib.wrapper.ticker2ReqId["mktData"].get(ticker, 0)
+    while loop.time() < deadline:
+        refused = conn.request_errors.get(req_id)
+        if refused is not None and codes.refuses_market_data(refused[0]):
+            break
+        if not math.isnan(ticker.bid) and not math.isnan(ticker.ask):
+            break
+        await asyncio.sleep(0.01)
+    ib.cancelMktData(contract)
+    return ticker, conn.request_errors.get(req_id)
 
 
 def _num(value: float) -> str | None:

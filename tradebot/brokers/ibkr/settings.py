@@ -7,6 +7,7 @@ from datetime import datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from tradebot.brokers.ibkr.flex_settings import FlexSettings
 from tradebot.config import Settings
 
 # The simulator's accounts (`tradebot gateway sim`, default DUSIM0001). IB's own account ids
@@ -75,6 +76,7 @@ class IbkrSettings:
     backoff_cap_s: float = 60.0
     quote_wait_s: float = 2.0  # how long a new subscription may take to show a quote
     market_data_lines: int = 100  # IB's default per login (more with quote booster packs)
+    flex: FlexSettings | None = None  # the Flex query read by the reconciliation (a secret)
 
     @property
     def max_lines(self) -> int:
@@ -97,6 +99,9 @@ class IbkrSettings:
             "zone": zone,
             "restart_window": window,
             "market_data_lines": b.market_data_lines,
+            "flex": None
+            if b.flex_token is None or b.flex_query_id is None
+            else FlexSettings(b.flex_token.get_secret_value(), b.flex_query_id, float(b.timeout_s)),
             "trading_mode": settings.trading.mode,
             "calendar": settings.schedule.calendar,
         }

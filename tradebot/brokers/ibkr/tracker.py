@@ -5,9 +5,12 @@ This is tradebot's reading of the order messages (`openOrder`, `orderStatus`, co
 on every reconnect and which ib_async marks Cancelled on error codes it does not know:
 
 * an order's status is the last one IB *stated* for it (orderStatus, or the status in the open
-  or completed order lists); an error message never cancels anything. A new order refused with
-  one of `codes.REJECTIONS` before IB acknowledged it is the one exception: it is `inactive`
-  (it never went live) with the reason;
+  or completed order lists); an error message never cancels anything. IB's `Inactive` is not
+  always final (a bracket parent held with transmit=False, a locate hold: ib_insync#559,
+  nautilus_trader#3603): it reads `held` — not working, not finished — until IB says more, or
+  until the adapter gives up on it (`IbOrders`: cancelled after a while, then finished). A new
+  order refused with one of `codes.REJECTIONS` before it worked is the one exception: it is
+  `inactive` (it never went live) with the reason;
 * `filled` is terminal, and a `cancelled` (or `inactive`) order can still become `filled`
   (a fill that raced the cancel): fills that arrive after a Cancelled are adopted;
 * records are found by permId (IB's permanent id), then by (client id, order id) within the
@@ -40,7 +43,7 @@ STATUS_WORDS: dict[str, OrderStatus | None] = {
     "ApiCancelled": "cancelled",
     "Cancelled": "cancelled",
     "Filled": "filled",
-    "Inactive": "inactive",
+    "Inactive": "held",
 }
 
 
@@ -125,6 +128,8 @@ class IbOrder:
     finished_at: datetime | None = None
     updated_at: datetime | None = None
     notices: list[str] = field(default_factory=list)
+    held_since: datetime | None = None  # IB has said Inactive since then (not final yet)
+    held_cancel_at: datetime | None = None  # when tradebot asked IB to cancel it
     retired: bool = False  # a refused bracket's order: its orderRef is sent again (OCO fallback)
 
     @property
@@ -282,7 +287,7 @@ class OrderTracker:
         order = self.live_ids.get((self.client_id, req_id))
         if order is None:
             return None
-        if order.status == "pending" and codes.rejects_new_order(code):
+        if order.status in ("pending", "held") and codes.rejects_new_order(code):
             order.rejected = (code, text)
             order.reason = f"{code}: {text}"
             self._apply(order, "inactive", now, now)
@@ -304,6 +309,7 @@ class OrderTracker:
         if status == "pending" and order.status != "pending":
             return  # never back to "not acknowledged"
         order.status = status
+        order.held_since = now if status == "held" else None
         if status in FINAL_STATUSES and order.finished_at is None:
             order.finished_at = finished
 
@@ -350,6 +356,12 @@ class OrderTracker:
             del self.live_ids[key]
         if order in self.orphans:
             self.orphans.remove(order)
+
+    def give_up(self, order: IbOrder, reason: str, now: datetime) -> None:
+        """An order IB held Inactive, cancelled without any status back (ib_insync#363): it is
+        finished for tradebot, with the reason."""
+        order.reason = reason
+        self._apply(order, "inactive", now, now)
 
     def retire(self, order: IbOrder) -> None:
         """A finished order whose orderRef the loop sends again (a refused bracket's entry goes
