@@ -47,6 +47,10 @@ log = logging.getLogger("tradebot.engine")
 FINAL = frozenset({"filled", "cancelled", "rejected", "inactive", "not_sent", "abandoned"})
 UNKNOWN_GRACE = timedelta(minutes=2)  # how long a failed send may take to show up at the broker
 FORGET_AFTER = timedelta(days=3)  # finished round trips older than this leave memory
+# However sure a simulated broker is that nothing changed, the book asks it in full at least
+# this often while something is open (the wake planner keeps a sync at least as often): a
+# safety net that costs nothing measurable, and what fault-injection tests rely on.
+FULL_SYNC_EVERY = timedelta(minutes=15)
 # Exec ids of fills recorded from an order's status (engine/positions.py), not an execution.
 RECONCILED_PREFIX = "order:"
 _EXIT_REASON: dict[str, ExitReason] = {
@@ -186,6 +190,9 @@ class OrderBook:
         self._last_sync: datetime | None = None
         self._reported: set[str] = set()
         self._pruned_on: date | None = None
+        # The last sync left something for a later one (a fill waiting for its commission):
+        # the next sync must run even when the broker reports no change.
+        self.waiting = False
         self._batch = False  # applying a batch of records
         self._trades_read = False  # ... and the trade journal was read for it
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
@@ -476,14 +483,17 @@ class OrderBook:
         report = SyncReport()
         if (
             self._last_sync is not None
+            and now - self._last_sync < FULL_SYNC_EVERY
             and isinstance(broker, Foresight)
             and broker.unchanged_since_report()
             and self.journal_error is None
+            and not self.waiting
             and not any(o.status in ("intent", "unknown", "pending") for o in self.live.values())
         ):
             # Nothing happened at the broker since the last sync and nothing here waits on
             # time: the sync would adopt nothing (a simulated broker can tell).
             return report
+        self.waiting = False
         # Orders that finished before the last sync were adopted then (a margin covers clock
         # differences); the first sync looks back to our oldest unfinished business.
         if self._last_sync is None:
@@ -513,6 +523,7 @@ class OrderBook:
                 )
                 continue
             if x.commission is None and now - x.time < timedelta(minutes=1):
+                self.waiting = True  # a later sync adopts it, even if nothing else changes
                 continue  # the commission report follows the fill; adopt both together
             if order.filled_qty + x.qty > order.qty and any(
                 f.exec_id.startswith(RECONCILED_PREFIX) for f in order.fills.values()
@@ -583,6 +594,7 @@ class OrderBook:
             self.mark_submitted(now, order.ref, bo.order_id, bo.perm_id, bo.status)
             changed += 1
         if bo.status in FINAL and bo.filled > order.filled_qty:
+            self.waiting = True
             # The broker has filled more than the journal has adopted (a fill waiting for its
             # commission report): a final status now would make a filled order look dead.
             return changed

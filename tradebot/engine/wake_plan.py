@@ -38,6 +38,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from tradebot.brokers.base import Foresight
 from tradebot.core.indicators import ema, hourly_arrays, rsi, session_vwap
 from tradebot.core.sessions import SESSION_COLUMN, utc_ns
+from tradebot.engine.order_book import FULL_SYNC_EVERY
 from tradebot.storage.watch import journal_appends
 
 if TYPE_CHECKING:
@@ -230,11 +231,17 @@ class WakePlanner:
                 break
             if (is_sync or activity) and not self._sync_idle(at, news):
                 break
-            if is_tick:
-                if not tick_quiet or not self._tick_idle(at, plan, activity, news):
-                    break
-                if first_passed is None:
-                    first_passed = at
+            idle_tick = is_tick and tick_quiet and self._tick_idle(at, plan, activity, news)
+            if is_tick and not idle_tick:
+                break
+            if idle_tick and first_passed is None:
+                first_passed = at
+            if is_sync and at - now >= FULL_SYNC_EVERY:
+                # A sync at least every quarter of an hour while something is open: the loop
+                # wakes for it, the tick it may coincide with stays passed over.
+                if first_passed is not None:
+                    self.passed_from, self.passed_until = first_passed, at + TINY
+                return at
             t, sync = at, at + SYNC_EVERY
             at = loop.scheduled_wake(t, plan, sync)
         if first_passed is not None:
@@ -250,6 +257,7 @@ class WakePlanner:
             and not loop.halted_now()
             and not loop.failing()
             and book.journal_error is None
+            and not book.waiting
             and not any(o.status in ("intent", "unknown", "pending") for o in book.live.values())
         )
 
