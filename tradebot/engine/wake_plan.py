@@ -29,7 +29,7 @@ without the planner are the same (tests/backtest, tests/engine).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -42,9 +42,37 @@ from tradebot.engine.order_book import FULL_SYNC_EVERY
 from tradebot.storage.watch import journal_appends
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from tradebot.books.risk_report import RiskReport
     from tradebot.config import ScalpConfig, WhaleConfig
-    from tradebot.engine.loop import TradingLoop
+    from tradebot.engine.context import EngineContext
+    from tradebot.engine.market_data import MarketData
+    from tradebot.engine.oco import OcoWatcher
     from tradebot.engine.schedule import SessionPlan
+
+
+class PlannedLoop(Protocol):
+    """What the planner reads of the loop (`engine.loop.TradingLoop`), which owns it."""
+
+    ctx: EngineContext
+    last_tick: datetime | None
+    until: datetime | None
+    next_sync: datetime | None
+    oco: OcoWatcher
+    market_data: MarketData
+
+    @property
+    def summary(self) -> Any: ...
+    def scheduled_wake(
+        self, now: datetime, plan: SessionPlan, sync: datetime | None
+    ) -> datetime: ...
+    def halted_now(self) -> bool: ...
+    def failing(self) -> bool: ...
+    def last_risk(self) -> RiskReport | None: ...
+    def last_cash(self) -> Decimal | None: ...
+    def last_risk_could_open(self) -> bool: ...
+
 
 MINUTE_NS = 60_000_000_000
 PRICE_MARGIN = 1e-9  # relative
@@ -145,7 +173,7 @@ class WakePlanner:
     syncs continues from the wakes left out, exactly as if they had happened.
     """
 
-    def __init__(self, loop: TradingLoop) -> None:
+    def __init__(self, loop: PlannedLoop) -> None:
         self.loop = loop
         ctx = loop.ctx
         s = ctx.settings
