@@ -252,13 +252,18 @@ def test_start_up_on_a_100000_trade_journal(  # type: ignore[no-untyped-def]
 
 
 def test_a_tick_after_a_trade_close_at_100000_trades(  # type: ignore[no-untyped-def]
-    benchmark, big_journal: LoadedConfig
+    benchmark, tmp_path: Path, big_journal: LoadedConfig
 ) -> None:
     """A trade closing (journaled, the ladder's check after it) and the next tick, against a
     plain tick, with 100,000 trades in the journal: ≤ 1.5×."""
+    import shutil
+
     from benchmarks.conftest import synthetic_trades
 
-    loop = LoopAtTicks(big_journal)
+    root = tmp_path / "copy"  # the module's journal, without another test's simulated account
+    shutil.copytree(big_journal.logs_dir.parent, root)
+    shutil.rmtree(root / "logs" / "state", ignore_errors=True)
+    loop = LoopAtTicks(load_config(root / "config.toml"))
     extra = synthetic_trades(100_006)[100_000:]
     try:
         loop.tick()  # the session's first look

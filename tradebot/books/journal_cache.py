@@ -40,6 +40,7 @@ class CachedTradeJournal(TradeJournal):
         self._series: TradeSeries | None = None
         self._resets = 0
         self._pending: tuple[list[dict[str, Any]], list[int]] = ([], [])
+        self._own: dict[str, ClosedTrade] = {}  # appended by this process, not read back yet
 
     def _refresh(self) -> None:
         new = self.tail.refresh()
@@ -57,7 +58,13 @@ class CachedTradeJournal(TradeJournal):
         ids = dict(self._first_line)
         for record, line in zip(records, lines, strict=True):
             try:
-                trade = ClosedTrade.model_validate(record)
+                own = self._own.pop(str(record.get("trade_id")), None)
+                # A trade this process has just appended is kept as it is (its record read
+                # back is exactly its dump), not validated into a second copy.
+                if own is not None and own.model_dump(mode="json") == record:
+                    trade = own
+                else:
+                    trade = ClosedTrade.model_validate(record)
             except ValidationError as exc:
                 self._pending = (records, lines)  # reported again at every read until repaired
                 raise CorruptRecordError(
@@ -104,6 +111,7 @@ class CachedTradeJournal(TradeJournal):
             if trade.trade_id in self._first_line:
                 return
             locked.append(trade.model_dump(mode="json"))
+            self._own[trade.trade_id] = trade
 
 
 class CachedOrderJournal(OrderJournal):

@@ -43,8 +43,8 @@ VOL_FLOOR, VOL_CAP = 0.08, 1.5
 STRIKE_SPAN = 0.15  # strikes listed within ±15 % of the previous close
 EXPIRY_HORIZON_DAYS = 45
 DELAYED_BY = timedelta(minutes=15)  # what "delayed" market data lags by
-SESSION_ARRAYS_KEPT = 256  # per-session price arrays kept (all symbols): memory stays flat
-LISTINGS_KEPT = 1024  # (symbol, day) listings kept
+SESSION_ARRAYS_KEPT = 128  # per-session price arrays kept (all symbols): memory stays flat
+LISTINGS_KEPT = 64  # (symbol, day) listings kept: the loop asks for today's (~20 KB each)
 SessionArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -131,7 +131,7 @@ class MarketModel:
             return cached
         price = self._last_price_uncached(symbol, t)
         if t == minute:  # the price is the same for every t in this minute: cache it
-            if len(self._last_price) > 50_000:
+            if len(self._last_price) > 8192:
                 self._last_price.clear()
             self._last_price[key] = price
         return price
