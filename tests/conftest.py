@@ -13,11 +13,17 @@ SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """A clean working directory and environment, so the developer's shell cannot leak in."""
     for name in list(os.environ):
         if name.upper().startswith("TRADEBOT_"):
             monkeypatch.delenv(name)
+    # Locks on IB gateways and accounts live in the user's runtime directory: one per test, so
+    # tests running side by side (pytest-xdist) never refuse each other's runs.
+    runtime = tmp_path_factory.mktemp("runtime")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     # A CLI run configures the `tradebot` logger for its (captured, now closed) streams.

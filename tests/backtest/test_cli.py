@@ -128,7 +128,8 @@ def test_json_contract(write_config, tmp_path: Path) -> None:  # type: ignore[no
     assert doc == json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(doc) == {
         "v", "source", "range", "symbols", "out", "base_equity", "drawdown_anchor", "summary",
-        "by_strategy", "by_symbol", "equity_curve", "ladder", "pricing", "run", "warnings",
+        "by_strategy", "by_symbol", "equity_curve", "ladder", "pricing", "option_quotes", "run",
+        "warnings",
     }  # fmt: skip
     assert doc["v"] == 1
     assert doc["source"] == {"kind": "synthetic", "description": "synthetic market (seed 7)",
@@ -157,7 +158,10 @@ def test_json_contract(write_config, tmp_path: Path) -> None:  # type: ignore[no
         "profitable_sessions", "trades", "win_rate", "avg_rr"}  # fmt: skip
     assert all(set(c) == {"name", "op", "required", "actual", "met", "unit", "note"}
                for c in end["criteria"])  # fmt: skip
-    assert "Black–Scholes" in doc["pricing"]
+    assert "Black–Scholes" in doc["pricing"] and "option quotes were modelled" in doc["pricing"]
+    quotes = doc["option_quotes"]
+    assert set(quotes) == {"real", "modelled", "source"}
+    assert quotes["real"] == 0 and quotes["modelled"] > 0 and quotes["source"] is None
     assert set(doc["run"]) == {"bars", "ticks", "ticks_skipped", "wakes", "entries_sent",
                                "entry_refused", "trades", "seconds", "bars_per_second",
                                "final_equity"}  # fmt: skip

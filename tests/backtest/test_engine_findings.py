@@ -18,8 +18,15 @@ SPIKE = datetime(2025, 7, 1, 14, 0, tzinfo=UTC)  # 10:00 New York
 
 
 def _flat_hour_with(root: Path, spike: tuple[float, float, float, float]) -> MarketModel:
-    """SPY at 600 from 09:30 to 10:29 on 2025-07-01, but the 10:00 bar: (o, h, l, c)."""
+    """SPY at 600 from 09:30 to 10:29 on 2025-07-01, but the 10:00 bar: (o, h, l, c). The
+    session before moves ±0.03 % a minute (its realized volatility, about 19 %, prices the
+    options: one bar of the flat hour hardly changes it)."""
     rows = []
+    day_before = datetime(2025, 6, 30, 9, 30)
+    for i in range(390):
+        t = day_before + timedelta(minutes=i)
+        price = 600.0 * (1.0003 if i % 2 else 0.9997)
+        rows.append(f"{t:%Y-%m-%d %H:%M:%S},{price},{price},{price},{price},1000")
     start = datetime(2025, 7, 1, 9, 30)
     for i in range(60):
         t = start + timedelta(minutes=i)

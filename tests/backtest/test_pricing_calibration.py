@@ -1,125 +1,116 @@
-"""How far the modelled option prices are from real ones (docs/backtest-pricing.md).
-
-The real prints: Alpaca 1-minute bars of three SPY $551 options (put 2025-05-06, calls
-2025-05-07 and 2025-05-08) on 2025-04-24/25, against the model over the same days' SPY 1-minute
-bars (`SPY_1min.csv~`, the same vendor). Each bar's close (a trade in that minute) is compared
-with the model's fair value at the end of that minute, as a backtest would quote it: Black–Scholes
-with the realized volatility of the previous sessions (only 2025-04-24 before 2025-04-25; the
-symbol's 16 % before that), the smile, the 4 % rate.
-
-The numbers the doc states are asserted here, so the doc cannot silently go stale.
+"""How far the modelled option prices are from real ones, before and after the calibration
+(docs/backtest-pricing.md): the fit on every real option record in ../shared/data, and each
+source measured out of sample (fitted on the others). The numbers the doc states are asserted
+here, so the doc cannot silently go stale; `benchmarks/calibrate_pricing.py` prints them.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import shared_data
-from tradebot.core.trades import session_of
-from tradebot.market import make_market
-from tradebot.market.model import MarketModel
-from tradebot.market.pricing import black_scholes, smile_vol
+from tests.market.real_options import Calibration, run_calibration
+from tradebot.market.calibration import SourceErrors
+from tradebot.market.volatility import pricing_params
 
-DATA = "dawsh2-admf-trader/data"
-OPTIONS = (
-    ("SPY250506P00551000_1min.csv", date(2025, 5, 6), "P"),
-    ("SPY250507C00551000_1min.csv", date(2025, 5, 7), "C"),
-    ("SPY250508C00551000_1min.csv", date(2025, 5, 8), "C"),
-)
-YEAR = 365.0 * 24 * 3600
-
-
-def _prints(tmp_path: Path) -> tuple[MarketModel, list[dict[str, object]]]:
-    underlying = shared_data(f"{DATA}/SPY_1min.csv~")
-    (tmp_path / "SPY.csv").symlink_to(underlying)
-    market = make_market(bars_dir=tmp_path)
-    rows: list[dict[str, object]] = []
-    for name, expiry, right in OPTIONS:
-        lines = shared_data(f"{DATA}/{name}").read_text().splitlines()[1:]
-        for line in lines:
-            stamp, _symbol, _o, _h, _l, close, *_ = line.split(",")
-            t = datetime.fromisoformat(stamp) + timedelta(minutes=1)
-            contract = market.option("SPY", expiry, Decimal(551), right, session_of(t))  # type: ignore[arg-type]
-            assert contract is not None
-            quote = market.option_quote(contract, t)
-            spot = market.last_price("SPY", t)
-            assert quote is not None and spot is not None
-            real = float(close)
-            years = (market.expiry_close(expiry) - t).total_seconds() / YEAR
-            rows.append(
-                {
-                    "t": t,
-                    "right": right,
-                    "real": real,
-                    "model": market.option_value(contract, spot, t),
-                    "bid": float(quote.bid),
-                    "ask": float(quote.ask),
-                    "vol": market.volatility("SPY", session_of(t)),
-                    "implied": _implied(real, spot, years, right),
-                    "spot": spot,
-                    "years": years,
-                }
-            )
-    return market, rows
+# source: (records, [(mean |error|, median |error|, mean error, share inside bid/ask)] for
+# before, after in sample, after out of sample), as in the doc's table (percent).
+DOCUMENTED = {
+    "alpaca_prints": (
+        65,
+        [(41.8, 40.2, -41.8, 0), (8.9, 4.1, -6.3, 14), (9.1, 3.3, -8.1, 31)],
+    ),
+    "lean_goog_minute": (
+        7960,
+        [(44, 11, 43.9, 34), (4.2, 1.6, 1.4, 54), (24.7, 6.6, 24.5, 26)],
+    ),
+    "lean_spy_minute": (
+        1620,
+        [(59.9, 9.2, 47.8, 32), (8.2, 4, 0.8, 6), (30.8, 6.4, 14.7, 18)],
+    ),
+    "lean_universe": (
+        183,
+        [(32.2, 24.5, 31.2, 8), (44.4, 30.8, 43.8, 3), (44.9, 31.8, 44.3, 3)],
+    ),
+    "yahoo_chain": (
+        507,
+        [(35.6, 22, -19.1, 22), (35.2, 17.9, -2.2, 17), (34.6, 18.5, -0.8, 15)],
+    ),
+}
+SUBSETS = {
+    "yahoo_chain SPY, QQQ (1 day)": (
+        135,
+        [(27.9, 11.3, -27.8, 37), (16, 4.8, -15.3, 36), (14.4, 4.9, -13, 33)],
+    ),
+    "yahoo_chain single stocks": (
+        294,
+        [(42.4, 30.2, -14.0, 13), (50.5, 34.3, 6.1, 2), (50.5, 32.2, 7.1, 2)],
+    ),
+    "lean_spy_minute 430 P, 470 C (out of the money)": (
+        810,
+        [(116, 97.6, 96.3, 0), (13.3, 9, 4.6, 7), (58.4, 41.6, 32.2, 1)],
+    ),
+}
+# The modelled spread over the real one (median), where the source has bid/ask: after.
+SPREAD_CHECK = {"lean_goog_minute": 0.27, "lean_spy_minute": 1.56, "yahoo_chain": 0.53}
 
 
-def _implied(price: float, spot: float, years: float, right: str) -> float:
-    """The volatility (before the smile) at which the model's formula gives `price`."""
-    lo, hi = 0.01, 3.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        value = black_scholes(spot, 551.0, years, smile_vol(mid, spot, 551.0), right)
-        lo, hi = (mid, hi) if value < price else (lo, mid)
-    return (lo + hi) / 2
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory: pytest.TempPathFactory) -> Calibration:
+    return run_calibration(tmp_path_factory.mktemp("calibration"))
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
+def _check(errors: SourceErrors, records: int, numbers: tuple[float, ...]) -> None:
+    mean, median, bias, inside = numbers
+    assert errors.records == records
+    assert errors.mean_abs * 100 == pytest.approx(mean, abs=0.051)
+    assert errors.median_abs * 100 == pytest.approx(median, abs=0.051)
+    assert errors.bias * 100 == pytest.approx(bias, abs=0.051)
+    assert errors.inside * 100 == pytest.approx(inside, abs=0.51)
 
 
 @pytest.mark.shared_data
-def test_modelled_option_prices_against_real_spy_prints(tmp_path: Path) -> None:
-    _, rows = _prints(tmp_path)
-    assert len(rows) == 65
-    rel = [(float(r["model"]) - float(r["real"])) / float(r["real"]) for r in rows]  # type: ignore[arg-type]
-    abs_err = [abs(float(r["model"]) - float(r["real"])) for r in rows]  # type: ignore[arg-type]
-    # The model is below every real print: realized volatility (13.8 % on 04-25, the 16 %
-    # default on 04-24) is far below what the market was paying (about 22–24 % implied).
-    assert all(x < 0 for x in rel)
-    assert 0.40 <= sum(map(abs, rel)) / len(rel) <= 0.44  # mean |relative error| 42 %
-    assert 3.2 <= sum(abs_err) / len(abs_err) <= 3.5  # mean |error| $3.35
-    inside = [float(r["bid"]) <= float(r["real"]) <= float(r["ask"]) for r in rows]  # type: ignore[arg-type]
-    assert not any(inside)  # no real print inside the modelled bid/ask
-    vols = {session_of(r["t"]): float(r["vol"]) for r in rows}  # type: ignore[arg-type]
-    assert vols == {date(2025, 4, 24): 0.16, date(2025, 4, 25): pytest.approx(0.1377, abs=1e-4)}
-    implied = {
-        day: _median([float(r["implied"]) for r in rows if session_of(r["t"]) == day])  # type: ignore[arg-type]
-        for day in vols
+def test_the_documented_before_and_after_per_source(calibration: Calibration) -> None:
+    for source, (records, (before, inside, outside)) in DOCUMENTED.items():
+        _check(calibration.before[source], records, before)
+        _check(calibration.in_sample[source], records, inside)
+        _check(calibration.out_of_sample[source][1], records, outside)
+    for name, (records, rows) in SUBSETS.items():
+        for errors, numbers in zip(calibration.subsets[name], rows, strict=True):
+            _check(errors, records, numbers)
+    assert calibration.excluded == {
+        "lean_goog_minute": 9497,
+        "yahoo_chain": 1660,
+        "lean_universe": 972,
     }
-    assert implied[date(2025, 4, 24)] == pytest.approx(0.239, abs=0.002)
-    assert implied[date(2025, 4, 25)] == pytest.approx(0.223, abs=0.002)
-    # The formula itself (Black–Scholes, smile, rate) is close once the level of volatility is
-    # right: with each day's median implied volatility, mean |relative error| is 2.9 %.
-    structural = [
-        abs(
-            black_scholes(
-                float(r["spot"]),  # type: ignore[arg-type]
-                551.0,
-                float(r["years"]),  # type: ignore[arg-type]
-                smile_vol(implied[session_of(r["t"])], float(r["spot"]), 551.0),  # type: ignore[arg-type]
-                str(r["right"]),
-            )
-            / float(r["real"])  # type: ignore[arg-type]
-            - 1
-        )
-        for r in rows
-    ]
-    assert sum(structural) / len(structural) < 0.035
-    assert max(structural) < 0.13
-    assert not math.isnan(sum(structural))
+
+
+@pytest.mark.shared_data
+def test_the_target_spy_short_dated_out_of_sample(calibration: Calibration) -> None:
+    """The issue's target: mean |error| ≤ 10 % out of sample on short-dated SPY/QQQ options
+    priced from their bars (the Alpaca prints, 11–14 days), and the sign of what remains: the
+    model is still below the real prices (the backtest's options a little cheap)."""
+    spy = calibration.out_of_sample["alpaca_prints"][1]
+    assert spy.mean_abs <= 0.10
+    assert spy.bias < 0
+    before = calibration.before["alpaca_prints"]
+    assert before.mean_abs > 0.40 and before.bias < 0  # the 42 % low the issue started from
+
+
+@pytest.mark.shared_data
+def test_the_spread_model_against_real_bid_ask(calibration: Calibration) -> None:
+    for source, ratio in SPREAD_CHECK.items():
+        width = calibration.in_sample[source].width_ratio
+        assert width is not None and width == pytest.approx(ratio, abs=0.005)
+
+
+@pytest.mark.shared_data
+def test_the_config_defaults_are_the_fit_on_every_source(calibration: Calibration) -> None:
+    """`broker.sim.pricing`'s defaults are what the fit gives today (re-run
+    `benchmarks/calibrate_pricing.py` and update config when the data or the model change)."""
+    assert calibration.params == pricing_params()
+
+
+@pytest.mark.shared_data
+def test_the_fitted_prices_are_the_running_model(calibration: Calibration) -> None:
+    """The array formulas the fit measures give what `MarketModel.option_value` gives."""
+    assert calibration.scalar_check < 1e-5

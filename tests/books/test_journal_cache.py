@@ -371,7 +371,7 @@ def test_the_cached_ladder_sees_what_the_uncached_one_sees(loaded: LoadedConfig)
     orders.append(_event("tb-1", event="status", status="cancelled"))  # died without a fill
     _same_ladder_view(loaded, cached, NOW)
     assert cached.check_entry(NOW, "live").allowed
-    _write(journal, series_of([-10, -10, -10], mode="live", start_day=62))
+    _write(journal, series_of([-10, -10, -10], mode="live", start_day=60))
     _same_ladder_view(loaded, cached, NOW)
     assert [r.rule for r in cached.check_entry(NOW, "live").refusals] == ["downgrade_pending"]
 

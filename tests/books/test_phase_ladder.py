@@ -63,7 +63,7 @@ def test_auto_downgrade_once_with_notice_and_entries_stopped(loaded) -> None:  #
     ladder = _to_proof(loaded)
     notices: list[tuple[str, str]] = []
     ladder.notify = lambda event, msg: notices.append((event, msg))
-    _journal(loaded, series_of([-10, -10, -10], mode="live", start_day=62))  # Sep 1
+    _journal(loaded, series_of([-10, -10, -10], mode="live", start_day=60))  # to Sep 1
     assert ladder.check_entry(NOW, "live").refusals[0].rule == "downgrade_pending"
     result = ladder.on_tick(NOW)
     assert result.transition is not None
@@ -199,7 +199,7 @@ def test_no_earned_advance_while_a_downgrade_trigger_holds(loaded) -> None:  # t
     _journal(relaxed, series_of([100] * 20))
     ladder = PhaseLadder(relaxed)
     ladder.advance(NOW - timedelta(days=5), to=None, operator="a", reason=None)
-    _journal(relaxed, series_of([50, -10, -10, -10], mode="live", start_day=62))
+    _journal(relaxed, series_of([50, -10, -10, -10], mode="live", start_day=59))
     snap = ladder.snapshot(NOW)
     assert snap.evaluation is not None and snap.evaluation.eligible
     assert snap.evaluation.downgrade_reasons

@@ -191,7 +191,7 @@ def test_proof_entry_limit(journal, tmp_path: Path) -> None:  # type: ignore[no-
     from tests.phase_helpers import series_of
     from tradebot.books.ladder import PhaseLadder
 
-    journal(*series_of([100] * 20))
+    journal(*series_of([100] * 20, start_day=-25))  # before the advance
     loaded = load_config(tmp_path / "config.toml")
     PhaseLadder(loaded).advance(AT - timedelta(days=1), to=None, operator="t", reason=None)
     assert _check().exit_code == 0
@@ -220,7 +220,7 @@ def test_proof_cancelled_unfilled_entry_is_not_counted(journal, tmp_path: Path) 
     from tests.phase_helpers import series_of
     from tradebot.books.ladder import PhaseLadder
 
-    journal(*series_of([100] * 20))
+    journal(*series_of([100] * 20, start_day=-25))  # before the advance
     loaded = load_config(tmp_path / "config.toml")
     ladder = PhaseLadder(loaded)
     ladder.advance(AT - timedelta(days=1), to=None, operator="t", reason=None)

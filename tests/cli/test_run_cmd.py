@@ -75,6 +75,8 @@ def test_once_in_the_window_runs_one_tick(write_config) -> None:  # type: ignore
     result = invoke(["run", "--once", "--start", "2025-07-01T11:00"])
     assert result.exit_code == 0, result.stderr
     assert "run ended at 2025-07-01 11:00 EDT (once): 1 tick(s)" in result.stdout
+    # The loop leaves the calendar's copy for the commands that must start fast.
+    assert Path("logs/state/cache/calendar-XNYS.json").is_file()
 
 
 def test_a_second_loop_on_the_same_logs_is_refused(tmp_path: Path, write_config) -> None:  # type: ignore[no-untyped-def]

@@ -39,7 +39,8 @@ seed = 7
 
 [trading]
 mode = "paper"
-symbols = ["SPY", "QQQ"]
+symbols = ["SPY", "QQQ", "IWM"]  # enough trades on one session for every screen to fill
+max_concurrent_symbols = 3
 """
 
 # A time a person might read as UTC: a zone-less ISO time, a Z, an offset, the word.

@@ -28,6 +28,18 @@ YAHOO_CHAINS = "watstreet-money-making/projects/options-volatility-model/options
 LEAN_GOOG_QUOTES = "quantconnect-lean/Data/option/usa/minute/goog/20151223_quote_american.zip"
 LEAN_GOOG_TRADES = "quantconnect-lean/Data/option/usa/minute/goog/20151223_trade_american.zip"
 LEAN_GOOG_UNDERLYING = "quantconnect-lean/Data/equity/usa/minute/goog/20151223_trade.zip"
+LEAN_SPY_OPTION_QUOTES = "quantconnect-lean/Data/option/usa/minute/spy/20230803_quote_american.zip"
+LEAN_SPY_20230803 = "quantconnect-lean/Data/equity/usa/minute/spy/20230803_trade.zip"
+LEAN_AAPL_DAILY = "quantconnect-lean/Data/equity/usa/daily/aapl.zip"
+LEAN_UNIVERSES = (
+    "quantconnect-lean/Data/option/usa/universes/aapl/20140610.csv",
+    "quantconnect-lean/Data/option/usa/universes/spy/20240103.csv",
+)
+DAWSH2_OPTIONS = (  # Alpaca 1-minute bars (sparse trades) of three SPY $551 options
+    "dawsh2-admf-trader/data/SPY250506P00551000_1min.csv",
+    "dawsh2-admf-trader/data/SPY250507C00551000_1min.csv",
+    "dawsh2-admf-trader/data/SPY250508C00551000_1min.csv",
+)
 
 
 def synthetic_minutes() -> pd.DataFrame:
@@ -58,6 +70,29 @@ def dawsh2_spy() -> pd.DataFrame:
     frame = pd.read_csv(shared_data(DAWSH2_SPY))
     frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("timestamp"), utc=True))
     return frame[["open", "high", "low", "close", "volume", "vwap"]].astype(np.float64)
+
+
+def lean_minute_bars(relative: str, day: date) -> pd.DataFrame:
+    """A Lean minute trade-bar zip (ms since midnight New York, prices in 1/10000 $), every row."""
+    with zipfile.ZipFile(shared_data(relative)) as archive:
+        frame = _lean_rows(
+            archive, archive.namelist()[0], ["ms", "open", "high", "low", "close", "volume"]
+        )
+    midnight = pd.Timestamp(day, tz=NEW_YORK)
+    frame.index = pd.DatetimeIndex(midnight + pd.to_timedelta(frame.pop("ms"), unit="ms"))
+    frame[["open", "high", "low", "close"]] /= 10_000
+    return frame.astype(np.float64)
+
+
+def lean_daily(relative: str) -> pd.DataFrame:
+    """A Lean daily bar zip (`YYYYMMDD 00:00`, prices in 1/10000 $, unadjusted), by date."""
+    with zipfile.ZipFile(shared_data(relative)) as archive:
+        frame = _lean_rows(
+            archive, archive.namelist()[0], ["day", "open", "high", "low", "close", "volume"]
+        )
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("day"), format="%Y%m%d %H:%M")).date
+    frame[["open", "high", "low", "close"]] /= 10_000
+    return frame.astype(np.float64)
 
 
 def _dec(value: float) -> Decimal:

@@ -35,17 +35,17 @@ def test_expired_option_is_worth_its_intrinsic_value() -> None:
     assert pricing.black_scholes(600, 610, 0, 0.2, "P") == 10
 
 
-def test_quotes_sit_on_the_tick_and_widen_away_from_the_money() -> None:
+def test_quotes_sit_on_the_tick_around_the_value_and_are_at_least_a_tick_wide() -> None:
     tick = Decimal("0.05")
-    bid, ask = pricing.bid_ask(1.234, 600, 605, tick)
-    assert bid % tick == 0 and ask % tick == 0 and bid < ask
-    near = pricing.bid_ask(2.0, 600, 601, Decimal("0.01"))
-    far = pricing.bid_ask(2.0, 600, 640, Decimal("0.01"))
-    assert far[1] - far[0] > near[1] - near[0]
+    bid, ask = pricing.bid_ask(1.234, tick, 0.03)
+    assert bid % tick == 0 and ask % tick == 0 and bid < Decimal("1.234") < ask
+    assert pricing.bid_ask(10.0, Decimal("0.01"), 0.03) == (Decimal("9.85"), Decimal("10.15"))
+    # A cheap option is a tick wide: a large share of its value (the liquidity guard refuses it).
+    assert pricing.bid_ask(0.104, Decimal("0.01"), 0.03) == (Decimal("0.09"), Decimal("0.11"))
 
 
 def test_worthless_option_has_no_bid() -> None:
-    bid, ask = pricing.bid_ask(0.001, 600, 700, Decimal("0.01"))
+    bid, ask = pricing.bid_ask(0.001, Decimal("0.01"), 0.03)
     assert bid == 0 and ask == Decimal("0.01")
 
 

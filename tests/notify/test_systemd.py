@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,24 +22,41 @@ from tradebot.notify.systemd import SystemdNotifier
 
 
 class Listener:
+    """The receiving end, read by a thread as systemd would (the loop's sends never wait, so a
+    receiver that falls behind would lose pings rather than stall the loop)."""
+
     def __init__(self, address: str | bytes) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(address)
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.02)
         self.messages: list[tuple[float, list[str]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
 
-    def drain(self) -> list[tuple[float, list[str]]]:
-        while True:
+    def _pump(self) -> None:
+        while not self._stop.is_set():
             try:
                 data = self.sock.recv(65536)
-            except BlockingIOError:
-                return self.messages
-            self.messages.append((time.monotonic(), data.decode().split("\n")))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.messages.append((time.monotonic(), data.decode().split("\n")))
+
+    def drain(self) -> list[tuple[float, list[str]]]:
+        with self._lock:
+            return list(self.messages)
 
     def lines(self) -> list[str]:
+        time.sleep(0.1)  # what was sent has been read
         return [line for _, lines in self.drain() for line in lines]
 
     def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
         self.sock.close()
 
 
@@ -50,11 +68,10 @@ def listener(tmp_path: Path) -> Iterator[Listener]:
 
 
 async def _watch(listener: Listener, seconds: float) -> None:
-    """Receive datagrams as they arrive (so each gets its true arrival time)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        listener.drain()
-        await asyncio.sleep(0.02)
+    """Let the loop run while the listener's thread receives (each datagram gets its arrival
+    time there)."""
+    del listener
+    await asyncio.sleep(seconds)
 
 
 def _loop(loaded: LoadedConfig, start: str, speed: float, systemd: SystemdNotifier) -> TradingLoop:
@@ -148,3 +165,18 @@ def test_a_stuck_step_stops_the_watchdog_pings(tmp_path: Path, listener: Listene
         StuckBroker.hung_at = None
     assert healthy >= 2
     assert after == 0
+
+
+def test_a_receiver_that_does_not_read_never_blocks_the_sender(tmp_path: Path) -> None:
+    """A full notify socket (systemd busy) drops pings instead of stalling the trading loop."""
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    deaf.bind(str(tmp_path / "deaf.sock"))
+    try:
+        notifier = SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "deaf.sock")})
+        began = time.monotonic()
+        assert notifier.watchdog("ok")  # the first gets through
+        # Until the receiver's queue is full (10 datagrams by Linux's default): then dropped.
+        dropped = next(i for i in range(100_000) if not notifier.watchdog("ok"))
+        assert dropped >= 1 and time.monotonic() - began < 10
+    finally:
+        deaf.close()

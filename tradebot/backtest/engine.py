@@ -27,7 +27,7 @@ from tradebot.engine.context import EngineContext, Notify
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.runner import RunOptions, make_context, run_lock
 from tradebot.storage import not_durable
-from tradebot.storage.atomic import make_private_dirs
+from tradebot.storage.atomic import make_private_dirs, write_atomic
 from tradebot.storage.records import utc_iso
 
 Progress = Callable[[int, int, date], None]  # (sessions done, of, current session)
@@ -78,7 +78,7 @@ def run_backtest(
     if progress is not None:
         clock.between_wakes.append(_progress_hook(plan, progress))
     started = time.perf_counter()
-    with not_durable(), run_lock(plan.loaded.state_dir):
+    with not_durable(), run_lock(plan.loaded.state_dir, loaded=plan.loaded):
         # On disk from the start (a SIGKILL or a power cut leaves no chance to write it at the
         # end), with the reason when the replay fails; removed once it has finished.
         mark_incomplete(plan, clock.now(), None)
@@ -122,13 +122,13 @@ def mark_incomplete(plan: BacktestPlan, at: datetime, exc: BaseException | None)
         why = f"{type(exc).__name__}: {text}"
     path = plan.out / INCOMPLETE
     span = "part of the" if exc is None else f"{plan.first} up to {market_datetime(at)} of the"
-    path.write_text(
+    text = (
         f"This backtest stopped before the end: {why}.\n"
         f"Its journals cover {span} {plan.first} … {plan.last} range, and there is no "
         "report.json: they are not a result.\n"
-        "Delete this folder and run the backtest again.\n",
-        encoding="utf-8",
+        "Delete this folder and run the backtest again.\n"
     )
+    write_atomic(path, text.encode("utf-8"))  # 0600 like every file tradebot writes
     return path
 
 

@@ -1,10 +1,11 @@
 """What a backtest will do, decided and checked before anything is written.
 
 `prepare` turns the command's options and the operator's configuration into a `BacktestPlan`:
-the sessions to replay, the bar source (streamed CSV files or the synthetic market), the symbols
-and the isolated output folder with a configuration pointing every path there. Every problem
-(bad bars, an empty range, `--from` after `--to`, an output folder that is not new) is raised
-here, as one clear error, so a refused backtest leaves nothing behind.
+the sessions to replay, the bar source (streamed CSV files or the synthetic market), the real
+option quotes (`--options`), the symbols and the isolated output folder with a configuration
+pointing every path there. Every problem (bad bars, bad option quote files, an empty range,
+`--from` after `--to`, an output folder that is not new) is raised here, as one clear error, so
+a refused backtest leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from tradebot.core.phase_history import PHASES
 from tradebot.core.sessions import previous_sessions, session_open_close, sessions_between
 from tradebot.core.trades import TradeMode
 from tradebot.errors import UsageError
-from tradebot.market.model import REALIZED_VOL_SESSIONS, MarketModel
+from tradebot.market.model import MarketModel
 from tradebot.market.profiles import profile
+from tradebot.market.volatility import MIN_WEIGHT, PricingParams, pricing_params
 
 NEW_YORK = ZoneInfo("America/New_York")
 BACKTEST_MODE: TradeMode = "sim"  # the `mode` of the simulated broker's trades (spec §7)
@@ -43,6 +45,7 @@ class BacktestRequest:
     end: date | None = None  # --to
     symbols: tuple[str, ...] | None = None
     out: Path | None = None
+    options: Path | None = None  # --options: real option quotes
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class BacktestPlan:
     seed: int | None
     bars: int  # 1-minute bars replayed, all symbols
     warnings: tuple[str, ...] = ()  # what the report must say about the data (gaps)
+    options: str | None = None  # where the real option quotes came from (--options)
 
     @property
     def first(self) -> date:
@@ -107,6 +111,12 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         )
     if not request.synthetic and (request.sessions is not None or request.seed is not None):
         raise UsageError("--sessions and --seed go with --synthetic (with --bars use --from/--to)")
+    if request.synthetic and request.options is not None:
+        raise UsageError(
+            "--options goes with --bars: real option quotes belong to the real bars of their "
+            "underlying, not to the synthetic market"
+        )
+    params = pricing_params(operator.settings.broker.sim.pricing)
     calendar = operator.settings.schedule.calendar
     symbols = request.symbols or tuple(s.upper() for s in operator.settings.trading.symbols)
     out = _output_folder(request.out, operator, now)
@@ -117,7 +127,7 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         seed = operator.settings.broker.sim.seed if request.seed is None else request.seed
         sessions = _synthetic_sessions(request, calendar, now)
         source = SyntheticBars(seed, calendar)
-        market = MarketModel(source, calendar)
+        market = MarketModel(source, calendar, params)
         bars = len(symbols) * sum(_session_minutes(d, calendar) for d in sessions)
         description = f"synthetic market (seed {seed})"
         kind = "synthetic"
@@ -145,11 +155,18 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
                 f"{request.start or 'the start'} and {request.end or 'the end'} (the files have "
                 f"{have[0]} … {have[-1]})"
             )
-        market = MarketModel(csv, calendar)
+        quotes = None
+        if request.options is not None:
+            from tradebot.market.option_quotes import load_option_quotes
+
+            quotes = load_option_quotes(request.options)
+        market = MarketModel(csv, calendar, params, quotes)
         bars = sum(csv.bar_count(s, d) for s in symbols for d in sessions)
         description = csv.describe()
         kind = "csv"
-        warnings = _coverage_warnings(csv, symbols, sessions, calendar)
+        warnings = _coverage_warnings(csv, symbols, sessions, calendar, params)
+        if quotes is not None:
+            warnings.extend(_quote_warnings(quotes, symbols, sessions))
     loaded = backtest_config(operator, out, symbols, seed)
     return BacktestPlan(
         loaded=loaded,
@@ -165,6 +182,7 @@ def prepare(request: BacktestRequest, operator: LoadedConfig, now: datetime) -> 
         seed=seed,
         bars=bars,
         warnings=tuple(warnings),
+        options=None if market.quotes is None else market.quotes.describe(),
     )
 
 
@@ -257,7 +275,7 @@ COVERED = 0.9  # a session with fewer bars than this share of its minutes is rep
 
 
 def _coverage_warnings(
-    csv: Any, symbols: tuple[str, ...], sessions: list[date], calendar: str
+    csv: Any, symbols: tuple[str, ...], sessions: list[date], calendar: str, params: PricingParams
 ) -> list[str]:
     """A line per symbol whose bars miss a session in range, or most of one.
 
@@ -282,14 +300,15 @@ def _coverage_warnings(
                 "last bar the backtest priced and filled from a frozen underlying (no resting "
                 "order could fill), so its trades there are not what the market would have done"
             )
-        # The options' volatility is the realized one of the previous sessions' bars
-        # (`tradebot.market.model._volatility`); with none, the symbol's assumed one.
+        # The options' volatility is premium × the realized one of the bars seen so far
+        # (`tradebot.market.volatility`); before a tenth of a session's variance, with no
+        # earlier bars, the symbol's assumed one.
         assumed = [
             day
             for day in every
             if not any(
                 csv.bar_count(symbol, prev) > 1
-                for prev in previous_sessions(day, REALIZED_VOL_SESSIONS, calendar)
+                for prev in previous_sessions(day, params.lookback_sessions, calendar)
             )
         ]
         if assumed:
@@ -297,7 +316,24 @@ def _coverage_warnings(
             out.append(
                 f"{symbol}: no earlier bars to measure a realized volatility for {shown}: its "
                 f"options were priced at an assumed {profile(symbol).vol * 100:g} % volatility "
-                "there (start --from later, or give the bars of the sessions before)"
+                f"there until {MIN_WEIGHT * 100:g} % of the session's variance had passed (about "
+                "its first half hour), then from that session's own bars (start --from later, or "
+                "give the bars of the sessions before)"
+            )
+    return out
+
+
+def _quote_warnings(quotes: Any, symbols: tuple[str, ...], sessions: list[date]) -> list[str]:
+    """A line per symbol that the real option quotes do not cover on any session in range."""
+    out = []
+    in_range = set(sessions)
+    for symbol in symbols:
+        days = quotes.days(symbol)
+        if not days & in_range:
+            have = f" (they cover {min(days)} … {max(days)})" if days else ""
+            out.append(
+                f"--options {quotes.directory}: no quotes of {symbol} options on the sessions "
+                f"replayed{have}; every {symbol} option price was modelled"
             )
     return out
 

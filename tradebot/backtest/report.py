@@ -8,7 +8,8 @@ One JSON-ready document (`backtest --json`, and `report.json` in the output fold
   `risk.paper_equity` (`drawdown_anchor`);
 * `equity_curve`: the closed-trade equity after each trade, in the canonical trade order;
 * `ladder`: the ladder replay (`tradebot.backtest.ladder.ladder_replay`);
-* `pricing`: how option prices were obtained (modelled, never historical quotes);
+* `pricing`: how option prices were obtained (one line); `option_quotes`: how many of the
+  backtest's option quotes were real (`--options`) and how many modelled;
 * `run`: sessions, bars, ticks, entries, the `entry_refused` lines of `events.jsonl` (total and by
   rule), timings.
 """
@@ -24,27 +25,33 @@ from tradebot.backtest.engine import BacktestResult
 from tradebot.backtest.ladder import ladder_replay
 from tradebot.books.trade_journal import TradeJournal
 from tradebot.core.metrics import breakdown_records, equity_curve
-from tradebot.market.model import REALIZED_VOL_SESSIONS, VOL_CAP, VOL_FLOOR
-from tradebot.market.pricing import BASE_SPREAD, RATE, SMILE, WING_SPREAD
+from tradebot.market.model import QuoteCounts
+from tradebot.market.volatility import PricingParams
 
 CALIBRATION_DOC = "docs/backtest-pricing.md"
 
 
-def pricing_note(source: str) -> str:
-    """One line on where option prices come from."""
-    vol = (
-        f"the realized volatility of the previous {REALIZED_VOL_SESSIONS} sessions of these bars "
-        f"({VOL_FLOOR * 100:g} %–{VOL_CAP * 100:g} %)"
-        if source == "csv"
-        else "each symbol's own volatility in the synthetic market (SPY 16 %, QQQ 20 %, …)"
+def pricing_note(
+    params: PricingParams, counts: QuoteCounts, options: str | None, source: str = "csv"
+) -> str:
+    """One line on where option prices came from."""
+    total = counts.real + counts.modelled
+    share = f" ({counts.real / total:.0%})" if total else ""
+    real = (
+        f"{counts.real:,} of the backtest's {total:,} option quotes were real{share}, from "
+        f"{options}; the other {counts.modelled:,} were modelled: "
+        if options is not None
+        else f"all {total:,} option quotes were modelled (no --options): "
     )
+    bars = "the synthetic bars" if source == "synthetic" else "the bars"
     return (
-        "Option prices are modelled, not historical quotes: Black–Scholes on the underlying's "
-        f"last completed 1-minute bar, {vol}, a smile vol × (1 + {SMILE:g} m²), a "
-        f"{RATE * 100:g} % rate, a spread of max(tick, fair × ({BASE_SPREAD * 100:g} % + "
-        f"{WING_SPREAD:g} × |m|)), "
-        "fills crossing it as in the simulated broker; against real SPY option bars the model "
-        f"is off by the amounts in {CALIBRATION_DOC}."
+        f"{real}Black–Scholes on the underlying's last completed 1-minute bar, at an implied "
+        f"volatility of {params.index_premium:g} × (index ETFs; {params.stock_premium:g} × "
+        f"single stocks) the realized volatility of {bars} so far (today and up to "
+        f"{params.lookback_sessions} earlier sessions), with a skew and smile, over trading time "
+        f"to the expiry; spread max(tick, {params.spread * 100:g} % of the value). Calibrated "
+        "on real option quotes: "
+        f"the out-of-sample errors are in {CALIBRATION_DOC}."
     )
 
 
@@ -72,7 +79,14 @@ def build_report(result: BacktestResult) -> dict[str, Any]:
         **breakdown_records(trades, base),
         "equity_curve": curve,
         "ladder": ladder,
-        "pricing": pricing_note(plan.source),
+        "pricing": pricing_note(
+            plan.market.params, plan.market.quote_counts, plan.options, plan.source
+        ),
+        "option_quotes": {
+            "real": plan.market.quote_counts.real,
+            "modelled": plan.market.quote_counts.modelled,
+            "source": plan.options,
+        },
         "run": {
             "bars": plan.bars,
             "ticks": summary.ticks,

@@ -28,7 +28,8 @@ from tradebot.errors import CorruptRecordError
 from tradebot.storage.jsonl import LockedJsonl
 from tradebot.storage.tail import JsonlTail
 
-Listener = Callable[[list[dict[str, Any]], bool], None]  # (new records, the file was reset)
+# (new records, their line numbers, the file was reset)
+Listener = Callable[[list[dict[str, Any]], list[int], bool], None]
 
 
 class CachedTradeJournal(TradeJournal):
@@ -136,7 +137,7 @@ class CachedOrderJournal(OrderJournal):
         journal keeps them)."""
         self._listeners.append(listener)
         if self.tail.records:
-            listener(list(self.tail.records), True)
+            listener(list(self.tail.records), list(self.tail.line_numbers), True)
 
     def refresh(self) -> None:
         """Read what was appended (and hand it to the subscribers)."""
@@ -170,7 +171,7 @@ class CachedOrderJournal(OrderJournal):
                 del self._by_session[day]
         if records or reset:
             for listener in self._listeners:
-                listener(records, reset)
+                listener(records, lines, reset)
 
     def read_events(self) -> list[OrderEvent]:
         self.refresh()

@@ -18,12 +18,14 @@ Guards, each a blocking reason when it says no:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from tradebot.books.equity import EquityView, account_modes
 from tradebot.books.ladder import PhaseLadder
+from tradebot.books.session_calendar import calendar_sessions
 from tradebot.books.state_store import StateStore
 from tradebot.books.whale_debounce import read_last_signals
 from tradebot.config import LoadedConfig
@@ -40,7 +42,7 @@ from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import PhaseEvaluation, Refusal, entry_decision
 from tradebot.core.sizing import PositionSize, position_size
 from tradebot.core.trades import session_of
-from tradebot.errors import ConfigError, CorruptRecordError
+from tradebot.errors import CorruptRecordError
 
 _EQUITY_KEYS = ("current", "source", "start_of_day", "start_source")
 
@@ -130,42 +132,28 @@ class RiskReport:
         }
 
 
-def upcoming_sessions(now: datetime, calendar: str) -> list[tuple[Any, datetime, datetime]]:
-    """(session, open, close) from the session around `now` to about two weeks ahead (UTC)."""
+def upcoming_sessions(
+    now: datetime, calendar: str, state_dir: Path | None = None
+) -> list[tuple[date, datetime, datetime]]:
+    """(session, open, close) from the session around `now` to about two weeks ahead (UTC).
+
+    With a `state_dir`, from its cached copy of the calendar when valid (no pandas to import:
+    `tradebot.books.session_calendar`); ConfigError for a calendar name that does not exist.
+    Remembered per New York day: the loop asks at every tick, the answer changes once a day."""
     day = session_of(now)
-    key = (day, calendar)
+    key = (day, calendar, None if state_dir is None else str(state_dir))
     cached = _UPCOMING.get(key)
     if cached is None:
-        from tradebot.core.sessions import exchange_calendar, session_open_close, sessions_between
-
-        check_calendar(calendar)
-        exchange_calendar(calendar)
-        days = sessions_between(day - timedelta(days=1), day + timedelta(days=14), calendar)
-        cached = [(d, *session_open_close(d, calendar)) for d in days]
+        sessions = calendar_sessions(calendar, None if state_dir is None else Path(state_dir))
+        days = sessions.between(day - timedelta(days=1), day + timedelta(days=14))
+        cached = [(d, *sessions.open_close(d)) for d in days]
         if len(_UPCOMING) >= 16:
             _UPCOMING.clear()
         _UPCOMING[key] = cached
     return list(cached)
 
 
-# Per New York day and calendar: the loop asks at every tick, the answer changes once a day.
-_UPCOMING: dict[tuple[Any, str], list[tuple[Any, datetime, datetime]]] = {}
-
-
-def check_calendar(name: str) -> None:
-    """ConfigError (exit 3) unless `name` is an exchange calendar exchange_calendars knows."""
-    import exchange_calendars
-
-    names = exchange_calendars.get_calendar_names(include_aliases=True)
-    if name not in names:
-        import difflib
-
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(
-            f"schedule.calendar: unknown exchange calendar '{name}'{hint}; use an "
-            "exchange_calendars name such as XNYS"
-        )
+_UPCOMING: dict[tuple[date, str, str | None], list[tuple[date, datetime, datetime]]] = {}
 
 
 def build_risk_report(
@@ -286,7 +274,7 @@ def build_risk_report(
 
     window = entry_window(
         now,
-        upcoming_sessions(now, settings.schedule.calendar),
+        upcoming_sessions(now, settings.schedule.calendar, loaded.state_dir),
         open_delay_minutes=settings.schedule.open_delay_minutes,
         close_buffer_minutes=settings.schedule.close_buffer_minutes,
     )

@@ -15,14 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from tradebot.core.sessions import DEFAULT_CALENDAR, sessions_between
-from tradebot.core.strategies import DebounceCheck, whale_debounce
+from tradebot.core.session_table import DEFAULT_CALENDAR
 from tradebot.core.validation import iso_date, utc_timestamp
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import read_json_state, state_lock, write_json_state
 from tradebot.storage.watch import Watched
+
+if TYPE_CHECKING:
+    from tradebot.core.strategies import DebounceCheck
 
 STATE_FILE = "whale-debounce.json"
 VERSION = 1
@@ -106,11 +108,15 @@ def debounce_check(
     calendar: str = DEFAULT_CALENDAR,
 ) -> DebounceCheck:
     """Whether whale signals for `symbol` are suppressed in `current_session` (reads the state)."""
+    # Imported here: `risk check` reads this module's state without the strategies' pandas.
+    from tradebot.books.session_calendar import calendar_sessions
+    from tradebot.core.strategies import whale_debounce
+
     last = last_signal(state_dir, symbol)
     if last is None:
         return whale_debounce(None, current_session, [], debounce_days)
     sessions = (
-        sessions_between(last.session, current_session, calendar)
+        calendar_sessions(calendar, Path(state_dir)).between(last.session, current_session)
         if last.session <= current_session
         else []
     )

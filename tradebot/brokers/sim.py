@@ -39,10 +39,11 @@ from tradebot.brokers.base import (
 from tradebot.core.instruments import DataType, OptionContract, Quote
 from tradebot.core.market_time import market_datetime
 from tradebot.core.trades import session_of
-from tradebot.errors import CorruptRecordError, UsageError
+from tradebot.errors import CorruptRecordError, TradebotError, UsageError
 from tradebot.market.exchange import ErrorEvent, Event, SimExchange, SimOrder
 from tradebot.market.model import MarketModel
 from tradebot.storage import read_json_state, write_json_state
+from tradebot.storage.records import dumps_record, loads_record
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
@@ -64,6 +65,9 @@ class SimBroker:
     """A broker that fills against the simulated market and remembers its account."""
 
     kind = "sim"
+    # It keeps every fill it made (its account is the record): the loop checks the journal's
+    # fills against it and refuses one it does not have.
+    account_is_truth = True
 
     def __init__(
         self,
@@ -96,6 +100,9 @@ class SimBroker:
         self._connected = False
         self._saved_at: datetime | None = None
         self._reported = -1  # the venue's change counter at the last `orders` answer
+        # The account as last written: what the broker did. A change whose save fails is
+        # undone (the sim is a broker: what it did not record did not happen).
+        self._persisted: dict[str, object] | None = None
 
     # -- connection ----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -117,6 +124,7 @@ class SimBroker:
                     f"({market_datetime(self.now())}); start later (--start) or give this run "
                     "a fresh logs directory: `tradebot --logs DIR run ...`"
                 )
+            self._persisted = state
             log.info("simulated account resumed from %s", self.path)
         else:
             self.exchange.advance(self.now())
@@ -127,8 +135,11 @@ class SimBroker:
 
     async def disconnect(self) -> None:
         if self._connected:
-            self._advance()
-            self._save(force=True)
+            try:
+                self._advance()
+                self._save(force=True)
+            except BrokerError as exc:  # nothing is lost: the account is as last written
+                log.warning("%s", exc)
         self._connected = False
 
     def is_connected(self) -> bool:
@@ -322,10 +333,29 @@ class SimBroker:
             self._save()
 
     def _save(self, *, force: bool = False) -> None:
+        """Write the account. When that fails (disk full, I/O error), what changed since the
+        last write is undone and BrokerError says so: no order, cancel or fill the account
+        could not record is ever reported, so nothing the loop adopts can vanish later."""
         if not (force or self._save_as_it_goes):
             return
-        self._persist(self.path, {"v": 1, **self.exchange.to_state()})
+        state: dict[str, object] = {"v": 1, **self.exchange.to_state()}
+        try:
+            self._persist(self.path, state)
+        except OSError as exc:
+            self._undo()
+            text = exc.message if isinstance(exc, TradebotError) else str(exc)
+            raise BrokerError(
+                f"the simulated broker could not record its account, so it did nothing: {text}"
+            ) from exc
+        self._persisted = state
         self._saved_at = self.exchange.processed_until
+
+    def _undo(self) -> None:
+        """Back to the account as last written."""
+        if self._persisted is not None:
+            # Through JSON, exactly as a restart would read it back.
+            self.exchange.load_state(loads_record(dumps_record(self._persisted)))
+            self._saved_at = self.exchange.processed_until
 
     @staticmethod
     def _order(spec: OrderSpec, order_id: int, parent_id: int) -> SimOrder:

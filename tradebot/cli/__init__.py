@@ -8,6 +8,8 @@ mapping holds for the console script and for CliRunner tests.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import logging
 import os
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from tradebot import __version__
@@ -25,7 +28,22 @@ log = logging.getLogger("tradebot")
 
 
 class _ErrorsAsExitCodes(TyperGroup):
-    """Turns TradebotError into its exit code, and anything unexpected into exit 1."""
+    """Turns TradebotError into its exit code, and anything unexpected into exit 1; finds its
+    commands in `COMMANDS`, importing each one's module only when it is used."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return load_command(cmd_name) if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """`tradebot --help`'s command list, from the table (no command module imported)."""
+        width = max(len(name) for name in COMMANDS)
+        limit = max(20, formatter.width - 6 - width)
+        rows = [(name, _shorten(text, limit)) for name, (_, _, text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -56,28 +74,21 @@ class _ErrorsAsExitCodes(TyperGroup):
             raise typer.Exit(int(ExitCode.UNEXPECTED)) from None
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 3)].rstrip() + "..."
+
+
 def _debug(ctx: Any) -> bool:
     obj = ctx.find_root().obj
     return isinstance(obj, CliState) and obj.debug
 
 
-def _flags_without_a_type() -> None:
-    """Typer (0.29) shows `<bool>` after every on/off flag in --help, as if it took a value:
-    a flag's type column stays empty instead."""
-    from typer.core import TyperOption
-
-    shown = TyperOption.display_type_rich
-
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else shown(self, ctx)
-
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_flags_without_a_type()
-
+# Plain help and usage errors (click's own format): typer's rich panels cost ~45 ms of imports
+# on every `--help` and usage error (rich.markdown, markdown-it, pygments) and wrap badly at 80
+# columns. Every Typer app in cli/ says the same (`rich_markup_mode=None`).
 app = typer.Typer(
     cls=_ErrorsAsExitCodes,
+    rich_markup_mode=None,
     name="tradebot",
     help="Safety-first options-buying bot for Interactive Brokers.",
     no_args_is_help=True,
@@ -103,6 +114,7 @@ def root(
             metavar="PATH",
             help="Config file (TOML). Default: $TRADEBOT_CONFIG, else ./config.toml.",
             show_default=False,
+            readable=False,  # an unreadable file is a config error (exit 3)
         ),
     ] = None,
     logs: Annotated[
@@ -145,43 +157,80 @@ def _env_has_config() -> bool:
     return bool(os.environ.get("TRADEBOT_CONFIG"))
 
 
-def _register() -> None:
-    from tradebot.cli import (
-        backtest_cmd,
-        config_cmd,
-        gateway_cmd,
-        halt_cmd,
-        journal_close_cmd,
-        journal_cmd,
-        notify_cmd,
-        phase_cmd,
-        remote_cmd,
-        risk_cmd,
-        run_cmd,
-        status_cmd,
-    )
+# Every command, in the order `tradebot --help` lists them: (module, attribute, the one line
+# --help shows). A command's module is imported only when that command runs (or its own --help
+# is asked), so `tradebot status` never pays for `backtest`'s imports; the one-line help is
+# written here for the same reason, and a test checks it against each command's own help.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "tradebot.cli.run_cmd",
+        "run",
+        "Run the trading loop: signals, guards, sizing, brackets, exits.",
+    ),
+    "status": (
+        "tradebot.cli.status_cmd",
+        "status",
+        "Is a loop running? Phase, halt, today's P&L, positions, orders.",
+    ),
+    "halt": (
+        "tradebot.cli.halt_cmd",
+        "halt",
+        "Stop new entries now (a running loop notices within a second).",
+    ),
+    "resume": (
+        "tradebot.cli.halt_cmd",
+        "resume",
+        "Lift the halt: entries may start again (positions untouched).",
+    ),
+    "backtest": (
+        "tradebot.cli.backtest_cmd",
+        "backtest",
+        "Replay sessions through the real loop on the simulated broker.",
+    ),
+    "phase": (
+        "tradebot.cli.phase_cmd",
+        "app",
+        "The phase ladder: status, advance, override, history export.",
+    ),
+    "risk": (
+        "tradebot.cli.risk_cmd",
+        "app",
+        "Risk guards: can the bot open a trade now, and how big.",
+    ),
+    "journal": (
+        "tradebot.cli.journal_cmd",
+        "app",
+        "Closed trades and metrics; `journal close` records an exit.",
+    ),
+    "notify": ("tradebot.cli.notify_cmd", "app", "Alerts (Apprise): check the configured URLs."),
+    "config": ("tradebot.cli.config_cmd", "app", "Validate and show the configuration."),
+    "gateway": (
+        "tradebot.cli.gateway_cmd",
+        "app",
+        "IB Gateway: test the connection, or run a local simulator.",
+    ),
+    "remote": (
+        "tradebot.cli.remote_cmd",
+        "app",
+        "Status and halt from a phone (Telegram): reduces risk only.",
+    ),
+}
 
-    app.add_typer(phase_cmd.app, name="phase")
-    app.add_typer(risk_cmd.app, name="risk")
-    journal_app = typer.Typer(
-        help="Closed trades and their metrics; `journal close` records an exit by hand.",
-        no_args_is_help=False,
-    )
-    journal_app.callback(invoke_without_command=True)(journal_cmd.journal)
-    journal_app.command(name="close")(journal_close_cmd.close)
-    app.add_typer(journal_app, name="journal")
-    app.command(name="run")(run_cmd.run)
-    app.command(name="status")(status_cmd.status)
-    app.command(name="halt")(halt_cmd.halt)
-    app.command(name="resume")(halt_cmd.resume)
-    app.add_typer(notify_cmd.app, name="notify")
-    app.command(name="backtest")(backtest_cmd.backtest)
-    app.add_typer(config_cmd.app, name="config")
-    app.add_typer(gateway_cmd.app, name="gateway")
-    app.add_typer(remote_cmd.app, name="remote")
 
-
-_register()
+@functools.cache
+def load_command(name: str) -> Any:
+    """The click command `name` (imports its module on first use)."""
+    module, attribute, _ = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    command: Any
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)  # a group even with one sub-command
+    else:
+        single = typer.Typer(rich_markup_mode=None)
+        single.command(name=name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from tradebot.core.trades import ClosedTrade
 
 from tradebot.cli.context import state_of
-from tradebot.cli.journal_cmd import parse_day
 from tradebot.cli.output import (
     esc,
     fmt_money,
+    parse_day,
     print_json,
     stderr_console,
     stdout_console,
@@ -35,6 +35,15 @@ def backtest(
         Path | None,
         typer.Option(
             help="Folder of 1-minute bars, one <SYMBOL>.csv per symbol (see README).",
+            show_default=False,
+            readable=False,  # our own check says what is wrong (exit 3)
+        ),
+    ] = None,
+    options: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of real option quotes (Lean minute quote zips, or CSVs of time, "
+            "contract, bid, ask): used instead of the model where they exist (see README).",
             show_default=False,
         ),
     ] = None,
@@ -58,6 +67,7 @@ def backtest(
             help="New folder for the backtest's journals (default: a new folder under "
             "<logs>/backtests/).",
             show_default=False,
+            readable=False,  # our own check says what is wrong (exit 3)
         ),
     ] = None,
     synthetic: Annotated[
@@ -78,8 +88,10 @@ def backtest(
         bool, typer.Option("--json", help="Print the report as one JSON document for scripts.")
     ] = False,
 ) -> None:
-    """Replay sessions through the real loop on the simulated broker; report what it would have
-    done and how the phase ladder would have moved. Writes only into --out."""
+    """Replay sessions through the real loop on the simulated broker.
+
+    Reports what it would have done and how the phase ladder would have moved. Writes only into
+    --out."""
     from tradebot.backtest.plan import BacktestRequest, parse_symbols, prepare
     from tradebot.errors import UsageError
 
@@ -94,6 +106,7 @@ def backtest(
         end=parse_day(end, "--to"),
         symbols=parse_symbols(symbols),
         out=out,
+        options=options,
     )
     state = state_of(ctx)
     # The live logs directory is never written: no log file there, console only.

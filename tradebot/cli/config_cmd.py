@@ -10,7 +10,9 @@ import typer
 from tradebot.cli.context import state_of
 from tradebot.cli.output import esc, print_json, stdout_console
 
-app = typer.Typer(help="Validate and show the configuration.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Validate and show the configuration.", no_args_is_help=True
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 
@@ -30,7 +32,7 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         )
     loaded = state.config(log_to_file=False)
     s = loaded.settings
-    from tradebot.books.risk_report import check_calendar
+    from tradebot.books.session_calendar import check_calendar
 
     check_calendar(s.schedule.calendar)  # needs the calendar library: checked here, not per load
     source = str(loaded.path) if loaded.file_found else f"built-in defaults ({loaded.path} absent)"

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from tradebot.gateway_sim import SimSettings
 
 app = typer.Typer(
-    help="The IB gateway: test the connection, or run a local simulator to rehearse with.",
+    rich_markup_mode=None,
+    help="IB Gateway: test the connection, or run a local simulator.",
     no_args_is_help=True,
 )
 
@@ -205,6 +206,13 @@ def sim(
     )
     if control_port is not None and not 0 < control_port < 65536:
         raise UsageError(f"--control-port {control_port} is not a port number (1 to 65535)")
+    # Options are priced like the simulated broker prices them: `broker.sim.pricing`.
+    from dataclasses import replace
+
+    from tradebot.market.volatility import pricing_params
+
+    loaded = state_of(ctx).config(log_to_file=False)
+    settings = replace(settings, pricing=pricing_params(loaded.settings.broker.sim.pricing))
     from tradebot.logging_setup import configure_logging
 
     configure_logging(None, debug=debug, console_level=logging.INFO)

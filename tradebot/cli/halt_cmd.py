@@ -30,7 +30,9 @@ def halt(
     reason: Reason = None,
     operator: Operator = None,
 ) -> None:
-    """Stop new entries now (a running loop notices within a second). Exit 0, loop or not."""
+    """Stop new entries now (a running loop notices within a second).
+
+    Exit 0, loop or not."""
     from tradebot.books.halt import request_halt
     from tradebot.books.ladder import default_operator
     from tradebot.remote.outbound import alerts_for
@@ -63,7 +65,7 @@ def halt(
 
 
 def resume(ctx: typer.Context, reason: Reason = None, operator: Operator = None) -> None:
-    """Lift the halt: entries may start again (positions are not touched)."""
+    """Lift the halt: entries may start again (positions untouched)."""
     from tradebot.books.halt import KillSwitch
     from tradebot.books.ladder import default_operator
     from tradebot.remote.outbound import alerts_for

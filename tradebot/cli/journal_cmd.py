@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,6 +16,7 @@ from tradebot.cli.output import (
     fmt_price,
     fmt_ratio,
     fmt_time,
+    parse_day,
     print_json,
     stdout_console,
     write_csv,
@@ -30,16 +30,6 @@ if TYPE_CHECKING:
 
     from tradebot.core.metrics import TradeStats
     from tradebot.core.trades import ClosedTrade
-
-
-def parse_day(value: str | None, option: str) -> date | None:
-    """A YYYY-MM-DD option value, or a usage error naming the option."""
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{option} {value!r} is not a date; write it as YYYY-MM-DD") from None
 
 
 def journal(
@@ -302,3 +292,20 @@ def _group_table(
             ]
         )
     return fit_table(title, columns, rows, width, wide=wide)
+
+
+def _journal_app() -> typer.Typer:
+    """`tradebot journal` (the trades and metrics) with its sub-command `journal close`."""
+    from tradebot.cli.journal_close_cmd import close
+
+    group = typer.Typer(
+        rich_markup_mode=None,
+        help="Closed trades and metrics; `journal close` records an exit.",
+        no_args_is_help=False,
+    )
+    group.callback(invoke_without_command=True)(journal)
+    group.command(name="close")(close)
+    return group
+
+
+app = _journal_app()

@@ -11,7 +11,9 @@ from tradebot.cli.output import esc, print_json, stdout_console
 from tradebot.cli.tables import facts
 from tradebot.errors import ExitCode, UsageError
 
-app = typer.Typer(help="Alerts (Apprise): check the configured URLs.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Alerts (Apprise): check the configured URLs.", no_args_is_help=True
+)
 
 
 @app.command("test")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -162,3 +162,13 @@ def fmt_ratio(value: Decimal | None, places: int = 2) -> str:
     if not value.is_finite():
         return "∞"
     return str(value.quantize(Decimal(1).scaleb(-places)))
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    """A YYYY-MM-DD option value, or a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a date; write it as YYYY-MM-DD") from None

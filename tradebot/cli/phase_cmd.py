@@ -12,7 +12,6 @@ from rich.progress_bar import ProgressBar
 from rich.text import Text
 
 from tradebot.cli.context import state_of
-from tradebot.cli.journal_cmd import parse_day
 from tradebot.cli.output import (
     MAX_OPERATOR,
     MAX_REASON,
@@ -22,6 +21,7 @@ from tradebot.cli.output import (
     fmt_pct,
     fmt_ratio,
     fmt_time,
+    parse_day,
     print_json,
     stdout_console,
     write_csv,
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from tradebot.core.phase_rules import Criterion, PhaseEvaluation, WatchItem
 
 app = typer.Typer(
-    help="The phase ladder: status, advance, override password, history export.",
+    rich_markup_mode=None,
+    help="The phase ladder: status, advance, override, history export.",
     no_args_is_help=True,
 )
 
@@ -410,7 +411,7 @@ def set_password(
             "--password-stdin: a password is already set, so stdin needs two lines: the "
             "current password, then the new one (only one line was given); nothing changed"
         ) from None
-    ladder.set_password(
+    unconfirmed = ladder.set_password(
         _now(),
         new_password=new,
         current_password=lambda: current,
@@ -421,6 +422,10 @@ def set_password(
         f"override password {'changed' if stored else 'set'} (salted scrypt hash in "
         f"{esc(ladder.state.dir)})"
     )
+    if unconfirmed is not None:
+        from tradebot.cli.output import warning_line
+
+        warning_line(unconfirmed)
 
 
 # -- export ------------------------------------------------------------------------------------

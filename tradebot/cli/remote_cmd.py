@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from tradebot.config import LoadedConfig
 
 app = typer.Typer(
-    help="Status and halt from a phone (Telegram): a channel that can only reduce risk.",
+    rich_markup_mode=None,
+    help="Status and halt from a phone (Telegram): reduces risk only.",
     no_args_is_help=True,
 )
 

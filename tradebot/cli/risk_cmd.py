@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from tradebot.books.risk_report import RiskReport
 
 app = typer.Typer(
-    help="Risk guards: can the bot open a trade now, and how big.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Risk guards: can the bot open a trade now, and how big.",
+    no_args_is_help=True,
 )
 
 

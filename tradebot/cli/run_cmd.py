@@ -35,6 +35,7 @@ def run(
             help="Replay 1-minute bars from CSV files in this folder (<SYMBOL>.csv); simulated "
             "broker only.",
             show_default=False,
+            readable=False,  # our own check says what is wrong (exit 3)
         ),
     ] = None,
     speed: Annotated[
@@ -69,8 +70,9 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run the trading loop: signals, guards, sizing, brackets, journal — on the simulated
-    broker or on Interactive Brokers (broker.kind)."""
+    """Run the trading loop: signals, guards, sizing, brackets, exits.
+
+    On the simulated broker or on Interactive Brokers (broker.kind); every order journaled."""
     state = state_of(ctx)
     loaded = state.config()
     from tradebot.engine import runner

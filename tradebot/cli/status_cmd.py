@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -30,7 +29,9 @@ def status(
         bool, typer.Option("--wide", help="Every column of the tables, wider than the terminal.")
     ] = False,
 ) -> None:
-    """Loop running (pid, heartbeat age), phase, halt, today's P&L, positions, working orders.
+    """Is a loop running? Phase, halt, today's P&L, positions, orders.
+
+    The pid and heartbeat age, the working orders and the last error, from files only.
 
     Exit 0; 4 when the heartbeat is stale or the loop died without stopping. Never talks to
     the broker.
@@ -38,7 +39,7 @@ def status(
     from tradebot.engine.status_view import loop_report
 
     loaded = state_of(ctx).config(log_to_file=False)
-    report = loop_report(loaded, datetime.now(UTC))
+    report = loop_report(loaded)  # its `now`: just after the heartbeat was read
     if as_json:
         print_json(report)
     else:

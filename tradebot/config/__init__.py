@@ -20,7 +20,7 @@ one line per problem). Everything public is importable from `tradebot.config`.
 
 from __future__ import annotations
 
-from tradebot.config.broker import BrokerConfig, SimBrokerConfig
+from tradebot.config.broker import BrokerConfig, SimBrokerConfig, SimPricingConfig
 from tradebot.config.environment import ENV_NOT_SETTINGS, ENV_PREFIX, env_overrides
 from tradebot.config.fields import MAX_EQUITY, MAX_USD, PHASES, Phase, Section
 from tradebot.config.loader import (
@@ -79,6 +79,7 @@ __all__ = [
     "Section",
     "Settings",
     "SimBrokerConfig",
+    "SimPricingConfig",
     "StrategiesConfig",
     "TradingConfig",
     "TrialRules",

@@ -16,6 +16,28 @@ from pydantic import (
 from tradebot.config.fields import Bool, Int, Num, Section, Text
 
 
+class SimPricingConfig(Section):
+    """How the simulated market prices options (`tradebot.market.volatility`). The defaults are
+    fitted on real option quotes by `benchmarks/calibrate_pricing.py`; docs/backtest-pricing.md
+    has the fit and its out-of-sample errors."""
+
+    # At-the-money implied vol = premium × realized vol (index ETFs SPY/QQQ/IWM/DIA; others).
+    index_premium: Annotated[Num, Field(gt=0, le=10)] = Decimal("1.435")
+    stock_premium: Annotated[Num, Field(gt=0, le=10)] = Decimal("0.843")
+    # Smile: vol × (1 + skew·z + smile·z²), z = strike's distance from spot in std deviations.
+    index_skew: Annotated[Num, Field(ge=-1, le=1)] = Decimal("-0.097")
+    index_smile: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.008")
+    stock_skew: Annotated[Num, Field(ge=-1, le=1)] = Decimal("-0.045")
+    stock_smile: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.053")
+    # The skew grows with time to expiry as (sessions to expiry / 5) ** skew_term.
+    skew_term: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.5")
+    # How much more of a session's variance comes at its open and close than at midday.
+    open_close: Annotated[Num, Field(ge=0, le=50)] = Decimal("5")
+    lookback_sessions: Int = Field(10, ge=0, le=250)  # earlier sessions in the realized vol
+    # Spread: max(one tick, this fraction of the option's value), fitted on index ETFs' quotes.
+    spread: Annotated[Num, Field(ge=0, le=1)] = Decimal("0.028")
+
+
 class SimBrokerConfig(Section):
     """The built-in simulated broker (`broker.kind = "sim"`)."""
 
@@ -26,6 +48,7 @@ class SimBrokerConfig(Section):
     # report quotes this many seconds old (stale quotes must never open a trade).
     refuse_brackets: Bool = False
     quote_delay_s: Int = Field(0, ge=0, le=86_400)
+    pricing: SimPricingConfig = SimPricingConfig()
 
 
 class BrokerConfig(Section):

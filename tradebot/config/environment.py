@@ -60,6 +60,12 @@ def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str,
             if _is_structured(annotation):
                 try:
                     node[part] = json.loads(raw, parse_float=Decimal)
+                except RecursionError:
+                    problems.append(
+                        f"{name}: the value is nested too deeply to be a setting; write a flat "
+                        f'JSON list, e.g. {name}=\'["SPY", "QQQ"]\''
+                    )
+                    break
                 except ValueError:
                     problems.append(
                         f"{name}: the value is not valid JSON; lists are written as JSON, e.g. "

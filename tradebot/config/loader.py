@@ -39,6 +39,11 @@ def load_config(path: Path) -> LoadedConfig:
     overrides, env_keys = env_overrides(os.environ)
     try:
         settings = Settings.model_validate(_deep_merge(data, overrides))
+    except RecursionError:
+        raise ConfigError(
+            f"{path} or TRADEBOT_* environment variables: a value is nested too deeply to be a "
+            "setting; fix it and run `tradebot config check`"
+        ) from None
     except ValidationError as exc:
         described = [
             _describe(err, env_keys) for err in exc.errors(include_url=False, include_input=False)
@@ -175,6 +180,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: arrays or tables nested too deeply to be a configuration; fix the file and "
+            "run `tradebot config check`"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal, get_args
 
 from tradebot.core.validation import MAX_ID, MAX_QTY, iso_date, text, utc_timestamp, whole_number
@@ -95,3 +96,52 @@ def session_entries(events: Iterable[OrderEvent], session: date) -> SessionEntri
 def entries_in_session(events: Iterable[OrderEvent], session: date) -> int:
     """Entry orders intended in `session`, except those that died without any fill."""
     return session_entries(events, session).counted
+
+
+# A limit order fills at its limit or better, and "better" is bounded by the quotes: a fill at
+# more than this many times (or less than this fraction of) its limit or stop is a price no quote
+# of the contract came near — a forged or corrupted line, never a fill.
+PLAUSIBLE_FACTOR = 3
+
+
+def impossible_fill(
+    *,
+    action: str,
+    order_type: str,
+    ordered: int,
+    already_filled: int,
+    limit: Decimal | None,
+    stop: Decimal | None,
+    qty: int,
+    price: Decimal,
+) -> str | None:
+    """Why no broker could have reported this fill of this order, or None when it could."""
+    if already_filled + qty > ordered:
+        return f"{already_filled + qty} filled, more than the {ordered} ordered"
+    if order_type == "EXPIRY":
+        return None if price >= 0 else f"settled at {price}, below zero"
+    if price <= 0:
+        return f"price {price} is not above zero"
+    if order_type == "LMT" and limit is not None:
+        if action == "BUY" and price > limit:
+            return f"bought at {price}, above the order's limit {limit}"
+        if action == "SELL" and price < limit:
+            return f"sold at {price}, below the order's limit {limit}"
+    # "Better" than a limit, or a sell stop's fill above its stop, is bounded by the quotes.
+    # (A stop's fill far below it is a gap, which happens: no lower bound for a sell stop.)
+    far = None
+    if order_type == "LMT" and limit is not None and limit > 0:
+        beyond = (
+            price * PLAUSIBLE_FACTOR < limit
+            if action == "BUY"
+            else price > limit * PLAUSIBLE_FACTOR
+        )
+        far = ("limit", limit) if beyond else None
+    elif order_type == "STP" and stop is not None and stop > 0 and action == "SELL":
+        far = ("stop", stop) if price > stop * PLAUSIBLE_FACTOR else None
+    if far is not None:
+        return (
+            f"at {price}, against the order's {far[0]} {far[1]}: no quote of the contract comes "
+            "near that price"
+        )
+    return None

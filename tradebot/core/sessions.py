@@ -28,12 +28,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped]
 
-DEFAULT_CALENDAR = "XNYS"
+from tradebot.core.session_table import CALENDAR_START as CALENDAR_START
+from tradebot.core.session_table import DEFAULT_CALENDAR as DEFAULT_CALENDAR
+from tradebot.core.session_table import SessionTable
+
 BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 SESSION_COLUMN = "session"
-# Sessions before this date are not needed by a bot trading today; a fixed start keeps the
-# calendar deterministic (it does not move with the clock).
-CALENDAR_START = "1990-01-01"
 
 DayArray = npt.NDArray[np.datetime64]
 _NAT_NS = np.iinfo(np.int64).min
@@ -87,6 +87,43 @@ def session_schedule(name: str = DEFAULT_CALENDAR) -> SessionSchedule:
         break_starts_ns=break_starts,
         break_ends_ns=ns("break_end"),
         has_breaks=bool((break_starts != _NAT_NS).any()),
+    )
+
+
+@lru_cache(maxsize=8)
+def session_table(name: str = DEFAULT_CALENDAR) -> SessionTable:
+    """The calendar's schedule as a pure-Python `SessionTable` (same answers, no numpy needed
+    to ask it): what the edge keeps on disk so that commands need not import this module."""
+    sched = session_schedule(name)
+    ns_per_day = 86_400 * 1_000_000_000
+    midnights = sched.sessions.astype("datetime64[ns]").astype(np.int64)
+
+    def offsets(values: npt.NDArray[np.int64]) -> list[int]:
+        whole, rest = np.divmod(values - midnights, 1_000_000_000)
+        if rest.any():  # exchange_calendars works in minutes: a fraction would be a new habit
+            raise ValueError(f"{name}: session times are not whole seconds")
+        if np.abs(values - midnights).max() >= 2 * ns_per_day:
+            raise ValueError(f"{name}: a session time is days away from its date")
+        out: list[int] = whole.tolist()
+        return out
+
+    days = (sched.sessions.astype(np.int64) + date(1970, 1, 1).toordinal()).tolist()
+    breaks: tuple[list[int | None], list[int | None]] | None = None
+    if sched.has_breaks:
+        has = (sched.break_starts_ns != _NAT_NS).tolist()
+        starts = offsets(np.where(has, sched.break_starts_ns, midnights))
+        ends = offsets(np.where(has, sched.break_ends_ns, midnights))
+        breaks = (
+            [s if h else None for s, h in zip(starts, has, strict=True)],
+            [e if h else None for e, h in zip(ends, has, strict=True)],
+        )
+    return SessionTable(
+        name=name,
+        days=days,
+        opens=offsets(sched.opens_ns),
+        closes=offsets(sched.closes_ns),
+        break_starts=None if breaks is None else breaks[0],
+        break_ends=None if breaks is None else breaks[1],
     )
 
 
@@ -224,6 +261,17 @@ def sessions_between(start: date, end: date, calendar: str = DEFAULT_CALENDAR) -
     lo = int(np.searchsorted(sched.sessions, _day(start), side="left"))
     hi = int(np.searchsorted(sched.sessions, _day(end), side="right"))
     return [_to_date(d) for d in sched.sessions[lo:hi]]
+
+
+def next_session(day: date, calendar: str = DEFAULT_CALENDAR) -> date:
+    """The first session strictly after `day`; ValueError past the calendar's last session."""
+    sched = session_schedule(calendar)
+    i = int(np.searchsorted(sched.sessions, _day(day), side="right"))
+    if i >= len(sched.sessions):
+        raise ValueError(
+            f"no {calendar} session after {day} (the calendar ends {sched.sessions[-1]})"
+        )
+    return _to_date(sched.sessions[i])
 
 
 def previous_sessions(session: date, count: int, calendar: str = DEFAULT_CALENDAR) -> list[date]:

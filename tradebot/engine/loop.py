@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -58,6 +59,9 @@ ACCOUNT_STOPS = frozenset(
     {"daily_loss", "downgraded_this_session", "downgrade_pending", "phase_unknown", "halt"}
 )
 RETRY_MAX = timedelta(seconds=60)
+# Failures at which a failing step is journaled and alerted (then every 50th), and, on a fast
+# simulated clock (no supervisor), the heartbeat written.
+TOLD_AT = (1, 3, 10)
 
 
 @dataclass
@@ -71,6 +75,24 @@ class RunSummary:
     reconcile: list[str] = field(default_factory=list)
     equity: Decimal | None = None
     stopped_by: str = ""
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) is a full disk, a used-up quota or a file-size limit."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def retry_delay(failures: int) -> timedelta:
+    """How long a failing step waits before it is tried again: 5 s, 10 s, 20 s, 40 s, then the
+    cap. The exponent is capped before the multiplication (2 ** 45 seconds is no timedelta)."""
+    if failures <= 0:
+        return timedelta(0)
+    delay: timedelta = RETRY_FIRST * 2 ** min(failures - 1, 10)
+    return min(RETRY_MAX, delay)
 
 
 async def sync_clock(clock: Any) -> None:
@@ -144,6 +166,8 @@ class TradingLoop:
         self.after_wake_hooks: list[Callable[[datetime], None]] = []
         self.planner = WakePlanner(self) if skip_idle else None
         self._idle_until: datetime | None = None  # ticks before this were passed over (done)
+        self._failing: tuple[str, datetime] | None = None  # the failing step, since when
+        self._supervised = False
 
     # -- life cycle ----------------------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -176,6 +200,7 @@ class TradingLoop:
                     view=self.view,
                 )
                 supervisor_task = asyncio.create_task(supervisor.run())
+                self._supervised = True
             else:
                 write_heartbeat(ctx.loaded.state_dir, self.status(), running=True)
             while not self.stop.is_set():
@@ -212,11 +237,14 @@ class TradingLoop:
             if supervisor_task is not None:
                 supervisor_task.cancel()
                 await asyncio.gather(supervisor_task, return_exceptions=True)
-            ctx.events.record(
-                end,
-                "stop",
-                f"tradebot run stopped ({why}); working orders stay at the broker",
-            )
+            try:
+                ctx.events.record(
+                    end,
+                    "stop",
+                    f"tradebot run stopped ({why}); working orders stay at the broker",
+                )
+            except OSError as exc:  # a full disk must not turn a clean stop into a crash
+                log.error("the stop was not journaled: %s", exc)
             ctx.notify("stop", f"tradebot stopped ({why}); working orders stay at the broker")
             with contextlib.suppress(OSError):
                 write_heartbeat(
@@ -312,6 +340,7 @@ class TradingLoop:
             next_wake=self._next_wake,
             last_error=self.last_error,
             stuck_for_s=None if stuck is None else round(stuck, 1),
+            failing=(None if self._failing is None else f"{self._failing[0]} ×{self._failures}"),
             clock_note=clock_note(ctx.clock),
             urgent=[*self.expiry.urgent, *self.positions.urgent],
         )
@@ -320,9 +349,9 @@ class TradingLoop:
         if self.until is not None:
             when = min(when, self.until)
         clock = self.ctx.clock
+        if self._failures:
+            when = self._retry_at(clock.now())
         self._next_wake = when
-        if self._failures:  # retry a failing broker soon, not at the next scheduled step
-            when = min(when, clock.now() + min(RETRY_MAX, RETRY_FIRST * 2 ** (self._failures - 1)))
         if clock.simulated and getattr(clock, "speed", None) is None:
             await clock.sleep_until(when)
             return
@@ -340,6 +369,24 @@ class TradingLoop:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+    def _retry_at(self, now: datetime) -> datetime:
+        """When to wake after a failed step: after the backoff, never "now" again (what was due
+        is still due because it failed), sooner only for what protects positions — the
+        emulated legs' next poll, the flatten before the close and its retries — or the end of
+        the run."""
+        when = now + retry_delay(self._failures)
+        plan = self.plan
+        if plan is not None and plan.in_session(now):
+            soon = [plan.flatten_at]
+            if self.next_oco is not None and self.oco.armed():
+                soon.append(self.next_oco)
+            if now >= plan.flatten_at and self._to_flatten(plan):
+                soon.append(now + FLATTEN_RETRY)  # a closing sell is retried within seconds
+            when = min([when, *(t for t in soon if t > now)])
+        if self.until is not None:
+            when = min(when, max(self.until, now + timedelta(microseconds=1)))
+        return when
 
     async def reconcile(self, now: datetime) -> None:
         """Before any entry: adopt what the broker did while we were away; report the rest."""
@@ -433,29 +480,17 @@ class TradingLoop:
         if self.planner is not None:
             self.planner.before_wake()
         try:
-            # Each state file is stat'ed once in a wake (re-read only if it changed); what
-            # another process writes meanwhile is seen at the next wake.
-            with one_stat_per_file():
-                await self._wake(now, force_tick)
-            self._failures = 0
-        except Exception as exc:
-            # Nothing that goes wrong in one step ends the loop — a failed broker request, a
-            # damaged state file, a bug: exits, stops and flattening must go on. The next wake
-            # retries, sooner while failures persist; entries wait for a clean tick.
-            self._failures += 1
-            message = (
-                exc.message if isinstance(exc, TradebotError) else f"{type(exc).__name__}: {exc}"
-            )
-            self.last_error = message
-            kind = "broker_error" if isinstance(exc, BrokerError) else "error"
-            if not isinstance(exc, TradebotError):
-                log.exception("unexpected error in the loop (it carries on)")
-            if self._failures in (1, 3, 10) or self._failures % 50 == 0:
-                self.ctx.events.record(
-                    now, kind, f"a step failed ({self._failures}×): {message}",
-                    failures=self._failures,
-                )  # fmt: skip
-                self.ctx.notify("error", f"a step failed ({self._failures}×): {message}")
+            try:
+                # Each state file is stat'ed once in a wake (re-read only if it changed); what
+                # another process writes meanwhile is seen at the next wake.
+                with one_stat_per_file():
+                    failed = await self._wake(now, force_tick)
+            except Exception as exc:  # outside the steps (a bug): the loop carries on all the same
+                failed = ("wake", exc)
+            if failed is None and self._failing is not None:
+                failed = self._recovered(now)
+            if failed is not None:
+                self._failed(now, *failed)
         finally:
             self._wake_started = None
             if self.planner is not None:
@@ -468,7 +503,66 @@ class TradingLoop:
     def failing(self) -> bool:
         return self._failures > 0
 
-    async def _wake(self, now: datetime, force_tick: bool) -> None:
+    def _recovered(self, now: datetime) -> tuple[str, Exception] | None:
+        """A clean wake after failures: said in the events journal (and, after a full disk,
+        alerted); a journal that still cannot be written is one more failure."""
+        assert self._failing is not None
+        step, since = self._failing
+        text = (
+            f"{step} works again after {self._failures} failure(s) since {since:%Y-%m-%d %H:%M} UTC"
+        )
+        try:
+            self.ctx.events.record(now, "step_recovered", text)
+        except OSError as exc:
+            return ("events", exc)
+        if disk_full(self._last_exc):
+            self._paused = None
+            self.ctx.notify("error", f"the disk takes writes again; entries may resume: {text}")
+        self._failures = 0
+        self._failing = None
+        return None
+
+    def _failed(self, now: datetime, step: str, exc: Exception) -> None:
+        """Nothing that goes wrong in one step ends the loop — a failed broker request, a
+        damaged state file, a full disk, a bug: exits, stops and flattening must go on. The next
+        wake retries after a capped backoff; entries wait for a clean step."""
+        self._failures += 1
+        self._last_exc = exc
+        if self._failing is None or self._failing[0] != step:
+            self._failing = (step, now)
+        since = self._failing[1]
+        message = exc.message if isinstance(exc, TradebotError) else f"{type(exc).__name__}: {exc}"
+        self.last_error = (
+            f"{step} failed {self._failures}× since {since:%Y-%m-%d %H:%M} UTC: {message}"
+        )
+        # The sync is due again after the backoff, not at once (a past next_sync meant "now").
+        self.next_sync = now + retry_delay(self._failures)
+        if not isinstance(exc, TradebotError) and self._failures in TOLD_AT:
+            log.exception("unexpected error in the loop (it carries on)", exc_info=exc)
+        full = disk_full(exc)
+        if full and self._failures == 1:
+            # Said at once and plainly: nothing new is opened until the disk takes writes again.
+            self._paused = "disk full: new entries paused until the journals can be written"
+        if self._failures in TOLD_AT or self._failures % 50 == 0:
+            kind = "broker_error" if isinstance(exc, BrokerError) else "error"
+            text = f"a step failed ({self._failures}×): {step}: {message}"
+            if full:
+                text = f"disk full: new entries paused; exits go on where they can ({text})"
+            try:
+                self.ctx.events.record(now, kind, text, step=step, failures=self._failures)
+            except OSError:
+                log.error("%s (not journaled: %s)", text, "the events journal cannot be written")
+            self.ctx.notify("error", text)
+            if not self._supervised:  # nobody else writes the heartbeat on a fast clock
+                with contextlib.suppress(OSError):
+                    write_heartbeat(self.ctx.loaded.state_dir, self.status(), running=True)
+
+    async def _wake(self, now: datetime, force_tick: bool) -> tuple[str, Exception] | None:
+        """One wake in steps: sync with the broker; the risk-reducing work (stale entries, the
+        halt, flattening, the emulated legs), which runs even when the sync failed (each exit
+        checks what the broker holds, so a stale journal never sells twice); then, only after
+        a clean sync, the session's first look and the tick (entries). Returns the first step
+        that failed and why, or None."""
         ctx = self.ctx
         plan = self._plan(now)
         if self.planner is not None:
@@ -482,7 +576,41 @@ class TradingLoop:
             self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
             if plan.in_session(now) and now >= plan.flatten_at:
                 self.expiry.check(now, plan.session, plan.closes, connected=False)
-            return
+            return None
+        failed: tuple[str, Exception] | None = None
+        try:
+            await self._sync(now)
+        except Exception as exc:
+            failed = ("sync", exc)
+        try:
+            await self._protective(now, plan)
+        except Exception as exc:
+            failed = failed or ("exits", exc)
+        if failed is None:
+            try:
+                if plan.in_session(now):
+                    if self.opened != plan.session:
+                        self.opened = plan.session
+                        await self._first_look(now)
+                    tick = self._due_tick(plan, now, force_tick)
+                    if tick is not None:
+                        await self.tick(now, plan)
+                elif force_tick and not (now >= plan.closes and self.closed != plan.session):
+                    log.info("outside the session (next open %s UTC): no tick", plan.opens)
+            except Exception as exc:
+                failed = ("tick", exc)
+        try:
+            if not plan.in_session(now) and now >= plan.closes and self.closed != plan.session:
+                await self._session_end(now, plan)
+            self._closed()
+        except Exception as exc:
+            failed = failed or ("session end", exc)
+        return failed
+
+    async def _sync(self, now: datetime) -> None:
+        """Adopt what the broker did (after a reconnect: reconcile first), close finished
+        trades, guard bare positions."""
+        ctx = self.ctx
         if ctx.broker.generation != self._generation:
             # Reconnected: what happened while away is adopted before anything else.
             await self.reconcile(now)
@@ -500,46 +628,38 @@ class TradingLoop:
         # refused after the entry filled): a bare position is guarded at the next step.
         self._protect(now)
         self.next_sync = now + SYNC_EVERY
+
+    async def _protective(self, now: datetime, plan: SessionPlan) -> None:
+        """What reduces risk: never blocked by a guard, nor by a failed sync."""
+        ctx = self.ctx
         await self.exits.cancel_stale_entries(
             now, timedelta(seconds=ctx.settings.trading.interval_s)
         )
         await self._follow_halt(now)
-        if plan.in_session(now):
-            if self.opened != plan.session:
-                self.opened = plan.session
-                await self._first_look(now)
-            left = [
-                p.entry.ref
-                for p in ctx.book.open_positions()
-                if p.entry.strategy == "scalp" and p.entry.session < plan.session
-            ]
-            if left:  # scalp positions never stay overnight: left over from a stop or a crash
-                for line in await self.exits.flatten(now, strategy="scalp", reason="flatten"):
-                    log.warning("scalp position left from an earlier session: %s", line)
-            if now >= plan.flatten_at:
-                await self.would_be.review(now, plan)
-                closing = self.flattened != plan.session
-                self.flattened = plan.session
-                lines = await self.exits.flatten(
-                    now, strategy="scalp", reason="flatten", expiring_by=plan.session
-                )
-                if closing:
-                    for line in lines:
-                        log.info("before the close: %s", line)
-                self.expiry.check(
-                    now, plan.session, plan.closes, connected=ctx.broker.is_connected()
-                )
-            if self.oco.armed():
-                await self.oco.poll(now)
-                self.next_oco = now + POLL
-            tick = self._due_tick(plan, now, force_tick)
-            if tick is not None:
-                await self.tick(now, plan)
-        elif now >= plan.closes and self.closed != plan.session:
-            await self._session_end(now, plan)
-        elif force_tick:
-            log.info("outside the session (next open %s UTC): no tick", plan.opens)
-        self._closed()
+        if not plan.in_session(now):
+            return
+        left = [
+            p.entry.ref
+            for p in ctx.book.open_positions()
+            if p.entry.strategy == "scalp" and p.entry.session < plan.session
+        ]
+        if left:  # scalp positions never stay overnight: left over from a stop or a crash
+            for line in await self.exits.flatten(now, strategy="scalp", reason="flatten"):
+                log.warning("scalp position left from an earlier session: %s", line)
+        if now >= plan.flatten_at:
+            await self.would_be.review(now, plan)
+            closing = self.flattened != plan.session
+            self.flattened = plan.session
+            lines = await self.exits.flatten(
+                now, strategy="scalp", reason="flatten", expiring_by=plan.session
+            )
+            if closing:
+                for line in lines:
+                    log.info("before the close: %s", line)
+            self.expiry.check(now, plan.session, plan.closes, connected=ctx.broker.is_connected())
+        if self.oco.armed():
+            self.next_oco = now + POLL
+            await self.oco.poll(now)
 
     async def _follow_halt(self, now: datetime) -> None:
         """A halt stops new entries at once: working entry orders are cancelled; with

@@ -27,6 +27,7 @@ Contracts in intents carry `ladder` ([[low edge, increment], …], IB's market r
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -36,7 +37,18 @@ from typing import Any
 from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
 from tradebot.brokers.base import Broker, BrokerOrder, Execution, Foresight, OrderSpec
 from tradebot.core.instruments import OptionContract
+from tradebot.core.orders import impossible_fill
 from tradebot.core.trades import ClosedTrade, ExitReason, close_trade, session_of
+from tradebot.core.validation import (
+    MAX_ID,
+    MAX_MONEY,
+    MAX_PRICE,
+    MAX_QTY,
+    decimal_number,
+    text,
+    utc_timestamp,
+    whole_number,
+)
 from tradebot.engine.events import EventLog
 from tradebot.errors import CorruptRecordError
 
@@ -71,6 +83,7 @@ class FillRecord:
     commission: Decimal
     time: datetime
     kind: str = "trade"
+    line: int | None = None  # where it is in orders.jsonl
 
 
 @dataclass
@@ -193,6 +206,7 @@ class OrderBook:
         # The last sync left something for a later one (a fill waiting for its commission):
         # the next sync must run even when the broker reports no change.
         self.waiting = False
+        self._pending: deque[tuple[dict[str, Any], int]] = deque()  # read, not yet applied
         self._batch = False  # applying a batch of records
         self._trades_read = False  # ... and the trade journal was read for it
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
@@ -207,21 +221,41 @@ class OrderBook:
 
     # -- reading the journal -------------------------------------------------------------------
     def refresh(self) -> None:
-        """Apply journal records appended since the last refresh (by us or by the ladder):
-        the journal hands them to `_records` as it reads them."""
-        self.journal.refresh()
+        """Apply journal records appended since the last refresh (by us or by the ladder): the
+        journal hands them over as it reads them (`_records`), and they are applied here.
 
-    def _records(self, records: list[dict[str, Any]], reset: bool) -> None:
+        A record that cannot be (a fill above its buy limit, more than was ordered, a quantity
+        that is not a number) raises CorruptRecordError naming `orders.jsonl:line`, now and at
+        every refresh until the journal is repaired: callers fail safe (the loop refuses entries
+        while exits go on; a command exits 4)."""
+        self.journal.refresh()
+        self._drain()
+
+    def _records(self, records: list[dict[str, Any]], lines: list[int], reset: bool) -> None:
         if reset:  # replaced or repaired: rebuild
             self.orders, self.exits_of, self.seen_execs = {}, {}, set()
             self.by_perm = {}
             self.unfinished, self.live, self._prefix_count = {}, {}, {}
-        if not records:
+            self._pending.clear()
+        self._pending.extend(zip(records, lines, strict=True))
+
+    def _drain(self) -> None:
+        pending = self._pending
+        if not pending:
             return
         self._batch, self._trades_read = True, False
         try:
-            for record in records:
-                self._apply(record)
+            while pending:
+                record, line = pending[0]
+                try:
+                    self._apply(record, line)
+                except KeyError as exc:
+                    raise CorruptRecordError(
+                        self.journal.path, line, f"missing field {exc.args[0]}"
+                    ) from None
+                except (TypeError, ValueError, ArithmeticError) as exc:
+                    raise CorruptRecordError(self.journal.path, line, str(exc)) from None
+                pending.popleft()
         finally:
             self._batch = False
 
@@ -283,7 +317,7 @@ class OrderBook:
             self.journal_error = exc.message
             return False
 
-    def _apply(self, r: dict[str, Any]) -> None:
+    def _apply(self, r: dict[str, Any], line: int | None = None) -> None:
         ref, event = str(r["order_ref"]), str(r["event"])
         ts = datetime.fromisoformat(str(r["ts"]))
         if event == "intent":
@@ -335,15 +369,22 @@ class OrderBook:
             order.status = str(r["status"])
             order.reason = str(r.get("reason") or "")
         elif event == "fill":
-            exec_id = str(r["exec_id"])
-            order.fills[exec_id] = FillRecord(
-                exec_id=exec_id,
-                qty=int(r["qty"]),
-                price=Decimal(str(r["price"])),
-                commission=Decimal(str(r.get("commission") or 0)),
-                time=datetime.fromisoformat(str(r["time"])),
-                kind=str(r.get("kind") or "trade"),
+            fill = _fill(r, line)
+            already = order.filled_qty - (
+                order.fills[fill.exec_id].qty if fill.exec_id in order.fills else 0
             )
+            problem = impossible_fill(
+                action=order.action, order_type=order.order_type, ordered=order.qty,
+                already_filled=already, limit=order.limit, stop=order.stop, qty=fill.qty,
+                price=fill.price,
+            )  # fmt: skip
+            if problem is not None:
+                raise ValueError(
+                    f"fill {fill.exec_id} of {order.ref} cannot be: {problem}; no broker reports "
+                    "that (a forged or damaged line)"
+                )
+            exec_id = fill.exec_id
+            order.fills[exec_id] = fill
             self.seen_execs.add(exec_id)
             perm_id = int(r.get("perm_id") or 0)
             if perm_id:
@@ -502,7 +543,8 @@ class OrderBook:
             since = self._last_sync - timedelta(minutes=10)
         broker_orders = await broker.orders(since)
         self._last_sync = now
-        executions = await broker.executions(self.sync_since(now) - timedelta(days=1))
+        asked_since = self.sync_since(now) - timedelta(days=1)
+        executions = await broker.executions(asked_since)
         for x in sorted(executions, key=lambda e: (e.time, e.exec_id)):
             if x.exec_id in self.seen_execs:
                 continue
@@ -540,6 +582,8 @@ class OrderBook:
                 continue
             self._record_fill(now, order, x, x.qty)
             report.fills += 1
+        if getattr(broker, "account_is_truth", False):
+            self._verify_fills(executions, asked_since)
         known = set()
         for bo in broker_orders:
             ours = self.find(bo.order_ref, bo.perm_id)
@@ -572,6 +616,35 @@ class OrderBook:
             ref = self.by_perm.get(perm_id)
             order = self.orders.get(ref) if ref else None
         return order
+
+    def _verify_fills(self, executions: list[Execution], since: datetime) -> None:
+        """The simulated account is the truth (it keeps every fill): each journaled fill of our
+        unfinished business must be one of its executions, same quantity, same price. One that
+        is not was written by someone else: CorruptRecordError naming the line (exit 4 at the
+        start; in the loop the sync fails, so no entry opens, while exits go on)."""
+        known = {x.exec_id: x for x in executions}
+        for entry in list(self.unfinished.values()):
+            for order in [entry, *(self.orders[r] for r in self.exits_of.get(entry.ref, []))]:
+                for fill in order.fills.values():
+                    if fill.time < since:
+                        continue
+                    x = known.get(fill.exec_id)
+                    same = x is not None and (
+                        fill.kind == "expiry" or (x.qty == fill.qty and x.price == fill.price)
+                    )
+                    if not same:
+                        found = (
+                            "no such execution"
+                            if x is None
+                            else f"its execution is {x.qty} at {x.price}"
+                        )
+                        raise CorruptRecordError(
+                            self.journal.path,
+                            fill.line,
+                            f"fill {fill.exec_id} of {order.ref} ({fill.qty} at {fill.price}) is "
+                            f"not in the simulated account ({found}); the account is the truth",
+                            action="remove that line (keep a backup), then run again",
+                        )
 
     def _adopt_status(self, now: datetime, bo: BrokerOrder, report: SyncReport) -> int:
         order = self.find(bo.order_ref, bo.perm_id)
@@ -779,6 +852,24 @@ def _at_most_six_places(price: Decimal) -> Decimal:
     """An average price as recorded: exact when it has ≤ 6 places (the usual case)."""
     rounded = price.quantize(_SIX_PLACES)
     return price.normalize() if rounded == price else rounded
+
+
+def _fill(r: dict[str, Any], line: int | None) -> FillRecord:
+    """A fill line's fields, each checked (a ValueError names the field)."""
+    kind = text(r.get("kind") or "trade", "kind")
+    if kind not in ("trade", "expiry"):
+        raise ValueError(f"kind {kind[:40]!r} is not trade or expiry")
+    return FillRecord(
+        exec_id=text(r["exec_id"], "exec_id", max_length=MAX_ID),
+        qty=whole_number(r["qty"], "qty", low=1, high=MAX_QTY),
+        price=decimal_number(r["price"], "price", low=Decimal(0), high=MAX_PRICE),
+        commission=decimal_number(
+            r.get("commission") or 0, "commission", low=-MAX_MONEY, high=MAX_MONEY
+        ),
+        time=utc_timestamp(r["time"], "time"),
+        kind=kind,
+        line=line,
+    )
 
 
 def _dec(value: Any) -> Decimal | None:

@@ -1,7 +1,8 @@
 """Assemble a run from the configuration and the `tradebot run` options, and run it.
 
-* One loop per logs directory: `state/run.lock` is held (flock) for the whole run; a second
-  `tradebot run` on the same files is refused with the pid of the first.
+* One loop per logs directory, state directory and broker account: `state/run.lock`,
+  `journal/run.lock` and (IBKR) a lock per gateway and account are held (flock) for the whole
+  run; a second `tradebot run` sharing any of them is refused with the pid of the first.
 * The clock is the wall clock, unless `--start`, `--speed` or `--bars` ask for a simulated one
   (then `--speed` defaults to `max`: as fast as the machine goes). With `broker.kind = "ibkr"`
   those are refused: time is the gateway's, followed only in a rehearsal against
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from tradebot.books.session_calendar import refresh_cache
 from tradebot.config import LoadedConfig
 from tradebot.engine.clock import Clock, SimClock, WallClock
 from tradebot.engine.context import EngineContext, Notify, build_context
@@ -38,6 +40,7 @@ from tradebot.notify.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
     from tradebot.market import MarketModel
+    from tradebot.market.csv_bars import CsvBars
 
 NEW_YORK = ZoneInfo("America/New_York")
 LOCK_FILE = "run.lock"
@@ -139,11 +142,71 @@ def build_options(
 
 
 @contextmanager
-def run_lock(state_dir: Path) -> Iterator[None]:
-    """Hold `state/run.lock` for the whole run: one loop per logs directory."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def run_lock(state_dir: Path, *, loaded: LoadedConfig | None = None) -> Iterator[None]:
+    """One loop per logs directory, state directory and broker account, for the whole run.
+
+    `state/run.lock` (the state: the simulated account, the halt, the OCO legs); with `loaded`
+    also `journal/run.lock` in the logs directory (the journals, whatever state_dir says) and,
+    for IBKR, a lock per gateway and per account in the user's runtime directory. Each lock
+    file holds the pid of its holder; a second run is refused naming it (exit 4)."""
+    locks = [(Path(state_dir) / LOCK_FILE, f"using {Path(state_dir).parent}")]
+    if loaded is not None:
+        journal = Path(loaded.logs_dir) / "journal"
+        locks.append((journal / LOCK_FILE, f"writing the journals in {loaded.logs_dir}"))
+        broker = loaded.settings.broker
+        if broker.kind == "ibkr":
+            ib = broker
+            shared = account_lock_dir()
+            locks.append(
+                (shared / f"ibkr-gateway-{_safe(ib.host)}-{ib.port}.lock",
+                 f"trading through the IB gateway at {ib.host}:{ib.port}")
+            )  # fmt: skip
+            if ib.account:
+                locks.append(
+                    (shared / f"ibkr-account-{_safe(ib.account)}.lock",
+                     f"trading the IB account {ib.account}")
+                )  # fmt: skip
+    fds: list[int] = []
+    try:
+        for path, what in locks:
+            fds.append(_take_lock(path, what))
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def account_lock_dir() -> Path:
+    """Where locks on things outside the logs directory live: the user's runtime directory
+    ($XDG_RUNTIME_DIR, else the temporary directory), in a 0700 folder of this user."""
+    import tempfile
+
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"tradebot-{os.getuid()}"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in text)
+
+
+def _take_lock(path: Path, what: str) -> int:
+    """Open and flock `path` (a regular file, 0600, directories 0700); the pid is written in
+    it. RefusedError naming the holder's pid when another run holds it."""
+    from tradebot.storage.atomic import make_private_dirs, open_regular
+
+    make_private_dirs(path.parent)
+    if path.parent.name.startswith("tradebot-") and os.stat(path.parent).st_uid != os.getuid():
+        raise RefusedError(
+            f"{path.parent} belongs to another user; set XDG_RUNTIME_DIR to a directory of yours"
+        )
+    try:
+        fd, _created = open_regular(path, os.O_RDWR, follow_symlinks=False)
+    except OSError as exc:
+        from tradebot.errors import CorruptRecordError
+
+        raise CorruptRecordError(
+            path, None, str(exc.strerror or exc), action="move it away, then run again"
+        ) from None
     try:
         for attempt in range(LOCK_TRIES):
             try:
@@ -157,14 +220,15 @@ def run_lock(state_dir: Path) -> Iterator[None]:
         else:
             other = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
             raise RefusedError(
-                f"another tradebot run (pid {other}) is already using {state_dir.parent}; stop "
-                "it first (one loop per logs directory)"
-            ) from None
+                f"another tradebot run (pid {other}) is already {what}; stop it first (one "
+                "loop per logs directory, state directory and broker account)"
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        yield
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def make_clock(loaded: LoadedConfig, options: RunOptions) -> Clock:
@@ -185,9 +249,7 @@ def make_clock(loaded: LoadedConfig, options: RunOptions) -> Clock:
         return WallClock()
     start = options.start
     if start is None and options.bars is not None:
-        from tradebot.market.csv_bars import CsvBars
-
-        source = CsvBars(options.bars, loaded.settings.schedule.calendar)
+        source = _csv_source(loaded, options.bars)
         firsts = [source.sessions(s)[0] for s in source.symbols() if source.sessions(s)]
         if not firsts:
             raise UsageError(f"--bars {options.bars}: no regular-session bars in the files")
@@ -197,15 +259,28 @@ def make_clock(loaded: LoadedConfig, options: RunOptions) -> Clock:
     return SimClock(start, options.speed)
 
 
+def _csv_source(loaded: LoadedConfig, bars: Path) -> CsvBars:
+    """The configured symbols' bar files (no other file in the folder is looked at)."""
+    from tradebot.market.csv_bars import CsvBars
+
+    symbols = loaded.settings.trading.symbols
+    source = CsvBars(bars, loaded.settings.schedule.calendar, symbols=symbols)
+    for symbol in symbols:
+        if symbol.upper() not in source.files:
+            raise UsageError(
+                f"--bars {bars} has no file for {symbol} (trading.symbols); add {symbol}.csv "
+                "or remove the symbol"
+            )
+    return source
+
+
 def default_until(loaded: LoadedConfig, options: RunOptions, clock: Clock) -> datetime | None:
     """A simulated run stops by itself: after the last session of `--bars`, else at the end of
     the New York day it started on. Real time runs until stopped."""
     if options.until is not None or not options.simulated:
         return options.until
     if options.bars is not None:
-        from tradebot.market.csv_bars import CsvBars
-
-        source = CsvBars(options.bars, loaded.settings.schedule.calendar)
+        source = _csv_source(loaded, options.bars)
         last = max(source.sessions(s)[-1] for s in source.symbols() if source.sessions(s))
         return datetime.combine(last + timedelta(days=1), time(0), NEW_YORK).astimezone(UTC)
     day = clock.now().astimezone(NEW_YORK).date()
@@ -253,8 +328,14 @@ def make_context(
     from tradebot.market import make_market
 
     if market is None:
+        from tradebot.market.volatility import pricing_params
+
         market = make_market(
-            seed=s.broker.sim.seed, bars_dir=options.bars, calendar=s.schedule.calendar
+            seed=s.broker.sim.seed,
+            bars_dir=options.bars,
+            calendar=s.schedule.calendar,
+            params=pricing_params(s.broker.sim.pricing),
+            symbols=s.trading.symbols,
         )
     for symbol in s.trading.symbols:
         if not market.supports(symbol):
@@ -303,18 +384,22 @@ def run(
     systemd: SystemdNotifier | None = None,
 ) -> RunSummary:
     """Run the loop to its end (until, once, or a stop signal); returns what happened."""
-    clock = make_clock(loaded, options)
-    refuse_live_in_experience(loaded, clock.now())
-    until = default_until(loaded, options, clock)
-    ctx = make_context(loaded, options, clock, notify)
-    # Log lines say when the loop acted: its own clock's time when it is not this machine's.
-    own_clock = isinstance(clock, SimClock) or clock.describe() is not None
-    use_clock(clock.now if own_clock else None)
-    try:
-        with run_lock(loaded.state_dir):
+    # The lock first: nothing of a refused second run touches the files of the first.
+    with run_lock(loaded.state_dir, loaded=loaded):
+        clock = make_clock(loaded, options)
+        refuse_live_in_experience(loaded, clock.now())
+        until = default_until(loaded, options, clock)
+        ctx = make_context(loaded, options, clock, notify)
+        # Log lines say when the loop acted: its own clock's time when it is not this machine's.
+        own_clock = isinstance(clock, SimClock) or clock.describe() is not None
+        use_clock(clock.now if own_clock else None)
+        try:
+            # The loop loads exchange_calendars anyway: it leaves a copy of the sessions for the
+            # commands that must start fast (`risk check`, `status`).
+            refresh_cache(loaded.state_dir, loaded.settings.schedule.calendar)
             return asyncio.run(_main(ctx, until, options.once, view, systemd or SystemdNotifier()))
-    finally:
-        use_clock(None)
+        finally:
+            use_clock(None)
 
 
 def fast_replay(options: RunOptions) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
-from tradebot.core.sessions import session_open_close, sessions_between
+from tradebot.books.session_calendar import calendar_sessions
 from tradebot.core.trades import session_of
 
 
@@ -65,8 +66,11 @@ def session_plan(
     open_delay_minutes: int,
     close_buffer_minutes: int,
     flatten_minutes: int,
+    state_dir: Path | None = None,
 ) -> SessionPlan:
-    opens, closes = session_open_close(session, calendar)
+    """The plan of `session` (ValueError when it is not one); with a `state_dir`, from its
+    cached copy of the calendar when valid (`tradebot.books.session_calendar`)."""
+    opens, closes = calendar_sessions(calendar, state_dir).open_close(session)
     return SessionPlan(
         session=session,
         opens=opens,
@@ -78,9 +82,10 @@ def session_plan(
     )
 
 
-def current_or_next_session(now: datetime, calendar: str) -> date:
+def current_or_next_session(now: datetime, calendar: str, state_dir: Path | None = None) -> date:
     """The session whose close is after `now` (today's, or the next one)."""
-    for day in sessions_between(session_of(now), session_of(now) + timedelta(days=10), calendar):
-        if session_open_close(day, calendar)[1] > now:
+    sessions = calendar_sessions(calendar, state_dir)
+    for day in sessions.between(session_of(now), session_of(now) + timedelta(days=10)):
+        if sessions.open_close(day)[1] > now:
             return day
     raise ValueError(f"no {calendar} session in the ten days after {now:%Y-%m-%d}")

@@ -71,10 +71,13 @@ class LoopStatus:
     # What the operator must see first: an option expiring today still held near the close,
     # a position the broker changed behind tradebot's back.
     urgent: list[str] = field(default_factory=list)
+    failing: str | None = None  # the step failing now and how often ("sync ×12")
 
     def line(self) -> str:
         """One line for systemd's STATUS= and plain logs."""
         state = "HALTED" if self.halted else ("disconnected" if not self.connected else "ok")
+        if self.failing is not None:
+            state = f"FAILING ({self.failing})" if state == "ok" else f"{state}, FAILING"
         equity = "?" if self.equity is None else f"{self.equity:.2f}"
         pnl = "?" if self.day_pnl is None else f"{self.day_pnl:+.2f}"
         urgent = f"URGENT ({len(self.urgent)}): {self.urgent[0]} · " if self.urgent else ""
@@ -107,5 +110,6 @@ class LoopStatus:
             "last_error": self.last_error,
             "stuck_for_s": self.stuck_for_s,
             "urgent": self.urgent,
+            "failing": self.failing,
             "status": self.line(),
         }

@@ -11,15 +11,18 @@ from typing import Any
 STALE_MIN_S = 90.0
 
 
-def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
-    """What `tradebot status` shows. Reads files only; never talks to the broker."""
+def loop_report(loaded: Any, now: datetime | None = None) -> dict[str, Any]:
+    """What `tradebot status` shows. Reads files only; never talks to the broker.
+
+    `now` defaults to the moment just after the heartbeat was read: taken before, a beat
+    written in between would look like one from the future (a negative age)."""
     import fcntl
     import os as _os
     from pathlib import Path
 
+    from tradebot.books.equity import account_modes
     from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
     from tradebot.books.ladder import PhaseLadder
-    from tradebot.books.risk_report import account_modes
     from tradebot.books.state_store import StateStore
     from tradebot.engine.events import EventLog
     from tradebot.engine.heartbeat import HEARTBEAT_FILE
@@ -41,10 +44,12 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
         finally:
             _os.close(fd)
     beat = read_json_state(state_dir / HEARTBEAT_FILE)
-    beat_at = (
-        None if beat is None else datetime.fromisoformat(str(beat["beat"]).replace("Z", "+00:00"))
-    )
-    age = None if beat_at is None else (now - beat_at).total_seconds()
+    beat_at = None if beat is None else _beat_time(state_dir / HEARTBEAT_FILE, beat)
+    if now is None:
+        from datetime import UTC
+
+        now = datetime.now(UTC)
+    age = None if beat_at is None else max(0.0, (now - beat_at).total_seconds())
     stale_after = max(STALE_MIN_S, 3 * heartbeat_s)
     problems: list[str] = []
     if lock_holder is not None:
@@ -166,25 +171,45 @@ def loop_report(loaded: Any, now: datetime) -> dict[str, Any]:
     }
 
 
+def _beat_time(path: Any, beat: dict[str, Any]) -> datetime:
+    """The heartbeat's `beat`: an ISO-8601 time with a timezone, or CorruptRecordError naming
+    the file and the key (written by the loop only; anything else is not its heartbeat)."""
+    from tradebot.core.validation import utc_timestamp
+    from tradebot.errors import CorruptRecordError
+
+    if "beat" not in beat:
+        raise CorruptRecordError(path, None, "the key beat is missing")
+    try:
+        return utc_timestamp(beat["beat"], "beat")
+    except ValueError as exc:
+        raise CorruptRecordError(path, None, str(exc)) from None
+
+
 def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> list[str]:
     """Open positions whose option expires today (once the flatten time has come) or has
     expired already, unless the running loop's heartbeat names them."""
     from tradebot.core.trades import EXCHANGE_TZ, session_of
-    from tradebot.engine.schedule import session_plan
 
     s = loaded.settings
     today = session_of(now)
-    try:
-        plan = session_plan(
-            today,
-            s.schedule.calendar,
-            interval_s=s.trading.interval_s,
-            open_delay_minutes=s.schedule.open_delay_minutes,
-            close_buffer_minutes=s.schedule.close_buffer_minutes,
-            flatten_minutes=s.trading.flatten_minutes_before_close,
-        )
-    except ValueError:  # not a session today
-        plan = None
+    plan: Any = None
+    if any(p.entry.contract.expiry == today for p in book.open_positions()):
+        # The calendar only when a position expires today, and from the state directory's
+        # cached copy when valid (no pandas): `status` stays fast.
+        from tradebot.engine.schedule import session_plan
+
+        try:
+            plan = session_plan(
+                today,
+                s.schedule.calendar,
+                interval_s=s.trading.interval_s,
+                open_delay_minutes=s.schedule.open_delay_minutes,
+                close_buffer_minutes=s.schedule.close_buffer_minutes,
+                flatten_minutes=s.trading.flatten_minutes_before_close,
+                state_dir=loaded.state_dir,
+            )
+        except ValueError:  # not a session today
+            plan = None
     lines = []
     for pos in book.open_positions():
         entry = pos.entry

@@ -14,6 +14,30 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+# The years the simulator can serve (calendars, bars, option expiries all live in them): a clock
+# set outside is refused, and a fast clock stops at the end instead of overflowing.
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_SPEED = 1_000_000.0  # simulated seconds per real second (as `tradebot run --speed`)
+
+
+def check_speed(speed: float) -> float:
+    """`speed` when it is a number in 0 … MAX_SPEED; ValueError otherwise."""
+    if not 0 <= speed <= MAX_SPEED:  # also false for NaN
+        raise ValueError(f"speed must be a number from 0 to {MAX_SPEED:g}, got {speed:g}")
+    return float(speed)
+
+
+def check_moment(moment: datetime) -> datetime:
+    """`moment` as UTC when it is within EARLIEST … LATEST; ValueError otherwise."""
+    moment = _utc(moment)
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(
+            f"{moment:%Y-%m-%dT%H:%MZ} is outside the simulator's years "
+            f"{EARLIEST.year}-{LATEST.year - 1}"
+        )
+    return moment
+
 
 class SimClock:
     """Simulated UTC time = start + (real seconds since start) × speed."""
@@ -25,21 +49,22 @@ class SimClock:
         *,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if speed < 0 or speed != speed:
-            raise ValueError(f"speed must be a number ≥ 0, got {speed}")
         self._monotonic = monotonic
-        self.speed = speed
+        self.speed = check_speed(speed)
         self.follows_wall_clock = start is None and speed == 1.0
-        self._anchor = _utc(start) if start is not None else datetime.now(UTC)
+        self._anchor = check_moment(start) if start is not None else datetime.now(UTC)
         self._anchor_real = monotonic()
 
     def now(self) -> datetime:
         elapsed = (self._monotonic() - self._anchor_real) * self.speed
-        return self._anchor + timedelta(seconds=elapsed)
+        # A fast clock left running stops at LATEST: never a time no step can handle.
+        left = (LATEST - self._anchor).total_seconds()
+        return self._anchor + timedelta(seconds=min(elapsed, left))
 
     def set(self, moment: datetime) -> None:
-        """Jump to `moment` (tests, or an operator's `clock` command); the speed is kept."""
-        self._anchor = _utc(moment)
+        """Jump to `moment` (tests, or an operator's `clock` command); the speed is kept.
+        ValueError outside EARLIEST … LATEST (nothing changes)."""
+        self._anchor = check_moment(moment)
         self._anchor_real = self._monotonic()
         self.follows_wall_clock = False
 
@@ -47,12 +72,13 @@ class SimClock:
         """Move the clock forward by `delta` (never backward) and return the new time."""
         if delta < timedelta(0):
             raise ValueError("the simulated clock never runs backward")
+        if delta > LATEST - self.now():
+            raise ValueError(f"that step would take the clock past {LATEST:%Y-%m-%d}")
         self.set(self.now() + delta)
         return self.now()
 
     def set_speed(self, speed: float) -> None:
-        if speed < 0 or speed != speed:
-            raise ValueError(f"speed must be a number ≥ 0, got {speed}")
+        check_speed(speed)
         now = self.now()
         self.speed = speed
         self.set(now)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from tradebot.gateway_sim.clock import parse_moment
+from tradebot.gateway_sim.clock import check_moment, check_speed, parse_moment
 from tradebot.gateway_sim.faults import TIF_PRESET_CODE, TIF_PRESET_TEXT, Permission
 from tradebot.gateway_sim.server import GatewaySim
 
@@ -62,8 +62,18 @@ class CommandError(Exception):
     pass
 
 
+MAX_LINE = 4096  # characters of one command line
+MAX_REPLY_QUOTE = 120  # characters of a bad value an error repeats
+MAX_ID = 2**31 - 1  # IB's order and client ids are 32-bit
+MAX_COUNT = 1_000_000
+MAX_CODE = 99_999
+
+
 def execute(sim: GatewaySim, line: str) -> Reply:
-    """Run one command line; a problem is answered as 'error: …', never raised."""
+    """Run one command line; a problem is answered as 'error: …', never raised (a bad value
+    never changes anything, and never closes the control connection)."""
+    if len(line) > MAX_LINE:
+        return Reply(f"error: a command line is at most {MAX_LINE} characters")
     try:
         words = shlex.split(line)
     except ValueError as exc:
@@ -73,28 +83,45 @@ def execute(sim: GatewaySim, line: str) -> Reply:
     name, args = words[0].lower(), words[1:]
     command = COMMANDS.get(name)
     if command is None:
-        return Reply(f"error: unknown command {name!r}; type 'help'")
+        return Reply(f"error: unknown command {_quote(name)}; type 'help'")
     try:
         reply = command(sim, args)
-    except (CommandError, ValueError) as exc:
-        return Reply(f"error: {exc}")
+    except (CommandError, ValueError, ArithmeticError) as exc:
+        return Reply(f"error: {_short(str(exc))}")
+    except Exception as exc:  # a bug: said, logged, and the simulator goes on
+        log.exception("control: %s failed", name)
+        return Reply(f"error: {name} failed ({type(exc).__name__}); see the simulator's log")
     if name not in ("help", "status", "clock"):
         log.info("control: %s -> %s", line.strip(), reply.text)
     return reply
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 2 * MAX_REPLY_QUOTE else text[: 2 * MAX_REPLY_QUOTE] + "…"
+
+
+def _quote(value: str) -> str:
+    return repr(value if len(value) <= MAX_REPLY_QUOTE else value[:MAX_REPLY_QUOTE] + "…")
+
+
+def _whole(text: str, what: str, low: int, high: int) -> int:
+    """A whole number in low … high, from at most 12 digits (never a 5,000-digit one)."""
+    body = text[1:] if text[:1] == "-" else text
+    if not body.isdigit() or len(body) > 12 or not low <= int(text) <= high:
+        raise CommandError(f"{what} {_quote(text)} is not a whole number from {low} to {high}")
+    return int(text)
+
+
 def _count(args: list[str], default: int = 1) -> int:
     if not args:
         return default
-    if not args[0].isdigit() or int(args[0]) <= 0:
-        raise CommandError(f"{args[0]!r} is not a positive whole number")
-    return int(args[0])
+    return _whole(args[0], "the count", 1, MAX_COUNT)
 
 
 def _ids(args: list[str], usage: str) -> tuple[int, int]:
-    if len(args) < 2 or not all(a.lstrip("-").isdigit() for a in args[:2]):
+    if len(args) < 2:
         raise CommandError(f"usage: {usage}")
-    return int(args[0]), int(args[1])
+    return _whole(args[0], "client", -1, MAX_ID), _whole(args[1], "order", -1, MAX_ID)
 
 
 def _help(sim: GatewaySim, args: list[str]) -> Reply:
@@ -117,7 +144,7 @@ def _status(sim: GatewaySim, args: list[str]) -> Reply:
 
 
 def _drop(sim: GatewaySim, args: list[str]) -> Reply:
-    client = int(args[0]) if args else None
+    client = _whole(args[0], "client", -1, MAX_ID) if args else None
     count = sim.faults.drop_connections(client)
     return Reply(f"dropped {count} connection(s)")
 
@@ -146,7 +173,7 @@ def _reject(sim: GatewaySim, args: list[str]) -> Reply:
 
 
 def _notice(sim: GatewaySim, args: list[str]) -> Reply:
-    code = int(args[0]) if args else TIF_PRESET_CODE
+    code = _whole(args[0], "the code", 0, MAX_CODE) if args else TIF_PRESET_CODE
     text = " ".join(args[1:]) or (TIF_PRESET_TEXT if code == TIF_PRESET_CODE else "Warning")
     sim.faults.notice_next_order(code, text)
     return Reply(f"the next accepted order gets error {code}: {text}")
@@ -187,7 +214,7 @@ def _cancel_race(sim: GatewaySim, args: list[str]) -> Reply:
 
 
 def _rollback(sim: GatewaySim, args: list[str]) -> Reply:
-    to = _count(args)
+    to = _whole(args[0], "nextValidId", 1, MAX_ID) if args else 1
     sim.faults.roll_back_next_valid_id(to)
     return Reply(f"the next connection is told nextValidId {to}")
 
@@ -210,10 +237,11 @@ def _fill_offline(sim: GatewaySim, args: list[str]) -> Reply:
 
 def _error(sim: GatewaySim, args: list[str]) -> Reply:
     client, order = _ids(args, "error CLIENT ORDER CODE TEXT")
-    if len(args) < 4 or not args[2].isdigit():
+    if len(args) < 4:
         raise CommandError("usage: error CLIENT ORDER CODE TEXT")
+    code = _whole(args[2], "the code", 0, MAX_CODE)
     text = " ".join(args[3:])
-    if not sim.faults.order_error(client, order, int(args[2]), text):
+    if not sim.faults.order_error(client, order, code, text):
         raise CommandError(f"client {client} is not connected")
     return Reply(f"sent error {args[2]} about order {order} to client {client}")
 
@@ -272,9 +300,13 @@ def _clock(sim: GatewaySim, args: list[str]) -> Reply:
     if not args:
         return Reply(f"clock {sim.clock.describe()}")
     if args[0] == "set" and len(args) == 2:
-        sim.set_time(parse_moment(args[1], sim.market.calendar))
+        sim.set_time(check_moment(parse_moment(args[1], sim.market.calendar)))
     elif args[0] == "speed" and len(args) == 2:
-        sim.clock.set_speed(float(args[1]))
+        try:
+            speed = float(args[1]) if len(args[1]) <= 32 else float("nan")
+        except ValueError:
+            raise CommandError(f"speed {_quote(args[1])} is not a number") from None
+        sim.clock.set_speed(check_speed(speed))
     elif args[0].startswith("+") and len(args) == 1:
         sim.advance(parse_step(args[0][1:]))
     else:
@@ -324,10 +356,14 @@ COMMANDS: dict[str, Callable[[GatewaySim, list[str]], Reply]] = {
 
 
 def parse_step(text: str) -> timedelta:
+    """`+90s`, `+30m`, `+2h`, `+1d` (without the +): at most 100 years in one step."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise ValueError(f"{text!r} is not a step like 90s, 30m, 2h or 1d")
-    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or len(text) > 13:
+        raise ValueError(f"{_quote(text)} is not a step like 90s, 30m, 2h or 1d")
+    seconds = int(text[:-1]) * units[text[-1]]
+    if seconds > 100 * 366 * 86400:
+        raise ValueError(f"{_quote(text)} is more than 100 years; use clock set")
+    return timedelta(seconds=seconds)
 
 
 async def serve_control(sim: GatewaySim, port: int, on_quit: Callable[[], None]) -> asyncio.Server:
@@ -342,6 +378,10 @@ async def serve_control(sim: GatewaySim, port: int, on_quit: Callable[[], None])
                 if reply.quit:
                     on_quit()
                     break
+        except ValueError:  # a line beyond the reader's 64 KiB limit: said, then closed
+            with contextlib.suppress(ConnectionError):
+                writer.write(f"error: a command line is at most {MAX_LINE} characters\n".encode())
+                await writer.drain()
         except ConnectionError:
             pass
         finally:

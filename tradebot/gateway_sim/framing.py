@@ -24,7 +24,13 @@ from datetime import datetime
 from decimal import Decimal
 
 HELLO = b"API\0"
-MAX_FRAME = 4 * 1024 * 1024  # far above any real request; guards against a stray non-TWS client
+# Bounds on what one connection may make the simulator hold: a frame is far above any real
+# request (ib_async's largest, placeOrder, is ~2 KB), and must arrive whole in FRAME_TIMEOUT
+# once begun; a client says hello within HELLO_TIMEOUT. (The server caps connections too.)
+MAX_FRAME = 64 * 1024
+FRAME_TIMEOUT = 30.0
+HELLO_TIMEOUT = 10.0
+MAX_FIELD_DIGITS = 64  # a number field longer than this is not a number IB would send
 _LENGTH = struct.Struct(">I")
 
 
@@ -78,9 +84,13 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
     if length > MAX_FRAME:
         raise ProtocolError(f"a frame of {length} bytes is not a TWS API message")
     try:
-        return await reader.readexactly(length)
+        return await asyncio.wait_for(reader.readexactly(length), FRAME_TIMEOUT)
     except asyncio.IncompleteReadError:
         raise ProtocolError("the connection closed in the middle of a frame") from None
+    except TimeoutError:
+        raise ProtocolError(
+            f"a frame of {length} bytes was not finished within {FRAME_TIMEOUT:g} s"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,15 @@ class Hello:
 
 
 async def read_hello(reader: asyncio.StreamReader) -> Hello:
+    """The client's greeting and version range, within HELLO_TIMEOUT (a silent connection is
+    closed, never kept forever)."""
+    try:
+        return await asyncio.wait_for(_read_hello(reader), HELLO_TIMEOUT)
+    except TimeoutError:
+        raise ProtocolError(f"no TWS API greeting within {HELLO_TIMEOUT:g} s") from None
+
+
+async def _read_hello(reader: asyncio.StreamReader) -> Hello:
     try:
         prefix = await reader.readexactly(len(HELLO))
     except asyncio.IncompleteReadError:
@@ -122,6 +141,10 @@ def negotiate(hello: Hello, supported: Iterable[int]) -> int | None:
     return max(fitting) if fitting else None
 
 
+def _quote(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:40] + "…")
+
+
 class Fields:
     """A cursor over a request's fields (after the message id)."""
 
@@ -141,16 +164,14 @@ class Fields:
         return value
 
     def integer(self, default: int = 0) -> int:
+        """A whole number (IB writes some as "5.0"), within a signed 64-bit integer."""
         raw = self.text()
         if raw == "":
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            try:
-                return int(float(raw))
-            except ValueError:
-                raise ProtocolError(f"{self.what}: {raw!r} is not a whole number") from None
+        value = self._decimal(raw, "a whole number")
+        if value != value.to_integral_value() or abs(value) >= 2**63:
+            raise ProtocolError(f"{self.what}: {_quote(raw)} is not a whole number")
+        return int(value)
 
     def number(self) -> Decimal | None:
         """A decimal number, or None for an empty field (IB's 'unset')."""
@@ -158,12 +179,27 @@ class Fields:
         if raw == "" or raw == "Infinite":
             return None
         try:
+            if len(raw) > MAX_FIELD_DIGITS:
+                raise ArithmeticError
             value = Decimal(raw)
         except ArithmeticError:
-            raise ProtocolError(f"{self.what}: {raw!r} is not a number") from None
+            raise ProtocolError(f"{self.what}: {_quote(raw)} is not a number") from None
         # ib_async sends its 'unset' double as an empty field, but a raw 1.7976931348623157e308
         # can still arrive from other clients: treat it as unset too.
         return None if not value.is_finite() or abs(value) > Decimal("1e300") else value
+
+    def _decimal(self, raw: str, what: str) -> Decimal:
+        """`raw` as a finite Decimal (ProtocolError naming the request otherwise): never a
+        5,000-digit number, inf, nan or 1e400 reaching a handler."""
+        try:
+            if len(raw) > MAX_FIELD_DIGITS:
+                raise ArithmeticError
+            value = Decimal(raw.strip())
+        except ArithmeticError:
+            raise ProtocolError(f"{self.what}: {_quote(raw)} is not {what}") from None
+        if not value.is_finite() or abs(value.adjusted()) > 300:
+            raise ProtocolError(f"{self.what}: {_quote(raw)} is not {what}")
+        return value
 
     def flag(self) -> bool:
         raw = self.text()

@@ -76,6 +76,7 @@ from tradebot.gateway_sim.quotes import (
 from tradebot.market import make_market
 from tradebot.market.exchange import SimExchange
 from tradebot.market.model import MarketModel
+from tradebot.market.volatility import PricingParams
 from tradebot.storage import read_json_state, write_json_state
 
 log = logging.getLogger("tradebot.gateway_sim")
@@ -97,6 +98,7 @@ CLIENT_ID_IN_USE = (
 
 
 MAX_ACCOUNT_SUMMARIES = 2  # IB error 322 beyond this many open subscriptions
+MAX_CONNECTIONS = 32  # TWS and IB Gateway accept at most 32 API clients
 
 
 class GatewaySimError(Exception):
@@ -132,6 +134,9 @@ class SimSettings:
     unsafe_bind: bool = False
     calendar: str = DEFAULT_CALENDAR
     tick_interval: float = 0.25  # real seconds between time steps
+    # How options are priced: the same calibrated model as the simulated broker (default), or
+    # the operator's `broker.sim.pricing`.
+    pricing: PricingParams | None = None
 
 
 class Session:
@@ -191,7 +196,10 @@ class GatewaySim:
                 f"{MAX_VERSION} (ib_async 2.x accepts that range)"
             )
         self.market = market or make_market(
-            seed=settings.seed, bars_dir=settings.bars_dir, calendar=settings.calendar
+            seed=settings.seed,
+            bars_dir=settings.bars_dir,
+            calendar=settings.calendar,
+            params=settings.pricing,
         )
         self.universe = Universe(self.market, settings.symbols)
         if not self.universe.symbols:
@@ -312,10 +320,16 @@ class GatewaySim:
 
     # -- connections ---------------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = "{}:{}".format(*writer.get_extra_info("peername", ("?", 0))[:2])
+        if len(self._tasks) >= MAX_CONNECTIONS:
+            # Like a TWS at its 32 API clients: the connection is closed at once, and holds
+            # nothing (a flood of silent sockets never starves the clients already connected).
+            self._problem(Session(writer, peer), f"refused: {MAX_CONNECTIONS} connections open")
+            writer.close()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        peer = "{}:{}".format(*writer.get_extra_info("peername", ("?", 0))[:2])
         session = Session(writer, peer)
         try:
             await self._converse(session, reader)
@@ -374,8 +388,12 @@ class GatewaySim:
         name, handler = entry
         try:
             handler(session, Fields(fields[1:], name))
-        except ProtocolError as exc:
-            self._problem(session, str(exc))
+        except (ProtocolError, ValueError, ArithmeticError) as exc:
+            # A field IB would not accept (a date out of range, a number too big): answered
+            # with 321 as IB does, and the connection stays up for the client's next request.
+            self._problem(
+                session, f"{name}: {exc}" if not isinstance(exc, ProtocolError) else str(exc)
+            )
             session.error(-1, 321, f"Error validating request: {exc}")
 
     def _problem(self, session: Session, text: str) -> None:

@@ -9,6 +9,18 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 
 def parse_ib_time(text: str) -> datetime:
+    """A request's time as UTC; ValueError when unreadable or outside the years 1900–2200
+    (a date IB would refuse must never overflow a computation later)."""
+    try:
+        moment = _parse(text)
+    except OverflowError:
+        raise ValueError(f"time {text[:40]!r} is out of range") from None
+    if not 1900 <= moment.year <= 2200:
+        raise ValueError(f"time {text[:40]!r} is outside the years 1900-2200")
+    return moment
+
+
+def _parse(text: str) -> datetime:
     """'20250701 15:30:00 UTC', '20250701 11:30:00 US/Eastern', '20250701-15:30:00' (UTC),
     '20250701 11:30:00' (no zone: New York, the simulated TWS's local time) or '20250701'
     (the end of that day in New York). ValueError when unreadable."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -49,6 +50,15 @@ _SYMBOL = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
 _AWARE = r"(?:Z|[+-]\d\d:?\d\d)$"
 MINUTE_NS = 60_000_000_000
 PRICE_SLACK = 1e-6  # relative: open/close may exceed high/low by rounding, no more
+# Bounds checked before anything is parsed, so a hostile or broken file costs neither memory
+# nor minutes: a bar row is well under 100 bytes and twenty years of one symbol's minutes, with
+# extended hours, are ~300 MB.
+MAX_FILE_BYTES = 1024**3
+MAX_LINE_BYTES = 4096
+MAX_QUOTED = 100  # characters of a bad value an error message repeats
+MAX_BAR_PRICE = 1e7  # no share has ever traded this high
+MAX_VOLUME = 1e15
+FIRST_YEAR, LAST_YEAR = 1990, 2200
 
 
 class BarsError(ConfigError):
@@ -61,8 +71,9 @@ class BarFile:
     path: Path
 
 
-def discover(directory: Path) -> dict[str, BarFile]:
-    """Symbol → file for every usable CSV in `directory`; BarsError when there is none."""
+def discover(directory: Path, symbols: Sequence[str] | None = None) -> dict[str, BarFile]:
+    """Symbol → file for every usable CSV in `directory` (only `symbols` when given: the
+    other files are never looked at); BarsError when there is none."""
     directory = Path(directory)
     if not directory.exists():
         raise BarsError(
@@ -70,12 +81,24 @@ def discover(directory: Path) -> dict[str, BarFile]:
         )
     if not directory.is_dir():
         raise BarsError(f"--bars {directory}: not a directory; give a folder of <SYMBOL>.csv files")
+    wanted = None if symbols is None else {s.upper() for s in symbols}
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries)
+    except OSError as exc:
+        raise BarsError(
+            f"--bars {directory}: the folder cannot be read ({exc.strerror or exc}); fix its "
+            "permissions or run tradebot as a user that may read it"
+        ) from None
     found: dict[str, BarFile] = {}
-    for path in sorted(directory.iterdir()):
-        if path.suffix.lower() != ".csv" or not path.is_file():
-            continue
+    for name in names:
+        path = directory / name
         symbol = path.stem.split("_")[0].upper()
-        if not _SYMBOL.match(symbol):
+        if path.suffix.lower() != ".csv" or not _SYMBOL.match(symbol):
+            continue
+        if wanted is not None and symbol not in wanted:
+            continue
+        if not path.is_file():
             continue
         if symbol in found:
             raise BarsError(
@@ -83,15 +106,87 @@ def discover(directory: Path) -> dict[str, BarFile]:
                 f"{path.name}); keep one"
             )
         found[symbol] = BarFile(symbol, path)
-    if not found:
+    if not found and wanted is None:
         raise BarsError(
             f"--bars {directory}: no <SYMBOL>.csv files in it; see README, 'Bars from CSV files'"
         )
     return found
 
 
+def quoted(value: object) -> str:
+    """A bad value as an error message repeats it: at most MAX_QUOTED characters."""
+    text = str(value)
+    if len(text) <= MAX_QUOTED:
+        return repr(text)
+    return repr(text[:MAX_QUOTED]) + f"… ({len(text)} characters)"
+
+
+def check_file_bounds(path: Path) -> None:
+    """BarsError unless `path` is a regular file of at most MAX_FILE_BYTES whose lines are at
+    most MAX_LINE_BYTES long and hold no NUL byte. Streams the file: memory stays one block."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise BarsError(f"{path}: cannot be read as CSV ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise BarsError(
+                    f"{path}: {size} bytes, more than a bars file may have "
+                    f"({MAX_FILE_BYTES // 1024**2} MiB); split it (a file per year)"
+                )
+            checker = LineBounds(path)
+            while block := handle.read(BLOCK_BYTES):
+                checker.feed(block)
+            checker.end()
+    except OSError as exc:
+        raise BarsError(f"{path}: cannot be read as CSV ({exc.strerror or exc})") from None
+
+
+class LineBounds:
+    """Checks blocks of a file as they stream by: no NUL byte, no line over MAX_LINE_BYTES."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.line = 1  # the 1-based line the next byte belongs to
+        self.open_bytes = 0  # bytes of that line seen so far
+
+    def feed(self, block: bytes) -> None:
+        if b"\0" in block:
+            cut = block.index(b"\0")
+            line = self.line + block.count(b"\n", 0, cut)
+            raise BarsError(
+                f"{self.path}, line {line}: a NUL byte; this is not a text CSV file (a damaged "
+                "or unfinished download?)"
+            )
+        ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+        if not len(ends):
+            self.open_bytes += len(block)
+            self._check(self.open_bytes, self.line)
+            return
+        lengths = np.diff(ends, prepend=-1)
+        lengths[0] += self.open_bytes
+        longest = int(np.argmax(lengths))
+        self._check(int(lengths[longest]), self.line + longest)
+        self.line += len(ends)
+        self.open_bytes = len(block) - int(ends[-1]) - 1
+        self._check(self.open_bytes, self.line)
+
+    def end(self) -> None:
+        self._check(self.open_bytes, self.line)
+
+    def _check(self, length: int, line: int) -> None:
+        if length > MAX_LINE_BYTES:
+            raise BarsError(
+                f"{self.path}, line {line}: longer than {MAX_LINE_BYTES} bytes; a bar row is "
+                "one short line (timestamp,open,high,low,close,volume)"
+            )
+
+
 def load_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
     """The file's RTH bars as a bar frame (UTC index of bar starts, `session` column)."""
+    check_file_bounds(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -160,8 +255,16 @@ def parse_rows(
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise BarsError(
-                f"{path}, row {first_row + row + 2}: {name} {column.iat[row]!r} is not a "
+                f"{path}, row {first_row + row + 2}: {name} {quoted(column.iat[row])} is not a "
                 f"{'non-negative' if name == 'volume' else 'positive'} number"
+            )
+        ceiling = MAX_VOLUME if name == "volume" else MAX_BAR_PRICE
+        above = arr > ceiling
+        if above.any():
+            row = int(np.flatnonzero(above)[0])
+            raise BarsError(
+                f"{path}, row {first_row + row + 2}: {name} {quoted(column.iat[row].strip())} is "
+                f"above {ceiling:g}: not a {'volume' if name == 'volume' else 'price'} of a bar"
             )
         values[name] = arr
     ns = times.as_unit("ns").asi8
@@ -191,9 +294,9 @@ def parse_rows(
     if off_minute.any():
         row = int(np.flatnonzero(off_minute)[0])
         raise BarsError(
-            f"{path}, row {first_row + row + 2}: time {raw[layout.time].iat[row].strip()!r} is "
-            "not on a whole minute; tradebot needs 1-minute bars labelled by the minute they "
-            "start (hh:mm:00)"
+            f"{path}, row {first_row + row + 2}: time "
+            f"{quoted(raw[layout.time].iat[row].strip())} is not on a whole minute; tradebot "
+            "needs 1-minute bars labelled by the minute they start (hh:mm:00)"
         )
     high, low = values["high"], values["low"]
     slack = high * PRICE_SLACK
@@ -201,7 +304,10 @@ def parse_rows(
         outside = (values[name] > high + slack) | (values[name] < low - slack)
         if outside.any():
             row = int(np.flatnonzero(outside)[0])
-            text = {c: raw[layout.values[c]].iat[row].strip() for c in (name, "low", "high")}
+            text = {
+                c: quoted(raw[layout.values[c]].iat[row].strip())[1:-1]
+                for c in (name, "low", "high")
+            }
             raise BarsError(
                 f"{path}, row {first_row + row + 2}: {name} {text[name]} is outside the bar's "
                 f"low {text['low']} … high {text['high']}; fix or remove the row"
@@ -255,7 +361,7 @@ def _parse_times(
             row = int(np.flatnonzero(mismatch)[0])
             problem = "has no UTC offset while others do" if aware else "has a UTC offset"
             raise BarsError(
-                f"{path}, row {first_row + row + 2}: time {text.iat[row]!r} {problem}; write "
+                f"{path}, row {first_row + row + 2}: time {quoted(text.iat[row])} {problem}; write "
                 "every time the same way"
             )
         parsed = pd.DatetimeIndex(pd.to_datetime(text, utc=aware, format="ISO8601"))
@@ -263,8 +369,16 @@ def _parse_times(
         if missing.any():  # an empty cell (or "NaT") parses as no time at all
             row = int(np.flatnonzero(missing)[0])
             raise BarsError(
-                f"{path}, row {first_row + row + 2}: time {text.iat[row]!r} is not a time; every "
-                "row needs one"
+                f"{path}, row {first_row + row + 2}: time {quoted(text.iat[row])} is not a time; "
+                "every row needs one"
+            )
+        years = parsed.year.to_numpy()
+        outside = (years < FIRST_YEAR) | (years > LAST_YEAR)
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise BarsError(
+                f"{path}, row {first_row + row + 2}: time {quoted(text.iat[row])} is outside the "
+                f"years {FIRST_YEAR}-{LAST_YEAR}"
             )
         if aware:
             return parsed, True
@@ -293,7 +407,7 @@ def _first_bad_time(text: pd.Series, *, aware: bool) -> tuple[int, str] | None:
                 raise ValueError("empty")
         except (ValueError, TypeError):
             return i, (
-                f"a time cannot be read ({value!r} is not ISO-8601); use ISO-8601 like "
+                f"a time cannot be read ({quoted(value)} is not ISO-8601); use ISO-8601 like "
                 "2025-07-01 09:30:00 (New York) or 2025-07-01T13:30:00Z"
             )
         if aware:
@@ -304,11 +418,11 @@ def _first_bad_time(text: pd.Series, *, aware: bool) -> tuple[int, str] | None:
         except ValueError as exc:
             if "nonexistent" in str(exc):
                 return i, (
-                    f"time {value!r} does not exist in New York (the clocks jump forward an "
+                    f"time {quoted(value)} does not exist in New York (the clocks jump forward an "
                     f"hour that night){fix}"
                 )
             return i, (
-                f"time {value!r} happens twice in New York (the clocks go back an hour that "
+                f"time {quoted(value)} happens twice in New York (the clocks go back an hour that "
                 f"night), so it is ambiguous{fix}"
             )
     return None
@@ -324,10 +438,18 @@ class CsvBars:
 
     kind = "csv"
 
-    def __init__(self, directory: Path, calendar: str = DEFAULT_CALENDAR) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        calendar: str = DEFAULT_CALENDAR,
+        *,
+        symbols: Sequence[str] | None = None,
+    ) -> None:
+        """`symbols`: only these symbols' files are ever looked at (a folder may hold
+        thousands)."""
         self.directory = Path(directory)
         self.calendar = calendar
-        self.files = discover(self.directory)
+        self.files = discover(self.directory, symbols)
         self._frames: dict[str, pd.DataFrame] = {}
         self._sessions: dict[str, dict[date, tuple[int, int]]] = {}
 
@@ -399,7 +521,15 @@ def index_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> FileIndex:
     spans: dict[date, tuple[int, int]] = {}
     counts: dict[date, int] = {}
     with handle:
-        header = handle.readline()
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_FILE_BYTES:
+            raise BarsError(
+                f"{path}: {size} bytes, more than a bars file may have "
+                f"({MAX_FILE_BYTES // 1024**2} MiB); split it (a file per year)"
+            )
+        checker = LineBounds(Path(path))
+        header = handle.readline(MAX_LINE_BYTES + 1)
+        checker.feed(header)
         try:
             names = pd.read_csv(io.BytesIO(header), dtype=str, nrows=0).columns
         except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -413,6 +543,7 @@ def index_bar_file(path: Path, calendar: str = DEFAULT_CALENDAR) -> FileIndex:
         leftover = b""
         while True:
             chunk = handle.read(BLOCK_BYTES)
+            checker.feed(chunk)  # NUL bytes and over-long lines, before anything is kept
             data = leftover + chunk
             if not chunk:
                 leftover = b""
@@ -518,11 +649,11 @@ class StreamingCsvBars:
     ) -> None:
         self.directory = Path(directory)
         self.calendar = calendar
-        files = discover(self.directory)
+        files = discover(self.directory, symbols)
         wanted = sorted(files) if symbols is None else [s.upper() for s in symbols]
         for symbol in wanted:
             if symbol not in files:
-                have = ", ".join(sorted(files))
+                have = ", ".join(sorted(discover(self.directory)))
                 raise BarsError(
                     f"no bars for {symbol} in {self.directory} (it has {have}); add "
                     f"{symbol}.csv or choose the symbols (--symbols {','.join(sorted(files))})"

@@ -39,7 +39,14 @@ import numpy as np
 from tradebot.core.instruments import DataType, OptionContract, Quote, StockContract
 from tradebot.core.sessions import session_open_close, sessions_between
 from tradebot.core.trades import session_of
-from tradebot.core.validation import utc_timestamp
+from tradebot.core.validation import (
+    MAX_MONEY,
+    MAX_PRICE,
+    MAX_QTY,
+    decimal_number,
+    utc_timestamp,
+    whole_number,
+)
 from tradebot.market.fills import POINT_OFFSETS, commission, fill_price, holder_path
 from tradebot.market.model import MINUTE, MINUTE_NS, MarketModel, floor_minute
 
@@ -47,6 +54,9 @@ Action = Literal["BUY", "SELL"]
 OrderType = Literal["LMT", "STP", "MKT"]
 Status = Literal["PreSubmitted", "Submitted", "Filled", "Cancelled", "Inactive"]
 WORKING: frozenset[str] = frozenset({"PreSubmitted", "Submitted"})
+STATUSES: frozenset[str] = frozenset(
+    {"PreSubmitted", "Submitted", "Filled", "Cancelled", "Inactive"}
+)
 Contract = OptionContract | StockContract
 KEEP_DAYS = 10  # finished orders and fills older than this are dropped from the state
 # The fill search's margin in dollars: far above the float difference between the vectorised
@@ -116,14 +126,25 @@ class SimOrder:
 
     @classmethod
     def from_record(cls, r: dict[str, Any]) -> SimOrder:
+        """Parse a saved order strictly: a ValueError names the bad key (an unknown status, a
+        quantity that is not a positive whole number, a price that is not finite)."""
+        status = r["status"]
+        if status not in STATUSES:
+            raise ValueError(
+                f"status {str(status)[:40]!r} is not one of {', '.join(sorted(STATUSES))}"
+            )
+        action = r["action"]
+        if action not in ("BUY", "SELL"):
+            raise ValueError(f"action {str(action)[:40]!r} is not BUY or SELL")
+        qty = whole_number(r["qty"], "qty", low=1, high=MAX_QTY)
         return cls(
-            order_id=int(r["order_id"]),
+            order_id=whole_number(r["order_id"], "order_id", low=1, high=2**31 - 1),
             contract=contract_from_record(r["contract"]),
-            action=r["action"],
-            qty=int(r["qty"]),
+            action=action,
+            qty=qty,
             order_type=r["order_type"],
-            limit=_dec(r.get("limit")),
-            stop=_dec(r.get("stop")),
+            limit=_price(r.get("limit"), "limit"),
+            stop=_price(r.get("stop"), "stop"),
             tif=str(r.get("tif") or "DAY"),
             order_ref=str(r.get("order_ref") or ""),
             parent_id=int(r.get("parent_id") or 0),
@@ -131,10 +152,10 @@ class SimOrder:
             client_id=int(r.get("client_id") or 0),
             account=str(r.get("account") or ""),
             perm_id=int(r.get("perm_id") or 0),
-            status=r["status"],
-            filled=int(r.get("filled") or 0),
-            avg_fill_price=Decimal(str(r.get("avg_fill_price") or 0)),
-            last_fill_price=Decimal(str(r.get("last_fill_price") or 0)),
+            status=status,
+            filled=whole_number(r.get("filled") or 0, "filled", low=0, high=qty),
+            avg_fill_price=_money(r.get("avg_fill_price") or 0, "avg_fill_price"),
+            last_fill_price=_money(r.get("last_fill_price") or 0, "last_fill_price"),
             submitted_at=_time(r.get("submitted_at"), "submitted_at"),
             finished_at=_time(r.get("finished_at"), "finished_at"),
             reason=str(r.get("reason") or ""),
@@ -192,13 +213,13 @@ class SimFill:
             client_id=int(r.get("client_id") or 0),
             order_ref=str(r.get("order_ref") or ""),
             contract=contract_from_record(r["contract"]),
-            side=r["side"],
-            qty=int(r["qty"]),
-            price=Decimal(str(r["price"])),
+            side=_side(r["side"]),
+            qty=whole_number(r["qty"], "qty", low=1, high=MAX_QTY),
+            price=decimal_number(r["price"], "price", low=Decimal(0), high=MAX_PRICE),
             time=t,
-            commission=Decimal(str(r["commission"])),
-            cum_qty=int(r["cum_qty"]),
-            avg_price=Decimal(str(r["avg_price"])),
+            commission=_money(r["commission"], "commission"),
+            cum_qty=whole_number(r["cum_qty"], "cum_qty", low=0, high=MAX_QTY),
+            avg_price=decimal_number(r["avg_price"], "avg_price", low=Decimal(0), high=MAX_PRICE),
             account=str(r.get("account") or ""),
             kind=r.get("kind", "trade"),
         )
@@ -282,6 +303,26 @@ def contract_from_record(r: dict[str, Any]) -> Contract:
 
 def _dec(value: Any) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
+
+
+def _price(value: Any, name: str) -> Decimal | None:
+    """A saved limit or stop: none, or a finite price (ValueError naming `name`)."""
+    if value is None or value == "":
+        return None
+    return decimal_number(value, name, low=Decimal(0), high=MAX_PRICE)
+
+
+def _money(value: Any, name: str) -> Decimal:
+    """A saved amount of money: finite and within MAX_MONEY (ValueError naming `name`)."""
+    return decimal_number(value, name, low=-MAX_MONEY, high=MAX_MONEY)
+
+
+def _side(value: Any) -> Literal["BOT", "SLD"]:
+    if value == "BOT":
+        return "BOT"
+    if value == "SLD":
+        return "SLD"
+    raise ValueError(f"side {str(value)[:40]!r} is not BOT or SLD")
 
 
 def _time(value: Any, name: str) -> datetime | None:
@@ -903,9 +944,9 @@ class SimExchange:
         """Replace this exchange's account with `state` (from `to_state`)."""
         self.version += 1
         self.account = str(state.get("account") or self.account)
-        self.cash = Decimal(str(state["cash"]))
-        self.realized_pnl = Decimal(str(state.get("realized_pnl") or 0))
-        self.commissions = Decimal(str(state.get("commissions") or 0))
+        self.cash = _money(state["cash"], "cash")
+        self.realized_pnl = _money(state.get("realized_pnl") or 0, "realized_pnl")
+        self.commissions = _money(state.get("commissions") or 0, "commissions")
         self.processed_until = _time(state.get("processed_until"), "processed_until")
         self.next_perm_id = int(state.get("next_perm_id") or self.next_perm_id)
         self.exec_seq = int(state.get("exec_seq") or 0)
@@ -917,9 +958,10 @@ class SimExchange:
         self.positions = {}
         for r in state.get("positions", []):
             contract = contract_from_record(r["contract"])
-            self.positions[contract.con_id] = SimPosition(
-                contract, int(r["qty"]), Decimal(str(r["avg_cost"]))
-            )
+            qty = whole_number(r["qty"], "positions: qty", low=-MAX_QTY, high=MAX_QTY)
+            cost = decimal_number(r["avg_cost"], "positions: avg_cost", low=Decimal(0),
+                                  high=MAX_PRICE)  # fmt: skip
+            self.positions[contract.con_id] = SimPosition(contract, qty, cost)
         self.fills = [
             _indexed("fills", i, SimFill.from_record, r)
             for i, r in enumerate(state.get("fills", []))

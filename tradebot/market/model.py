@@ -1,9 +1,12 @@
 """The simulated market: underlying bars from a source (synthetic or CSV) and option quotes
-modelled on them. Shared by the simulated broker and the IB Gateway simulator, so a rehearsal
-against either sees the same prices.
+modelled on them (`volatility`, `pricing`), or taken from real option quotes where the operator
+has them (`option_quotes`, `backtest --options`). Shared by the simulated broker and the IB
+Gateway simulator, so a rehearsal against either sees the same prices.
 
-Everything is a function of (symbol, time): nothing here remembers what was asked before, and
-nothing looks ahead — the underlying's price at `t` is the close of the last bar completed by `t`.
+Everything is a function of (symbol, time): nothing here remembers what was asked before (but
+how many option quotes were real and how many modelled), and nothing looks ahead — the
+underlying's price at `t` is the close of the last bar completed by `t`, and the volatility at `t`
+reads those bars and earlier ones only.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped]
 
 from tradebot.core.instruments import (
@@ -29,23 +34,35 @@ from tradebot.core.sessions import (
     DEFAULT_CALENDAR,
     previous_sessions,
     session_open_close,
+    session_schedule,
     sessions_between,
+    utc_datetime,
     utc_ns,
 )
 from tradebot.core.trades import Right, session_of
 from tradebot.market import pricing
+from tradebot.market.option_quotes import OptionQuoteBook
 from tradebot.market.profiles import profile
+from tradebot.market.volatility import (
+    PricingParams,
+    Realized,
+    atm_vol,
+    pricing_params,
+    session_weight,
+    smile_vol,
+    trading_years,
+    variance_fraction,
+)
 
 MINUTE = timedelta(minutes=1)
 MINUTE_NS = 60_000_000_000
-REALIZED_VOL_SESSIONS = 5
-VOL_FLOOR, VOL_CAP = 0.08, 1.5
 STRIKE_SPAN = 0.15  # strikes listed within ±15 % of the previous close
 EXPIRY_HORIZON_DAYS = 45
 DELAYED_BY = timedelta(minutes=15)  # what "delayed" market data lags by
 SESSION_ARRAYS_KEPT = 128  # per-session price arrays kept (all symbols): memory stays flat
 LISTINGS_KEPT = 64  # (symbol, day) listings kept: the loop asks for today's (~20 KB each)
 SessionArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+SESSION_MINUTES = 390
 
 
 class BarSource(Protocol):
@@ -70,13 +87,52 @@ def option_con_id(local_symbol: str) -> int:
     return 0x40000000 | (zlib.crc32(local_symbol.encode("ascii")) & 0x3FFFFFFF)
 
 
-class MarketModel:
-    """Prices of underlyings and their options at any moment, from one bar source."""
+@dataclass
+class QuoteCounts:
+    """How many option quotes the market gave, from real quotes and from the model."""
 
-    def __init__(self, source: BarSource, calendar: str = DEFAULT_CALENDAR) -> None:
+    real: int = 0
+    modelled: int = 0
+
+
+@dataclass(frozen=True)
+class SessionVariance:
+    """A session's bars as cumulative squared 1-minute log returns (the first bar's open to
+    close, then close to close), for the realized variance up to any moment."""
+
+    starts: np.ndarray  # bar starts, UTC ns
+    cum_sq: np.ndarray
+    open_ns: int
+    minutes: float
+
+    def upto(self, t_ns: int, open_close: float) -> Realized:
+        """The bars completed by `t_ns` (start + 1 minute ≤ t)."""
+        count = int(np.searchsorted(self.starts, t_ns - MINUTE_NS, side="right"))
+        if count == 0:
+            return Realized()
+        elapsed = (int(self.starts[count - 1]) + MINUTE_NS - self.open_ns) / (
+            self.minutes * MINUTE_NS
+        )
+        weight = session_weight(elapsed, self.minutes, open_close)
+        return Realized(float(self.cum_sq[count - 1]), weight)
+
+
+class MarketModel:
+    """Prices of underlyings and their options at any moment, from one bar source (and real
+    option quotes, where `quotes` has them)."""
+
+    def __init__(
+        self,
+        source: BarSource,
+        calendar: str = DEFAULT_CALENDAR,
+        params: PricingParams | None = None,
+        quotes: OptionQuoteBook | None = None,
+    ) -> None:
         self.source = source
         self.calendar = calendar
-        self.vol_cache: dict[tuple[str, date], float] = {}
+        self.params = params or pricing_params()
+        self.quotes = quotes
+        self.quote_counts = QuoteCounts()
         self._last_price: dict[tuple[str, datetime], float | None] = {}
         self._session_arrays: dict[tuple[str, date], SessionArrays] = {}
         self._quotes_at: datetime | None = None
@@ -86,6 +142,15 @@ class MarketModel:
         self._strikes: dict[tuple[str, date], list[Decimal]] = {}
         self._expiry_sets: dict[tuple[str, date], frozenset[date]] = {}
         self._strike_sets: dict[tuple[str, date], frozenset[Decimal]] = {}
+        self._session_variance: dict[tuple[str, date], SessionVariance] = {}
+        self._atm: dict[tuple[str, datetime], float] = {}
+        self._atm_at: dict[tuple[str, datetime], float] = {}
+        self._clock: dict[tuple[date, date], tuple[int, int, float]] = {}
+        self._closes: dict[date, datetime] = {}
+        self._years: dict[tuple[datetime, date], tuple[float, float]] = {}
+        self._sched = session_schedule(calendar)
+        minutes = (self._sched.closes_ns - self._sched.opens_ns) / MINUTE_NS
+        self._cum_sessions = np.cumsum(minutes / SESSION_MINUTES)
 
     def describe(self) -> str:
         return self.source.describe()
@@ -294,37 +359,155 @@ class MarketModel:
             found = self._strike_sets[key] = frozenset(self.strikes(symbol, day))
         return found
 
-    def volatility(self, symbol: str, session: date) -> float:
-        return _volatility(self, symbol.upper(), session)
+    # -- option prices -------------------------------------------------------------------------
+    def realized(self, symbol: str, t: datetime) -> Realized:
+        """Squared 1-minute returns of the bars completed by `t`: today's so far and those of
+        up to `lookback_sessions` earlier sessions, with the sessions of variance they cover."""
+        symbol = symbol.upper()
+        session = session_of(t)
+        k = self.params.open_close
+        t_ns = int(t.timestamp() * 1_000_000) * 1000
+        total = self._variance_of(symbol, session).upto(t_ns, k)
+        for prev in previous_sessions(session, self.params.lookback_sessions, self.calendar):
+            total = total.plus(self._variance_of(symbol, prev).upto(t_ns, k))
+        return total
+
+    def atm_volatility(self, symbol: str, t: datetime) -> float:
+        """The at-the-money implied volatility at `t` (the same for every t in a minute)."""
+        vol = self._atm_at.get((symbol, t))  # a chain is priced at one moment
+        if vol is not None:
+            return vol
+        key = (symbol.upper(), floor_minute(t))
+        vol = self._atm.get(key)
+        if vol is None:
+            seen = self.realized(key[0], key[1])
+            vol = atm_vol(
+                seen.sum_sq, seen.weight, profile(key[0]).vol, self.params.premium(key[0])
+            )
+            if len(self._atm) > 50_000:
+                self._atm.clear()
+            self._atm[key] = vol
+        if len(self._atm_at) > 10_000:
+            self._atm_at.clear()
+        self._atm_at[(symbol, t)] = vol
+        return vol
+
+    def years_to_expiry(self, t: datetime, expiry: date) -> tuple[float, float]:
+        """(trading years, calendar years) from `t` to the close of `expiry`: what is left of
+        today's variance plus one per later session up to the expiry (half days by their
+        length), over 252; and the plain time, over 365 days. (0, 0) once expired."""
+        key = (t, expiry)
+        found = self._years.get(key)  # a chain is priced at one moment: computed once
+        if found is not None:
+            return found
+        close = self.expiry_close(expiry)
+        calendar_years = (close - t).total_seconds() / pricing.YEAR_SECONDS
+        found = (0.0, 0.0)
+        if calendar_years > 0:
+            found = (trading_years(*self.clock_parts(t, expiry)), calendar_years)
+        if len(self._years) > 10_000:
+            self._years.clear()
+        self._years[key] = found
+        return found
+
+    def clock_parts(self, t: datetime, expiry: date) -> tuple[float, float]:
+        """(sessions of today's variance still to come, sessions after today to `expiry`)."""
+        today = session_of(t)
+        key = (today, expiry)
+        found = self._clock.get(key)
+        if found is None:
+            found = self._clock[key] = self._clock_of(today, expiry)
+        opens, closes, after = found
+        if opens == closes:  # a day without a session
+            return 0.0, after
+        t_ns = int(t.timestamp() * 1_000_000) * 1000
+        x = (t_ns - opens) / (closes - opens)
+        minutes = (closes - opens) / MINUTE_NS
+        left = (1.0 - variance_fraction(x, self.params.open_close)) * minutes / SESSION_MINUTES
+        return left, after
+
+    def _clock_of(self, today: date, expiry: date) -> tuple[int, int, float]:
+        """(today's open and close in UTC ns — equal when today has no session —, sessions
+        after today up to `expiry`, half days by their length)."""
+        sched = self._sched
+        day = np.datetime64(today, "D")
+        i_exp = int(np.searchsorted(sched.sessions, np.datetime64(expiry, "D")))
+        j = int(np.searchsorted(sched.sessions, day))
+        opens = closes = 0
+        if j < len(sched.sessions) and sched.sessions[j] == day:
+            opens, closes = int(sched.opens_ns[j]), int(sched.closes_ns[j])
+        else:
+            j -= 1  # the sessions after a day without one start with the next session
+        after = float(self._cum_sessions[i_exp] - self._cum_sessions[j]) if i_exp > j else 0.0
+        if len(self._clock) > 10_000:
+            self._clock.clear()
+        return opens, closes, after
 
     def option_value(self, contract: OptionContract, spot: float, t: datetime) -> float:
-        close = self.expiry_close(contract.expiry)
-        years = (close - t).total_seconds() / pricing.YEAR_SECONDS
-        vol = pricing.smile_vol(
-            self.volatility(contract.symbol, session_of(t)), spot, float(contract.strike)
+        years, calendar_years = self.years_to_expiry(t, contract.expiry)
+        strike = float(contract.strike)
+        if years <= 0:
+            return pricing.black_scholes(spot, strike, 0.0, 0.0, contract.right)
+        atm = self.atm_volatility(contract.symbol, t)
+        skew, smile = self.params.shape(contract.symbol)
+        vol = smile_vol(atm, math.log(strike / spot), years, skew, smile, self.params.skew_term)
+        return pricing.black_scholes(
+            spot,
+            strike,
+            years,
+            vol,
+            contract.right,
+            rate_years=calendar_years,
+            rate=self.params.rate,
         )
-        return pricing.black_scholes(spot, float(contract.strike), years, vol, contract.right)
 
     def option_bid_ask(
         self, contract: OptionContract, spot: float, t: datetime
     ) -> tuple[Decimal, Decimal]:
+        """(bid, ask) at `t`: the real quote in force at `t` where there is one, else the
+        model's around its fair value at `spot`. Counted in `quote_counts`."""
+        real = self.quotes.at(contract, t) if self.quotes is not None else None
+        if real is not None:
+            self.quote_counts.real += 1
+            return real.bid, real.ask
+        self.quote_counts.modelled += 1
         fair = self.option_value(contract, spot, t)
-        return pricing.bid_ask(fair, spot, float(contract.strike), contract.grid)
+        return pricing.bid_ask(fair, contract.grid, self.params.spread)
 
     def option_price_bounds(
         self, contract: OptionContract, session: date, t_ns: np.ndarray, spots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         """For points of one session (UTC ns, underlying prices): bounds of the floats
-        `option_bid_ask` rounds onto the contract's ladder (`pricing.bid_ask_bounds`), computed
-        over all points at once; None when this model cannot (then every point is priced one
-        by one). Used only to search where an order cannot fill."""
-        close = self.expiry_close(contract.expiry)
-        close_ns = int(close.timestamp() * 1_000_000) * 1000
-        years = (close_ns - t_ns.astype(np.float64)) / 1e9 / pricing.YEAR_SECONDS
+        `option_bid_ask` rounds onto the contract's ladder (`pricing.bid_ask_bounds`); None
+        when this model cannot bound them (real option quotes: then every point is priced one
+        by one). The time to expiry and the at-the-money volatility are the scalar code's at
+        each point; the smile and Black–Scholes are computed over all points at once. Used only
+        to search where an order cannot fill."""
+        if self.quotes is not None:
+            return None
+        times = [utc_datetime(int(ns)) for ns in t_ns]
+        symbol = contract.symbol
+        parts = [self.years_to_expiry(t, contract.expiry) for t in times]
+        years = np.array([p[0] for p in parts], dtype=np.float64)
+        calendar_years = np.array([p[1] for p in parts], dtype=np.float64)
+        atm = np.array([self.atm_volatility(symbol, t) for t in times], dtype=np.float64)
         strike = float(contract.strike)
-        vol = pricing.smile_vol_array(self.volatility(contract.symbol, session), spots, strike)
-        fair = pricing.black_scholes_array(spots, strike, years, vol, contract.right)
-        return pricing.bid_ask_bounds(fair, spots, strike, contract.grid)
+        skew, smile = self.params.shape(symbol)
+        live = years > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vol: npt.NDArray[np.float64] = smile_vol(
+                atm,
+                np.log(strike / spots.astype(np.float64)),
+                np.where(live, years, 1.0).astype(np.float64),
+                np.full_like(atm, skew),
+                np.full_like(atm, smile),
+                self.params.skew_term,
+            )
+        fair = pricing.black_scholes_exact(
+            spots, strike, np.where(live, years, 0.0), np.where(live, vol, 0.0),
+            contract.right, calendar_years, self.params.rate,
+        )  # fmt: skip
+        return pricing.bid_ask_bounds(fair, contract.grid, self.params.spread)
 
     def session_minute_bars(self, symbol: str, session: date) -> SessionArrays:
         """(starts ns, open, high, low, close) of a session's bars (shared: do not change)."""
@@ -350,15 +533,28 @@ class MarketModel:
         if as_of >= self.expiry_close(contract.expiry):
             return None
         spot = self.last_price(contract.symbol, as_of)
-        if spot is None:
+        real = self.quotes.at(contract, as_of) if self.quotes is not None else None
+        if spot is None and real is None:
             return None
-        bid, ask = self.option_bid_ask(contract, spot, as_of)
-        volume = pricing.option_volume(
-            profile(contract.symbol).option_atm_volume,
-            spot,
-            float(contract.strike),
-            self._day_fraction(as_of),
+        volume = (
+            0
+            if spot is None
+            else pricing.option_volume(
+                profile(contract.symbol).option_atm_volume,
+                spot,
+                float(contract.strike),
+                self._day_fraction(as_of),
+            )
         )
+        if real is not None:
+            self.quote_counts.real += 1
+            bid, ask = real.bid, real.ask
+            bid_size = real.bid_size if real.bid_size is not None else 10 + volume // 500
+            ask_size = real.ask_size if real.ask_size is not None else 10 + volume // 500
+        else:
+            assert spot is not None
+            bid, ask = self.option_bid_ask(contract, spot, as_of)
+            bid_size = ask_size = 10 + volume // 500
         return Quote(
             bid=bid,
             ask=ask,
@@ -366,12 +562,15 @@ class MarketModel:
             time=as_of,
             data_type=data_type,
             volume=volume,
-            bid_size=10 + volume // 500 if bid > 0 else 0,
-            ask_size=10 + volume // 500,
+            bid_size=bid_size if bid > 0 else 0,
+            ask_size=ask_size,
         )
 
     def expiry_close(self, expiry: date) -> datetime:
-        return session_open_close(expiry, self.calendar)[1]
+        close = self._closes.get(expiry)
+        if close is None:
+            close = self._closes[expiry] = session_open_close(expiry, self.calendar)[1]
+        return close
 
     def intrinsic(self, contract: OptionContract, t: datetime) -> Decimal:
         """Settlement value per share at expiry, from the underlying's last price by `t`."""
@@ -381,6 +580,29 @@ class MarketModel:
         s = Decimal(repr(round(spot, 2)))
         value = s - contract.strike if contract.right == "C" else contract.strike - s
         return max(Decimal(0), value)
+
+    def _variance_of(self, symbol: str, day: date) -> SessionVariance:
+        key = (symbol, day)
+        found = self._session_variance.get(key)
+        if found is not None:
+            return found
+        starts, opens, _, _, closes = self._arrays(symbol, day)
+        if len(starts):
+            prev = np.concatenate((opens[:1], closes[:-1]))
+            cum_sq = np.cumsum(np.log(closes / prev) ** 2)
+        else:
+            cum_sq = np.zeros(0)
+        try:
+            open_t, close_t = session_open_close(day, self.calendar)
+            open_ns = int(open_t.timestamp()) * 1_000_000_000
+            minutes = (close_t - open_t).total_seconds() / 60
+        except ValueError:  # not a session: no bars either
+            open_ns, minutes = 0, float(SESSION_MINUTES)
+        found = SessionVariance(starts, cum_sq, open_ns, minutes)
+        if len(self._session_variance) > SESSION_ARRAYS_KEPT:
+            self._session_variance.clear()
+        self._session_variance[key] = found
+        return found
 
     def _day_fraction(self, t: datetime) -> float:
         session = session_of(t)
@@ -392,30 +614,6 @@ class MarketModel:
             return 0.0
         span = (closes - opens).total_seconds()
         return day_volume_fraction(min(1.0, (t - opens).total_seconds() / span))
-
-
-def _volatility(model: MarketModel, symbol: str, session: date) -> float:
-    """Synthetic: the symbol's profile vol. CSV: realized vol of up to 5 prior sessions."""
-    if model.source.kind == "synthetic":
-        return profile(symbol).vol
-    key = (symbol, session)
-    cached = model.vol_cache.get(key)
-    if cached is not None:
-        return cached
-    returns = []
-    for prev in previous_sessions(session, REALIZED_VOL_SESSIONS, model.calendar):
-        frame = model.session_bars(symbol, prev)
-        if len(frame) > 1:
-            closes = frame["close"].to_numpy(dtype=np.float64)
-            returns.append(np.diff(np.log(closes)))
-    if returns:
-        r = np.concatenate(returns)
-        vol = float(np.std(r) * math.sqrt(252 * 390))
-        vol = min(VOL_CAP, max(VOL_FLOOR, vol))
-    else:
-        vol = profile(symbol).vol
-    model.vol_cache[key] = vol
-    return vol
 
 
 def floor_minute(t: datetime) -> datetime:

@@ -232,8 +232,18 @@ class TestResult:
     detail: str
 
 
-def send_test(urls: Sequence[str], message: str) -> list[TestResult]:
-    """One message to each URL separately, with its own result (`tradebot notify test`)."""
+TEST_DEADLINE_S = 15.0  # one URL's whole send (Apprise's timeouts are per socket operation)
+
+
+def send_test(
+    urls: Sequence[str], message: str, *, deadline: float = TEST_DEADLINE_S
+) -> list[TestResult]:
+    """One message to each URL separately, with its own result (`tradebot notify test`).
+
+    Each send has one overall `deadline`: Apprise's socket timeouts start again with every
+    byte, so a server dripping its answer would hold the command for minutes. A send still
+    running at its deadline is reported and left to finish in the background (a daemon
+    thread; the command exits without waiting for it)."""
     apprise = _apprise()
     results = []
     for url in urls:
@@ -241,12 +251,25 @@ def send_test(urls: Sequence[str], message: str) -> list[TestResult]:
         if not client.add(url):
             results.append(TestResult(mask_url(url), False, "not a URL Apprise understands"))
             continue
-        try:
-            ok = bool(client.notify(title=f"{TITLE}: test", body=message))
-        except Exception as exc:
-            results.append(TestResult(mask_url(url), False, type(exc).__name__))
-            continue
-        results.append(TestResult(mask_url(url), ok, "delivered" if ok else "delivery failed"))
+        outcome: list[TestResult] = []
+
+        def send(client: Any = client, url: str = url, outcome: list[TestResult] = outcome) -> None:
+            try:
+                ok = bool(client.notify(title=f"{TITLE}: test", body=message))
+            except Exception as exc:
+                outcome.append(TestResult(mask_url(url), False, type(exc).__name__))
+                return
+            outcome.append(TestResult(mask_url(url), ok, "delivered" if ok else "delivery failed"))
+
+        worker = threading.Thread(target=send, name="tradebot-notify-test", daemon=True)
+        worker.start()
+        worker.join(deadline)
+        if outcome:
+            results.append(outcome[0])
+        else:
+            results.append(
+                TestResult(mask_url(url), False, f"no answer within {deadline:g} s (timed out)")
+            )
     return results
 
 

@@ -41,7 +41,9 @@ class SystemdNotifier:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
                 sock.connect(self.address)
-                sock.sendall(payload)
+                # Never wait: a receiver whose queue is full (systemd busy, a test not reading)
+                # must not stall the trading loop; the ping is dropped and logged instead.
+                sock.sendall(payload, socket.MSG_DONTWAIT)
         except OSError as exc:
             if not self._failed:
                 self._failed = True

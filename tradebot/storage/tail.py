@@ -18,9 +18,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
+from tradebot.storage.atomic import not_a_regular_file
 from tradebot.storage.jsonl import (
     CHUNK_LINES,
     LockedJsonl,
@@ -80,6 +82,9 @@ class JsonlTail:
             self.new_line_numbers = []
             return []
         try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):  # a directory opens read-only too: never read it
+                raise not_a_regular_file(self.path, mode)
             fcntl.flock(fd, fcntl.LOCK_SH)
             return self._read(fd)
         finally:

@@ -99,6 +99,32 @@ class SimTime:
         await asyncio.sleep(0)
 
 
+async def filled(r: Rig, *refs: str, timeout: float = 10.0, with_commissions: bool = True) -> None:
+    """Wait until IB has said each order `ref` is filled *and* the client holds the fills with
+    their commissions: IB sends orderStatus, execDetails and commissionReport as separate
+    messages, and a loaded machine can read the status before the rest (a sync in between
+    would journal nothing yet). `with_commissions=False` for a test of a commission IB never
+    reports."""
+
+    def done() -> bool:
+        for ref in refs:
+            order = r.broker.tracker.by_order_ref(ref)
+            if order is None or order.status != "filled":
+                return False
+            mine = [
+                e
+                for e in r.broker.tracker.executions(datetime.min.replace(tzinfo=UTC))
+                if e.report.order_ref == ref
+            ]
+            if sum(e.report.qty for e in mine) < order.filled or (
+                with_commissions and any(e.commission is None for e in mine)
+            ):
+                return False
+        return True
+
+    await until(done, timeout=timeout)
+
+
 @dataclass
 class Rig:
     sim: GatewaySim

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ib_async import IB
 
-from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, rig, until
+from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, filled, rig, until
 from tradebot.brokers.ibkr.broker import IbkrBroker
 from tradebot.brokers.ibkr.settings import IbkrSettings
 from tradebot.errors import GatewayUnreachableError, RefusedError
@@ -142,7 +142,7 @@ def test_while_reconnecting_the_loop_reads_what_is_known_and_sends_nothing(
         await r.tick()
         ref = "SPY-250701-s1"
         r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref)
         await r.advance(timedelta(minutes=1))
         await r.wake()
         before = await r.broker.account()

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers.ibkr.conftest import Rig, ThreadedSim, make_rig, open_position, rig, until
+from tests.brokers.ibkr.conftest import (
+    Rig,
+    ThreadedSim,
+    filled,
+    make_rig,
+    open_position,
+    rig,
+)
 from tests.brokers.ibkr.test_gateway_test_cmd import _config, _json, _same_clock
 from tests.cli.conftest import invoke
 
@@ -28,7 +35,7 @@ def test_run_connects_degraded_and_still_closes_an_expiring_position(
     async def body(r: Rig) -> None:
         await r.start()
         ref = await open_position(r, "SPY", expiry=date(2025, 7, 3))
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref)
         await r.ctx.book.sync(r.broker, r.now)
         await r.stop()
         r.sim.faults.leave_executions_unanswered()

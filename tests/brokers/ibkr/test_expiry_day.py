@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, open_position, rig, until
+from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, filled, open_position, rig, until
 from tradebot.cli import app
 from tradebot.engine.status_view import loop_report
 
@@ -36,9 +36,7 @@ def _trades(r: Rig) -> dict[str, dict[str, object]]:
 
 async def _bought(r: Rig, symbols: tuple[str, ...]) -> list[str]:
     refs = [await open_position(r, s, expiry=DAY.date()) for s in symbols]
-    await until(
-        lambda: all(r.broker.tracker.by_order_ref(ref).status == "filled" for ref in refs)  # type: ignore[union-attr]
-    )
+    await filled(r, *refs)
     await r.wake()  # the fills are journaled
     assert len(r.ctx.book.open_positions()) == len(symbols)
     return refs

@@ -24,7 +24,7 @@ def test_the_fixture_reads_as_trades_and_expiries() -> None:
         (DATA / "flex-stop-filled.xml").read_bytes(), "IB Flex query 1", date(2025, 6, 1)
     )
     stop = next(t for t in st.trades if t.order_ref == "SPY-250701-w1.sl")
-    assert (stop.side, stop.qty, stop.price, stop.commission) == ("SLD", 1, Decimal("7.54"), 1)
+    assert (stop.side, stop.qty, stop.price, stop.commission) == ("SLD", 1, Decimal("7.57"), 1)
     assert stop.time == datetime(2025, 7, 1, 17, 0, tzinfo=UTC)  # 13:00 New York
     assert stop.perm_id == 1000004 and stop.contract.con_id == 1719996764
     assert stop.contract.label == "SPY 2025-07-07 634 C"

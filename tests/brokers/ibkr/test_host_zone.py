@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, host_zone, rig, until
+from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, filled, host_zone, rig
 from tradebot.brokers.ibkr.mapping import parse_ib_time
 
 NY = ZoneInfo("America/New_York")
@@ -40,7 +40,7 @@ def test_the_same_fill_is_journaled_at_the_same_time_in_every_host_zone(
         await r.tick()  # 11:00 New York: the scalp entry
         ref = "SPY-250701-s1"
         r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref)
         await r.advance(timedelta(minutes=1))
         await r.wake()
         [fill] = [f for f in r.journal() if f["event"] == "fill"]

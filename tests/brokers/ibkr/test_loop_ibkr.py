@@ -10,7 +10,7 @@ from typing import Any
 
 from ib_async import IB, LimitOrder
 
-from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, make_rig, rig, until
+from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, filled, make_rig, rig, until
 from tests.gateway_sim.conftest import near_money_call
 
 
@@ -22,9 +22,9 @@ def test_a_fill_becomes_a_journaled_trade_with_commission(tmp_path: Path) -> Non
         assert r.statuses(ref)[-1] in ("submitted", "presubmitted")
         entry_id = r.client_order_id(ref)
         r.sim.faults.fill_order(CLIENT_ID, entry_id)  # the entry fills at its limit
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref)
         r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(f"{ref}.tp"))  # then the target
-        await until(lambda: r.broker.tracker.by_order_ref(f"{ref}.tp").status == "filled")  # type: ignore[union-attr]
+        await filled(r, f"{ref}.tp")
         await r.advance(timedelta(minutes=2))  # commissions are adopted with their fills
         await r.wake()
         [trade] = [t for t in r.journal("trades") if t["trade_id"] == ref]
@@ -339,11 +339,11 @@ def test_an_unset_commission_is_never_taken_for_an_amount(tmp_path: Path) -> Non
         ref = "SPY-250701-s1"
         r.sim.faults.unset_next_commission()  # IB reports 1.7976931348623157E308
         r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref, with_commissions=False)
         [entry_fill] = await r.broker.executions(r.now - timedelta(days=1))
         assert entry_fill.commission is None  # unknown, not a number
         r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(f"{ref}.tp"))
-        await until(lambda: r.broker.tracker.by_order_ref(f"{ref}.tp").status == "filled")  # type: ignore[union-attr]
+        await filled(r, f"{ref}.tp")
         await r.advance(timedelta(minutes=6))  # past the wait, and executions asked again
         await r.wake()
         fills = {
@@ -368,7 +368,7 @@ def test_emulated_legs_survive_a_restart_and_sell_at_ib_when_they_fire(tmp_path:
         await r.tick()
         ref = "SPY-250701-s1"
         r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref)
         await r.wake()
         legs = _oco_legs(r)[ref]
         await r.stop()  # the process ends; its legs stay on disk

@@ -23,6 +23,7 @@ from tests.brokers.ibkr.conftest import (
     FLEX_TOKEN,
     FlexServer,
     Rig,
+    filled,
     make_rig,
     open_position,
     rig,
@@ -53,7 +54,7 @@ def test_three_restarts_against_a_gateway_that_drops_order_refs_keep_one_positio
         await r.tick()
         ref = "SPY-250701-s1"
         r.sim.faults.fill_order(CLIENT_ID, r.client_order_id(ref))
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref)
         await r.advance(timedelta(minutes=1))
         await r.wake()
         await r.stop()
@@ -81,7 +82,7 @@ async def _stop_filled_while_away(r: Rig) -> str:
     stopped; the clock then moves to the next IB day (the fill is no longer an execution)."""
     await r.start()
     ref = await open_position(r, "SPY", expiry=date(2025, 7, 7), strategy="whale", stop_loss_pct=50)
-    await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+    await filled(r, ref)
     await r.ctx.book.sync(r.broker, r.now)
     await r.stop()
     r.sim.advance(timedelta(hours=2))
@@ -104,9 +105,9 @@ def test_a_stop_filled_while_stopped_is_closed_from_the_flex_statement_the_next_
         try:
             [trade] = [t for t in again.journal("trades") if t["trade_id"] == ref]
             assert trade["exit_reason"] == "stop_loss"
-            assert Decimal(trade["exit_price"]) == Decimal("7.54")
+            assert Decimal(trade["exit_price"]) == Decimal("7.57")
             assert Decimal(trade["commission"]) == 2
-            assert Decimal(trade["pnl"]) == (Decimal("7.54") - Decimal("15.07")) * 100 - 2
+            assert Decimal(trade["pnl"]) == (Decimal("7.57") - Decimal("15.13")) * 100 - 2
             assert trade["exit_time"] == "2025-07-01T17:00:00Z"
             [fill] = [
                 f for f in again.journal() if f["event"] == "fill" and f["order_ref"] == f"{ref}.sl"
@@ -155,13 +156,13 @@ def test_without_evidence_entries_are_refused_until_the_operator_records_the_exi
                 app,
                 [
                     "--config", str(again.loaded.path), "journal", "close", ref,
-                    "--price", "7.54", "--reason", "stop filled 07-01 13:00 (IB statement)",
+                    "--price", "7.57", "--reason", "stop filled 07-01 13:00 (IB statement)",
                     "--commission", "1",
                 ],
             )  # fmt: skip
             assert result.exit_code == 0, result.output
             [trade] = [t for t in again.journal("trades") if t["trade_id"] == ref]
-            assert Decimal(trade["exit_price"]) == Decimal("7.54")
+            assert Decimal(trade["exit_price"]) == Decimal("7.57")
             assert trade["exit_reason"] == "manual"
             [audit] = again.events("journal_close")
             assert audit["reason"].startswith("stop filled") and audit["operator"]
@@ -220,7 +221,7 @@ def test_an_option_exercised_into_shares_is_a_difference_on_both_sides(
     async def body(r: Rig) -> None:
         await r.start()
         ref = await open_position(r, "SPY", expiry=date(2025, 7, 1), strategy="whale")
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref)
         await r.ctx.book.sync(r.broker, r.now)
         await r.stop()
         r.sim.set_time(NEXT_MORNING)  # through the close of 2025-07-01: exercised
@@ -249,7 +250,7 @@ def test_ibs_own_liquidation_of_a_position_is_not_taken_for_a_fill_of_ours(
     async def body(r: Rig) -> None:
         await r.start()
         ref = await open_position(r, "SPY", expiry=date(2025, 7, 7), strategy="whale")
-        await until(lambda: r.broker.tracker.by_order_ref(ref).status == "filled")  # type: ignore[union-attr]
+        await filled(r, ref)
         await r.wake()
         assert r.sim.faults.liquidate("SPY") == 1
         await until(lambda: not [p for p in r.broker.conn.require().positions() if p.position])

@@ -17,7 +17,11 @@ from tradebot.gateway_sim.requests import PlaceOrderRequest
 
 def _write(tmp_path: Path, sim: ThreadedSim) -> Path:
     path = tmp_path / "config.toml"
-    path.write_text(config_text(sim.port, broker='clock = "gateway"'), encoding="utf-8")
+    # A 45 % stop: 55 % of the entry is off the tick, so the stop's rounding shows.
+    extra = "[risk]\nstop_loss_pct = 45\n"
+    path.write_text(
+        config_text(sim.port, extra=extra, broker='clock = "gateway"'), encoding="utf-8"
+    )
     return path
 
 
@@ -68,19 +72,20 @@ def test_run_once_places_a_correct_bracket_journaled_before_it_is_sent(
         assert sl.aux == Decimal(intents[f"{ref}.sl"]["stop"])
         for price in (parent.limit, tp.limit, sl.aux):
             assert price is not None and grid.contains(price)
-        assert sl.aux >= parent.limit / 2  # the stop rounds up: never more loss than planned
+        assert sl.aux >= parent.limit * Decimal("0.55")  # rounds up: never more loss than planned
         # Journaled before sending: each order's intent was on disk when it arrived.
         for req, seen in arrivals[i : i + 3]:
             assert f'"order_ref":"{req.order_ref}"' in seen.replace(" ", "")
     by_ref = {req.order_ref: req for req, _ in arrivals}
-    # SPY's stop, half of 2.49, rounds up to the cent; TSLA's options are in the penny program:
-    # IB's minTick is 0.01, its market rule 0.01 below $3 and 0.05 from $3.
+    # SPY's stop, 55 % of 3.98 = 2.189, rounds up to the cent; TSLA's options are in the penny
+    # program: IB's minTick is 0.01, its market rule 0.01 below $3 and 0.05 from $3 — the entry
+    # 4.40 on the nickel step, its stop 2.42 on pennies.
     spy, tsla = by_ref["SPY-250701-s1"], by_ref["TSLA-250701-s1"]
-    assert (spy.limit, by_ref["SPY-250701-s1.sl"].aux) == (Decimal("2.49"), Decimal("1.25"))
+    assert (spy.limit, by_ref["SPY-250701-s1.sl"].aux) == (Decimal("3.98"), Decimal("2.19"))
     tsla_contract = intents["TSLA-250701-s1"]["contract"]
     assert tsla_contract["tick"] == "0.01"
     assert tsla_contract["ladder"] == [["0", "0.01"], ["3", "0.05"]]
-    assert (tsla.limit, by_ref["TSLA-250701-s1.sl"].aux) == (Decimal("5.00"), Decimal("2.50"))
+    assert (tsla.limit, by_ref["TSLA-250701-s1.sl"].aux) == (Decimal("4.40"), Decimal("2.42"))
     # The journal says what IB acknowledged (ids and permIds from the gateway).
     submitted = [r for r in _orders(tmp_path) if r["event"] == "submitted"]
     assert len(submitted) == 6 and all(r["perm_id"] > 0 for r in submitted)

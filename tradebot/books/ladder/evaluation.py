@@ -10,7 +10,7 @@ import copy
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -220,8 +220,19 @@ class LadderReader:
         future = [
             f"{self.records.history.path}: {line}" for line in future_transitions(history, now)
         ]
+        # Trades are in exit order: the last one is the latest. A trade closed after now was
+        # not closed by this bot; it must not count toward a phase (nor go unnoticed).
+        if len(trades) and in_future(trades.trades[-1].exit_time, now):
+            late = [t for t in trades.trades if in_future(t.exit_time, now)]
+            future.append(
+                f"{self.trades.path}: {len(late)} trade(s) dated after now, the latest "
+                f"{late[-1].trade_id} at {late[-1].exit_time:%Y-%m-%d %H:%M}Z (now "
+                f"{now:%Y-%m-%d %H:%M}Z); is the system clock right? Fix the clock or the file"
+            )
         evaluation.future_records.extend(future)
         evaluation.warnings.extend(future)
+        if future:  # records that cannot be trusted earn nothing
+            evaluation = replace(evaluation, eligible=False)
         return evaluation, view
 
     def _future_dated(self, now: datetime) -> list[str]:
@@ -291,4 +302,6 @@ class LadderReader:
         future = self._future_dated(now)
         evaluation.future_records.extend(future)
         evaluation.warnings.extend(future)
+        if future:
+            evaluation = replace(evaluation, eligible=False)
         return LadderSnapshot(evaluation, None, view, evaluation.warnings)

@@ -29,7 +29,7 @@ from tradebot.core.phase_history import (
     current_phase,
 )
 from tradebot.core.trades import PhaseName
-from tradebot.errors import RefusedError, StorageError, UsageError
+from tradebot.errors import CorruptRecordError, RefusedError, StorageError, UsageError
 from tradebot.storage.jsonl import LockedJsonl
 
 log = logging.getLogger("tradebot.books.ladder")
@@ -218,8 +218,10 @@ class Overrides(LadderReader):
         current_password: Callable[[], str],
         operator: str,
         expected_hash: object = _UNSET,
-    ) -> None:
-        """Store a salted hash of `new_password`; changing it needs the current one.
+    ) -> str | None:
+        """Store a salted hash of `new_password`; changing it needs the current one. Returns
+        None, or what the operator must know when the change is in effect but its durability
+        was not confirmed (a failed fsync after the rename).
 
         Under the audit file's lock, in this order: the intent is audited, the new hash is
         written (atomically: a failure leaves the old password working), the outcome is audited.
@@ -283,19 +285,39 @@ class Overrides(LadderReader):
             encoded = hash_password(new_password)
             verb = "change" if stored else "set"
             record("password_change_started", False, f"writing a new hash ({verb})")
+            unconfirmed: str | None = None
             try:
                 self.state.set_password_hash(encoded, now)
             except OSError as exc:
-                with contextlib.suppress(OSError):
-                    record("password_change_failed", False, f"the new hash was not written: {exc}")
-                still = "the old password still works" if stored else "no password is set"
-                raise StorageError(
-                    f"{exc}; the override password was not {verb}: {still}",
-                    path=self.state.path(PASSWORD_FILE),
-                    errno=exc.errno,
-                ) from None
-            record("password_set", True, "override password changed" if stored else "set")
+                # The rename may have happened before the failure (an fsync of the directory
+                # after it): then the new password is the one in effect, and saying "not
+                # changed" would be false. What the file holds now decides.
+                if not self._stored_is(encoded):
+                    with contextlib.suppress(OSError):
+                        record(
+                            "password_change_failed", False, f"the new hash was not written: {exc}"
+                        )
+                    still = "the old password still works" if stored else "no password is set"
+                    raise StorageError(
+                        f"{exc}; the override password was not {verb}: {still}",
+                        path=self.state.path(PASSWORD_FILE),
+                        errno=exc.errno,
+                    ) from None
+                unconfirmed = (
+                    f"durability not confirmed: the new password is in effect, but the disk "
+                    f"did not confirm it is stored ({exc}); if the machine loses power before "
+                    "it is flushed, the old password may come back"
+                )
+            done = "override password changed" if stored else "set"
+            record("password_set", True, f"{done}; {unconfirmed}" if unconfirmed else done)
         log.warning("phase override password %s by %s", "changed" if stored else "set", operator)
+        return unconfirmed
+
+    def _stored_is(self, encoded: str) -> bool:
+        try:
+            return self.state.password_hash() == encoded
+        except (OSError, CorruptRecordError):
+            return False
 
 
 def _recent_failures(attempts: list[Attempt], since: datetime) -> int:
