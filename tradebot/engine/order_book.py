@@ -206,6 +206,9 @@ class OrderBook:
         # The last sync left something for a later one (a fill waiting for its commission):
         # the next sync must run even when the broker reports no change.
         self.waiting = False
+        # A sync that raised half way (orders answered, executions not) left fills and status
+        # changes unread: the next one is full, whatever the broker says about changes.
+        self._interrupted = False
         self._pending: deque[tuple[dict[str, Any], int]] = deque()  # read, not yet applied
         self._batch = False  # applying a batch of records
         self._trades_read = False  # ... and the trade journal was read for it
@@ -529,6 +532,7 @@ class OrderBook:
             and broker.unchanged_since_report()
             and self.journal_error is None
             and not self.waiting
+            and not self._interrupted
             and not any(o.status in ("intent", "unknown", "pending") for o in self.live.values())
         ):
             # Nothing happened at the broker since the last sync and nothing here waits on
@@ -541,8 +545,8 @@ class OrderBook:
             since = self.sync_since(now) - timedelta(days=1)
         else:
             since = self._last_sync - timedelta(minutes=10)
+        self._interrupted = True
         broker_orders = await broker.orders(since)
-        self._last_sync = now
         asked_since = self.sync_since(now) - timedelta(days=1)
         executions = await broker.executions(asked_since)
         for x in sorted(executions, key=lambda e: (e.time, e.exec_id)):
@@ -603,6 +607,11 @@ class OrderBook:
                 )
                 report.status_changes += 1
         report.trades = self.close_trades(now)
+        # Only a sync that adopted everything moves the look-back on: after a failure the next
+        # one asks again from the last complete sync (an order finished during an outage longer
+        # than the margin would otherwise never be adopted).
+        self._last_sync = now
+        self._interrupted = False
         today = session_of(now)
         if self._pruned_on != today:
             self._pruned_on = today
