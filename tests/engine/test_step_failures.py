@@ -138,3 +138,36 @@ def test_the_backoff_is_capped_before_it_is_computed() -> None:
     assert retry_delay(2) == timedelta(seconds=10)
     for failures in (5, 45, 46, 1000, 10**9):
         assert retry_delay(failures) == RETRY_MAX
+
+
+def test_a_sync_that_fails_after_the_order_list_still_adopts_the_fill_next_time(
+    tmp_path: Path,
+) -> None:
+    """The order list answered (the simulated broker notes "reported"), then the executions
+    request failed: the next sync must be a full one, not skipped as "nothing changed since the
+    last report" — else the fill stays unread, IB holds a position the journal does not, and
+    the filled entry is "expired" again and again (found by the 10,000-failure soak)."""
+    loaded = config(tmp_path, base=trading("", symbols='"SPY"'))
+    ctx, until = prepare(loaded, "2025-07-01T09:29", "2025-07-01T16:05")
+    broker = sim(ctx)
+    executions = broker.executions
+    state = {"failed": 0}
+
+    async def once(since: datetime) -> list[Execution]:
+        found = await executions(since)
+        if state["failed"] == 0 and any(x.side == "BOT" for x in found):
+            state["failed"] += 1  # the first time a fill is there to read, the request fails
+            raise BrokerError("request timed out (executions)")
+        return found
+
+    broker.executions = once  # type: ignore[method-assign]
+    summary = asyncio.run(TradingLoop(ctx, until=until).run())
+    assert summary.stopped_by == "until"
+    assert state["failed"] == 1, "the scenario needs a fill to be there when the request fails"
+    journaled = {r["exec_id"] for r in orders(loaded) if r["event"] == "fill"}
+    at_broker = {f.exec_id for f in broker.exchange.fills if f.kind != "expiry"}
+    assert at_broker and at_broker <= journaled
+    names = {e["event"] for e in events(loaded)}
+    assert "position_mismatch" not in names
+    cancels = [e for e in events(loaded) if e["event"] == "order_cancel"]
+    assert len(cancels) == len({e.get("ref", e["message"]) for e in cancels})
