@@ -4,6 +4,9 @@ resource), a real browser (Debian's headless chromium) draws its equity curve an
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 import shutil
 import struct
@@ -17,6 +20,7 @@ import pytest
 
 from tests.cli.conftest import invoke
 from tradebot.books.trade_journal import TradeJournal
+from tradebot.core.metrics import trade_order
 
 CONFIG = """
 [broker.sim]
@@ -77,6 +81,74 @@ def test_the_page_is_self_contained(backtest: Path) -> None:
     assert page.count('class="session"') == 2  # one bar per session
     assert 'id="ladder"' in page and "eligible → advance" in page  # loose criteria: it moves
     assert "UTC" not in page and not re.search(r"\d\d:\d\dZ", page)
+
+
+# -- one order for simultaneous exits (issue 23) ---------------------------------------------
+# Four symbols: TSLA's entries never fit the cap, the other three are flattened in the same
+# second before the close, losers and winners together; three losses from proof's start bring
+# its downgrade on the third session, with the losing run it saw in its record.
+TIED = """
+[broker.sim]
+seed = 7
+
+[trading]
+mode = "paper"
+symbols = ["SPY", "QQQ", "IWM", "TSLA"]
+
+[phase]
+initial = "proof"
+[phase.proof]
+counted_modes = ["live", "sim"]
+max_entries_per_session = 10
+"""
+
+
+@pytest.fixture(scope="module")
+def tied(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tied")
+    (root / "config.toml").write_text(TIED, encoding="utf-8")
+    out = root / "bt"
+    args = ["backtest", "--synthetic", "--from", "2025-07-07", "--to", "2025-07-09"]
+    result = invoke(["--config", str(root / "config.toml"), *args, "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def test_tied_exits_are_in_one_order_in_the_report_trades_csv_journal_and_phase(
+    tied: Path,
+) -> None:
+    """A loss and a win exiting in the same second: report.html's table, trades.csv,
+    `journal --csv` and the phase history's downgrade record list them in the one canonical order
+    (`core.metrics.trade_order`: exit time, losers first, then trade id), never by id alone."""
+    trades = TradeJournal(tied).read().trades
+    times = [t.exit_time for t in trades]
+    tie = [t for t in trades if times.count(t.exit_time) > 1]
+    assert any(t.pnl > 0 for t in tie) and any(t.pnl <= 0 for t in tie)
+    canonical = [t.trade_id for t in sorted(trades, key=trade_order)]
+    by_id = [t.trade_id for t in sorted(trades, key=lambda t: (t.exit_time, t.trade_id))]
+    assert canonical != by_id  # the fixture tells the two orders apart
+
+    exported = invoke(["--logs", str(tied), "journal", "--csv", "-"])
+    assert exported.exit_code == 0, exported.stderr
+    journal_order = [row["trade_id"] for row in csv.DictReader(io.StringIO(exported.stdout))]
+    assert journal_order == canonical
+    trades_csv = (tied / "trades.csv").read_text(encoding="utf-8")
+    assert trades_csv == exported.stdout
+    page = (tied / "report.html").read_text(encoding="utf-8")
+    table = page[page.index('id="trades-table"') :]
+    listed = re.findall(r"<tr><td class=n>\d+</td><td>[^<]*</td><td>([^<]+)</td>", table)
+    assert listed == canonical
+
+    config = ["--config", str(tied.parent / "config.toml")]  # phase.initial = "proof"
+    phase = invoke([*config, "--logs", str(tied), "phase", "export", "--json"])
+    assert phase.exit_code == 0, phase.stderr
+    downgrades = [
+        t for t in json.loads(phase.stdout)["transitions"] if t["trigger"] == "auto_downgrade"
+    ]
+    assert downgrades, "the fixture's losing run downgrades proof"
+    for record in downgrades:
+        run = [t["trade_id"] for t in record["inputs"]["consecutive_losses"]["trades"]]
+        assert sorted(run, key=canonical.index) == run
 
 
 def _chromium() -> str:

@@ -158,8 +158,11 @@ def test_a_repeated_trade_id_is_an_error_naming_both_lines(logs: Path) -> None:
     with pytest.raises(CorruptRecordError) as err:
         cached.read()
     assert err.value.line == 3
-    assert "trade_id T-dup is already used by line 1" in str(err.value)
+    assert "trade_id 'T-dup' repeats line 1" in str(err.value)
     assert f"{plain.path}:3" in str(err.value)
+    with pytest.raises(CorruptRecordError) as expected:  # the same words from either reader
+        plain.read()
+    assert str(err.value) == str(expected.value)
     with pytest.raises(CorruptRecordError):  # still reported: the duplicate is never taken
         cached.series()
 
@@ -167,7 +170,7 @@ def test_a_repeated_trade_id_is_an_error_naming_both_lines(logs: Path) -> None:
 def test_a_repeated_trade_id_in_one_batch_is_an_error_too(logs: Path) -> None:
     t = trade(10, trade_id="T-same")
     JsonlFile(TradeJournal(logs).path).append_many([t.model_dump(mode="json")] * 2)
-    with pytest.raises(CorruptRecordError, match="already used by line 1") as err:
+    with pytest.raises(CorruptRecordError, match="'T-same' repeats line 1") as err:
         CachedTradeJournal(logs).read()
     assert err.value.line == 2
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import time
@@ -246,7 +247,12 @@ def test_five_failures_lock_overrides_across_processes(tmp_path: Path) -> None:
     )
     assert result.returncode == 4
     assert "overrides are locked after 5 wrong passwords" in result.stderr
-    assert _audit(tmp_path)[-1]["outcome"] == "locked_out"
+    locked = _audit(tmp_path)[-1]
+    assert locked["outcome"] == "locked_out"
+    # The record's time is UTC; its text, for a person, says the market's time with its zone.
+    assert re.fullmatch(
+        r"overrides locked until \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T", locked["detail"]
+    )
     assert _history(tmp_path) == []
     status = json.loads(invoke(["phase", "status", "--json"]).stdout)
     assert status["override"]["locked_until"] is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,12 +23,15 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from tests.brokers.ibkr.conftest import ThreadedSim, config_text
+from tests.market_time_text import BARE_TIME, UTC_SHOWN, utc_shown
+from tests.notify.test_alerts import Endpoint
 from tests.phase_helpers import transition
 from tradebot.books.phase_records import PhaseRecords
 from tradebot.books.trade_journal import TradeJournal
 from tradebot.cli import app
 from tradebot.cli.live_view import render
 from tradebot.cli.output import fmt_money, fmt_time
+from tradebot.config import NOTIFY_EVENTS
 from tradebot.core.trades import ClosedTrade
 from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
 
@@ -41,12 +45,17 @@ seed = 7
 mode = "paper"
 symbols = ["SPY", "QQQ", "IWM"]  # enough trades on one session for every screen to fill
 max_concurrent_symbols = 3
+
+[monitoring]  # every alert, to a local endpoint: what a person reads on the phone
+notify_urls = ["{url}"]
+notify_on = {events}
 """
 
-# A time a person might read as UTC: a zone-less ISO time, a Z, an offset, the word.
-UTC_SHOWN = re.compile(r"\bUTC\b|\+00:00|\d\d:\d\d(:\d\d)?Z\b|\d{4}-\d\d-\d\dT\d\d:\d\d")
 # Rich cuts with an ellipsis glued to the text ("take_p…"); a range "a … b" has spaces.
 CUT = re.compile(r"\S…")
+# A number at the end of a line whose unit starts the next ("win rate 46.2" / "%").
+UNIT_CUT = re.compile(r"\d[ \t]*\n[ \t]*(?:%|R|s|ms|min|×|E[SD]T)(?!\w)")
+DEMO = Path(__file__).parents[2] / "examples" / "demo.toml"
 
 
 @dataclass
@@ -56,15 +65,21 @@ class Scene:
     trades: list[ClosedTrade] = field(default_factory=list)
     sim: ThreadedSim | None = None
     sim_config: Path | None = None
+    alerts: Endpoint | None = None
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     root = tmp_path_factory.mktemp("scene")
     config = root / "config.toml"
-    config.write_text(SCENE, encoding="utf-8")
+    alerts = Endpoint()
+    events = json.dumps(list(NOTIFY_EVENTS))
+    config.write_text(SCENE.format(url=alerts.url, events=events), encoding="utf-8")
     done = CliRunner().invoke(app, ["--config", str(config), "run", "--start", "2025-07-01"])
     assert done.exit_code == 0, done.stderr
+    deadline = time.monotonic() + 10  # alerts are sent from their own thread
+    while "tradebot: stop" not in alerts.titles() and time.monotonic() < deadline:
+        time.sleep(0.05)
     PhaseRecords(root / "logs").history.append(
         transition("proof", FORCED_AT, trigger="manual_override").as_record()
         | {"operator": "ops", "reason": "a long reason, " * 6 + "to see it wrap"}
@@ -75,9 +90,10 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     sim_config = root / "gateway.toml"
     sim_config.write_text(config_text(sim.port, broker='clock = "gateway"'), encoding="utf-8")
     try:
-        yield Scene(root, config, trades, sim, sim_config)
+        yield Scene(root, config, trades, sim, sim_config, alerts)
     finally:
         sim.stop()
+        alerts.close()
 
 
 def _invoke(args: list[str], columns: int = 80) -> Result:
@@ -100,6 +116,7 @@ def _commands(s: Scene, tmp: Path) -> dict[str, list[str]]:
         "halt": [*fresh, "halt", "--reason", "lunch break with a long explanation " * 3],
         "resume": [*fresh, "resume"],
         "run": [*fresh, "run", "--once", "--start", "2025-07-01T11:00"],
+        "run before the open": [*fresh, "run", "--once", "--start", "2025-07-01T08:00"],
         "config check": [*c, "config", "check"],
         "config show": [*c, "config", "show"],
         "gateway test": ["--config", str(s.sim_config), "gateway", "test"],
@@ -117,6 +134,7 @@ COMMANDS = [
     "halt",
     "resume",
     "run",
+    "run before the open",
     "config check",
     "config show",
     "gateway test",
@@ -142,6 +160,7 @@ def _expected(name: str, s: Scene) -> list[str]:
         "halt": ["halted since"],
         "resume": ["resumed: entries may start again"],
         "run": ["2025-07-01 11:00 EDT"],
+        "run before the open": ["next open 2025-07-01 09:30 EDT"],
         "config check": ["config OK"],
         "config show": ["[trading]"],
         "gateway test": ["2025-07-01 11:00:00 EDT", "DUSIM0001", "followed by `tradebot run`"],
@@ -157,6 +176,8 @@ def _check_screen(text: str, columns: int, expected: list[str], errors: str = ""
     every = lines + errors.splitlines()
     cut = [line for line in every if CUT.search(line)]
     assert not cut, f"cut: {cut[:3]}"
+    parted = UNIT_CUT.findall(text)
+    assert not parted, f"a number parted from its unit: {parted[:3]}"
     for token in expected:
         assert any(token in line for line in every), f"{token!r} is not whole on one line"
 
@@ -175,12 +196,43 @@ def test_no_utc_time_reaches_a_persons_screen(name: str, scene: Scene, tmp_path:
     times = re.findall(r"\b\d\d:\d\d(?::\d\d)?\b(?: E[SD]T)?", screen)
     assert times or name in ("config check", "config show", "phase advance", "resume")
     # Every time of day carries its zone (a time span shows it once, at its end).
-    bare = [
-        t
-        for t in re.findall(r"\b\d\d:\d\d(?::\d\d)?+(?![:\d])(?! E[SD]T)(?!–)", screen)
-        if t != "00:00"
-    ]
+    bare = [t for t in BARE_TIME.findall(screen) if t != "00:00"]
     assert not bare, bare
+
+
+def test_no_utc_time_in_event_messages_alerts_or_log_lines(scene: Scene) -> None:
+    """What the session wrote for a person — each event's message in events.jsonl, each alert
+    (every event the loop can alert on, sent to a real endpoint) and each line of tradebot.log —
+    shows New York time with its zone, never UTC; the records' own times stay UTC."""
+    logs = scene.root / "logs"
+    text = (logs / "journal" / "events.jsonl").read_text(encoding="utf-8")
+    events = [json.loads(line) for line in text.splitlines()]
+    kinds = {e["event"] for e in events}
+    assert {"start", "position_closing", "session_end", "stop"} <= kinds
+    assert all(e["ts"].endswith("Z") for e in events)
+    assert not utc_shown(e["message"] for e in events)
+    assert scene.alerts is not None
+    titles = scene.alerts.titles()
+    assert {"tradebot: start", "tradebot: entry", "tradebot: summary"} <= set(titles)
+    assert not utc_shown(r["message"] for r in scene.alerts.received)
+    lines = (logs / "tradebot.log").read_text(encoding="utf-8").splitlines()
+    assert len(lines) > 20
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T", line) for line in lines)
+    assert not utc_shown(lines)
+
+
+def test_one_log_line_per_flatten_sell(scene: Scene) -> None:
+    """Each sell of the flatten before the close is one `position_closing` event and one line
+    of the log (issue 20, item 6), not the event plus a "before the close" line."""
+    logs = scene.root / "logs"
+    text = (logs / "journal" / "events.jsonl").read_text(encoding="utf-8")
+    closing = [e for e in map(json.loads, text.splitlines()) if e["event"] == "position_closing"]
+    assert len(closing) >= 2
+    lines = (logs / "tradebot.log").read_text(encoding="utf-8").splitlines()
+    for event in closing:
+        ref = event["message"].split(":", 1)[0]
+        said = [line for line in lines if f"{ref}: selling" in line]
+        assert len(said) == 1, said
 
 
 @pytest.mark.parametrize(
@@ -219,6 +271,27 @@ def test_every_command_keeps_ids_money_times_and_reasons_whole(
     result = _invoke(commands[name], columns)
     assert result.exit_code in (0, 4), result.stderr
     _check_screen(result.stdout, columns, _expected(name, scene), result.stderr)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The journals `make demo` leaves: its configuration's session on the simulated broker."""
+    logs = tmp_path_factory.mktemp("demo") / "logs"
+    args = ["run", "--start", "2025-07-01", "--speed", "max"]
+    done = _invoke(["--config", str(DEMO), "--logs", str(logs), *args])
+    assert done.exit_code == 0, done.stderr
+    return logs
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_demos_phase_status_keeps_numbers_with_their_units(columns: int, demo: Path) -> None:
+    """`make demo`'s `phase status` at 80 columns once wrapped its window line between
+    "win rate 46.2" and "%": numbers keep their units, times their zones."""
+    result = _invoke(["--config", str(DEMO), "--logs", str(demo), "phase", "status"], columns)
+    assert result.exit_code == 0, result.stderr
+    rate = re.search(r"win rate (\d+\.\d %)", " ".join(result.stdout.split()))
+    assert rate is not None, result.stdout
+    _check_screen(result.stdout, columns, [rate.group(1), "avg R:R"], result.stderr)
 
 
 @pytest.mark.parametrize("columns", [80, 120])

@@ -195,6 +195,42 @@ def test_unknown_base_equity_leaves_drawdown_percent_unknown() -> None:
     assert s.as_record()["max_drawdown_pct"] is None
 
 
+def test_an_extended_series_equals_one_built_whole() -> None:
+    """Issue 19: a trade closing extends the series (and the windows already taken) instead of
+    rebuilding it from every trade; the result is the series built whole."""
+    from datetime import timedelta
+
+    from tradebot.core.metrics import TradeSeries
+
+    trades = []
+    for i, pnl in enumerate([10, -5, 7, -3, 12, -8, 4]):
+        t = trade(Decimal(pnl))
+        t = t.model_copy(update={
+            "trade_id": f"T{i}",
+            "exit_time": t.exit_time + timedelta(minutes=i),
+            "mode": "paper" if i % 3 else "live",
+        })  # fmt: skip
+        trades.append(t)
+    series = TradeSeries.of(trades[:4])
+    series.window(["paper"], None)
+    series.window(["paper", "live"], None)
+    grown = series.extended(trades[4:])
+    whole = TradeSeries.of(trades)
+    for modes in (["paper"], ["paper", "live"], ["live"]):
+        a, b = grown.window(modes, None), whole.window(modes, None)
+        assert (a.pnl, a.mode, a.session, a.r, a.entry_us) == (
+            b.pnl,
+            b.mode,
+            b.session,
+            b.r,
+            b.entry_us,
+        )
+        assert summarize(a, None) == summarize(b, None)
+    assert grown.pnl == whole.pnl and series.extended([]) is series
+    late = trades[2].model_copy(update={"trade_id": "T9"})  # exits before the last: sorted whole
+    assert series.extended([late]).pnl == TradeSeries.of([*trades[:4], late]).pnl
+
+
 # -- one order for simultaneous exits (issue 23) ---------------------------------------------
 def _same_second(*pnls: int, at: datetime, ids: tuple[str, ...]) -> list[ClosedTrade]:
     return [trade(p, exit_time=at, trade_id=i) for p, i in zip(pnls, ids, strict=True)]

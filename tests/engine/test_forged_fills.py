@@ -22,6 +22,7 @@ import pytest
 
 from tests.engine.harness import config, entry_intents, events, orders, trades, ts
 from tests.factories import trade
+from tests.market_time_text import utc_shown
 from tests.review.helpers import HOLD, prepare, run_loop, sim, trading
 from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
 from tradebot.books.ladder import PhaseLadder
@@ -149,7 +150,8 @@ def test_a_trade_dated_in_the_future_blocks_entries(tmp_path: Path) -> None:
     )
     report = build_risk_report(loaded, now)
     assert "future_dated_record" in [b.rule for b in report.blocking]
-    assert any("trades.jsonl" in w and "after now" in w for w in report.warnings)
+    [late] = [w for w in report.warnings if "trades.jsonl" in w and "after now" in w]
+    assert "(now 2025-07-01 11:00 EDT)" in late and not utc_shown([late])  # a person reads it
     snap = PhaseLadder(loaded).snapshot(now)
     assert snap.evaluation is not None and snap.evaluation.future_records
     assert not snap.evaluation.eligible  # it earns nothing toward the next phase

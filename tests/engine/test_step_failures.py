@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import statistics
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from tests.engine.harness import config, events, orders
+from tests.market_time_text import utc_shown
 from tests.review.helpers import prepare, sim, trading
 from tradebot.brokers.base import BrokerError, Execution
 from tradebot.engine.loop import RETRY_MAX, TradingLoop
@@ -78,6 +80,11 @@ def test_ten_thousand_failed_steps_keep_the_loop_alive_at_the_capped_interval(
     assert report is not None
     assert "sync" in report["last_error"] and "timed out" in report["last_error"]
     assert f"{SOAK // 2}×" in report["last_error"]
+    # Since when, as the operator reads it: New York time with its zone (status, events).
+    assert re.search(r"× since 2025-07-01 \d\d:\d\d EDT: ", report["last_error"])
+    [recovered] = [e["message"] for e in events(loaded) if e["event"] == "step_recovered"]
+    assert re.search(r"failure\(s\) since 2025-07-01 \d\d:\d\d EDT$", recovered)
+    assert not utc_shown([report["last_error"], recovered])
     assert "FAILING" in report["status"]
 
 
@@ -131,3 +138,36 @@ def test_the_backoff_is_capped_before_it_is_computed() -> None:
     assert retry_delay(2) == timedelta(seconds=10)
     for failures in (5, 45, 46, 1000, 10**9):
         assert retry_delay(failures) == RETRY_MAX
+
+
+def test_a_sync_that_fails_after_the_order_list_still_adopts_the_fill_next_time(
+    tmp_path: Path,
+) -> None:
+    """The order list answered (the simulated broker notes "reported"), then the executions
+    request failed: the next sync must be a full one, not skipped as "nothing changed since the
+    last report" — else the fill stays unread, IB holds a position the journal does not, and
+    the filled entry is "expired" again and again (found by the 10,000-failure soak)."""
+    loaded = config(tmp_path, base=trading("", symbols='"SPY"'))
+    ctx, until = prepare(loaded, "2025-07-01T09:29", "2025-07-01T16:05")
+    broker = sim(ctx)
+    executions = broker.executions
+    state = {"failed": 0}
+
+    async def once(since: datetime) -> list[Execution]:
+        found = await executions(since)
+        if state["failed"] == 0 and any(x.side == "BOT" for x in found):
+            state["failed"] += 1  # the first time a fill is there to read, the request fails
+            raise BrokerError("request timed out (executions)")
+        return found
+
+    broker.executions = once  # type: ignore[method-assign]
+    summary = asyncio.run(TradingLoop(ctx, until=until).run())
+    assert summary.stopped_by == "until"
+    assert state["failed"] == 1, "the scenario needs a fill to be there when the request fails"
+    journaled = {r["exec_id"] for r in orders(loaded) if r["event"] == "fill"}
+    at_broker = {f.exec_id for f in broker.exchange.fills if f.kind != "expiry"}
+    assert at_broker and at_broker <= journaled
+    names = {e["event"] for e in events(loaded)}
+    assert "position_mismatch" not in names
+    cancels = [e for e in events(loaded) if e["event"] == "order_cancel"]
+    assert len(cancels) == len({e.get("ref", e["message"]) for e in cancels})

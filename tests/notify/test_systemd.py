@@ -74,11 +74,18 @@ async def _watch(listener: Listener, seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def _loop(loaded: LoadedConfig, start: str, speed: float, systemd: SystemdNotifier) -> TradingLoop:
+def _loop(
+    loaded: LoadedConfig,
+    start: str,
+    speed: float,
+    systemd: SystemdNotifier,
+    *,
+    minutes: int = 30,
+) -> TradingLoop:
     options = RunOptions(speed=speed, start=datetime.fromisoformat(start), simulated=True)
     clock = make_clock(loaded, options)
     ctx = make_context(loaded, options, clock, lambda e, m: None)
-    return TradingLoop(ctx, until=clock.now() + timedelta(minutes=30), systemd=systemd)
+    return TradingLoop(ctx, until=clock.now() + timedelta(minutes=minutes), systemd=systemd)
 
 
 def test_ready_watchdog_status_and_stopping(tmp_path: Path, listener: Listener) -> None:
@@ -114,16 +121,29 @@ def test_without_notify_socket_nothing_is_sent() -> None:
 
 
 class StuckBroker(SimBroker):
-    """A broker whose account reading never returns once `stuck` is set (a hung request)."""
+    """A broker whose next request never returns once `stuck` is set (a hung request). The
+    event-driven loop asks the broker only when something can happen, so whichever request
+    comes first hangs: the account, the order list or the executions."""
 
     stuck = False
     hung_at: float | None = None
 
-    async def account(self):  # type: ignore[no-untyped-def]
+    async def _hang(self) -> None:
         if self.stuck:
             StuckBroker.hung_at = time.monotonic()
             await asyncio.Event().wait()
+
+    async def account(self):  # type: ignore[no-untyped-def]
+        await self._hang()
         return await super().account()
+
+    async def orders(self, since=None):  # type: ignore[no-untyped-def]
+        await self._hang()
+        return await super().orders(since)
+
+    async def executions(self, since):  # type: ignore[no-untyped-def]
+        await self._hang()
+        return await super().executions(since)
 
 
 def test_a_stuck_step_stops_the_watchdog_pings(tmp_path: Path, listener: Listener) -> None:
@@ -131,7 +151,7 @@ def test_a_stuck_step_stops_the_watchdog_pings(tmp_path: Path, listener: Listene
     notifier = SystemdNotifier(
         {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "300000"}
     )
-    loop = _loop(loaded, "2025-07-01T14:00:00+00:00", 600, notifier)
+    loop = _loop(loaded, "2025-07-01T14:00:00+00:00", 600, notifier, minutes=360)
     broker = loop.ctx.broker
     assert isinstance(broker, SimBroker)
     broker.__class__ = StuckBroker
@@ -141,7 +161,7 @@ def test_a_stuck_step_stops_the_watchdog_pings(tmp_path: Path, listener: Listene
         await _watch(listener, 1.0)  # healthy: pings flow
         healthy_pings = sum(1 for line in listener.lines() if line == "WATCHDOG=1")
         StuckBroker.stuck = True  # the next tick hangs in account()
-        for _ in range(200):  # wait for the hang to begin
+        for _ in range(600):  # wait for the hang to begin (a loaded machine is slow)
             await _watch(listener, 0.05)
             if StuckBroker.hung_at is not None:
                 break

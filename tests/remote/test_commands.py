@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.market_time_text import utc_shown
 from tradebot.remote.commands import (
     CODE_TTL,
     MAX_REASON,
@@ -48,6 +49,14 @@ def test_the_five_commands_of_an_allowed_private_chat() -> None:
     assert run(msg("/halt")).actions == (RequestHalt(OP, OP, None, False),)
     assert "/flatten" in run(msg("/help")).actions[0].text  # type: ignore[union-attr]
     assert run(msg("/STATUS@tb_bot")).actions == (ShowStatus(OP),)
+
+
+def test_a_stale_command_is_answered_in_new_york_time_with_its_zone() -> None:
+    sent = T0 - timedelta(minutes=5)  # 13:55Z
+    (reply,) = run(msg("/status", at=sent)).actions
+    assert isinstance(reply, Reply)
+    assert "sent at 09:55:00 EDT (300 s ago;" in reply.text
+    assert not utc_shown([reply.text])
 
 
 def test_a_long_reason_is_cut_never_refused() -> None:

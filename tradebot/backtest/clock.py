@@ -2,10 +2,8 @@
 
 `TradingLoop` sleeps on its clock between wakes; at full speed `SimClock.sleep_until` simply
 moves time to the wake the loop asked for. `BacktestClock` first runs its hooks at the moment
-the wake ended (the simulated operator's advance, the progress bar), then asks its `skipper`
-whether the wake is one the loop can provably do without (see `tradebot.backtest.skip`), and
-moves time there. The loop itself is unchanged: it wakes exactly where `tradebot run` would,
-minus those provably empty ticks.
+the wake ended (the progress bar), and counts the wakes. Which wakes the loop leaves out is the
+loop's own decision (`tradebot.engine.wake_plan`), the same in `tradebot run`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -55,10 +55,16 @@ def run_backtest(
     progress: Progress | None = None,
     notify: Notify | None = None,
     skip_idle_ticks: bool = True,
+    actions: Sequence[tuple[datetime, Callable[[datetime], None]]] = (),
 ) -> BacktestResult:
-    """Replay every session of `plan` through the loop; returns what happened."""
+    """Replay every session of `plan` through the loop; returns what happened.
+
+    `actions`: (simulated time, what an operator does then), e.g. a `tradebot halt` on the
+    backtest's own state, to see what the loop would have done (`SimClock.schedule`)."""
     make_private_dirs(plan.out)
     clock = BacktestClock(plan.start)
+    for when, action in actions:
+        clock.schedule(when, action)
     options = RunOptions(speed=None, start=plan.start, until=plan.until, simulated=True)
     operator = BacktestOperator(ladder=None, forward=notify)  # type: ignore[arg-type]
     ctx = make_context(
@@ -67,15 +73,8 @@ def run_backtest(
     state = _LastEquityAtTheEnd(plan.loaded.state_dir)
     ctx.state = state
     operator.ladder = ctx.ladder
-    loop = TradingLoop(ctx, until=plan.until)
-    clock.between_wakes.append(operator.act)
-    skipper = None
-    if skip_idle_ticks:
-        from tradebot.backtest.skip import IdleTickSkipper
-
-        skipper = IdleTickSkipper(loop, plan.market, plan.symbols)
-        clock.skipper = skipper
-        clock.between_wakes.insert(0, skipper.after_wake)  # before anything else acts
+    loop = TradingLoop(ctx, until=plan.until, skip_idle=skip_idle_ticks)
+    loop.after_wake_hooks.append(operator.act)
     if progress is not None:
         clock.between_wakes.append(_progress_hook(plan, progress))
     started = time.perf_counter()
@@ -93,15 +92,17 @@ def run_backtest(
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(len(plan.sessions), len(plan.sessions), plan.last)
+    # The backtest reports the ticks run and the idle ones left out apart (`tradebot run`
+    # counts both as ticks of its schedule).
     return BacktestResult(
         plan=plan,
-        summary=summary,
+        summary=replace(summary, ticks=summary.ticks - summary.ticks_idle),
         operator=operator,
         ctx=ctx,
         ended=clock.now(),
         seconds=seconds,
         wakes=clock.sleeps,
-        ticks_skipped=0 if skipper is None else skipper.skipped,
+        ticks_skipped=summary.ticks_idle,
     )
 
 

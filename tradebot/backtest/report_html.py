@@ -8,7 +8,8 @@ instead of a plotting library: nothing to install on the Pi, a page of tens of k
 renders at once, and no JavaScript (docs/decisions.md, "The backtest report").
 
 Times are New York time with the zone; the numbers are those of `report.json` (the same
-document), the trades those of `journal/trades.jsonl`.
+document), the trades those of `journal/trades.jsonl` in the one canonical order of
+`tradebot journal` and the ladder (`core.metrics.trade_order`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tradebot.core.market_time import market_datetime
+from tradebot.core.metrics import chronological
 from tradebot.core.trades import TRADE_FIELDS, ClosedTrade
 from tradebot.storage.records import csv_text
 
@@ -48,13 +50,12 @@ def write_report_files(out: Path, report: dict[str, Any], trades: Sequence[Close
 
 def trades_csv(trades: Sequence[ClosedTrade]) -> str:
     """The trades as `tradebot journal --csv` writes them (the record's columns, UTC times)."""
-    ordered = sorted(trades, key=lambda t: (t.exit_time, t.trade_id))
-    return csv_text(TRADE_FIELDS, (t.model_dump(mode="json") for t in ordered))
+    return csv_text(TRADE_FIELDS, (t.model_dump(mode="json") for t in chronological(trades)))
 
 
 # -- the page -----------------------------------------------------------------------------------
 def render_html(report: dict[str, Any], trades: Sequence[ClosedTrade]) -> str:
-    ordered = sorted(trades, key=lambda t: (t.exit_time, t.trade_id))
+    ordered = chronological(trades)  # the one order of journal, phase export and the ladder
     base = _dec(report["base_equity"]) or Decimal(0)
     rng = report["range"]
     title = f"Backtest {', '.join(report['symbols'])} · {rng['from']} … {rng['to']}"

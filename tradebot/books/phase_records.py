@@ -24,6 +24,7 @@ from tradebot.core.validation import utc_timestamp
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import JsonlContents, JsonlFile
 from tradebot.storage.jsonl import gc_paused
+from tradebot.storage.watch import Watched
 
 PHASE_DIR = "phase"
 HISTORY_FILE = "phase-history.jsonl"
@@ -250,12 +251,30 @@ class PhaseRecords:
         self.history = JsonlFile(base / HISTORY_FILE)
         self.overrides = JsonlFile(base / OVERRIDES_FILE)
         self.session_metrics = JsonlFile(base / SESSION_METRICS_FILE)
+        # Parsed once per version of each file (a stat decides): the loop reads the history
+        # and the override audit at every tick, another process appends once in a while.
+        self._histories: dict[PhaseName | None, Watched[HistoryRead]] = {}
+        self._attempts = Watched(
+            self.overrides.path, lambda: parse_attempts(self.overrides.path, self.overrides.read())
+        )
 
     def read_history(self, *, initial: PhaseName | None = None) -> HistoryRead:
-        return parse_history(self.history.path, self.history.read(), initial=initial)
+        watch = self._histories.get(initial)
+        if watch is None:
+            path = self.history.path
+            watch = self._histories.setdefault(
+                initial,
+                Watched(path, lambda: parse_history(path, self.history.read(), initial=initial)),
+            )
+        read = watch.get()
+        return HistoryRead(list(read.transitions), list(read.warnings))
+
+    def history_reads(self) -> int:
+        """How many times this process has read the history file (tests count them)."""
+        return sum(w.reads for w in self._histories.values())
 
     def read_attempts(self) -> list[Attempt]:
-        return parse_attempts(self.overrides.path, self.overrides.read())
+        return list(self._attempts.get())
 
     def read_session_metrics(self) -> list[dict[str, Any]]:
         return self.session_metrics.read().records

@@ -138,11 +138,22 @@ def upcoming_sessions(
     """(session, open, close) from the session around `now` to about two weeks ahead (UTC).
 
     With a `state_dir`, from its cached copy of the calendar when valid (no pandas to import:
-    `tradebot.books.session_calendar`); ConfigError for a calendar name that does not exist."""
-    sessions = calendar_sessions(calendar, None if state_dir is None else Path(state_dir))
+    `tradebot.books.session_calendar`); ConfigError for a calendar name that does not exist.
+    Remembered per New York day: the loop asks at every tick, the answer changes once a day."""
     day = session_of(now)
-    days = sessions.between(day - timedelta(days=1), day + timedelta(days=14))
-    return [(d, *sessions.open_close(d)) for d in days]
+    key = (day, calendar, None if state_dir is None else str(state_dir))
+    cached = _UPCOMING.get(key)
+    if cached is None:
+        sessions = calendar_sessions(calendar, None if state_dir is None else Path(state_dir))
+        days = sessions.between(day - timedelta(days=1), day + timedelta(days=14))
+        cached = [(d, *sessions.open_close(d)) for d in days]
+        if len(_UPCOMING) >= 16:
+            _UPCOMING.clear()
+        _UPCOMING[key] = cached
+    return list(cached)
+
+
+_UPCOMING: dict[tuple[date, str, str | None], list[tuple[date, datetime, datetime]]] = {}
 
 
 def build_risk_report(

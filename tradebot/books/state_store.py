@@ -38,6 +38,7 @@ from tradebot.core.validation import (
 )
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import read_json_state, state_lock, write_json_state
+from tradebot.storage.watch import Watched
 
 PASSWORD_FILE = "override-password.json"
 START_OF_DAY_FILE = "start-of-day-equity.json"
@@ -52,6 +53,11 @@ MIN_EQUITY = Decimal("0.01")
 # Start-of-day records kept: the loop reads today's (daily loss) and those of sessions it closes
 # (session metrics); every tick reads and checks the whole file, so it stays small.
 KEEP_SESSIONS = 10
+# Parsed state files shared by every StateStore of a directory in this process, each re-read
+# only when a stat shows it changed (`tradebot.storage.watch`): the loop asks many times a
+# minute, another process writes once in a while.
+_SHARED: dict[Path, dict[str, Any]] = {}  # per file: a Watched; per derived value: (version, …)
+_SHARED_DIRS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,49 @@ class StateStore:
 
     def __init__(self, state_dir: Path) -> None:
         self.dir = Path(state_dir)
+        watches = _SHARED.get(self.dir)
+        if watches is None:
+            if len(_SHARED) >= _SHARED_DIRS_KEPT:
+                _SHARED.clear()
+            watches = _SHARED.setdefault(self.dir, {})
+        self._watches = watches
 
     def path(self, name: str) -> Path:
         return self.dir / name
+
+    def watched(self, name: str) -> Watched[Any]:
+        """The parsed contents of state file `name` (None when missing), re-read on change."""
+        watch: Watched[Any] | None = self._watches.get(name)
+        if watch is None:
+            path = self.path(name)
+            watch = self._watches.setdefault(name, Watched(path, lambda: read_json_state(path)))
+        return watch
+
+    def reads(self, name: str) -> tuple[int, int]:
+        """(reads, stats) of state file `name` by this process so far (tests count them)."""
+        watch = self.watched(name)
+        return watch.reads, watch.stats
+
+    def _derived(self, name: str, what: str, derive: Any) -> Any:
+        """`derive(contents)` of state file `name`, recomputed only when the file is re-read
+        (the file itself is stat'ed once for all its derived values)."""
+        base = self.watched(name)
+        state = base.get()
+        key = f"{name}:{what}"
+        cached = self._watches.get(key)
+        if cached is None or cached[0] != base.version:
+            try:
+                value: tuple[int, Any, CorruptRecordError | None] = (
+                    base.version,
+                    derive(state),
+                    None,
+                )
+            except CorruptRecordError as exc:
+                value = (base.version, None, exc)
+            self._watches[key] = cached = value
+        if cached[2] is not None:
+            raise cached[2]
+        return cached[1]
 
     # -- override password ---------------------------------------------------------------------
     def password_hash(self) -> str | None:
@@ -93,8 +139,14 @@ class StateStore:
     # -- start-of-day equity ----------------------------------------------------------------
     def start_of_day_equity(self, session: date) -> EquityReading | None:
         """The equity recorded at the first look of `session`, if any."""
-        entry = self._sessions().get(session.isoformat())
-        return None if entry is None else self._reading(START_OF_DAY_FILE, entry)
+        readings: dict[str, EquityReading | None] = self._derived(
+            START_OF_DAY_FILE, "readings", lambda state: {}
+        )
+        key = session.isoformat()
+        if key not in readings:
+            entry = self._sessions().get(key)
+            readings[key] = None if entry is None else self._reading(START_OF_DAY_FILE, entry)
+        return readings[key]
 
     def record_start_of_day(
         self, session: date, amount: Decimal, source: str, now: datetime
@@ -102,7 +154,7 @@ class StateStore:
         """Record `amount` for `session` unless already recorded; return the recorded value."""
         path = self.path(START_OF_DAY_FILE)
         with state_lock(path):
-            sessions = self._sessions()
+            sessions = dict(self._sessions())
             key = session.isoformat()
             if key not in sessions:
                 sessions[key] = {"equity": str(amount), "source": source, "ts": now}
@@ -112,8 +164,15 @@ class StateStore:
             return self._reading(START_OF_DAY_FILE, sessions[key])
 
     def _sessions(self) -> dict[str, Any]:
+        """The checked `sessions` object (shared: copy before changing it)."""
+        sessions: dict[str, Any] = self._derived(
+            START_OF_DAY_FILE, "sessions", self._check_sessions
+        )
+        return sessions
+
+    def _check_sessions(self, state: dict[str, Any] | None) -> dict[str, Any]:
         path = self.path(START_OF_DAY_FILE)
-        state = read_json_state(path) or {}
+        state = state or {}
         sessions = state.get("sessions", {})
         if not isinstance(sessions, dict):
             raise CorruptRecordError(path, None, "'sessions' not an object")
@@ -128,8 +187,12 @@ class StateStore:
 
     # -- last broker equity --------------------------------------------------------------------
     def equity_snapshot(self) -> EquityReading | None:
-        state = read_json_state(self.path(EQUITY_FILE))
-        return None if state is None else self._reading(EQUITY_FILE, state)
+        reading: EquityReading | None = self._derived(
+            EQUITY_FILE,
+            "reading",
+            lambda state: None if state is None else self._reading(EQUITY_FILE, state),
+        )
+        return reading
 
     def record_equity(self, amount: Decimal, source: str, now: datetime) -> None:
         write_json_state(
@@ -138,7 +201,7 @@ class StateStore:
 
     # -- notices already sent ------------------------------------------------------------------
     def notice_sent(self, key: str) -> bool:
-        state = read_json_state(self.path(NOTICES_FILE)) or {}
+        state = self.watched(NOTICES_FILE).get() or {}
         return key in state.get("sent", [])
 
     def mark_notice_sent(self, key: str) -> None:
@@ -155,8 +218,11 @@ class StateStore:
         A file that cannot be read, or whose `halted` is not true or false, raises
         CorruptRecordError (the caller then treats the bot as halted).
         """
+        halt: Halt = self._derived(HALT_FILE, "halt", self._parse_halt)
+        return halt
+
+    def _parse_halt(self, state: dict[str, Any] | None) -> Halt:
         path = self.path(HALT_FILE)
-        state = read_json_state(path)
         if state is None:
             return Halt(False)
         try:
@@ -195,7 +261,12 @@ class StateStore:
     # -- daily-loss trip ------------------------------------------------------------------------
     def daily_loss_trip(self) -> tuple[date, dict[str, Any]] | None:
         """(session, details) of the last recorded trip, if any."""
-        state = read_json_state(self.path(DAILY_LOSS_FILE))
+        trip: tuple[date, dict[str, Any]] | None = self._derived(
+            DAILY_LOSS_FILE, "trip", self._parse_trip
+        )
+        return trip
+
+    def _parse_trip(self, state: dict[str, Any] | None) -> tuple[date, dict[str, Any]] | None:
         if state is None:
             return None
         try:
@@ -263,46 +334,82 @@ class StateStore:
         """
         today = session_of(now)
         problems: list[str] = []
-
-        def check(name: str, field: str, value: object, *, is_session: bool = False) -> None:
+        for name in (START_OF_DAY_FILE, HALT_FILE, DAILY_LOSS_FILE, PASSWORD_FILE, WHALE_FILE):
             try:
-                if is_session:
-                    late = iso_date(value, field) > today
-                else:
-                    late = in_future(utc_timestamp(value, field), now)
-            except ValueError:
-                return
-            if late:
-                problems.append(
-                    f"{self.path(name)}: {field} {value} is after now ({market_datetime(now)}); "
-                    "is the system clock right? Fix the clock or the file"
-                )
-
-        def state_of(name: str) -> dict[str, Any]:
-            try:
-                return read_json_state(self.path(name)) or {}
+                stamps: list[_Stamp] = self._derived(name, "stamps", _STAMPS[name])
             except CorruptRecordError:
-                return {}
-
-        sessions = state_of(START_OF_DAY_FILE).get("sessions")
-        if isinstance(sessions, dict):
-            for key, entry in sessions.items():
-                check(START_OF_DAY_FILE, "session", key, is_session=True)
-                if isinstance(entry, dict):
-                    check(START_OF_DAY_FILE, f"sessions.{key}.ts", entry.get("ts"))
-        halt = state_of(HALT_FILE)
-        if halt.get("since") is not None:
-            check(HALT_FILE, "since", halt["since"])
-        trip = state_of(DAILY_LOSS_FILE)
-        if trip:
-            check(DAILY_LOSS_FILE, "session", trip.get("session"), is_session=True)
-            check(DAILY_LOSS_FILE, "tripped_at", trip.get("tripped_at"))
-        password = state_of(PASSWORD_FILE)
-        if password:
-            check(PASSWORD_FILE, "set_at", password.get("set_at"))
-        symbols = state_of(WHALE_FILE).get("symbols")
-        if isinstance(symbols, dict):
-            for symbol, entry in symbols.items():
-                if isinstance(entry, dict):
-                    check(WHALE_FILE, f"symbols.{symbol}.ts", entry.get("ts"))
+                continue
+            for field, value, when in stamps:
+                late = when > today if type(when) is date else in_future(when, now)  # type: ignore[arg-type]
+                if late:
+                    problems.append(
+                        f"{self.path(name)}: {field} {value} is after now "
+                        f"({market_datetime(now)}); is the system clock right? Fix the clock or "
+                        "the file"
+                    )
         return problems
+
+
+# (field, value as written, parsed session date or UTC time) of the stamps a file holds.
+_Stamp = tuple[str, object, date | datetime]
+
+
+def _stamp(out: list[_Stamp], field: str, value: object, *, is_session: bool = False) -> None:
+    try:
+        out.append(
+            (field, value, iso_date(value, field) if is_session else utc_timestamp(value, field))
+        )
+    except ValueError:
+        return  # unreadable values are reported by the file's own reader
+
+
+def _sessions_stamps(state: dict[str, Any] | None) -> list[_Stamp]:
+    out: list[_Stamp] = []
+    sessions = (state or {}).get("sessions")
+    if isinstance(sessions, dict):
+        for key, entry in sessions.items():
+            _stamp(out, "session", key, is_session=True)
+            if isinstance(entry, dict):
+                _stamp(out, f"sessions.{key}.ts", entry.get("ts"))
+    return out
+
+
+def _halt_stamps(state: dict[str, Any] | None) -> list[_Stamp]:
+    out: list[_Stamp] = []
+    if state and state.get("since") is not None:
+        _stamp(out, "since", state["since"])
+    return out
+
+
+def _trip_stamps(state: dict[str, Any] | None) -> list[_Stamp]:
+    out: list[_Stamp] = []
+    if state:
+        _stamp(out, "session", state.get("session"), is_session=True)
+        _stamp(out, "tripped_at", state.get("tripped_at"))
+    return out
+
+
+def _password_stamps(state: dict[str, Any] | None) -> list[_Stamp]:
+    out: list[_Stamp] = []
+    if state:
+        _stamp(out, "set_at", state.get("set_at"))
+    return out
+
+
+def _whale_stamps(state: dict[str, Any] | None) -> list[_Stamp]:
+    out: list[_Stamp] = []
+    symbols = (state or {}).get("symbols")
+    if isinstance(symbols, dict):
+        for symbol, entry in symbols.items():
+            if isinstance(entry, dict):
+                _stamp(out, f"symbols.{symbol}.ts", entry.get("ts"))
+    return out
+
+
+_STAMPS = {
+    START_OF_DAY_FILE: _sessions_stamps,
+    HALT_FILE: _halt_stamps,
+    DAILY_LOSS_FILE: _trip_stamps,
+    PASSWORD_FILE: _password_stamps,
+    WHALE_FILE: _whale_stamps,
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -45,6 +46,34 @@ def duplicate_error(
     )
 
 
+def parse_trade(
+    path: Path,
+    record: Any,
+    line: int,
+    first_line: dict[str, int],
+    *,
+    known: ClosedTrade | None = None,
+) -> ClosedTrade:
+    """Line `line` of the trade journal at `path` as a trade, its id noted in `first_line`. A
+    record that is not a trade, or a `trade_id` already seen (a journal concatenated with
+    itself would count every trade twice toward the phase criteria), is a CorruptRecordError
+    naming the file and the line(s) — the same one from every reader. `known`: the trade this
+    record is the exact dump of (this process wrote it), taken as it is."""
+    if known is not None:
+        trade = known
+    else:
+        try:
+            trade = ClosedTrade.model_validate(record)
+        except ValidationError as exc:
+            raise CorruptRecordError(
+                path, line, f"not a valid trade record ({describe_validation_error(exc)})"
+            ) from None
+    seen = first_line.setdefault(trade.trade_id, line)
+    if seen != line:
+        raise duplicate_error(path, "trade_id", trade.trade_id, seen, line)
+    return trade
+
+
 class TradeJournal:
     """The closed-trade journal under `logs_dir`."""
 
@@ -65,16 +94,7 @@ class TradeJournal:
         trades = []
         first_line: dict[str, int] = {}
         for record, line in zip(contents.records, contents.line_numbers, strict=True):
-            try:
-                trade = ClosedTrade.model_validate(record)
-            except ValidationError as exc:
-                raise CorruptRecordError(
-                    self.path, line, f"not a valid trade record ({describe_validation_error(exc)})"
-                ) from None
-            seen = first_line.setdefault(trade.trade_id, line)
-            if seen != line:
-                raise duplicate_error(self.path, "trade_id", trade.trade_id, seen, line)
-            trades.append(trade)
+            trades.append(parse_trade(self.path, record, line, first_line))
         return TradeJournalContents(trades, contents.warnings)
 
     def series(self) -> tuple[TradeSeries, list[str]]:

@@ -21,6 +21,7 @@ from tradebot.core.session_table import DEFAULT_CALENDAR
 from tradebot.core.validation import iso_date, utc_timestamp
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import read_json_state, state_lock, write_json_state
+from tradebot.storage.watch import Watched
 
 if TYPE_CHECKING:
     from tradebot.core.strategies import DebounceCheck
@@ -44,10 +45,21 @@ def state_path(state_dir: Path) -> Path:
     return Path(state_dir) / STATE_FILE
 
 
+# Parsed once per version of the file (a stat decides): the loop asks at every tick.
+_WATCHED: dict[Path, Watched[dict[str, LastWhaleSignal]]] = {}
+
+
 def read_last_signals(state_dir: Path) -> dict[str, LastWhaleSignal]:
     """Every symbol's last whale signal; empty when the file does not exist yet."""
     path = state_path(state_dir)
-    return _parse(path, read_json_state(path))
+    watch = _WATCHED.get(path)
+    if watch is None:
+        if len(_WATCHED) >= 64:
+            _WATCHED.clear()
+        watch = _WATCHED.setdefault(
+            path, Watched(path, lambda: _parse(path, read_json_state(path)))
+        )
+    return dict(watch.get())
 
 
 def last_signal(state_dir: Path, symbol: str) -> LastWhaleSignal | None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from tradebot.core.instruments import OptionChainInfo as OptionChainInfo  # re-exported
 from tradebot.core.instruments import OptionContract, Quote
@@ -263,3 +263,26 @@ class Broker(Protocol):
         ...
 
     async def executions(self, since: datetime) -> list[Execution]: ...
+
+
+@runtime_checkable
+class Foresight(Protocol):
+    """What a broker that simulates its market can tell the loop ahead of time, so the loop
+    wakes only when something can happen (the simulated broker; a real broker cannot). Used
+    only to leave out wakes that would provably do nothing: every decision is still made at a
+    wake, on what is known then."""
+
+    def session_bars(self, symbol: str, session: date) -> pd.DataFrame:
+        """All of `session`'s regular-session 1-minute bars, including those still to come."""
+        ...
+
+    def unchanged_since_report(self) -> bool:
+        """Nothing changed since the last `orders` answer (no fill, no status): a sync now
+        would adopt nothing."""
+        ...
+
+    def unchanged_until(self, now: datetime) -> datetime | None:
+        """T such that `orders` and `executions` answer at any time up to T (inclusive) what
+        they answered at the last `orders` call; `now` when something changed since; None
+        when the broker cannot tell. Only within the session around `now`."""
+        ...

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from tradebot.brokers.base import (
     AccountSnapshot,
@@ -97,6 +99,7 @@ class SimBroker:
         self._save_as_it_goes = save_as_it_goes
         self._connected = False
         self._saved_at: datetime | None = None
+        self._reported = -1  # the venue's change counter at the last `orders` answer
         # The account as last written: what the broker did. A change whose save fails is
         # undone (the sim is a broker: what it did not record did not happen).
         self._persisted: dict[str, object] | None = None
@@ -253,6 +256,7 @@ class SimBroker:
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         self._advance()
+        self._reported = self.exchange.version
         return [
             self._broker_order(o)
             for o in self.exchange.orders.values()
@@ -278,6 +282,41 @@ class SimBroker:
             for f in self.exchange.fills
             if f.time >= since and isinstance(f.contract, OptionContract)
         ]
+
+    # -- what the loop may know ahead (brokers.base.Foresight) ----------------------------------
+    def session_bars(self, symbol: str, session: date) -> pd.DataFrame:
+        return self.market.session_bars(symbol, session)
+
+    def unchanged_since_report(self) -> bool:
+        self._advance()
+        return self.exchange.version == self._reported
+
+    def unchanged_until(self, now: datetime) -> datetime | None:
+        """Until the first point of this session at which a working order might fill (the
+        venue's vectorised search), or the close (DAY orders end, options expire)."""
+        self._advance()
+        ex = self.exchange
+        if ex.version != self._reported:
+            return now
+        session = session_of(now)
+        try:
+            _, closes = self.market.session_minutes(session)
+        except ValueError:
+            return None
+        if now >= closes:
+            return None
+        last = closes - timedelta(microseconds=1)  # the close is processed by a sync at it
+        if not ex.working_orders():
+            return last if ex.positions else datetime.max.replace(tzinfo=UTC)
+        candidates = ex.fill_candidates(session)
+        if candidates is None:
+            return None
+        at = int(now.timestamp() * 1_000_000) * 1000
+        i = int(np.searchsorted(candidates, at, side="left"))
+        if i == len(candidates):
+            return last
+        point = datetime.fromtimestamp(int(candidates[i]) // 1000 / 1e6, UTC)
+        return min(max(point, now), last)
 
     # -- helpers -------------------------------------------------------------------------------
     def _require(self, symbol: str) -> None:

@@ -11,7 +11,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from tradebot.cli.output import fmt_clock, fmt_money, fmt_price, fmt_time, stdout_console
+from tradebot.cli.book_tables import orders_table, positions_table
+from tradebot.cli.output import fmt_clock, fmt_money, fmt_time, stdout_console
 from tradebot.cli.tables import Column, fit_table
 from tradebot.engine.status import LoopStatus
 
@@ -54,65 +55,11 @@ def render(s: LoopStatus, width: int = 80) -> RenderableType:
     if s.last_error:
         parts.append(Text(f"last error: {s.last_error}", style="red"))
     if s.positions:
-        parts.append(
-            fit_table(
-                "positions",
-                [
-                    Column("ref"),
-                    Column("contract"),
-                    Column("strategy", priority=3),
-                    Column("qty", "right", priority=2),
-                    Column("entry", "right", priority=4),
-                    Column("mark", "right", priority=4),
-                    Column("unrealized", "right"),
-                ],
-                [
-                    [
-                        Text(p.ref),
-                        Text(p.contract),
-                        Text(p.strategy),
-                        str(p.qty),
-                        fmt_price(p.entry_price),
-                        fmt_price(p.mark),
-                        fmt_money(p.unrealized),
-                    ]
-                    for p in s.positions
-                ],
-                inner,
-            )
-        )
+        parts.append(positions_table("positions", s.positions, inner))
     else:
         parts.append(Text("no open positions", style="dim"))
     if s.orders:
-        parts.append(
-            fit_table(
-                "working orders",
-                [
-                    Column("ref"),
-                    Column("role", priority=3),
-                    Column("contract", priority=1),
-                    Column("side", priority=2),
-                    Column("qty", "right", priority=2),
-                    Column("type", priority=4),
-                    Column("price", "right"),
-                    Column("status"),
-                ],
-                [
-                    [
-                        Text(o.ref),
-                        o.role,
-                        Text(o.contract),
-                        o.action,
-                        str(o.qty),
-                        o.order_type,
-                        fmt_price(o.price),
-                        o.status,
-                    ]
-                    for o in s.orders
-                ],
-                inner,
-            )
-        )
+        parts.append(orders_table("working orders", s.orders, inner))
     if s.signals:
         parts.append(
             fit_table(

@@ -6,17 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
+from tradebot.cli.book_tables import order_line, orders_table, position_line, positions_table
 from tradebot.cli.context import state_of
 from tradebot.cli.output import (
     esc,
     fmt_money,
-    fmt_price,
     fmt_time,
     parse_time,
     print_json,
     stdout_console,
 )
-from tradebot.cli.tables import Column, facts, fit_table, indented, print_table
+from tradebot.cli.tables import facts, indented, print_table
 from tradebot.errors import ExitCode
 
 
@@ -80,56 +80,14 @@ def _render(r: dict[str, Any], *, wide: bool = False) -> None:
         rows.append(("last error", esc(_error_text(r["last_error"]))))
     console.print(indented(facts(rows, console.width)))
     if r["positions"]:
-        columns = [
-            Column("ref"),
-            Column("contract"),
-            Column("strategy", priority=3),
-            Column("qty", "right", priority=2),
-            Column("entry", "right", priority=4),
-            Column("mark", "right", priority=4),
-            Column("unrealized", "right"),
-        ]
-        rows_p = [
-            [
-                esc(p["ref"]),
-                esc(p["contract"]),
-                esc(p["strategy"]),
-                str(p["qty"]),
-                fmt_price(_dec(p["entry_price"])),
-                fmt_price(_dec(p["mark"])),
-                "—" if p["unrealized"] is None else fmt_money(_dec(p["unrealized"])),
-            ]
-            for p in r["positions"]
-        ]
-        table = fit_table("Open positions", columns, rows_p, console.width, wide=wide)
+        lines = [position_line(p) for p in r["positions"]]
+        table = positions_table("Open positions", lines, console.width, wide=wide)
         print_table(console, table, wide=wide)
     else:
         console.print("No open positions.")
     if r["working_orders"]:
-        columns = [
-            Column("ref"),
-            Column("role", priority=3),
-            Column("contract", priority=1),
-            Column("side", priority=2),
-            Column("qty", "right", priority=2),
-            Column("type", priority=4),
-            Column("price", "right"),
-            Column("status"),
-        ]
-        rows_o = [
-            [
-                esc(o["ref"]),
-                o["role"],
-                esc(o["contract"]),
-                o["action"],
-                str(o["qty"]),
-                o["order_type"],
-                fmt_price(_dec(o["price"])),
-                o["status"],
-            ]
-            for o in r["working_orders"]
-        ]
-        table = fit_table("Working orders", columns, rows_o, console.width, wide=wide)
+        orders = [order_line(o) for o in r["working_orders"]]
+        table = orders_table("Working orders", orders, console.width, wide=wide)
         print_table(console, table, wide=wide)
 
 

@@ -3,11 +3,13 @@
 Ids, money, times and reasons are never cut: a column either shows its values whole or is left
 out. Columns are chosen by width — each has a priority, and the least important ones are left
 out until the table fits (`--wide` shows them all, wider than the terminal if need be) — and
-free text (a reason, a signal's explanation) wraps at word boundaries instead of being cut.
+free text (a reason, a signal's explanation) wraps at word boundaries instead of being cut,
+never between a number and its unit (`46.2 %`, `15 s`, `15:50 EDT`) or a date and its time.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -20,6 +22,11 @@ from rich.text import Text
 Justify = Literal["left", "right", "center"]
 GAP = 2  # columns are separated by two spaces (collapsed padding, no vertical lines)
 COMFORTABLE = 24  # free text narrower than this is hard to read: other columns go first
+# Spaces a line never breaks at: between a number and its unit (`46.2 %`, `1.16 R`, `15 s`,
+# `3 min`, `2 ×`), a time and its zone (`15:50 EDT`), a date and its time.
+GLUED = re.compile(
+    r"(?<=\d) (?=(?:%|R|s|ms|min|h|×|x|E[SD]T)(?![\w]))|(?<=\d{4}-\d\d-\d\d) (?=\d\d:\d\d)"
+)
 
 
 @dataclass(frozen=True)
@@ -93,15 +100,22 @@ def fit_table(
             # The highest priority number goes first; among equals, the rightmost.
             drop = max(droppable, key=lambda i: (columns[i].priority, i))
             shown.remove(drop)
-    # Free text takes what the other columns leave (never less than 8): a word longer than
-    # that (a long path) is folded over lines, never cut.
+    # Free text takes what the other columns leave (never less than 8), wrapped here so that a
+    # number keeps its unit; a word longer than that (a long path) is folded, never cut.
     wrapped = [i for i in shown if columns[i].wrap]
+    widths: dict[int, int] = {}
     if wrapped and not wide:
         fixed = sum(natural[i] for i in shown if not columns[i].wrap)
         left = width - fixed - GAP * max(0, len(shown) - 1)
-        share = max(8, left // len(wrapped))
-        for i in wrapped:
-            minimum[i] = min(minimum[i], share)
+        # The narrowest text first takes what it needs; the others share what remains.
+        for n, i in enumerate(sorted(wrapped, key=lambda i: natural[i])):
+            share = max(8, left // (len(wrapped) - n))
+            widths[i] = min(natural[i], share)
+            left -= widths[i]
+        rows = [
+            [wrap_whole(cell, widths[i]) if i in widths else cell for i, cell in enumerate(row)]
+            for row in rows
+        ]
     table = Table(
         title=title,
         title_justify="left",
@@ -117,7 +131,8 @@ def fit_table(
             table.add_column(
                 column.header,
                 justify=column.justify,
-                min_width=minimum[i],
+                min_width=minimum[i] if wide else None,
+                width=widths.get(i),
                 overflow="fold",
             )
         else:
@@ -131,6 +146,51 @@ def fit_table(
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     return table
+
+
+def wrap_whole(cell: Cell, width: int) -> Cell:
+    """`cell` (markup text or `Text`, styles kept) broken into lines of at most `width`
+    columns at spaces, never at a `GLUED` one; a word wider than a line is folded."""
+    if isinstance(cell, str):
+        text = Text.from_markup(cell)
+    elif isinstance(cell, Text):
+        text = cell
+    else:
+        return cell  # another renderable wraps itself
+    lines: list[Text] = []
+    for line in text.split("\n", allow_blank=True):
+        lines += _wrap_line(line, max(1, width))
+    return Text("\n").join(lines)
+
+
+def _wrap_line(line: Text, width: int) -> list[Text]:
+    plain = line.plain
+    glued = {m.start() for m in GLUED.finditer(plain)}
+    # Words: runs between breakable spaces, as (start, end) offsets into the line.
+    words: list[tuple[int, int]] = []
+    start = None
+    for pos, char in enumerate(plain + " "):
+        if char == " " and pos not in glued:
+            if start is not None:
+                words.append((start, pos))
+                start = None
+        elif start is None:
+            start = pos
+    out: list[Text] = []
+    begin = end = None  # the current line's first and last offsets
+    for w_start, w_end in words:
+        if begin is not None and end is not None and w_end - begin <= width:
+            end = w_end
+            continue
+        if begin is not None and end is not None:
+            out.append(line[begin:end])
+        while w_end - w_start > width:  # longer than a line: folded
+            out.append(line[w_start : w_start + width])
+            w_start += width
+        begin, end = w_start, w_end
+    if begin is not None and end is not None:
+        out.append(line[begin:end])
+    return out or [Text("")]
 
 
 def print_table(out: Console, table: Table, *, wide: bool = False) -> None:

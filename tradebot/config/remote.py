@@ -6,7 +6,6 @@ systemd's `LoadCredential=` (tradebot/remote/token.py).
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, field_validator
 
 from tradebot.config.fields import Bool, Int, Section, Text, plain_text
+from tradebot.core.network import is_loopback
 
 TELEGRAM_API = "https://api.telegram.org"
 
@@ -58,7 +58,7 @@ def check_api_url(value: str) -> str:
         raise ValueError("must be an https:// URL such as https://api.telegram.org")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("must be a plain https://host[:port][/path] URL")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(
             "plain http:// is allowed only to this machine (127.0.0.1, ::1, localhost): the "
             "token would cross the network in clear; use https://"
@@ -68,12 +68,3 @@ def check_api_url(value: str) -> str:
     except ValueError:
         raise ValueError("has a port that is not a number from 1 to 65535") from None
     return value.rstrip("/")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -113,8 +113,18 @@ def _last_smoothed(seed: float, tail: FloatArray, alpha: float) -> float:
     """
     beta = 1.0 - alpha
     m = len(tail)
-    weights = beta ** np.arange(m - 1, -1, -1, dtype=np.float64)
+    key = (alpha, m)
+    weights = _WEIGHTS.get(key)
+    if weights is None:
+        if len(_WEIGHTS) >= 4096:
+            _WEIGHTS.clear()
+        weights = _WEIGHTS[key] = beta ** np.arange(m - 1, -1, -1, dtype=np.float64)
     return float(beta**m * seed + alpha * np.dot(weights, tail))
+
+
+# The weights of `_last_smoothed` per (alpha, length): the loop asks for the same few periods
+# over a session's growing bars at every tick.
+_WEIGHTS: dict[tuple[float, int], FloatArray] = {}
 
 
 def ema_last(values: Any, n: int) -> float:

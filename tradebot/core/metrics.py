@@ -137,7 +137,7 @@ class TradeSeries:
 
     @classmethod
     def of(cls, trades: Iterable[ClosedTrade]) -> TradeSeries:
-        """Build from trades in any order (sorted by exit time, then trade id)."""
+        """Build from trades in any order (put in the canonical order, `trade_order`)."""
         ordered = chronological(trades)
         return cls(
             trades=ordered,
@@ -150,6 +150,39 @@ class TradeSeries:
 
     def __len__(self) -> int:
         return len(self.trades)
+
+    def extended(self, new: Sequence[ClosedTrade]) -> TradeSeries:
+        """This series with `new` trades after it: a new series (this one never changes),
+        built by appending columns, not from every trade again, when `new` comes after the
+        last trade in the one order; otherwise sorted whole. The windows already taken are
+        extended too, so a trade closing costs what it adds, not what the history holds."""
+        if not new:
+            return self
+        tail = [*self.trades[-1:], *new]
+        if chronological(tail) != tail:
+            return TradeSeries.of([*self.trades, *new])
+        added = TradeSeries.of(new)
+        out = TradeSeries(
+            trades=self.trades + added.trades,
+            entry_us=self.entry_us + added.entry_us,
+            pnl=self.pnl + added.pnl,
+            r=self.r + added.r,
+            session=self.session + added.session,
+            mode=self.mode + added.mode,
+        )
+        for key, value in self._memo.items():
+            if key[0] == "window" and isinstance(value, TradeSeries):
+                _, wanted, since = key
+                kept = [
+                    t
+                    for t, m, e in zip(added.trades, added.mode, added.entry_us, strict=True)
+                    if m in wanted and (since is None or e >= since)
+                ]
+                if value is not self:
+                    out._memo[key] = value.extended(kept)
+                elif len(kept) == len(new):
+                    out._memo[key] = out  # the window is every trade, still
+        return out
 
     def take(self, indices: list[int]) -> TradeSeries:
         """The trades at `indices` (ascending), as a series."""
@@ -340,8 +373,14 @@ def summarize(
     if core is None:
         core = _core(series)
         series._memo["core"] = core
-    pct = None if base_equity is None else _drawdown_pct(core.episodes, to_micros(base_equity))
-    return replace(core.stats, max_drawdown_pct=pct)
+    stats = core.by_base.get(base_equity)
+    if stats is None:
+        pct = None if base_equity is None else _drawdown_pct(core.episodes, to_micros(base_equity))
+        stats = replace(core.stats, max_drawdown_pct=pct)
+        if len(core.by_base) >= 64:  # a base per equity reading: keep a few
+            core.by_base.clear()
+        core.by_base[base_equity] = stats
+    return stats
 
 
 @dataclass(frozen=True)
@@ -350,6 +389,7 @@ class _Core:
 
     stats: TradeStats
     episodes: list[tuple[int, int]]  # (largest drop, cumulative P&L at its peak) per episode
+    by_base: dict[Decimal | None, TradeStats] = field(default_factory=dict)  # the stats per base
 
 
 def _core(series: TradeSeries) -> _Core:

@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped]
 
 from tradebot.core.indicators import (
@@ -132,7 +133,27 @@ def scalp_signal(bars: pd.DataFrame, cfg: ScalpSettings, *, now: datetime) -> Si
         sessions = bars[SESSION_COLUMN]
         if sessions.iat[0] != sessions.iat[-1]:
             raise ValueError("scalp_signal needs one session's bars (VWAP resets each session)")
-    times = utc_ns(bars.index)
+    high, low, close, volume = (
+        bars[c].to_numpy(dtype=np.float64) for c in ("high", "low", "close", "volume")
+    )
+    return scalp_signal_arrays(utc_ns(bars.index), high, low, close, volume, cfg, now=now)
+
+
+def scalp_signal_arrays(
+    times: npt.NDArray[np.int64],
+    high: npt.NDArray[np.float64],
+    low: npt.NDArray[np.float64],
+    close: npt.NDArray[np.float64],
+    volume: npt.NDArray[np.float64],
+    cfg: ScalpSettings,
+    *,
+    now: datetime,
+) -> Signal:
+    """`scalp_signal` on one session's bars given as arrays (bar starts in UTC ns, time
+    ordered; bars after `now` may be included: only those completed by `now` count). The loop
+    keeps a session's arrays and calls this at each tick without building a frame."""
+    if not cfg.enabled:
+        return _hold("scalp", "scalp strategy is disabled in the configuration")
     cutoff = pd.Timestamp(_utc(now) - ONE_MINUTE).value
     count = int(np.searchsorted(times, cutoff, side="right"))
     if count < cfg.min_bars:
@@ -146,9 +167,7 @@ def scalp_signal(bars: pd.DataFrame, cfg: ScalpSettings, *, now: datetime) -> Si
             f"only {count} completed 1-minute bars today; EMA{cfg.ema_slow} and "
             f"RSI{cfg.rsi_period} need {need}",
         )
-    high, low, close, volume = (
-        bars[c].to_numpy(dtype=np.float64)[:count] for c in ("high", "low", "close", "volume")
-    )
+    high, low, close, volume = high[:count], low[:count], close[:count], volume[:count]
     bar = utc_datetime(int(times[count - 1]))
     total_volume = float(volume.sum())
     if total_volume <= 0:

@@ -8,7 +8,10 @@ makes at the same simulated moments.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -55,11 +58,27 @@ class SimClock:
             raise ValueError("speed must be a positive finite number, or None for max")
         self._now = start.astimezone(UTC)
         self.speed = speed
+        self._actions: list[tuple[datetime, int, Callable[[datetime], None]]] = []
+        self._order = itertools.count()
 
     def now(self) -> datetime:
         return self._now
 
+    def schedule(self, when: datetime, action: Callable[[datetime], None]) -> None:
+        """Run `action(when)` at simulated time `when`, as an operator in another terminal
+        would (a `tradebot halt`): a sleep that would pass `when` ends there instead, after the
+        action, so the loop wakes right then — as the supervisor wakes it in real time."""
+        heapq.heappush(self._actions, (when.astimezone(UTC), next(self._order), action))
+
     async def sleep_until(self, when: datetime) -> None:
+        if self._actions and self._actions[0][0] <= when:
+            at, _, action = heapq.heappop(self._actions)
+            await self._move_to(max(at, self._now))
+            action(self._now)
+            return
+        await self._move_to(when)
+
+    async def _move_to(self, when: datetime) -> None:
         if when <= self._now:
             await asyncio.sleep(0)
             return

@@ -67,7 +67,7 @@ class EngineContext:
 def build_context(
     loaded: LoadedConfig, broker: Broker, clock: Clock, notify: Notify
 ) -> EngineContext:
-    ladder = PhaseLadder(loaded, notify=notify, cached=True)
+    ladder = PhaseLadder(loaded, notify=notify, cached=True, lean=True)
     assert isinstance(ladder.orders, CachedOrderJournal)
     assert isinstance(ladder.trades, CachedTradeJournal)
     events = EventLog(loaded.logs_dir)

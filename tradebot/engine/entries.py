@@ -40,7 +40,6 @@ from tradebot.core.sizing import bracket_prices, liquidity_check, position_size
 from tradebot.core.strategies import (
     Action,
     apply_debounce,
-    scalp_signal,
     select_action,
     whale_signal,
 )
@@ -50,6 +49,7 @@ from tradebot.engine.market_data import MarketData
 from tradebot.engine.oco import OcoWatcher
 from tradebot.engine.order_book import TrackedOrder
 from tradebot.errors import CorruptRecordError
+from tradebot.storage.watch import fresh
 
 log = logging.getLogger("tradebot.engine")
 
@@ -81,7 +81,7 @@ class EntryPipeline:
         """Run the pipeline for `symbol`; returns what happened, in a few words."""
         s = self.ctx.settings
         bars = await self.data.refresh(symbol, now, session)
-        scalp = scalp_signal(bars.today, s.strategies.scalp, now=now)
+        scalp = bars.scalp(s.strategies.scalp)
         whale = whale_signal(
             bars.hourly,
             s.strategies.whale,
@@ -361,10 +361,11 @@ class EntryPipeline:
             """What may have changed since the tick's guards (under the entry lock)."""
             late: list[Refusal] = []
             try:
-                halt = ctx.state.halt()
-                if halt.halted:
-                    late.append(Refusal("halt", halt.message()))
-                trip = ctx.state.daily_loss_trip()
+                with fresh():  # a halt written a moment ago counts
+                    halt = ctx.state.halt()
+                    if halt.halted:
+                        late.append(Refusal("halt", halt.message()))
+                    trip = ctx.state.daily_loss_trip()
                 if trip is not None and trip[0] == session:
                     late.append(Refusal("daily_loss", "the daily-loss guard tripped this session"))
             except CorruptRecordError as exc:

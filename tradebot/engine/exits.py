@@ -389,7 +389,7 @@ class ExpiryWatch:
             )
             lines.append(
                 f"EXPIRES TODAY: {entry.ref} {pos.open_qty} {entry.contract.label} still open, "
-                f"{minutes} min before the {close_ny:%H:%M} close ({doing}); held at the close "
+                f"{minutes} min before the {close_ny:%H:%M %Z} close ({doing}); held at the close "
                 "it is exercised if in the money"
             )
             # Alert when the sell failed or was never possible, or has not filled in a minute.

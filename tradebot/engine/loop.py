@@ -19,6 +19,7 @@ import errno
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from typing import Any
 from tradebot.books.risk_report import RiskReport, account_modes, build_risk_report
 from tradebot.brokers.base import BrokerError
 from tradebot.core.guards import MarkedEquity, PositionMark
+from tradebot.core.market_time import market_clock, market_datetime
 from tradebot.core.metrics import from_micros
 from tradebot.core.phase_rules import Refusal
 from tradebot.core.trades import ClosedTrade, session_of
@@ -41,8 +43,10 @@ from tradebot.engine.positions import PositionWatch
 from tradebot.engine.schedule import SessionPlan, current_or_next_session, session_plan
 from tradebot.engine.status import LoopStatus, OrderLine, PositionLine, SignalLine
 from tradebot.engine.supervisor import Supervisor, View
+from tradebot.engine.wake_plan import WakePlanner
 from tradebot.errors import CorruptRecordError, TradebotError
 from tradebot.notify.systemd import SystemdNotifier
+from tradebot.storage.watch import one_stat_per_file
 
 log = logging.getLogger("tradebot.engine")
 
@@ -65,7 +69,8 @@ TOLD_AT = (1, 3, 10)
 class RunSummary:
     started: datetime
     ended: datetime | None = None
-    ticks: int = 0
+    ticks: int = 0  # ticks of the schedule: run, or passed over as idle (below)
+    ticks_idle: int = 0  # passed over: no symbol could signal and nothing was open
     entries_sent: int = 0
     trades: list[ClosedTrade] = field(default_factory=list)
     reconcile: list[str] = field(default_factory=list)
@@ -116,7 +121,10 @@ class TradingLoop:
         stop: asyncio.Event | None = None,
         view: View | None = None,
         systemd: SystemdNotifier | None = None,
+        skip_idle: bool = True,
     ) -> None:
+        """`skip_idle=False`: wake at every scheduled tick and sync, even those the wake
+        planner can prove idle (the journals are the same; it is slower)."""
         self.ctx = ctx
         self.until = until
         self.once = once
@@ -149,10 +157,16 @@ class TradingLoop:
         self._halted: bool | None = None
         self._risk: RiskReport | None = None
         self._marks: dict[int, Decimal] = {}
+        self._cash: Decimal | None = None
         self._next_wake: datetime | None = None
         self.last_error: str | None = None
         self._failures = 0
         self._last_exc: Exception | None = None
+        # Run right after each wake, before the next one is planned (a backtest's simulated
+        # operator acts here).
+        self.after_wake_hooks: list[Callable[[datetime], None]] = []
+        self.planner = WakePlanner(self) if skip_idle else None
+        self._idle_until: datetime | None = None  # ticks before this were passed over (done)
         self._failing: tuple[str, datetime] | None = None  # the failing step, since when
         self._supervised = False
 
@@ -207,6 +221,8 @@ class TradingLoop:
                         raise self._last_exc  # `--once` reports its failure (exit code)
                     self.summary.stopped_by = "once"
                     break
+                for hook in self.after_wake_hooks:
+                    hook(ctx.clock.now())
                 await self._sleep_until(self.next_wake(ctx.clock.now()))
             else:
                 self.summary.stopped_by = "signal"
@@ -474,9 +490,14 @@ class TradingLoop:
         # A halt or resume seen from here on wakes the loop again (none is lost while busy).
         self._wake_now.clear()
         self._wake_started = time.monotonic()
+        if self.planner is not None:
+            self.planner.before_wake()
         try:
             try:
-                failed = await self._wake(now, force_tick)
+                # Each state file is stat'ed once in a wake (re-read only if it changed); what
+                # another process writes meanwhile is seen at the next wake.
+                with one_stat_per_file():
+                    failed = await self._wake(now, force_tick)
             except Exception as exc:  # outside the steps (a bug): the loop carries on all the same
                 failed = ("wake", exc)
             if failed is None and self._failing is not None:
@@ -485,6 +506,15 @@ class TradingLoop:
                 self._failed(now, *failed)
         finally:
             self._wake_started = None
+            if self.planner is not None:
+                self.planner.after_wake(now)
+
+    def halted_now(self) -> bool:
+        """The last wake saw a halt (or could not read the halt state)."""
+        return bool(self._halted)
+
+    def failing(self) -> bool:
+        return self._failures > 0
 
     def _recovered(self, now: datetime) -> tuple[str, Exception] | None:
         """A clean wake after failures: said in the events journal (and, after a full disk,
@@ -492,7 +522,7 @@ class TradingLoop:
         assert self._failing is not None
         step, since = self._failing
         text = (
-            f"{step} works again after {self._failures} failure(s) since {since:%Y-%m-%d %H:%M} UTC"
+            f"{step} works again after {self._failures} failure(s) since {market_datetime(since)}"
         )
         try:
             self.ctx.events.record(now, "step_recovered", text)
@@ -516,7 +546,7 @@ class TradingLoop:
         since = self._failing[1]
         message = exc.message if isinstance(exc, TradebotError) else f"{type(exc).__name__}: {exc}"
         self.last_error = (
-            f"{step} failed {self._failures}× since {since:%Y-%m-%d %H:%M} UTC: {message}"
+            f"{step} failed {self._failures}× since {market_datetime(since)}: {message}"
         )
         # The sync is due again after the backoff, not at once (a past next_sync meant "now").
         self.next_sync = now + retry_delay(self._failures)
@@ -548,6 +578,12 @@ class TradingLoop:
         that failed and why, or None."""
         ctx = self.ctx
         plan = self._plan(now)
+        if self.planner is not None:
+            idle, done = self.planner.take_passed(now, plan)
+            self.summary.ticks += idle
+            self.summary.ticks_idle += idle
+            if done is not None:
+                self._idle_until = max(self._idle_until or done, done)
         if not ctx.broker.is_connected():
             # The broker alerts its own disconnects and reconnections (it sees them happen).
             self._note_pause(now, "the broker is not connected; waiting for it to reconnect")
@@ -573,7 +609,8 @@ class TradingLoop:
                     if tick is not None:
                         await self.tick(now, plan)
                 elif force_tick and not (now >= plan.closes and self.closed != plan.session):
-                    log.info("outside the session (next open %s UTC): no tick", plan.opens)
+                    opens = market_datetime(plan.opens)
+                    log.info("outside the session (next open %s): no tick", opens)
             except Exception as exc:
                 failed = ("tick", exc)
         try:
@@ -634,9 +671,9 @@ class TradingLoop:
             lines = await self.exits.flatten(
                 now, strategy="scalp", reason="flatten", expiring_by=plan.session
             )
-            if closing:
+            if closing:  # each sell, cancel and failure is already an event's log line
                 for line in lines:
-                    log.info("before the close: %s", line)
+                    log.debug("before the close: %s", line)
             self.expiry.check(now, plan.session, plan.closes, connected=ctx.broker.is_connected())
         if self.oco.armed():
             self.next_oco = now + POLL
@@ -690,12 +727,22 @@ class TradingLoop:
         latest = plan.tick_at_or_before(now)
         if latest is None or (self.last_tick is not None and latest <= self.last_tick):
             return None
+        if self._idle_until is not None and latest < self._idle_until:
+            return None  # passed over as idle: never run late
         if now - latest >= plan.interval:
             return None  # a tick missed long ago (suspended machine) is not run late
         return latest
 
     def next_wake(self, now: datetime) -> datetime:
+        """The next moment something can happen: the schedule's next tick, sync, flatten,
+        open or close, less the wakes the planner proves idle (`engine/wake_plan.py`)."""
         plan = self._plan(now)
+        if self.planner is not None and now >= plan.opens:
+            return self.planner.next_wake(now, plan)
+        return self.scheduled_wake(now, plan, self.next_sync)
+
+    def scheduled_wake(self, now: datetime, plan: SessionPlan, sync: datetime | None) -> datetime:
+        """The schedule's next wake after `now`, with the next sync due at `sync`."""
         candidates = []
         if now < plan.opens:
             candidates.append(plan.opens)
@@ -707,13 +754,23 @@ class TradingLoop:
                 candidates.append(plan.flatten_at)
             candidates.append(max(plan.closes, now + timedelta(microseconds=1)))
             if plan.in_session(now) and self.ctx.book.has_activity():
-                if self.next_sync is not None:
-                    candidates.append(self.next_sync)
+                if sync is not None:
+                    candidates.append(sync)
                 if now >= plan.flatten_at and self._to_flatten(plan):
                     candidates.append(now + FLATTEN_RETRY)
                 if self.next_oco is not None and self.oco.armed():
                     candidates.append(self.next_oco)
         return max(min(candidates), now + timedelta(microseconds=1))
+
+    # -- what the wake planner reads of the last tick -------------------------------------------
+    def last_risk(self) -> RiskReport | None:
+        return self._risk
+
+    def last_cash(self) -> Decimal | None:
+        return self._cash
+
+    def last_risk_could_open(self) -> bool:
+        return self._risk is not None and self._risk.can_open
 
     def _to_flatten(self, plan: SessionPlan) -> bool:
         """Whether the flatten still has something to close: a scalp position, or one whose
@@ -734,6 +791,7 @@ class TradingLoop:
         mark (the broker's own when it says, else the quote's mid), so a daily-loss decision
         can be recomputed from what is journaled."""
         account = await self.ctx.broker.account()
+        self._cash = account.cash
         self.ctx.state.record_equity(account.net_liquidation, account.source, now)
         self.summary.equity = account.net_liquidation
         positions = self.ctx.book.open_positions()
@@ -763,6 +821,8 @@ class TradingLoop:
 
     async def tick(self, now: datetime, plan: SessionPlan) -> None:
         ctx = self.ctx
+        if self.planner is not None:
+            self.planner.tick_starts()
         self.last_tick = now
         self.summary.ticks += 1
         marked = await self._equity(now)
@@ -796,7 +856,7 @@ class TradingLoop:
         if not risk.can_open:
             log.debug(
                 "tick %s: no new entries (%s)",
-                now.strftime("%H:%M"),
+                market_clock(now),
                 "; ".join(r.rule for r in risk.blocking),
             )
         await self.would_be.review(now, plan)  # dry run: what its bracket would have closed

@@ -27,6 +27,7 @@ Contracts in intents carry `ladder` ([[low edge, increment], …], IB's market r
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -34,7 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
-from tradebot.brokers.base import Broker, BrokerOrder, Execution, OrderSpec
+from tradebot.brokers.base import Broker, BrokerOrder, Execution, Foresight, OrderSpec
 from tradebot.core.instruments import OptionContract
 from tradebot.core.orders import impossible_fill
 from tradebot.core.trades import ClosedTrade, ExitReason, close_trade, session_of
@@ -56,9 +57,14 @@ log = logging.getLogger("tradebot.engine")
 # "abandoned": journaled, never reached the broker (a crash between intent and send). Final for
 # the book, but unlike "not_sent" it still counts toward the session's entries (fail safe).
 FINAL = frozenset({"filled", "cancelled", "rejected", "inactive", "not_sent", "abandoned"})
-UNKNOWN_GRACE = timedelta(minutes=2)
+UNKNOWN_GRACE = timedelta(minutes=2)  # how long a failed send may take to show up at the broker
+FORGET_AFTER = timedelta(days=3)  # finished round trips older than this leave memory
+# However sure a simulated broker is that nothing changed, the book asks it in full at least
+# this often while something is open (the wake planner keeps a sync at least as often): a
+# safety net that costs nothing measurable, and what fault-injection tests rely on.
+FULL_SYNC_EVERY = timedelta(minutes=15)
 # Exec ids of fills recorded from an order's status (engine/positions.py), not an execution.
-RECONCILED_PREFIX = "order:"  # how long a failed send may take to show up at the broker
+RECONCILED_PREFIX = "order:"
 _EXIT_REASON: dict[str, ExitReason] = {
     "take_profit": "take_profit",
     "stop_loss": "stop_loss",
@@ -108,6 +114,7 @@ class TrackedOrder:
     perm_id: int = 0
     reason: str = ""
     fills: dict[str, FillRecord] = field(default_factory=dict)
+    last_ts: datetime | None = None  # the journal time of its last event
 
     @property
     def filled_qty(self) -> int:
@@ -194,12 +201,21 @@ class OrderBook:
         self.live: dict[str, TrackedOrder] = {}
         self._prefix_count: dict[str, int] = {}
         self._last_sync: datetime | None = None
-        self._consumed = 0
-        self._resets = journal.tail.resets
         self._reported: set[str] = set()
+        self._pruned_on: date | None = None
+        # The last sync left something for a later one (a fill waiting for its commission):
+        # the next sync must run even when the broker reports no change.
+        self.waiting = False
+        # A sync that raised half way (orders answered, executions not) left fills and status
+        # changes unread: the next one is full, whatever the broker says about changes.
+        self._interrupted = False
+        self._pending: deque[tuple[dict[str, Any], int]] = deque()  # read, not yet applied
+        self._batch = False  # applying a batch of records
+        self._trades_read = False  # ... and the trade journal was read for it
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
         self.journal_error: str | None = None  # trades.jsonl unreadable: trades wait
         self.on_close: Callable[[ClosedTrade], None] | None = None
+        journal.subscribe(self._records)
 
     def take_closed(self) -> list[ClosedTrade]:
         """Trades closed since the last call (whoever's sync closed them)."""
@@ -208,29 +224,71 @@ class OrderBook:
 
     # -- reading the journal -------------------------------------------------------------------
     def refresh(self) -> None:
-        """Apply journal records appended since the last refresh (by us or by the ladder).
+        """Apply journal records appended since the last refresh (by us or by the ladder): the
+        journal hands them over as it reads them (`_records`), and they are applied here.
 
         A record that cannot be (a fill above its buy limit, more than was ordered, a quantity
-        that is not a number) raises CorruptRecordError naming `orders.jsonl:line`: callers
-        fail safe (the loop refuses entries while exits go on; a command exits 4)."""
-        records = self.journal.records()
-        if self.journal.tail.resets != self._resets:  # replaced or repaired: rebuild
-            self._resets = self.journal.tail.resets
-            self.orders, self.exits_of, self.seen_execs, self._consumed = {}, {}, set(), 0
+        that is not a number) raises CorruptRecordError naming `orders.jsonl:line`, now and at
+        every refresh until the journal is repaired: callers fail safe (the loop refuses entries
+        while exits go on; a command exits 4)."""
+        self.journal.refresh()
+        self._drain()
+
+    def _records(self, records: list[dict[str, Any]], lines: list[int], reset: bool) -> None:
+        if reset:  # replaced or repaired: rebuild
+            self.orders, self.exits_of, self.seen_execs = {}, {}, set()
             self.by_perm = {}
             self.unfinished, self.live, self._prefix_count = {}, {}, {}
-        lines = self.journal.tail.line_numbers
-        for i in range(self._consumed, len(records)):
-            line = lines[i] if i < len(lines) else None
-            try:
-                self._apply(records[i], line)
-            except KeyError as exc:
-                raise CorruptRecordError(
-                    self.journal.path, line, f"missing field {exc.args[0]}"
-                ) from None
-            except (TypeError, ValueError, ArithmeticError) as exc:
-                raise CorruptRecordError(self.journal.path, line, str(exc)) from None
-            self._consumed = i + 1
+            self._pending.clear()
+        self._pending.extend(zip(records, lines, strict=True))
+
+    def _drain(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._batch, self._trades_read = True, False
+        try:
+            while pending:
+                record, line = pending[0]
+                try:
+                    self._apply(record, line)
+                except KeyError as exc:
+                    raise CorruptRecordError(
+                        self.journal.path, line, f"missing field {exc.args[0]}"
+                    ) from None
+                except (TypeError, ValueError, ArithmeticError) as exc:
+                    raise CorruptRecordError(self.journal.path, line, str(exc)) from None
+                pending.popleft()
+        finally:
+            self._batch = False
+
+    def forget_finished(self, now: datetime) -> int:
+        """Drop round trips that ended well before anything the broker can still report: their
+        entry is final with its trade written (or never filled), and their last event is more
+        than `FORGET_AFTER` before both `now` and the oldest unfinished business (executions
+        are asked for from a day before that). Memory stays flat however long the loop runs."""
+        times = [o.intent_ts for o in self.live.values()]
+        times += [e.intent_ts for e in self.unfinished.values()]
+        horizon = min([now, *times]) - FORGET_AFTER
+        gone = 0
+        for ref, entry in list(self.orders.items()):
+            if entry.role != "entry" or ref in self.unfinished or not entry.final:
+                continue
+            trip = [
+                entry,
+                *(self.orders[r] for r in self.exits_of.get(ref, []) if r in self.orders),
+            ]
+            if any(o.working or (o.last_ts or o.intent_ts) >= horizon for o in trip):
+                continue
+            for order in trip:
+                del self.orders[order.ref]
+                self.live.pop(order.ref, None)
+                if order.perm_id and self.by_perm.get(order.perm_id) == order.ref:
+                    del self.by_perm[order.perm_id]
+                self.seen_execs.difference_update(order.fills)
+            self.exits_of.pop(ref, None)
+            gone += 1
+        return gone
 
     def _index(self, order: TrackedOrder) -> None:
         """Keep `live` and `unfinished` true for `order` (and the entry it belongs to)."""
@@ -254,13 +312,17 @@ class OrderBook:
         """Whether the trade is in trades.jsonl; a damaged journal answers no (kept pending)
         instead of stopping the loop: trades are written again once it is repaired."""
         try:
-            return self.trades.has_trade(trade_id)
+            # Read the trade journal once for a batch of records, not once per record.
+            found = self.trades.has_trade(trade_id, refresh=not (self._batch and self._trades_read))
+            self._trades_read = self._batch
+            return found
         except CorruptRecordError as exc:
             self.journal_error = exc.message
             return False
 
     def _apply(self, r: dict[str, Any], line: int | None = None) -> None:
         ref, event = str(r["order_ref"]), str(r["event"])
+        ts = datetime.fromisoformat(str(r["ts"]))
         if event == "intent":
             if ref in self.orders:
                 return
@@ -278,7 +340,7 @@ class OrderBook:
                 session=date.fromisoformat(str(r["session"])),
                 mode=str(r["mode"]),
                 phase=str(r.get("phase") or "experience"),
-                intent_ts=datetime.fromisoformat(str(r["ts"])),
+                intent_ts=ts,
                 limit=_dec(r.get("limit")),
                 stop=_dec(r.get("stop")),
                 parent_ref=str(r.get("parent_ref") or ""),
@@ -286,6 +348,7 @@ class OrderBook:
                 exit_reason=str(r.get("exit_reason") or ""),
                 emulated=bool(r.get("emulated", False)),
             )
+            order.last_ts = ts
             self.orders[ref] = order
             if order.parent_ref:
                 self.exits_of.setdefault(order.parent_ref, []).append(ref)
@@ -298,6 +361,7 @@ class OrderBook:
         if known is None:
             return  # an event for an intent we never saw (journal edited by hand): ignore
         order = known
+        order.last_ts = ts
         if event == "submitted":
             order.order_id = int(r.get("order_id") or 0)
             order.perm_id = int(r.get("perm_id") or 0)
@@ -461,14 +525,28 @@ class OrderBook:
         """Adopt what the broker did: fills, status changes, expiries; close finished trades."""
         self.refresh()
         report = SyncReport()
+        if (
+            self._last_sync is not None
+            and now - self._last_sync < FULL_SYNC_EVERY
+            and isinstance(broker, Foresight)
+            and broker.unchanged_since_report()
+            and self.journal_error is None
+            and not self.waiting
+            and not self._interrupted
+            and not any(o.status in ("intent", "unknown", "pending") for o in self.live.values())
+        ):
+            # Nothing happened at the broker since the last sync and nothing here waits on
+            # time: the sync would adopt nothing (a simulated broker can tell).
+            return report
+        self.waiting = False
         # Orders that finished before the last sync were adopted then (a margin covers clock
         # differences); the first sync looks back to our oldest unfinished business.
         if self._last_sync is None:
             since = self.sync_since(now) - timedelta(days=1)
         else:
             since = self._last_sync - timedelta(minutes=10)
+        self._interrupted = True
         broker_orders = await broker.orders(since)
-        self._last_sync = now
         asked_since = self.sync_since(now) - timedelta(days=1)
         executions = await broker.executions(asked_since)
         for x in sorted(executions, key=lambda e: (e.time, e.exec_id)):
@@ -491,6 +569,7 @@ class OrderBook:
                 )
                 continue
             if x.commission is None and now - x.time < timedelta(minutes=1):
+                self.waiting = True  # a later sync adopts it, even if nothing else changes
                 continue  # the commission report follows the fill; adopt both together
             if order.filled_qty + x.qty > order.qty and any(
                 f.exec_id.startswith(RECONCILED_PREFIX) for f in order.fills.values()
@@ -530,6 +609,15 @@ class OrderBook:
                 )
                 report.status_changes += 1
         report.trades = self.close_trades(now)
+        # Only a sync that adopted everything moves the look-back on: after a failure the next
+        # one asks again from the last complete sync (an order finished during an outage longer
+        # than the margin would otherwise never be adopted).
+        self._last_sync = now
+        self._interrupted = False
+        today = session_of(now)
+        if self._pruned_on != today:
+            self._pruned_on = today
+            self.forget_finished(now)
         return report
 
     def find(self, order_ref: str, perm_id: int = 0) -> TrackedOrder | None:
@@ -595,6 +683,7 @@ class OrderBook:
             self.mark_submitted(now, order.ref, bo.order_id, bo.perm_id, bo.status)
             changed += 1
         if bo.status in FINAL and bo.filled > order.filled_qty:
+            self.waiting = True
             # The broker has filled more than the journal has adopted (a fill waiting for its
             # commission report): a final status now would make a filled order look dead.
             return changed

@@ -88,4 +88,4 @@ def current_or_next_session(now: datetime, calendar: str, state_dir: Path | None
     for day in sessions.between(session_of(now), session_of(now) + timedelta(days=10)):
         if sessions.open_close(day)[1] > now:
             return day
-    raise ValueError(f"no {calendar} session in the ten days after {now:%Y-%m-%d}")
+    raise ValueError(f"no {calendar} session in the ten days after {session_of(now)}")

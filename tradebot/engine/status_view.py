@@ -225,7 +225,7 @@ def _expiry_lines(loaded: Any, book: Any, now: datetime, known: list[str]) -> li
             close = plan.closes.astimezone(EXCHANGE_TZ)
             lines.append(
                 f"EXPIRES TODAY: {label} still open after the flatten time; held at the "
-                f"{close:%H:%M} close it is exercised if in the money"
+                f"{close:%H:%M %Z} close it is exercised if in the money"
             )
     return lines
 

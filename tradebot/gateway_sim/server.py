@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections import deque
@@ -29,6 +28,7 @@ from typing import Any
 
 from tradebot.core.instruments import OptionContract, Quote
 from tradebot.core.market_time import market_datetime
+from tradebot.core.network import is_loopback
 from tradebot.core.sessions import DEFAULT_CALENDAR
 from tradebot.core.trades import EXCHANGE_TZ, session_of
 from tradebot.core.validation import utc_timestamp
@@ -226,7 +226,7 @@ class GatewaySim:
     # -- life cycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         host = self.settings.host
-        if not _is_loopback(host) and not self.settings.unsafe_bind:
+        if not is_loopback(host) and not self.settings.unsafe_bind:
             raise GatewaySimError(
                 f"refusing to listen on {host}: the TWS protocol has no authentication, so the "
                 "simulator binds 127.0.0.1 only (add --unsafe-bind to override)"
@@ -1083,12 +1083,3 @@ def _cid(session: Session) -> int:
 
 def _multiplier(wire: WireContract) -> int:
     return int(wire.multiplier) if wire.multiplier else 1
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -34,6 +34,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
+import numpy as np
+
 from tradebot.core.instruments import DataType, OptionContract, Quote, StockContract
 from tradebot.core.sessions import session_open_close, sessions_between
 from tradebot.core.trades import session_of
@@ -46,7 +48,7 @@ from tradebot.core.validation import (
     whole_number,
 )
 from tradebot.market.fills import POINT_OFFSETS, commission, fill_price, holder_path
-from tradebot.market.model import MINUTE, MarketModel, floor_minute
+from tradebot.market.model import MINUTE, MINUTE_NS, MarketModel, floor_minute
 
 Action = Literal["BUY", "SELL"]
 OrderType = Literal["LMT", "STP", "MKT"]
@@ -57,6 +59,10 @@ STATUSES: frozenset[str] = frozenset(
 )
 Contract = OptionContract | StockContract
 KEEP_DAYS = 10  # finished orders and fills older than this are dropped from the state
+# The fill search's margin in dollars: far above the float difference between the vectorised
+# and the scalar prices (~1e-13), far below a tick.
+SEARCH_MARGIN = 1e-6
+POINT_NS = np.array([int(o.total_seconds() * 1e9) for o in POINT_OFFSETS], dtype=np.int64)
 
 
 @dataclass
@@ -360,6 +366,17 @@ class SimExchange:
     commissions: Decimal = Decimal(0)
     refuse_brackets: bool = False  # fault: refuse orders that have a parent (tests OCO emulation)
     order_id_floor: int = 0  # the highest order id ever used: ids are never reused
+    # Bumped at every change of an order, a fill or a position: what a broker sync would see.
+    version: int = 0
+    _working: tuple[int, list[SimOrder]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _candidates: tuple[tuple[int, date], Any] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _order_points: dict[tuple[Any, ...], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     exercise_at_expiry: bool = False  # IB's way (see the module docstring), not a cash settlement
     eae: list[EaeRecord] = field(default_factory=list)
 
@@ -371,6 +388,7 @@ class SimExchange:
         does for margin or permission problems, whatever the order looks like.
         """
         events = self.advance(now)
+        self.version += 1
         problem = (201, f"Order rejected - reason: {reject}") if reject else self.check(order)
         if problem is not None:
             code, text = problem
@@ -475,7 +493,64 @@ class SimExchange:
         return None
 
     def working_orders(self) -> list[SimOrder]:
-        return [o for o in self.orders.values() if o.working]
+        """Working orders (a fresh list; the index behind it is rebuilt after each change)."""
+        cached = self._working
+        if cached is None or cached[0] != self.version:
+            cached = (self.version, [o for o in self.orders.values() if o.working])
+            self._working = cached
+        return list(cached[1])
+
+    # -- where a fill can happen ---------------------------------------------------------------
+    def fill_candidates(self, session: date) -> np.ndarray | None:
+        """The points of `session` (UTC ns, ascending) at which some working order might fill,
+        found with one vectorised pass per order over the session's bars; None when that cannot
+        be bounded (a stock, a model without vectorised prices): then every point is a
+        candidate. Conservative: a point left out provably fills nothing (each is still priced
+        exactly, one by one, when it is processed). Cached until the orders change."""
+        key = (self.version, session)
+        if self._candidates is not None and self._candidates[0] == key:
+            found: np.ndarray | None = self._candidates[1]
+            return found
+        found = self._search(session)
+        self._candidates = (key, found)
+        return found
+
+    def _search(self, session: date) -> np.ndarray | None:
+        found: list[np.ndarray] = []
+        kept: dict[tuple[Any, ...], np.ndarray | None] = {}
+        for order in self.working_orders():
+            if order.status != "Submitted":
+                continue  # a child waits for its parent's fill, itself a change
+            # An order's candidates depend on it and the market only: kept while it works.
+            key = (order.order_id, session, order.order_type, order.action, order.limit,
+                   order.stop)  # fmt: skip
+            points = self._order_points.get(key, _MISSING)
+            if points is _MISSING:
+                points = self._order_search(order, session)
+            kept[key] = points
+            if points is None:
+                return None
+            found.append(points)
+        self._order_points = kept
+        if not found:
+            return np.zeros(0, dtype=np.int64)
+        # Orders on several symbols: their sessions may have different bars (a gap).
+        return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
+
+    def _order_search(self, order: SimOrder, session: date) -> np.ndarray | None:
+        contract = order.contract
+        if not isinstance(contract, OptionContract):
+            return None
+        starts, o, h, lo, c = self.market.session_minute_bars(contract.symbol, session)
+        if len(starts) == 0:
+            return np.zeros(0, dtype=np.int64)
+        path = np.stack([o, lo, h, c] if contract.right == "C" else [o, h, lo, c], axis=1)
+        t_ns = (starts[:, None] + POINT_NS[None, :]).ravel()
+        bounds = self.market.option_price_bounds(contract, session, t_ns, path.ravel())
+        if bounds is None:
+            return None
+        points: np.ndarray = t_ns[_may_fill(order, *bounds)]
+        return points
 
     # -- time ----------------------------------------------------------------------------------
     def advance(self, now: datetime) -> list[Event]:
@@ -492,9 +567,21 @@ class SimExchange:
         for session in sessions_between(session_of(start), session_of(now), self.market.calendar):
             opens, closes = session_open_close(session, self.market.calendar)
             minute = max(opens, floor_minute(start))
-            while minute < min(now, closes):
-                if self.working_orders():
-                    events.extend(self._process_minute(minute, start, now))
+            end = min(now, closes)
+            while minute < end and self.working_orders():
+                # Minutes in which no working order can fill are passed over (the search is
+                # conservative); the others are processed point by point, exactly as always.
+                candidates = self.fill_candidates(session)
+                if candidates is not None:
+                    at = _utc_ns(minute)
+                    i = int(np.searchsorted(candidates, at, side="left"))
+                    if i == len(candidates):
+                        break  # nothing can fill before the close
+                    first = int(candidates[i]) // MINUTE_NS * MINUTE_NS
+                    if first > at:
+                        minute += timedelta(microseconds=(first - at) // 1000)
+                        continue
+                events.extend(self._process_minute(minute, start, now))
                 minute += MINUTE
             if start < closes <= now:
                 events.extend(self._session_close(session, closes))
@@ -504,6 +591,7 @@ class SimExchange:
     def _process_minute(self, minute: datetime, start: datetime, now: datetime) -> list[Event]:
         events: list[Event] = []
         bars: dict[str, tuple[float, ...] | None] = {}
+        quotes: dict[tuple[int, int], tuple[Decimal, Decimal]] = {}  # per contract and point
         for index, offset in enumerate(POINT_OFFSETS):
             t = minute + offset
             if not start <= t < now:
@@ -532,8 +620,11 @@ class SimExchange:
                 bar = bars[symbol]
                 if bar is None:
                     continue
-                bid, ask = self._quote_at(order.contract, bar, index, t)
-                events.extend(self._try_fill(order, bid, ask, t, resting=True))
+                key = (order.contract.con_id, index)
+                quote = quotes.get(key)
+                if quote is None:
+                    quote = quotes[key] = self._quote_at(order.contract, bar, index, t)
+                events.extend(self._try_fill(order, quote[0], quote[1], t, resting=True))
         return events
 
     def _session_close(self, session: date, closes: datetime) -> list[Event]:
@@ -635,6 +726,7 @@ class SimExchange:
         )
         if isinstance(order.contract, StockContract):
             fee = max(self.minimum, Decimal("0.005") * qty) if order.filled == 0 else Decimal(0)
+        self.version += 1
         total = order.avg_fill_price * order.filled + price * qty
         order.filled += qty
         order.avg_fill_price = total / order.filled
@@ -717,6 +809,7 @@ class SimExchange:
         worthless. No execution is reported for either."""
         c = pos.contract
         assert isinstance(c, OptionContract)
+        self.version += 1
         mult = multiplier_of(c)
         del self.positions[con_id]
         self.realized_pnl -= pos.avg_cost * pos.qty * mult  # the premium is gone either way
@@ -743,6 +836,7 @@ class SimExchange:
         return [PositionEvent((con_id, stock.con_id))]
 
     def _book(self, fill: SimFill) -> None:
+        self.version += 1
         mult = multiplier_of(fill.contract)
         signed = fill.qty if fill.side == "BOT" else -fill.qty
         self.cash -= fill.price * signed * mult + fill.commission
@@ -765,6 +859,7 @@ class SimExchange:
         self.fills.append(fill)
 
     def _finish(self, order: SimOrder, status: Status, t: datetime, reason: str) -> list[Event]:
+        self.version += 1
         order.status = status
         order.finished_at = t
         order.reason = reason
@@ -847,6 +942,7 @@ class SimExchange:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Replace this exchange's account with `state` (from `to_state`)."""
+        self.version += 1
         self.account = str(state.get("account") or self.account)
         self.cash = _money(state["cash"], "cash")
         self.realized_pnl = _money(state.get("realized_pnl") or 0, "realized_pnl")
@@ -873,6 +969,56 @@ class SimExchange:
 
     def next_order_id(self) -> int:
         return max(max(self.orders, default=0), self.order_id_floor) + 1
+
+
+_MISSING = object()
+
+
+def _utc_ns(t: datetime) -> int:
+    return int(t.timestamp() * 1_000_000) * 1000
+
+
+def _may_fill(
+    order: SimOrder,
+    bid_high: np.ndarray,
+    bid_low: np.ndarray,
+    ask_low: np.ndarray,
+    ask_high: np.ndarray,
+) -> np.ndarray:
+    """Per point: could `fill_price` give a price, the bid being its unrounded value (between
+    `bid_low` and `bid_high`) rounded down onto the ladder (0 below the lowest price) and the
+    ask its unrounded value (between `ask_low` and `ask_high`) rounded up? Conservative by
+    SEARCH_MARGIN; a point whose bounds are not numbers is a candidate."""
+    eps = SEARCH_MARGIN
+    grid = order.contract.grid if isinstance(order.contract, OptionContract) else None
+    lowest = float(grid.steps[0][1]) if grid is not None else float(order.contract.tick)
+    largest = (
+        float(max(inc for _, inc in grid.steps)) if grid is not None else float(order.contract.tick)
+    )
+    unknown = ~(
+        np.isfinite(bid_high) & np.isfinite(bid_low) & np.isfinite(ask_low) & np.isfinite(ask_high)
+    )
+    with np.errstate(invalid="ignore"):
+        if order.order_type == "MKT":
+            if order.action == "SELL":  # bid > 0: the bid's value reaches the lowest price
+                ok = bid_high >= lowest - eps
+            else:
+                ok = np.ones(len(bid_high), dtype=bool)
+        elif order.order_type == "LMT" and order.limit is not None:
+            limit = float(order.limit)
+            # sell: bid ≥ limit (a price on the ladder) ⟺ its value ≥ limit;
+            # buy: ask ≤ limit ⇒ its value ≤ limit
+            ok = bid_high >= limit - eps if order.action == "SELL" else ask_low <= limit + eps
+        elif order.order_type == "STP" and order.stop is not None:
+            stop = float(order.stop)
+            if order.action == "SELL":  # 0 < bid ≤ stop ⇒ lowest ≤ value < stop + increment
+                ok = (bid_high >= lowest - eps) & (bid_low < stop + largest + eps)
+            else:  # ask ≥ stop: the ask is below its value + an increment (or is the lowest)
+                ok = (ask_high + largest >= stop - eps) | (lowest >= stop - eps)
+        else:
+            ok = np.ones(len(bid_high), dtype=bool)
+    out: np.ndarray = ok | unknown
+    return out
 
 
 def copy_order(order: SimOrder, **changes: Any) -> SimOrder:

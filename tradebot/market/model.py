@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped]
 
 from tradebot.core.instruments import (
@@ -35,6 +36,7 @@ from tradebot.core.sessions import (
     session_open_close,
     session_schedule,
     sessions_between,
+    utc_datetime,
     utc_ns,
 )
 from tradebot.core.trades import Right, session_of
@@ -57,7 +59,8 @@ MINUTE_NS = 60_000_000_000
 STRIKE_SPAN = 0.15  # strikes listed within ±15 % of the previous close
 EXPIRY_HORIZON_DAYS = 45
 DELAYED_BY = timedelta(minutes=15)  # what "delayed" market data lags by
-SESSION_ARRAYS_KEPT = 256  # per-session price arrays kept (all symbols): memory stays flat
+SESSION_ARRAYS_KEPT = 128  # per-session price arrays kept (all symbols): memory stays flat
+LISTINGS_KEPT = 64  # (symbol, day) listings kept: the loop asks for today's (~20 KB each)
 SessionArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 SESSION_MINUTES = 390
 
@@ -132,6 +135,13 @@ class MarketModel:
         self.quote_counts = QuoteCounts()
         self._last_price: dict[tuple[str, datetime], float | None] = {}
         self._session_arrays: dict[tuple[str, date], SessionArrays] = {}
+        self._quotes_at: datetime | None = None
+        self._quotes: dict[tuple[int, str, str], Quote | None] = {}
+        # Listings are a function of (symbol, day): computed once each (bounded).
+        self._expiries: dict[tuple[str | None, date], list[date]] = {}
+        self._strikes: dict[tuple[str, date], list[Decimal]] = {}
+        self._expiry_sets: dict[tuple[str, date], frozenset[date]] = {}
+        self._strike_sets: dict[tuple[str, date], frozenset[Decimal]] = {}
         self._session_variance: dict[tuple[str, date], SessionVariance] = {}
         self._atm: dict[tuple[str, datetime], float] = {}
         self._atm_at: dict[tuple[str, datetime], float] = {}
@@ -186,7 +196,7 @@ class MarketModel:
             return cached
         price = self._last_price_uncached(symbol, t)
         if t == minute:  # the price is the same for every t in this minute: cache it
-            if len(self._last_price) > 50_000:
+            if len(self._last_price) > 8192:
                 self._last_price.clear()
             self._last_price[key] = price
         return price
@@ -265,7 +275,16 @@ class MarketModel:
     def expiries(self, day: date, symbol: str | None = None) -> list[date]:
         """Expiries from `day` on, always exchange sessions: every session for the index ETFs
         that list dailies (SPY, QQQ, IWM), else weekly — the last session of each week (Friday,
-        or Thursday when Friday is a holiday)."""
+        or Thursday when Friday is a holiday). Cached per symbol and day."""
+        key = (symbol.upper() if symbol else None, day)
+        cached = self._expiries.get(key)
+        if cached is None:
+            if len(self._expiries) >= LISTINGS_KEPT:
+                self._expiries.clear()
+            cached = self._expiries[key] = self._expiries_uncached(day, symbol)
+        return list(cached)
+
+    def _expiries_uncached(self, day: date, symbol: str | None) -> list[date]:
         horizon = day + timedelta(days=EXPIRY_HORIZON_DAYS)
         days = sessions_between(day, horizon + timedelta(days=7), self.calendar)
         if symbol is not None and profile(symbol).daily_expiries:
@@ -277,6 +296,16 @@ class MarketModel:
         ]
 
     def strikes(self, symbol: str, day: date) -> list[Decimal]:
+        """Strikes listed on `day` (cached per symbol and day)."""
+        key = (symbol.upper(), day)
+        cached = self._strikes.get(key)
+        if cached is None:
+            if len(self._strikes) >= LISTINGS_KEPT:
+                self._strikes.clear()
+            cached = self._strikes[key] = self._strikes_uncached(symbol, day)
+        return list(cached)
+
+    def _strikes_uncached(self, symbol: str, day: date) -> list[Decimal]:
         ref = self.reference_price(symbol, day)
         if ref is None:
             return []
@@ -301,8 +330,9 @@ class MarketModel:
         symbol = symbol.upper()
         if not self.supports(symbol) or right not in ("C", "P"):
             return None
-        if expiry not in self.expiries(min(day, expiry), symbol) or strike not in self.strikes(
-            symbol, min(day, expiry)
+        listed_day = min(day, expiry)
+        if expiry not in self._listed_expiries(listed_day, symbol) or strike not in (
+            self._listed_strikes(symbol, listed_day)
         ):
             return None
         base = OptionContract(symbol, expiry, strike, right, trading_class=symbol)
@@ -310,6 +340,24 @@ class MarketModel:
         return base.qualified(
             option_con_id(base.local_symbol), p.option_tick, ladder=p.option_ladder
         )
+
+    def _listed_expiries(self, day: date, symbol: str) -> frozenset[date]:
+        key = (symbol, day)
+        found = self._expiry_sets.get(key)
+        if found is None:
+            if len(self._expiry_sets) >= LISTINGS_KEPT:
+                self._expiry_sets.clear()
+            found = self._expiry_sets[key] = frozenset(self.expiries(day, symbol))
+        return found
+
+    def _listed_strikes(self, symbol: str, day: date) -> frozenset[Decimal]:
+        key = (symbol, day)
+        found = self._strike_sets.get(key)
+        if found is None:
+            if len(self._strike_sets) >= LISTINGS_KEPT:
+                self._strike_sets.clear()
+            found = self._strike_sets[key] = frozenset(self.strikes(symbol, day))
+        return found
 
     # -- option prices -------------------------------------------------------------------------
     def realized(self, symbol: str, t: datetime) -> Realized:
@@ -426,8 +474,60 @@ class MarketModel:
         fair = self.option_value(contract, spot, t)
         return pricing.bid_ask(fair, contract.grid, self.params.spread)
 
+    def option_price_bounds(
+        self, contract: OptionContract, session: date, t_ns: np.ndarray, spots: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """For points of one session (UTC ns, underlying prices): bounds of the floats
+        `option_bid_ask` rounds onto the contract's ladder (`pricing.bid_ask_bounds`); None
+        when this model cannot bound them (real option quotes: then every point is priced one
+        by one). The time to expiry and the at-the-money volatility are the scalar code's at
+        each point; the smile and Black–Scholes are computed over all points at once. Used only
+        to search where an order cannot fill."""
+        if self.quotes is not None:
+            return None
+        times = [utc_datetime(int(ns)) for ns in t_ns]
+        symbol = contract.symbol
+        parts = [self.years_to_expiry(t, contract.expiry) for t in times]
+        years = np.array([p[0] for p in parts], dtype=np.float64)
+        calendar_years = np.array([p[1] for p in parts], dtype=np.float64)
+        atm = np.array([self.atm_volatility(symbol, t) for t in times], dtype=np.float64)
+        strike = float(contract.strike)
+        skew, smile = self.params.shape(symbol)
+        live = years > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vol: npt.NDArray[np.float64] = smile_vol(
+                atm,
+                np.log(strike / spots.astype(np.float64)),
+                np.where(live, years, 1.0).astype(np.float64),
+                np.full_like(atm, skew),
+                np.full_like(atm, smile),
+                self.params.skew_term,
+            )
+        fair = pricing.black_scholes_exact(
+            spots, strike, np.where(live, years, 0.0), np.where(live, vol, 0.0),
+            contract.right, calendar_years, self.params.rate,
+        )  # fmt: skip
+        return pricing.bid_ask_bounds(fair, contract.grid, self.params.spread)
+
+    def session_minute_bars(self, symbol: str, session: date) -> SessionArrays:
+        """(starts ns, open, high, low, close) of a session's bars (shared: do not change)."""
+        return self._arrays(symbol, session)
+
     def option_quote(
         self, contract: OptionContract, t: datetime, data_type: DataType = "live"
+    ) -> Quote | None:
+        """The option's quote at `t` (remembered for the moment `t`: the loop and the venue
+        ask for the same contract several times at one moment)."""
+        if t != self._quotes_at:
+            self._quotes_at, self._quotes = t, {}
+        key = (contract.con_id, contract.local_symbol, data_type)
+        if key in self._quotes:
+            return self._quotes[key]
+        quote = self._quotes[key] = self._option_quote(contract, t, data_type)
+        return quote
+
+    def _option_quote(
+        self, contract: OptionContract, t: datetime, data_type: DataType
     ) -> Quote | None:
         as_of = t - DELAYED_BY if data_type == "delayed" else t
         if as_of >= self.expiry_close(contract.expiry):

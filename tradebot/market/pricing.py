@@ -24,6 +24,8 @@ import numpy.typing as npt
 
 from tradebot.core.ticks import TickLadder, as_ladder
 
+FloatArray = npt.NDArray[np.float64]
+
 RATE = 0.04
 YEAR_SECONDS = 365.0 * 24 * 3600
 MIN_T = 60.0 / YEAR_SECONDS  # one minute: the value at the bell is close to intrinsic
@@ -122,3 +124,59 @@ def option_volume(atm_volume: int, spot: float, strike: float, day_fraction: flo
     """Contracts traded so far today in one option (a bell curve around the money)."""
     m = math.log(strike / spot)
     return int(atm_volume * math.exp(-((m / 0.03) ** 2)) * max(0.0, min(1.0, day_fraction)))
+
+
+# -- the same prices over many points, exactly enough to search a range -----------------------
+# `black_scholes_array` above is the calibration's (its erfc is a 1.2e-7 fit). The venue's fill
+# search needs the scalar price to ~1e-13 (it filters with a 1e-6 dollar margin, far below a
+# tick), so this one takes math.erfc at each point: the same formula as `black_scholes`.
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _norm_cdf_exact(x: FloatArray) -> FloatArray:
+    out: FloatArray = 0.5 * np.asarray(_erfc(-x / math.sqrt(2.0)), dtype=np.float64)
+    return out
+
+
+def black_scholes_exact(
+    spot: FloatArray,
+    strike: float,
+    t_years: FloatArray,
+    vol: FloatArray,
+    right: str,
+    rate_years: FloatArray,
+    rate: float = RATE,
+) -> FloatArray:
+    """`black_scholes` at each point (arrays of equal length, spot > 0; intrinsic where
+    t_years ≤ 0), to the scalar's rounding."""
+    call = right == "C"
+    intrinsic = np.maximum(0.0, spot - strike) if call else np.maximum(0.0, strike - spot)
+    t = np.maximum(t_years, MIN_T)
+    r_t = np.maximum(rate_years, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = vol * np.sqrt(t)
+        d1 = (np.log(spot / strike) + rate * r_t) / sd + 0.5 * sd
+        d2 = d1 - sd
+        disc = strike * np.exp(-rate * r_t)
+        if call:
+            value = np.maximum(spot * _norm_cdf_exact(d1) - disc * _norm_cdf_exact(d2), intrinsic)
+        else:
+            value = np.maximum(disc * _norm_cdf_exact(-d2) - spot * _norm_cdf_exact(-d1), 0.0)
+    out: FloatArray = np.where(t_years <= 0, intrinsic, value)
+    return out
+
+
+def bid_ask_bounds(
+    fair: FloatArray, tick: Decimal | TickLadder, spread: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """What `bid_ask` rounds onto the ladder, bounded: (the most and the least the bid's
+    unrounded value `fair − width/2` can be, the least and the most the ask's `fair + width/2`
+    can be), taking the width's floor at the ladder's smallest and largest increment (the
+    scalar takes the one at `fair`). The bid is the first rounded down (≥ 0), the ask the second
+    rounded up."""
+    grid = as_ladder(tick)
+    small = float(grid.smallest)
+    large = float(max(increment for _, increment in grid.steps))
+    wide_part = fair * spread
+    narrow, wide = np.maximum(small, wide_part), np.maximum(large, wide_part)
+    return fair - narrow / 2, fair - wide / 2, fair + narrow / 2, fair + wide / 2

@@ -365,9 +365,9 @@ def not_available_text(command: str | None) -> str:
 
 
 def stale_text(command: str | None, sent: datetime, age: float) -> str:
-    local = sent.astimezone(EXCHANGE_TZ).strftime("%H:%M:%S")
+    local = sent.astimezone(EXCHANGE_TZ).strftime("%H:%M:%S %Z")
     return (
-        f"Ignored {command or 'your message'} sent at {local} New York ({age:.0f} s ago; "
+        f"Ignored {command or 'your message'} sent at {local} ({age:.0f} s ago; "
         f"commands older than {MAX_AGE.seconds} s are never run). Send it again if you still "
         "want it."
     )

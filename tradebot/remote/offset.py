@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tradebot.core.market_time import market_datetime
 from tradebot.errors import CorruptRecordError
 from tradebot.storage import read_json_state, write_json_state
 
@@ -68,8 +69,8 @@ class OffsetStore:
         if now - seen > TRUST_FOR:
             return Loaded(
                 None,
-                f"the last update was seen {seen:%Y-%m-%d} (Telegram numbers updates afresh "
-                "after a week without any); polling without the old offset",
+                f"the last update was seen {market_datetime(seen)} (Telegram numbers updates "
+                "afresh after a week without any); polling without the old offset",
             )
         return Loaded(offset, None, seen)
 

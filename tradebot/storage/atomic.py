@@ -32,6 +32,7 @@ from typing import Any
 
 from tradebot.errors import CorruptRecordError, StorageError, storage_error
 from tradebot.storage.records import dumps_record, loads_record
+from tradebot.storage.watch import touched
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -197,6 +198,13 @@ def write_atomic(
     path = Path(path)
     if not path.name or path.name in (".", ".."):
         raise StorageError(f"{path} is a directory, not a file", path=path, errno=errno.EISDIR)
+    try:
+        _write_atomic(path, data, mode, write_through_special)
+    finally:
+        touched(path)  # readers in this process stat it again (tradebot.storage.watch)
+
+
+def _write_atomic(path: Path, data: bytes, mode: int, write_through_special: bool) -> None:
     try:
         existing = os.lstat(path)
     except FileNotFoundError:

@@ -45,6 +45,7 @@ from tradebot.storage.atomic import (
 from tradebot.storage.atomic import read_all as _read_all
 from tradebot.storage.atomic import write_all as _write_all
 from tradebot.storage.records import dumps_record, loads_record
+from tradebot.storage.watch import touched
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +327,7 @@ class LockedJsonl:
         payload = "".join(dumps_record(r) + "\n" for r in records).encode("utf-8")
         if not payload:
             return
+        touched(self.path, append=True)  # readers in this process look again (storage.watch)
         try:
             size = os.fstat(self._fd).st_size
         except OSError as exc:

@@ -30,6 +30,7 @@ from tradebot.storage.jsonl import (
     gc_paused,
     is_complete_record,
 )
+from tradebot.storage.watch import FileKey, file_key
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,14 @@ FINGERPRINT = 64  # bytes compared at the start of the file and before the offse
 class JsonlTail:
     """The records of one JSONL file, kept up to date by reading only what was appended."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, keep: bool = True) -> None:
+        """`keep=False`: the records are handed out by `refresh` (with their line numbers in
+        `new_line_numbers`) and not kept: a reader that parses them keeps what it needs."""
         self.path = Path(path)
+        self.keep = keep
         self.records: list[dict[str, Any]] = []
         self.line_numbers: list[int] = []
+        self.new_line_numbers: list[int] = []  # of the records the last refresh returned
         self.warnings: list[str] = []  # a torn last line, while there is one
         self.version = 0  # bumped whenever records change
         self.resets = 0  # bumped whenever the file had to be read again from the start
@@ -52,15 +57,29 @@ class JsonlTail:
         self._head = b""
         self._tail = b""
         self._unterminated = False  # the last consumed line had no newline yet
+        self._key: FileKey | None = None  # the file as the last read saw it
+        self.opens = 0  # how many refreshes had to open the file (tests count them)
 
     def refresh(self) -> list[dict[str, Any]]:
-        """Read what was appended; returns the new records (all of them after a reset)."""
+        """Read what was appended; returns the new records (all of them after a reset).
+
+        One `stat` first: a file whose (device, inode, size, mtime, ctime) is what the last
+        read saw has nothing new, and is not opened."""
+        try:
+            key = file_key(self.path)
+        except OSError:
+            key = None
+        if key is not None and key == self._key:
+            self.new_line_numbers = []
+            return []
+        self.opens += 1
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             if self.records or self._offset:
                 self._reset()
             self.warnings = []
+            self.new_line_numbers = []
             return []
         try:
             mode = os.fstat(fd).st_mode
@@ -76,6 +95,7 @@ class JsonlTail:
         return self._read(locked.fileno())
 
     def _reset(self) -> None:
+        self._key = None
         self.records, self.line_numbers = [], []
         self._offset = self._lines = 0
         self._inode = None
@@ -108,9 +128,12 @@ class JsonlTail:
         self._torn(data, end, rest if rest and not complete_rest else b"")
         body = data[skip:end] + (rest + b"\n" if complete_rest else b"")
         consumed = len(data) if complete_rest else end
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if not body:
             if consumed:
                 self._advance(fd, consumed, unterminated=False)
+            self._key = key
+            self.new_line_numbers = []
             return []
         lines: list[str] | list[bytes]
         try:
@@ -127,10 +150,13 @@ class JsonlTail:
                 new_numbers.extend(numbers)
         # Only now that every line parsed does the offset move: a corrupt line is reported
         # again on the next refresh instead of being skipped.
-        self.records.extend(new)
-        self.line_numbers.extend(new_numbers)
+        if self.keep:
+            self.records.extend(new)
+            self.line_numbers.extend(new_numbers)
+        self.new_line_numbers = new_numbers
         self._lines += len(lines)
         self._advance(fd, consumed, unterminated=complete_rest)
+        self._key = key
         if new:
             self.version += 1
         return new

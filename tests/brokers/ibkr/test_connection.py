@@ -10,8 +10,10 @@ import pytest
 from ib_async import IB
 
 from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, filled, rig, until
+from tests.market_time_text import utc_shown
 from tradebot.brokers.ibkr.broker import IbkrBroker
 from tradebot.brokers.ibkr.settings import IbkrSettings
+from tradebot.core.market_time import market_clock
 from tradebot.errors import GatewayUnreachableError, RefusedError
 
 
@@ -44,6 +46,11 @@ def test_reconnect_retries_while_the_client_id_is_still_held(tmp_path: Path) -> 
         await until(lambda: "326" in r.broker.conn.last_problem, timeout=3)
         paused = r.broker.entries_paused(r.now)
         assert paused is not None and f"refused client id {CLIENT_ID}" in paused
+        # When it was lost, as an operator reads it in the status, the events and alerts.
+        lost = r.broker.conn.lost_at
+        assert lost is not None
+        assert f"was lost at {market_clock(lost, seconds=True)}; reconnecting" in paused
+        assert not utc_shown([paused]), paused
         other.disconnect()
         await until(lambda: r.broker.generation > generation, timeout=3)  # same id, back
         assert r.broker.entries_paused(r.now) is None
@@ -63,6 +70,14 @@ def test_connectivity_lost_pauses_entries_and_data_lost_resubscribes(tmp_path: P
         await until(lambda: r.broker.conn.outage_since is not None)
         paused = r.broker.entries_paused(r.now)
         assert paused is not None and "(error 1100)" in paused
+        outage = r.broker.conn.outage_since
+        assert outage is not None
+        assert f"(error 1100) at {market_clock(outage, seconds=True)};" in paused
+        assert not utc_shown([paused]), paused
+        await r.tick()  # the loop journals the pause: its message is what the operator reads
+        [event] = r.events("entries_paused")
+        assert "(error 1100)" in event["message"] and not utc_shown([event["message"]])
+        assert not utc_shown(message for _, message in r.notes)
         r.sim.faults.connectivity_restored(data_lost=True)  # 1101: subscriptions are gone
         await until(lambda: r.broker.generation > generation)
         assert len(session.streams) == lines  # requested again

@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, filled, open_position, rig, until
+from tests.market_time_text import utc_shown
 from tradebot.cli import app
 from tradebot.engine.status_view import loop_report
 
@@ -140,6 +141,8 @@ def test_a_refused_sell_is_retried_as_a_marketable_limit_with_a_critical_alert_e
         criticals = [m for e, m in r.notes if e == "critical"]
         assert len(criticals) == 3  # at the refusal, one minute later, two minutes later
         assert all(ref in m for m in criticals)
+        assert "min before the 13:00 EDT close" in criticals[0]  # the market's clock, zoned
+        assert not utc_shown(criticals)
         exits = [o for o in r.journal() if o["event"] == "intent" and o["role"] == "exit"]
         assert exits[0]["order_type"] == "MKT"
         assert {o["order_type"] for o in exits[1:]} == {"LMT"}

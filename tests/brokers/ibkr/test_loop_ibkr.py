@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ from ib_async import IB, LimitOrder
 
 from tests.brokers.ibkr.conftest import CLIENT_ID, Rig, filled, make_rig, rig, until
 from tests.gateway_sim.conftest import near_money_call
+from tests.market_time_text import utc_shown
 
 
 def test_a_fill_becomes_a_journaled_trade_with_commission(tmp_path: Path) -> None:
@@ -219,12 +221,17 @@ def test_a_pacing_violation_backs_off_without_crashing(tmp_path: Path) -> None:
         await r.tick()
         [error] = r.events("broker_error")
         assert error["message"].startswith("SPY: IB's historical data pacing violation (162)")
+        assert re.search(r"backing off until \d\d:\d\d:\d\d EDT$", error["message"])
         assert "SPY-250701-s1" not in [e["order_ref"] for e in r.entries()]
         requests = len(r.sim.exchange.orders)
         await r.advance(timedelta(seconds=10))
         await r.tick()  # inside the backoff: no historical request is sent at all
         paused = [e["message"] for e in r.events("broker_error")][1:]
         assert paused and all("paused after IB's pacing violation" in m for m in paused)
+        assert all(re.search(r"until \d\d:\d\d:\d\d EDT; bars for", m) for m in paused)
+        # What the operator reads (events, alerts) shows New York time, never UTC.
+        assert not utc_shown(e["message"] for e in r.journal("events") if "message" in e)
+        assert not utc_shown(message for _, message in r.notes)
         assert len(r.sim.exchange.orders) == requests
         await r.advance(timedelta(seconds=30))
         await r.tick()  # after it: bars again, and SPY's entry goes out

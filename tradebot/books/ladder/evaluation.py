@@ -6,6 +6,7 @@ notices), `session_records` and `overrides`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -112,10 +113,16 @@ class LadderReader:
     """The ladder over one configuration's files: what every duty reads."""
 
     def __init__(
-        self, loaded: LoadedConfig, *, notify: Notify | None = None, cached: bool = False
+        self,
+        loaded: LoadedConfig,
+        *,
+        notify: Notify | None = None,
+        cached: bool = False,
+        lean: bool = False,
     ) -> None:
         """`cached`: keep the journals in memory and read only their appended tails (the
-        long-running loop); commands read the files afresh each time."""
+        long-running loop); commands read the files afresh each time. `lean` (the loop): the
+        order journal keeps only recent sessions and hands its records to its subscribers."""
         self.loaded = loaded
         self.cfg = loaded.settings.phase
         self.records = PhaseRecords(loaded.logs_dir)
@@ -126,12 +133,13 @@ class LadderReader:
             from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
 
             self.trades = CachedTradeJournal(loaded.logs_dir)
-            self.orders = CachedOrderJournal(loaded.logs_dir)
+            self.orders = CachedOrderJournal(loaded.logs_dir, lean=lean)
         else:
             self.trades = TradeJournal(loaded.logs_dir)
             self.orders = OrderJournal(loaded.logs_dir)
         self.notify: Notify = notify or _log_notify
         self._sessions_closed_on: Any = None  # the day close_sessions last ran (once a day)
+        self._evaluations: dict[Any, tuple[Any, PhaseEvaluation]] = {}
 
     # -- reading -------------------------------------------------------------------------------
     def _evaluate(
@@ -173,20 +181,41 @@ class LadderReader:
                     f"{_usd(window_pnl)} is not a positive equity"
                 )
                 base = None
-        evaluation = evaluate(
-            history=history,
-            trades=trades,
-            order_events=self.orders.session_events(session)
-            if order_events is None
-            else order_events,
-            cfg=self.cfg,
-            max_daily_loss_pct=self.loaded.settings.risk.max_daily_loss_pct,
-            now=now,
-            base_equity=base,
-            equity=view.current,
-            day_loss=day_loss,
-            drawdown_anchor=anchor,
-        )
+        events = self.orders.session_events(session) if order_events is None else order_events
+        # The same inputs give the same evaluation: remembered (a tick asks two or three times,
+        # and at most the equity changes between ticks). The key holds the inputs themselves
+        # (the history's last transition, the trade series), so their ids stay unique.
+        tail = getattr(self.orders, "tail", None)
+        key = None
+        if order_events is None and tail is not None:
+            last = history[-1] if history else None
+            key = (len(history), id(last), id(trades), tail.resets, tail.version, session,
+                   base, view.current, day_loss, anchor)  # fmt: skip
+        memo = self._evaluations.get(key) if key is not None else None
+        if memo is not None:
+            evaluation = copy.copy(memo[1])
+            object.__setattr__(evaluation, "warnings", list(memo[1].warnings))
+            object.__setattr__(evaluation, "future_records", [])
+        else:
+            evaluation = evaluate(
+                history=history,
+                trades=trades,
+                order_events=events,
+                cfg=self.cfg,
+                max_daily_loss_pct=self.loaded.settings.risk.max_daily_loss_pct,
+                now=now,
+                base_equity=base,
+                equity=view.current,
+                day_loss=day_loss,
+                drawdown_anchor=anchor,
+            )
+            if key is not None:
+                if len(self._evaluations) >= 8:
+                    self._evaluations.clear()
+                kept = copy.copy(evaluation)
+                object.__setattr__(kept, "warnings", list(evaluation.warnings))
+                object.__setattr__(kept, "future_records", [])
+                self._evaluations[key] = ((history[-1] if history else None, trades), kept)
         evaluation.warnings.extend(warnings)
         future = [
             f"{self.records.history.path}: {line}" for line in future_transitions(history, now)
@@ -197,8 +226,8 @@ class LadderReader:
             late = [t for t in trades.trades if in_future(t.exit_time, now)]
             future.append(
                 f"{self.trades.path}: {len(late)} trade(s) dated after now, the latest "
-                f"{late[-1].trade_id} at {late[-1].exit_time:%Y-%m-%d %H:%M}Z (now "
-                f"{now:%Y-%m-%d %H:%M}Z); is the system clock right? Fix the clock or the file"
+                f"{late[-1].trade_id} at {market_datetime(late[-1].exit_time)} (now "
+                f"{market_datetime(now)}); is the system clock right? Fix the clock or the file"
             )
         evaluation.future_records.extend(future)
         evaluation.warnings.extend(future)

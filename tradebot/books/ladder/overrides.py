@@ -196,7 +196,7 @@ class Overrides(LadderReader):
 
         until = self.lockout(now, attempts)
         if until is not None:
-            record("locked_out", False, f"overrides locked until {until:%Y-%m-%d %H:%M}Z")
+            record("locked_out", False, f"overrides locked until {market_datetime(until)}")
             raise RefusedError(
                 f"overrides are locked after {self.cfg.override_max_failures} wrong passwords; "
                 f"try again after {market_datetime(until)}"
@@ -275,7 +275,7 @@ class Overrides(LadderReader):
             if stored is not None:
                 until = self.lockout(now, attempts)
                 if until is not None:
-                    record("locked_out", False, f"overrides locked until {until:%Y-%m-%d %H:%M}Z")
+                    record("locked_out", False, f"overrides locked until {market_datetime(until)}")
                     raise RefusedError(
                         f"overrides are locked; try again after {market_datetime(until)}"
                     )

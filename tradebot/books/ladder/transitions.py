@@ -70,6 +70,16 @@ class Transitions(SessionRecords, LadderReader):
         return True
 
     def _maybe_downgrade(self, now: datetime, equity: Equity) -> PhaseTransition | None:
+        # Decided first from the history as last read (re-read only when it changed), without
+        # the lock; only a downgrade that looks due is decided again, and recorded, under it.
+        seen: list[str] = []
+        ev, _ = self._evaluate(
+            self._read_history().transitions, self._read_trades(seen), now, equity, seen
+        )
+        if not ev.downgrade_reasons or previous_phase(ev.phase) is None:
+            return None
+        if ev.downgraded_this_session:
+            return None
         with self.records.history.locked() as locked:
             read = self._parse_history(locked)
             warnings: list[str] = []

@@ -48,6 +48,7 @@ from tradebot.brokers.ibkr.settings import (
     is_simulator_account,
 )
 from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
+from tradebot.core.market_time import market_clock, market_datetime
 from tradebot.core.ticks import TickLadder
 from tradebot.errors import ConfigError, GatewayUnreachableError, RefusedError, TradebotError
 
@@ -559,7 +560,7 @@ class IbConnection:
         if abs(self.skew_s) > MAX_CLOCK_SKEW_S and not self.settings.readonly:
             log.warning(
                 "the gateway's clock (%s) differs from tradebot's by %+.0f s; entries wait",
-                f"{gateway:%Y-%m-%d %H:%M:%S}",
+                market_datetime(gateway, seconds=True),
                 self.skew_s,
             )
 
@@ -690,7 +691,7 @@ class IbConnection:
     def entries_paused(self, now: datetime) -> str | None:
         s = self.settings
         if self.state == "reconnecting":
-            since = f" at {self.lost_at:%H:%M:%S} UTC" if self.lost_at else ""
+            since = f" at {market_clock(self.lost_at, seconds=True)}" if self.lost_at else ""
             extra = f"; last attempt: {self.last_problem}" if self.last_problem else ""
             return (
                 f"the connection to IB Gateway at {s.address} was lost{since}; reconnecting "
@@ -700,8 +701,9 @@ class IbConnection:
             return f"not connected to IB Gateway at {s.address}"
         if self.outage_since is not None:
             return (
-                f"IB Gateway lost its connection to IB (error 1100) at "
-                f"{self.outage_since:%H:%M:%S} UTC; entries wait until it is restored"
+                "IB Gateway lost its connection to IB (error 1100) at "
+                f"{market_clock(self.outage_since, seconds=True)}; entries wait until it is "
+                "restored"
             )
         if self.missing:
             what = ", ".join(self.missing)

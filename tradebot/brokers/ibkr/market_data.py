@@ -39,6 +39,7 @@ from tradebot.brokers.base import BrokerError, OptionChainInfo
 from tradebot.brokers.ibkr import codes, mapping
 from tradebot.brokers.ibkr.connection import IbConnection, IbRequestError
 from tradebot.core.instruments import OptionContract, Quote
+from tradebot.core.market_time import market_clock
 from tradebot.core.sessions import session_open_close, sessions_between
 from tradebot.core.ticks import TickLadder
 from tradebot.core.trades import session_of
@@ -291,7 +292,7 @@ class IbMarketData:
         if self._paced_until is not None and now < self._paced_until:
             raise BrokerError(
                 f"historical data paused after IB's pacing violation (162) until "
-                f"{self._paced_until:%H:%M:%S} UTC; bars for {symbol} wait"
+                f"{market_clock(self._paced_until, seconds=True)}; bars for {symbol} wait"
             )
         contract = mapping.stock(symbol)
         contract.conId = con_id
@@ -315,14 +316,14 @@ class IbMarketData:
                 self._paced_until = now + self._pacing_delay
                 log.warning(
                     "IB historical data pacing violation (162) for %s: no historical requests "
-                    "until %s UTC",
+                    "until %s",
                     symbol,
-                    f"{self._paced_until:%H:%M:%S}",
+                    market_clock(self._paced_until, seconds=True),
                 )
                 self._pacing_delay = min(self._pacing_delay * 2, PACING_CAP)
                 raise BrokerError(
                     f"IB's historical data pacing violation (162) for {symbol}; backing off "
-                    f"until {self._paced_until:%H:%M:%S} UTC"
+                    f"until {market_clock(self._paced_until, seconds=True)}"
                 ) from None
             if exc.kind == "no_data":
                 return mapping.empty_bars()

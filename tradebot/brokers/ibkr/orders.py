@@ -38,6 +38,7 @@ from tradebot.brokers.ibkr import mapping
 from tradebot.brokers.ibkr.connection import POSITIONS, IbConnection
 from tradebot.brokers.ibkr.ids import OrderIds
 from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
+from tradebot.core.market_time import market_clock
 
 log = logging.getLogger("tradebot.ibkr")
 
@@ -288,7 +289,7 @@ class IbOrders:
             if o.held_cancel_at is None and now - o.held_since >= HELD_WATCH:
                 log.warning(
                     "%s (order id %d) has been Inactive at IB since %s: cancelled",
-                    o.order_ref, o.order_id, f"{o.held_since:%H:%M:%S}",
+                    o.order_ref, o.order_id, market_clock(o.held_since, seconds=True),
                 )  # fmt: skip
                 try:
                     self._cancel_id(o)

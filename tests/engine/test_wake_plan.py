@@ -1,0 +1,106 @@
+"""The loop wakes only when something can happen (issue 19): an idle session costs a handful of
+wakes whatever the tick interval, and the state another process may change is stat'ed once a
+wake and read again only when it changed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.backtest.helpers import backtest
+from tests.engine.harness import Recorder, config, entry_intents, events
+from tests.phase_helpers import transition
+from tradebot.books.state_store import HALT_FILE
+from tradebot.engine.loop import TradingLoop
+from tradebot.engine.runner import RunOptions, make_clock, make_context
+
+QUIET = "[strategies.scalp]\nenabled = false\n[strategies.whale]\nenabled = false\n"
+
+
+@pytest.mark.parametrize("interval", [60, 300])
+def test_an_idle_session_costs_a_few_wakes_not_one_per_tick(tmp_path: Path, interval: int) -> None:
+    """No signal is possible: a session is its open, its first tick, the flatten and the close,
+    however many ticks its schedule has; ten sessions cost ten times one."""
+    base = f'[broker.sim]\nseed = 3\n[trading]\nsymbols = ["SPY", "QQQ"]\ninterval_s = {interval}\n'
+    (tmp_path / "cfg").mkdir()
+    loaded = config(tmp_path / "cfg", QUIET, base=base)
+    one = backtest(loaded, tmp_path / "one", start=date(2025, 6, 2), sessions=1)
+    ten = backtest(loaded, tmp_path / "ten", start=date(2025, 6, 2), sessions=10)
+    per_session_ticks = (390 - 5 - 15) * 60 // interval
+    assert one.summary.ticks + one.ticks_skipped == per_session_ticks
+    assert one.summary.ticks == 1  # the first tick of the session runs, the rest are idle
+    assert one.wakes <= 6
+    assert ten.wakes <= 10 * one.wakes
+    assert ten.summary.ticks + ten.ticks_skipped == 10 * per_session_ticks
+
+
+def _write_from_another_process(code: str, cwd: Path) -> None:
+    subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True, timeout=60)
+
+
+def test_a_state_file_changed_by_another_process_is_seen_at_the_next_wake(tmp_path: Path) -> None:
+    """Unchanged, the halt and the phase history are read once and then only stat'ed (once a
+    wake); written by another process, each is read again at the next wake and acted on."""
+    loaded = config(
+        tmp_path, base='[broker.sim]\nseed = 7\n[trading]\nmode = "paper"\nsymbols = ["SPY"]\n'
+    )
+    options = RunOptions(speed=None, start=datetime(2025, 7, 1, 13, 0, tzinfo=UTC), simulated=True)
+    clock = make_clock(loaded, options)
+    ctx = make_context(loaded, options, clock, Recorder())
+    loop = TradingLoop(ctx)
+    wakes = [datetime(2025, 7, 1, 14, 0, tzinfo=UTC) + timedelta(minutes=3 * i) for i in range(9)]
+
+    def reads() -> tuple[int, int, int, int]:
+        halt_reads, halt_stats = ctx.state.reads(HALT_FILE)
+        return (
+            halt_reads,
+            halt_stats,
+            ctx.ladder.records.history_reads(),
+            len(entry_intents(loaded)),
+        )
+
+    async def go() -> list[tuple[int, ...]]:
+        await ctx.broker.connect()
+        seen = []
+        for i, now in enumerate(wakes):
+            if i == 3:  # `tradebot halt` in another terminal
+                _write_from_another_process(
+                    "from datetime import datetime, UTC\n"
+                    "from tradebot.books.halt import KillSwitch\n"
+                    f"KillSwitch({str(loaded.state_dir)!r}, {str(loaded.logs_dir)!r}).halt("
+                    "datetime(2025, 7, 1, 14, 8, tzinfo=UTC), operator='ops', reason='news')\n",
+                    tmp_path,
+                )
+            if i == 6:  # a forced move recorded by `tradebot phase` in another terminal
+                record = transition("proof", now - timedelta(seconds=30), frm="experience",
+                                    trigger="manual_override").as_record()  # fmt: skip
+                _write_from_another_process(
+                    "import json, sys\nfrom tradebot.books.phase_records import PhaseRecords\n"
+                    f"PhaseRecords({str(loaded.logs_dir)!r}).history.append("
+                    f"json.loads({json.dumps(record, default=str)!r}))\n",
+                    tmp_path,
+                )
+            clock.set(now)  # type: ignore[attr-defined]
+            before = reads()
+            await loop.wake(now)
+            after = reads()
+            seen.append(tuple(a - b for a, b in zip(after, before, strict=True)))
+        await ctx.broker.disconnect()
+        return seen
+
+    per_wake = asyncio.run(go())
+    halt_reads = [r[0] for r in per_wake]
+    history_reads = [r[2] for r in per_wake]
+    # One stat of the halt file a wake; an entry reads it once more, fresh, under its lock.
+    assert all(stats <= 1 + entries for _, stats, _, entries in per_wake)
+    assert halt_reads == [1, 0, 0, 1, 0, 0, 0, 0, 0]  # read at the first wake and after the halt
+    assert history_reads[1:6] == [0] * 5 and history_reads[6] >= 1 and history_reads[7:] == [0, 0]
+    noticed = [e for e in events(loaded) if e["event"] == "halt_noticed"]
+    assert len(noticed) == 1 and noticed[0]["ts"] == "2025-07-01T14:09:00Z"
+    assert loop.last_risk() is not None and loop.last_risk().phase.phase == "proof"  # type: ignore[union-attr]
