@@ -24,6 +24,10 @@ against: a position that does not expire today keeps its legs until the broker a
 that expires today is sold on the journal's word once its legs' cancels are confirmed — an
 exercise at the close is the certain harm, a journal wrong about a position that its broker's
 executions and order statuses confirm the unlikely one.
+
+Why one module: every closing sell goes through the one cancel-confirm-sell sequence, whose order
+(no sell while a leg, an entry's remainder or a held sell can still fill) is the safety argument;
+the expiry watch reads the same positions and working sells that sequence leaves.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from tradebot.brokers.base import BrokerError, OrderRejected, PositionsUnknown
+from tradebot.brokers.base import BrokerError, Foresight, OrderRejected, PositionsUnknown
 from tradebot.core.ticks import TickLadder, as_ladder
 from tradebot.core.trades import EXCHANGE_TZ, session_of
 from tradebot.engine.context import EngineContext
@@ -199,6 +203,11 @@ class ExitManager:
                     pending.remove(ref)
                     lines[ref] = f"{ref}: waiting for the broker to list its orders"
             if not pending or loop.time() >= deadline or not broker.is_connected():
+                break
+            if isinstance(broker, Foresight):
+                # A simulated broker answers a cancel at once and changes only as the loop's
+                # clock moves, which stands still during a wake: polling it would wait the whole
+                # confirm_wait_s for nothing. The retry at the next wake sells.
                 break
             await asyncio.sleep(CONFIRM_POLL_S)
         for ref in pending:

@@ -3,6 +3,9 @@
 `tradebot gateway sim` reads them from its standard input and, with `--control-port`, from a
 loopback socket (`nc 127.0.0.1 PORT`), so a rehearsal in one terminal can be disturbed from
 another. Every command answers with one line (several for `help` and `status`).
+
+Why one module: it is a table of commands, each a line that parses its words and calls one fault
+of the Python API; splitting the table would only scatter the one list `help` prints.
 """
 
 from __future__ import annotations

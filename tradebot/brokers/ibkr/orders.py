@@ -12,6 +12,11 @@
   before the cancel, the bracket is reported as placed (the fills are adopted, never doubled).
 * `orders()` and `executions()` are the tracker's view (our reading of IB's messages),
   `positions()` IB's position list.
+
+Why one module: sending, cancelling and reading back our orders share one tracker, one id
+reservation and one connection, and the safety arguments (a refused bracket's parent cancelled
+before the fallback, a held order finished only once IB no longer lists it) each span a send and
+what IB answers to it.
 """
 
 from __future__ import annotations
