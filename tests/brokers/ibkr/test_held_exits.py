@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.brokers.ibkr.conftest import Rig, filled, open_position, rig, until
+from tests.brokers.ibkr.conftest import Rig, filled, open_position, rig
 from tradebot.books.halt import request_halt
 
 # Thursday 2025-07-03 closes at 13:00 New York (17:00 UTC); SPY's weekly expires that day.
@@ -57,7 +57,8 @@ def test_a_held_closing_sell_on_expiry_day_is_replaced_at_the_next_wake_never_be
         await r.advance(timedelta(seconds=15))
         await r.wake()
         assert r.statuses(f"{ref}.x1")[-1] == "inactive"
-        await until(lambda: not r.sim.exchange.positions)
+        assert not r.sim.exchange.positions  # sold at IB within that wake
+        await filled(r, f"{ref}.x2")  # its execution and commission have reached the client
         await r.wake()
         assert r.statuses(f"{ref}.x2")[-1] == "filled"
         intent_x2 = next(x for x in r.journal() if x["order_ref"] == f"{ref}.x2")
@@ -105,7 +106,7 @@ def test_a_held_sell_ib_goes_on_holding_after_the_cancel_is_never_doubled(
         assert len(r.events("exit_held")) == 1
         assert r.events("expiry_risk")
         r.sim.faults.release_inactive()  # IB works it at last
-        await until(lambda: not r.sim.exchange.positions)
+        await filled(r, f"{ref}.x1")
         await r.wake()
         assert r.statuses(f"{ref}.x1")[-1] == "filled"
         assert sum(1 for o in r.venue_orders() if o.action == "SELL" and o.filled) == 1
@@ -140,7 +141,7 @@ def test_a_held_closing_sell_is_not_a_guard_emulated_legs_follow_once_it_is_gone
         protected = [e["order_ref"] for e in r.events("position_protected")]
         assert protected == [ref]
         assert r.events("exit_held")
-        await until(lambda: not r.sim.exchange.positions)
+        await filled(r, f"{ref}.x2")
         await r.wake()
         assert r.statuses(f"{ref}.x2")[-1] == "filled"
 
