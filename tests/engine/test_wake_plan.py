@@ -8,8 +8,9 @@ import asyncio
 import json
 import subprocess
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,8 +18,9 @@ from tests.backtest.helpers import backtest
 from tests.engine.harness import Recorder, config, entry_intents, events
 from tests.phase_helpers import transition
 from tradebot.books.state_store import HALT_FILE
-from tradebot.engine.loop import TradingLoop
-from tradebot.engine.runner import RunOptions, make_clock, make_context
+from tradebot.engine.loop import RunSummary, TradingLoop
+from tradebot.engine.runner import RunOptions, default_until, make_clock, make_context
+from tradebot.storage import not_durable
 
 QUIET = "[strategies.scalp]\nenabled = false\n[strategies.whale]\nenabled = false\n"
 
@@ -104,3 +106,52 @@ def test_a_state_file_changed_by_another_process_is_seen_at_the_next_wake(tmp_pa
     noticed = [e for e in events(loaded) if e["event"] == "halt_noticed"]
     assert len(noticed) == 1 and noticed[0]["ts"] == "2025-07-01T14:09:00Z"
     assert loop.last_risk() is not None and loop.last_risk().phase.phase == "proof"  # type: ignore[union-attr]
+
+
+NY = ZoneInfo("America/New_York")
+JOURNALS = ("journal/orders.jsonl", "journal/trades.jsonl", "journal/events.jsonl",
+            "phase/session-metrics.jsonl")  # fmt: skip
+
+
+def _journals(
+    root: Path, body: str, start: datetime, until: datetime, *, skip: bool
+) -> tuple[RunSummary, Path]:
+    """`tradebot run` on the simulated broker, its planner on (`skip`) or waking at every
+    scheduled wake."""
+    root.mkdir(parents=True)
+    loaded = config(root, base=body)
+    options = RunOptions(speed=None, start=start, until=until, simulated=True)
+    clock = make_clock(loaded, options)
+    ctx = make_context(loaded, options, clock, Recorder())
+    with not_durable():
+        summary = asyncio.run(
+            TradingLoop(ctx, until=default_until(loaded, options, clock), skip_idle=skip).run()
+        )
+    return summary, loaded.logs_dir
+
+
+def _assert_planner_changes_nothing(tmp_path: Path, body: str, days: int) -> RunSummary:
+    start = datetime.combine(date(2025, 3, 3), time(0), NY).astimezone(UTC)
+    until = start + timedelta(days=days)
+    planned, planned_logs = _journals(tmp_path / "planned", body, start, until, skip=True)
+    _, every_logs = _journals(tmp_path / "every", body, start, until, skip=False)
+    for name in JOURNALS:
+        every, ours = every_logs / name, planned_logs / name
+        assert ours.exists() == every.exists(), name
+        if every.exists():
+            assert ours.read_text(encoding="utf-8") == every.read_text(encoding="utf-8"), name
+    return planned
+
+
+def test_a_dry_runs_would_be_exits_come_at_the_same_ticks(tmp_path: Path) -> None:
+    """A dry run's would-be positions are `not_sent` (no activity for the book), yet each tick
+    reviews their take-profit and stop against the quotes: the planner passes over no wake while
+    one is open, so a would-be exit is journaled at the tick a run waking at every tick writes
+    it (the review found one journaled later, or as a flatten instead of a take-profit)."""
+    body = (
+        '[broker.sim]\nseed = 2\n[trading]\nmode = "dry_run"\nsymbols = ["SPY"]\ninterval_s = 120\n'
+        "[risk]\ntake_profit_pct = 30\nstop_loss_pct = 20\n"
+        '[phase.experience]\ncounted_modes = ["paper", "sim"]\n'
+    )
+    planned = _assert_planner_changes_nothing(tmp_path, body, days=3)
+    assert planned.ticks_idle > 0  # with no would-be position open, idle ticks are still left out

@@ -20,6 +20,9 @@ alike (the same loop, the same code), so the loop wakes only when something can 
   vectorised search — or after an entry's expiry. A wake that writes nothing, on the same inputs,
   is followed by wakes that write nothing until one of those inputs changes: that is the proof.
 
+Neither is passed over while a dry run holds a would-be position: its bracket is reviewed
+against the quotes at each tick (and at each wake after the flatten), which no journal records.
+
 Both need a broker that knows its market ahead (`brokers.base.Foresight`: the simulated one).
 With IBKR nothing is left out: its bars and fills are not known before they happen.
 Every decision is still made at a wake, on what is known then; the journals of a run with and
@@ -69,6 +72,7 @@ class PlannedLoop(Protocol):
     ) -> datetime: ...
     def halted_now(self) -> bool: ...
     def failing(self) -> bool: ...
+    def would_be_open(self) -> bool: ...
     def last_risk(self) -> RiskReport | None: ...
     def last_cash(self) -> Decimal | None: ...
     def last_risk_could_open(self) -> bool: ...
@@ -284,6 +288,9 @@ class WakePlanner:
             and not loop.oco.armed()
             and not loop.halted_now()
             and not loop.failing()
+            # A dry run's would-be positions are `not_sent` (no activity for the book), yet each
+            # tick reviews their bracket against the quotes: no wake is idle while one is open.
+            and not loop.would_be_open()
             and book.journal_error is None
             and not book.waiting
             and not any(o.status in ("intent", "unknown", "pending") for o in book.live.values())
