@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from tests.engine.harness import config, run
 from tradebot.config import LoadedConfig
 from tradebot.engine.context import EngineContext
+from tradebot.engine.dry_run import WouldBePositions
 from tradebot.errors import CorruptRecordError
 
 
@@ -88,3 +90,45 @@ def test_a_replaced_journal_with_a_damaged_line_leaves_the_book_as_it_was(
     book.refresh()
     assert book.holds(symbol, strategy) is not None
     assert {ref: (o.status, o.filled_qty) for ref, o in book.orders.items()} == before
+
+
+DRY = """
+[broker.sim]
+seed = 1
+
+[trading]
+mode = "dry_run"
+symbols = ["SPY", "QQQ"]
+"""
+
+
+def test_forget_finished_keeps_open_would_be_positions(tmp_path: Path) -> None:
+    """Reviewer's scenario: a dry run's entry is `not_sent` (final, nothing filled), so it is
+    never 'unfinished'; the daily pruning of finished round trips dropped an open would-be
+    position held over three days (a whale may hold an option up to 7 days): its take-profit and
+    stop were gone (read from the book) and a restarted dry run no longer found it. A would-be
+    position that was closed (its `.x` exit) is still forgotten (the next test)."""
+    loaded = config(tmp_path, base=DRY)
+    _, ctx = run(loaded, "2025-07-01", "2025-07-01T10:30")
+    book = ctx.book
+    open_refs = list(WouldBePositions(ctx)._positions())
+    assert open_refs, "the scenario has an open would-be position at 10:30"
+    ref = open_refs[0]
+    entry = book.orders[ref]
+    before = WouldBePositions(ctx)._bracket(entry)
+    assert before[0] is not None and before[1] is not None
+    book.forget_finished(entry.intent_ts + timedelta(days=4))  # the first sync of a later day
+    assert WouldBePositions(ctx)._bracket(entry) == before, "take-profit/stop forgotten"
+    assert sorted(WouldBePositions(ctx)._positions()) == sorted(open_refs)  # as after a restart
+
+
+def test_a_closed_would_be_position_is_forgotten(tmp_path: Path) -> None:
+    """Its entry, bracket and `.x` exit all leave memory once the exit is older than three
+    days."""
+    loaded = config(tmp_path, base=DRY)
+    _, ctx = run(loaded, "2025-07-01", "2025-07-02")
+    book = ctx.book
+    closed = [o.parent_ref for o in book.orders.values() if o.role == "exit"]
+    assert closed, "the scenario closes a would-be position on its first day"
+    assert book.forget_finished(datetime(2025, 7, 8, tzinfo=UTC)) >= len(closed)
+    assert not any(ref in book.orders or f"{ref}.x" in book.orders for ref in closed)

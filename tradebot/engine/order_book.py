@@ -301,7 +301,9 @@ class OrderBook:
         """Drop round trips that ended well before anything the broker can still report: their
         entry is final with its trade written (or never filled), and their last event is more
         than `FORGET_AFTER` before both `now` and the oldest unfinished business (executions
-        are asked for from a day before that). Memory stays flat however long the loop runs."""
+        are asked for from a day before that). Memory stays flat however long the loop runs.
+        A dry run's would-be position (`not_sent`, nothing filled) is kept until it is closed:
+        its take-profit and stop are read from the book, and a restart finds it there."""
         times = [o.intent_ts for o in self.live.values()]
         times += [e.intent_ts for e in self.unfinished.values()]
         horizon = min([now, *times]) - FORGET_AFTER
@@ -309,6 +311,8 @@ class OrderBook:
         for ref, entry in list(self.orders.items()):
             if entry.role != "entry" or ref in self.unfinished or not entry.final:
                 continue
+            if entry.status == "not_sent" and not self._would_be_closed(ref):
+                continue  # a dry run's would-be position, still open (its bracket is kept)
             trip = [
                 entry,
                 *(self.orders[r] for r in self.exits_of.get(ref, []) if r in self.orders),
@@ -324,6 +328,12 @@ class OrderBook:
             self.exits_of.pop(ref, None)
             gone += 1
         return gone
+
+    def _would_be_closed(self, ref: str) -> bool:
+        """A dry run closes a would-be position with an exit child (`<ref>.x`, engine/dry_run)."""
+        return any(
+            r in self.orders and self.orders[r].role == "exit" for r in self.exits_of.get(ref, [])
+        )
 
     def _index(self, order: TrackedOrder) -> None:
         """Keep `live` and `unfinished` true for `order` (and the entry it belongs to)."""
