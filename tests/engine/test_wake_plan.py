@@ -5,19 +5,23 @@ wake and read again only when it changed."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.backtest.helpers import backtest
-from tests.engine.harness import Recorder, config, entry_intents, events
+from tests.engine.harness import Recorder, config, entry_intents, events, read_jsonl
 from tests.phase_helpers import transition
 from tradebot.books.state_store import HALT_FILE
+from tradebot.brokers.base import BracketSpec, BrokerError, PlacedOrder
+from tradebot.brokers.sim import SimBroker
 from tradebot.engine.loop import RunSummary, TradingLoop
 from tradebot.engine.runner import RunOptions, default_until, make_clock, make_context
 from tradebot.storage import not_durable
@@ -155,3 +159,82 @@ def test_a_dry_runs_would_be_exits_come_at_the_same_ticks(tmp_path: Path) -> Non
     )
     planned = _assert_planner_changes_nothing(tmp_path, body, days=3)
     assert planned.ticks_idle > 0  # with no would-be position open, idle ticks are still left out
+
+
+PARTLY = (
+    '[broker.sim]\nseed = 7\n[trading]\nmode = "paper"\nsymbols = ["SPY"]\ninterval_s = 300\n'
+    "[risk]\nmax_risk_pct = 10\ntake_profit_pct = 900\nstop_loss_pct = 95\n"
+    '[phase.experience]\ncounted_modes = ["paper", "sim"]\nposition_cap_usd = 5000\n'
+)
+
+
+def _partly_filled_run(root: Path, *, skip: bool) -> tuple[list[dict[str, object]], int]:
+    """The first entry of two contracts or more rests at the broker at half its limit (its
+    journaled limit is what the loop decided; a fill below it is one the loop accepts) and one
+    contract of it is filled at once (`exchange.force_fill`): the unfilled rest works until the
+    entry's time-out cancels it."""
+    root.mkdir(parents=True)
+    loaded = config(root, base=PARTLY)
+    start = datetime(2025, 7, 1, 13, 30, tzinfo=UTC)
+    options = RunOptions(speed=None, start=start, until=start + timedelta(hours=3), simulated=True)
+    clock = make_clock(loaded, options)
+    ctx = make_context(loaded, options, clock, Recorder())
+    broker = ctx.broker
+    assert isinstance(broker, SimBroker)
+    send = broker.place_bracket
+    partly: list[str] = []
+
+    async def rests_then_fills_one(bracket: BracketSpec) -> list[PlacedOrder]:
+        entry = bracket.entry
+        if entry.qty < 2 or partly:
+            return await send(bracket)
+        assert entry.limit is not None
+        low = (entry.limit / 2).quantize(Decimal("0.05"))  # a price a fill may still come at
+        placed = await send(
+            dataclasses.replace(bracket, entry=dataclasses.replace(entry, limit=low))
+        )
+        broker.exchange.force_fill(placed[0].order_id, broker.now(), 1)
+        partly.append(entry.order_ref)
+        return placed
+
+    cancel = broker.cancel
+    refused: list[str] = []
+
+    async def fails_once(order_ref: str) -> None:
+        if order_ref in partly and not refused:  # a gateway's timeout: nothing is journaled
+            refused.append(order_ref)
+            raise BrokerError("request timed out (cancel)")
+        await cancel(order_ref)
+
+    broker.place_bracket = rests_then_fills_one  # type: ignore[method-assign]
+    broker.cancel = fails_once  # type: ignore[method-assign]
+    with not_durable():
+        summary = asyncio.run(
+            TradingLoop(ctx, until=default_until(loaded, options, clock), skip_idle=skip).run()
+        )
+    assert partly and refused, "the scenario needs an entry of two contracts or more"
+    journal = read_jsonl(loaded.logs_dir / "journal" / "orders.jsonl")
+    return journal, summary.ticks_idle
+
+
+def test_the_unfilled_rest_of_a_partly_filled_entry_is_cancelled_at_its_time_out(
+    tmp_path: Path,
+) -> None:
+    """exits.cancel_stale_entries cancels the unfilled remainder of a partly filled entry at the
+    time-out as it does an unfilled one, and asks again at the next wake when the broker did not
+    take the cancel (a timeout, which journals nothing): the planner may not sleep past that. It
+    treated a working entry with a fill as never timing out and slept until the quarter-hour
+    sync (the cancel went out at 14:25 instead of 14:11)."""
+    planned, idle = _partly_filled_run(tmp_path / "planned", skip=True)
+    every, _ = _partly_filled_run(tmp_path / "every", skip=False)
+    assert planned == every
+    ref = next(r["order_ref"] for r in planned if r["event"] == "fill" and r["role"] == "entry")
+    intent = next(r for r in planned if r["order_ref"] == ref and r["event"] == "intent")
+    cancel = next(
+        r for r in planned
+        if r["order_ref"] == ref and r["event"] == "status" and r["status"] == "cancelled"
+    )  # fmt: skip
+    waited = datetime.fromisoformat(str(cancel["ts"])) - datetime.fromisoformat(str(intent["ts"]))
+    # Asked at the time-out (14:10, refused), again at the next wake and adopted a minute later.
+    assert waited == timedelta(seconds=300 + 60 + 60)
+    assert idle > 0
