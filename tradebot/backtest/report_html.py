@@ -10,6 +10,10 @@ renders at once, and no JavaScript (docs/decisions.md, "The backtest report").
 Times are New York time with the zone; the numbers are those of `report.json` (the same
 document), the trades those of `journal/trades.jsonl` in the one canonical order of
 `tradebot journal` and the ladder (`core.metrics.trade_order`).
+
+Why one module: the page is one self-contained file whose SVG charts and layout are written
+together (the same scales, colours and New York times); split, each half would pass the other its
+geometry.
 """
 
 from __future__ import annotations

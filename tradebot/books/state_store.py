@@ -11,6 +11,9 @@ loop and an operator's command in another terminal never lose each other's updat
 | `phase-notices.json` | which "next phase eligible" notices were already sent |
 | `halt.json` | the operator's kill switch (`tradebot halt` / `resume`) |
 | `daily-loss.json` | the session in which the daily-loss guard last tripped, with its numbers |
+
+Why one module: every small state file's schema, reader and writer sit side by side under the one
+state lock, so a reader sees at a glance what each file holds and who may write it.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ options expire at the close of their expiry, and the account (cash, positions, w
 recent fills) is persisted under `paths.state_dir` with the atomic writer. A restarted `tradebot
 run` therefore finds what happened while it was away — fills included — and reconciles against it
 exactly as it would against IBKR.
+
+Why one module: it is the `Broker` interface over the shared venue, one short method per interface
+call plus the account's persistence; the venue's logic already lives in `market.exchange`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""`tradebot phase status | advance | set-password | export`."""
+"""`tradebot phase status | advance | set-password | export`.
+
+Why one module: the four sub-commands of one Typer group share the ladder's loading, the password
+prompt and the rendering of criteria; each command is a short function over `books.ladder`.
+"""
 
 from __future__ import annotations
 

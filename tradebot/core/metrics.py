@@ -17,6 +17,9 @@ Definitions (spec §3), used by `tradebot journal` and by the phase ladder alike
   the run after them (a simultaneous win never hides a losing streak);
 * a session is the exchange date of a trade's exit; a session whose P&L is exactly 0 is neither
   profitable nor losing (it is flat).
+
+Why one module: every metric reads the same canonical trade order and the same `TradeSeries`
+arrays, and the spec's definitions (§3) are checked here in one place against the README's.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Nothing here reads a file or the clock: the service (`tradebot.books.ladder`) gathers the inputs
 and acts on the verdicts.
+
+Why one module: the spec's ladder rules (§3) as one list of pure functions — criteria, limits,
+downgrade watch, entry decision — read side by side against the spec.
 """
 
 from __future__ import annotations

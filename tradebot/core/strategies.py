@@ -20,6 +20,9 @@ Confidence (0 for HOLD; for an entry between 0.5 and 1, monotone in the signal's
 Debounce (`whale_debounce`): after a whale signal on session S0, whale signals for that symbol
 are suppressed while fewer than `debounce_days` sessions have elapsed: with 3, on S0 (the rest of
 it), S1 and S2; allowed again on S3. 0 disables the debounce.
+
+Why one module: the two signals and the choice between them share the completed-bar rule and the
+confidence scale; apart, they could drift on what 'complete' means.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ refused native bracket falls back to OCO emulation.
 
 Every "no" is journaled in `journal/events.jsonl` as `entry_refused` with its rule and numbers.
 The rules themselves live in `tradebot.core`; this module only wires them in order.
+
+Why one module: one symbol's path from bars to a bracket, read top to bottom, one step per
+function; the rules themselves live in `core` and the order keeping in `order_book`.
 """
 
 from __future__ import annotations

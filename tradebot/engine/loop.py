@@ -9,6 +9,10 @@
 
 Only inside a session: ticks follow the entry window of the exchange calendar. The loop never
 reads the system clock itself, so the same code runs in real time and on a simulated clock.
+
+Why one module: the wake's steps must run in one fixed order over one shared state, and that order
+is the safety argument (sync before exits, exits before entries); each step's work lives in its own
+module (order_book, exits, entries, positions, wake_plan), what remains is the order.
 """
 
 from __future__ import annotations

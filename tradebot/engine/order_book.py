@@ -22,6 +22,10 @@ Order records (`"v": 1`, `ts`, `event`, `order_ref`, `role`, `session`, `mode` o
   `EXPIRY`) unless the evidence names one of the position's own legs.
 
 Contracts in intents carry `ladder` ([[low edge, increment], …], IB's market rule) when known.
+
+Why one module: replaying the journal and syncing with the broker update the same indexes (live,
+unfinished, by permId) and must keep them consistent record by record; split, each half would reach
+into the other's state.
 """
 
 from __future__ import annotations

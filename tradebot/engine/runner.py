@@ -10,6 +10,9 @@
 * Trading `live` while the ladder is in experience is refused before anything connects.
 * SIGTERM / SIGINT stop the loop between steps (working orders stay at the broker); a second
   SIGINT interrupts at once.
+
+Why one module: the run's assembly in the order it happens (locks, clock, broker, market data,
+context, signals); each piece is built elsewhere and only wired here.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ and the venue:
 * **translation.** Venue events become notices for the server to send: an order's state
   (openOrder + orderStatus), an execution (execDetails + commissionReport with the realized
   P&L of a closing fill), an error for one client's order, an account change.
+
+Why one module: the id mapping, the transmit=False groups and the messages of one order change
+together at each request; split, one order's story would cross files.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Version differences (server version ≥ …): error +advancedOrderRejectJson (16
 drops its version field and mdSizeMultiplier and gains three size fields (164); openOrder and
 completedOrder lose faProfile (177) and gain duration (159), postToAts (160), autoCancelParent
 (162) and five peg fields (170); execDetails gains pendingPriceRevision (178).
+
+Why one module: one small function per server message, the layouts of each server version side by
+side so a difference from ib_async's decoder is visible; it holds no logic to split.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Layouts follow what ib_async 2.1's `Client` sends at server versions 157 and 178. Only the
 fields the simulator acts on are kept; the rest are read past (so a layout mistake shows up as a
 `ProtocolError` naming the request, not as a silently shifted field).
+
+Why one module: one small decoder per client request, the layouts side by side as ib_async's client
+writes them; it holds no logic to split.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ sees all orders, like the Gateway's master client).
 Time moves in `step()`: the venue processes fills up to the clock's time, streaming market data
 sends what changed, and the account is pushed to subscribers. A background task calls it every
 `tick_interval` real seconds; tests freeze the clock and call `advance` themselves.
+
+Why one module: a connection's state machine and the request dispatch share the per-session state
+(order ids, subscriptions, the clock); the wire layouts already live in `messages`/`requests` and
+the orders in `book`.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ backtest would. Then, in closed form, no optimiser:
 `leave_one_out` fits on every source but one and measures on that one, each in turn
 (docs/backtest-pricing.md; `benchmarks/calibrate_pricing.py` prints the table and the defaults
 for `config.toml`).
+
+Why one module: one fit in closed form, its steps in order (smile, premium, spread, open and
+close) over shared intermediate arrays; split, the arrays would be passed between files step by
+step.
 """
 
 from __future__ import annotations

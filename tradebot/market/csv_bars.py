@@ -16,6 +16,10 @@ Format (documented in README, "Bars from CSV files"):
 Only regular-session bars are kept (by the exchange calendar), so pre/post-market prints and the
 after-hours bars of early-close days never reach a signal. Any problem is a `BarsError` naming the
 file and the first offending row (exit 3).
+
+Why one module: the CSV format's rules (names, times, zones, minutes, gaps, bounds) are one
+contract checked in one pass over the file, each error naming its line; split, the pass would be
+too.
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ Semantics (IB's, simplified to what tradebot sends: LMT, STP, MKT on options and
   expires worthless, and neither is an execution (only the positions change; `eae` keeps the
   statement's record of it);
 * commission per order: max(minimum, rate × contracts), charged on its first fill.
+
+Why one module: the venue's orders, fills, positions and cash change together in one step (a fill
+moves cash, positions and linked orders at once) and round-trip through one state; split, each part
+would need the others' internals.
 """
 
 from __future__ import annotations

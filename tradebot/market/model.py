@@ -7,6 +7,9 @@ Everything is a function of (symbol, time): nothing here remembers what was aske
 how many option quotes were real and how many modelled), and nothing looks ahead — the
 underlying's price at `t` is the close of the last bar completed by `t`, and the volatility at `t`
 reads those bars and earlier ones only.
+
+Why one module: every price is a function of (symbol, time) over one set of caches (bars,
+volatility, listings, real quotes); split, the caches would be shared across files.
 """
 
 from __future__ import annotations

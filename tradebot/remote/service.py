@@ -13,6 +13,9 @@ Failures and what happens:
 * 401 Unauthorized (a revoked or mistyped token): ConfigError, exit 3;
 * 409 Conflict: another process polls this token (or a webhook is set): three in a row stop the
   remote with RefusedError, exit 4; a webhook stops it at once.
+
+Why one module: the long-poll loop and its failure handling (backoff, 429, 409, the saved offset,
+journaling before acting) are one state machine whose order is the safety argument.
 """
 
 from __future__ import annotations

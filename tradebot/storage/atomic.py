@@ -14,6 +14,10 @@ Safety rules for every file tradebot creates:
   symlink): `write_through_special=True` writes through it, like a shell redirection, and
   otherwise the write is refused;
 * directories tradebot creates are 0700 and files 0600 (exactly, whatever the umask).
+
+Why one module: the safety rules of writing a file (unpredictable temporary names, locks, fsync,
+rename, directory fsync, cleanup of a killed writer's leftovers) must be read together to be
+trusted.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@
   connectivity returns (1101/1102), so the loop reconciles again before any entry.
 * **Entries wait** while disconnected, during an 1100 outage, while re-reading orders after it,
   inside the configured gateway restart window, and while the clocks disagree.
+
+Why one module: connect, the degraded state, reconnect and the start-up requests share one ib_async
+`IB` object and its event handlers, and their order is the safety argument (no entry before a
+reconcile); split, that order would be spread over files.
 """
 
 from __future__ import annotations

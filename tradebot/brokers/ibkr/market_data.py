@@ -20,6 +20,9 @@
   ticker's own time (IB's lastTimestamp) and carries the data type IB actually sent (delayed
   and frozen are reported as such). After 1101 (connectivity restored, data lost) every
   subscription is requested again; the old values stay stale until then.
+
+Why one module: contracts, chains, bars and quotes share the qualification cache, the market rules
+and the pacing limiter; each kind of request is a short section that uses all three.
 """
 
 from __future__ import annotations

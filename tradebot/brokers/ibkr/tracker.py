@@ -18,6 +18,10 @@ on every reconnect and which ib_async marks Cancelled on error codes it does not
 * executions are kept by execId with their commission (None until IB reports it).
 
 Pure: the messages arrive already converted to the small `*Report` types below (`mapping.py`).
+
+Why one module: every order message (openOrder, orderStatus, completed orders, executions,
+commissions, errors) updates one book keyed by orderRef and permId, and their handlers must agree
+on it line by line.
 """
 
 from __future__ import annotations
