@@ -148,7 +148,10 @@ def test_a_killed_backtest_leaves_its_folder_marked(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 60
-        while not (tmp_path / "out" / "journal").exists() and time.monotonic() < deadline:
+        # The loop's first event: the replay has started (the journal folder is made earlier,
+        # with the context, and a kill in between found no marker yet on a loaded machine).
+        started = tmp_path / "out" / "journal" / "events.jsonl"
+        while not started.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert child.poll() is None, "finished before it could be killed"
     finally:

@@ -3,7 +3,10 @@ leaving out the wakes its planner proves idle — and a backtest that wakes at e
 tick and sync (`skip_idle_ticks=False`) write byte-identical journals on the same synthetic
 market, through halts (with and without --flatten, lifted or not), automatic downgrades, OCO
 emulation (native brackets refused) and early-close sessions. Both sides are the real loop: the
-property is that leaving wakes out changes nothing, and that a backtest is a run."""
+property is that leaving wakes out changes nothing, and that a backtest is a run.
+
+A backtest trades in paper mode; a dry run (`mode = "dry_run"`: would-be positions reviewed at
+each tick, nothing sent) is compared with the same run waking at every scheduled wake."""
 
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ Action = Callable[[Path, Path], Callable[[datetime], None]]
 @dataclass(frozen=True)
 class Case:
     body: str
+    mode: str  # "paper" or "dry_run"
     sessions: list[date]
     halts: list[tuple[datetime, str]]  # (when, "halt" | "halt_flatten" | "resume")
 
@@ -50,6 +54,7 @@ class Case:
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     seed = draw(st.integers(1, 10_000))
+    mode = draw(st.sampled_from(["paper", "paper", "dry_run"]))
     symbols = draw(st.lists(st.sampled_from(SYMBOLS), min_size=1, max_size=2, unique=True))
     interval = draw(st.sampled_from([120, 180, 300]))
     flatten = draw(st.sampled_from([5, 10, 30]))
@@ -64,7 +69,7 @@ def cases(draw: st.DrawFn) -> Case:
     days = sessions_between(start, start + timedelta(days=10))[: draw(st.integers(1, 2))]
     body = (
         f"[broker.sim]\nseed = {seed}\nrefuse_brackets = {str(refuse).lower()}\n"
-        f'[trading]\nmode = "paper"\nsymbols = {json.dumps(symbols)}\ninterval_s = {interval}\n'
+        f'[trading]\nmode = "{mode}"\nsymbols = {json.dumps(symbols)}\ninterval_s = {interval}\n'
         f"flatten_minutes_before_close = {flatten}\n"
         f"[risk]\nmax_daily_loss_pct = {daily}\ntake_profit_pct = {take}\n"
         f"stop_loss_pct = {stop}\n"
@@ -84,7 +89,7 @@ def cases(draw: st.DrawFn) -> Case:
         halts.append((at, draw(st.sampled_from(["halt", "halt_flatten"]))))
         if draw(st.booleans()):
             halts.append((at + timedelta(minutes=draw(st.integers(1, 90))), "resume"))
-    return Case(body, days, halts)
+    return Case(body, mode, days, halts)
 
 
 def _operator(kind: str, state_dir: Path, logs_dir: Path) -> Callable[[datetime], None]:
@@ -102,9 +107,11 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), NY).astimezone(UTC)
 
 
-def _run(root: Path, case: Case) -> tuple[RunSummary, Path]:
-    (root / "run").mkdir(parents=True)
-    loaded = config(root / "run", base=case.body)
+def _run(root: Path, case: Case, *, skip_idle: bool = True) -> tuple[RunSummary, Path]:
+    """`tradebot run` (its planner leaving idle wakes out unless `skip_idle` is False)."""
+    name = "run" if skip_idle else "every"
+    (root / name).mkdir(parents=True)
+    loaded = config(root / name, base=case.body)
     options = RunOptions(
         speed=None,
         start=_midnight(case.sessions[0]),
@@ -115,7 +122,8 @@ def _run(root: Path, case: Case) -> tuple[RunSummary, Path]:
     for when, kind in case.halts:
         clock.schedule(when, _operator(kind, loaded.state_dir, loaded.logs_dir))  # type: ignore[attr-defined]
     ctx = make_context(loaded, options, clock, Recorder())
-    summary = asyncio.run(TradingLoop(ctx, until=default_until(loaded, options, clock)).run())
+    loop = TradingLoop(ctx, until=default_until(loaded, options, clock), skip_idle=skip_idle)
+    summary = asyncio.run(loop.run())
     return summary, loaded.logs_dir
 
 
@@ -158,7 +166,9 @@ def test_run_and_an_unskipped_backtest_write_the_same_journals(tmp_path: Path, c
     root = tmp_path / f"case{COUNTER[0]}"
     with not_durable():  # the run's journals are fsynced otherwise: same bytes, slower
         run_summary, run_logs = _run(root, case)
-    bt_summary, bt_out = _backtest(root, case)
+        # A backtest trades in paper mode: a dry run's peer is the run waking at every wake.
+        every = _run(root, case, skip_idle=False) if case.mode == "dry_run" else None
+    bt_summary, bt_out = every or _backtest(root, case)
     for name in FILES:
         assert _text(bt_out, name) == _text(run_logs, name), (name, case)
     assert _history(bt_out) == _history(run_logs), case
@@ -171,6 +181,7 @@ def test_run_and_an_unskipped_backtest_write_the_same_journals(tmp_path: Path, c
         events = _text(run_logs, "journal/events.jsonl")
         print(
             "\nSTATS",
+            case.mode,
             len(run_summary.trades),
             run_summary.ticks,
             run_summary.ticks_idle,

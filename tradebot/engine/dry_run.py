@@ -61,6 +61,11 @@ class WouldBePositions:
                 return entry
         return None
 
+    def any_open(self) -> bool:
+        """Whether a would-be position is open: each wake in session reviews it (the wake planner
+        passes over none of them then)."""
+        return self.active and bool(self._positions())
+
     def opened(self, entry: TrackedOrder) -> None:
         """A dry-run entry was journaled (not sent): its would-be position is open."""
         self._positions()[entry.ref] = entry

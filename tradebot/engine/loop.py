@@ -520,6 +520,11 @@ class TradingLoop:
     def failing(self) -> bool:
         return self._failures > 0
 
+    def would_be_open(self) -> bool:
+        """A dry run holds a would-be position (reviewed at every tick, and at each wake after
+        the flatten)."""
+        return self.would_be.any_open()
+
     def _recovered(self, now: datetime) -> tuple[str, Exception] | None:
         """A clean wake after failures: said in the events journal (and, after a full disk,
         alerted); a journal that still cannot be written is one more failure."""

@@ -214,6 +214,8 @@ class OrderBook:
         # changes unread: the next one is full, whatever the broker says about changes.
         self._interrupted = False
         self._pending: deque[tuple[dict[str, Any], int]] = deque()  # read, not yet applied
+        self._reset_pending = False  # the journal was replaced: `_pending` is all of it
+        self._drain_failed = False  # the last drain met a damaged record
         self._batch = False  # applying a batch of records
         self._trades_read = False  # ... and the trade journal was read for it
         self._closed: list[ClosedTrade] = []  # written, not yet taken by the loop
@@ -239,38 +241,73 @@ class OrderBook:
         self._drain()
 
     def _records(self, records: list[dict[str, Any]], lines: list[int], reset: bool) -> None:
-        if reset:  # replaced or repaired: rebuild
-            self.orders, self.exits_of, self.seen_execs = {}, {}, set()
-            self.by_perm = {}
-            self.unfinished, self.live, self._prefix_count = {}, {}, {}
+        # Called by whoever reads the journal first (the ladder may, in the middle of a tick):
+        # the book itself changes only in `_drain`, so it is never seen half rebuilt.
+        if reset:  # replaced or repaired: the records are the whole journal again
+            self._reset_pending = True
             self._pending.clear()
         self._pending.extend(zip(records, lines, strict=True))
+        self._drain_failed = False
 
     def _drain(self) -> None:
+        """Apply what the journal handed over. After a reset the book is rebuilt from the new
+        records at once: until the rebuild succeeds every reader sees the old book, whole (a
+        damaged line leaves it as it was and raises, again at every refresh)."""
         pending = self._pending
-        if not pending:
+        if not pending and not self._reset_pending:
             return
         self._batch, self._trades_read = True, False
+        self._drain_failed = True
         try:
-            while pending:
-                record, line = pending[0]
-                try:
-                    self._apply(record, line)
-                except KeyError as exc:
-                    raise CorruptRecordError(
-                        self.journal.path, line, f"missing field {exc.args[0]}"
-                    ) from None
-                except (TypeError, ValueError, ArithmeticError) as exc:
-                    raise CorruptRecordError(self.journal.path, line, str(exc)) from None
-                pending.popleft()
+            if self._reset_pending:
+                self._rebuild()
+            else:
+                while pending:
+                    record, line = pending[0]
+                    self._apply_checked(record, line)
+                    pending.popleft()
+            self._drain_failed = False
         finally:
             self._batch = False
+
+    def _rebuild(self) -> None:
+        old = (
+            self.orders, self.exits_of, self.seen_execs, self.by_perm,
+            self.unfinished, self.live, self._prefix_count,
+        )  # fmt: skip
+        self.orders, self.exits_of, self.seen_execs = {}, {}, set()
+        self.by_perm = {}
+        self.unfinished, self.live, self._prefix_count = {}, {}, {}
+        try:
+            # New TrackedOrders are made from the new intents: the old ones stay untouched.
+            for record, line in self._pending:
+                self._apply_checked(record, line)
+        except BaseException:
+            (
+                self.orders, self.exits_of, self.seen_execs, self.by_perm,
+                self.unfinished, self.live, self._prefix_count,
+            ) = old  # fmt: skip
+            raise
+        self._pending.clear()
+        self._reset_pending = False
+
+    def _apply_checked(self, record: dict[str, Any], line: int) -> None:
+        try:
+            self._apply(record, line)
+        except KeyError as exc:
+            raise CorruptRecordError(
+                self.journal.path, line, f"missing field {exc.args[0]}"
+            ) from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise CorruptRecordError(self.journal.path, line, str(exc)) from None
 
     def forget_finished(self, now: datetime) -> int:
         """Drop round trips that ended well before anything the broker can still report: their
         entry is final with its trade written (or never filled), and their last event is more
         than `FORGET_AFTER` before both `now` and the oldest unfinished business (executions
-        are asked for from a day before that). Memory stays flat however long the loop runs."""
+        are asked for from a day before that). Memory stays flat however long the loop runs.
+        A dry run's would-be position (`not_sent`, nothing filled) is kept until it is closed:
+        its take-profit and stop are read from the book, and a restart finds it there."""
         times = [o.intent_ts for o in self.live.values()]
         times += [e.intent_ts for e in self.unfinished.values()]
         horizon = min([now, *times]) - FORGET_AFTER
@@ -278,6 +315,8 @@ class OrderBook:
         for ref, entry in list(self.orders.items()):
             if entry.role != "entry" or ref in self.unfinished or not entry.final:
                 continue
+            if entry.status == "not_sent" and not self._would_be_closed(ref):
+                continue  # a dry run's would-be position, still open (its bracket is kept)
             trip = [
                 entry,
                 *(self.orders[r] for r in self.exits_of.get(ref, []) if r in self.orders),
@@ -293,6 +332,12 @@ class OrderBook:
             self.exits_of.pop(ref, None)
             gone += 1
         return gone
+
+    def _would_be_closed(self, ref: str) -> bool:
+        """A dry run closes a would-be position with an exit child (`<ref>.x`, engine/dry_run)."""
+        return any(
+            r in self.orders and self.orders[r].role == "exit" for r in self.exits_of.get(ref, [])
+        )
 
     def _index(self, order: TrackedOrder) -> None:
         """Keep `live` and `unfinished` true for `order` (and the entry it belongs to)."""
@@ -482,11 +527,27 @@ class OrderBook:
         self.refresh()
 
     # -- queries -------------------------------------------------------------------------------
+    def _current(self, *, strict: bool = False) -> None:
+        """Apply what the journal handed over since (the ladder may have read it in the middle of
+        a tick) before answering. A damaged record is reported by `refresh`; a reader gets the
+        book as it stands, whole, unless `strict` (an entry is refused rather than decided on a
+        journal that cannot be read)."""
+        if (self._pending or self._reset_pending) and not self._batch:
+            if self._drain_failed and not strict:
+                return  # tried since the last records came: not again at every read
+            try:
+                self._drain()
+            except CorruptRecordError:
+                if strict:
+                    raise
+
     def entries(self) -> list[TrackedOrder]:
         """Entries whose round trip is not over (working, or with something still open)."""
+        self._current()
         return list(self.unfinished.values())
 
     def position(self, entry: TrackedOrder) -> Position:
+        self._current()
         return Position(entry, [self.orders[r] for r in self.exits_of.get(entry.ref, [])])
 
     def open_positions(self) -> list[Position]:
@@ -503,6 +564,7 @@ class OrderBook:
 
     def holds(self, symbol: str, strategy: str) -> TrackedOrder | None:
         """The entry that already occupies (symbol, strategy): working or with an open position."""
+        self._current(strict=True)
         for entry in self.entries():
             if entry.symbol != symbol or entry.strategy != strategy:
                 continue
@@ -511,10 +573,12 @@ class OrderBook:
         return None
 
     def next_entry_ref(self, symbol: str, session: date, strategy: str) -> str:
+        self._current(strict=True)
         prefix = f"{symbol}-{session:%y%m%d}-{strategy[:1]}"
         return f"{prefix}{self._prefix_count.get(prefix, 0) + 1}"
 
     def has_activity(self) -> bool:
+        self._current()
         return bool(self.live) or bool(self.unfinished)
 
     # -- broker sync ---------------------------------------------------------------------------
@@ -626,6 +690,7 @@ class OrderBook:
 
     def find(self, order_ref: str, perm_id: int = 0) -> TrackedOrder | None:
         """Our order by its orderRef, else by the permId the broker gave it."""
+        self._current()
         order = self.orders.get(order_ref) if order_ref else None
         if order is None and perm_id:
             ref = self.by_perm.get(perm_id)

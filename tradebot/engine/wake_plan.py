@@ -14,11 +14,15 @@ alike (the same loop, the same code), so the loop wakes only when something can 
   tick counts as run (`RunSummary.ticks_idle`) and is never run late.
 * **A sync that would adopt nothing** is passed over, when the wake before it wrote nothing (no
   journal grew), no emulated OCO leg is armed (their quotes move with time), the loop is not
-  halted or failing, and no order waits on a time-out (an unfilled entry's expiry, a failed send's
-  grace): the next sync is the first of the minute-by-minute chain that comes after the broker's
-  next possible change — the first point at which a working order can fill, by the venue's
-  vectorised search — or after an entry's expiry. A wake that writes nothing, on the same inputs,
-  is followed by wakes that write nothing until one of those inputs changes: that is the proof.
+  halted or failing, and no order waits on a time-out (an entry's expiry, partly filled or not,
+  a failed send's grace): the next sync is the first of the minute-by-minute chain that comes
+  after the broker's next possible change — the first point at which a working order can fill,
+  by the venue's vectorised search — or after an entry's expiry. A wake that writes nothing, on
+  the same inputs, is followed by wakes that write nothing until one of those inputs changes:
+  that is the proof.
+
+Neither is passed over while a dry run holds a would-be position: its bracket is reviewed
+against the quotes at each tick (and at each wake after the flatten), which no journal records.
 
 Both need a broker that knows its market ahead (`brokers.base.Foresight`: the simulated one).
 With IBKR nothing is left out: its bars and fills are not known before they happen.
@@ -69,6 +73,7 @@ class PlannedLoop(Protocol):
     ) -> datetime: ...
     def halted_now(self) -> bool: ...
     def failing(self) -> bool: ...
+    def would_be_open(self) -> bool: ...
     def last_risk(self) -> RiskReport | None: ...
     def last_cash(self) -> Decimal | None: ...
     def last_risk_could_open(self) -> bool: ...
@@ -284,6 +289,9 @@ class WakePlanner:
             and not loop.oco.armed()
             and not loop.halted_now()
             and not loop.failing()
+            # A dry run's would-be positions are `not_sent` (no activity for the book), yet each
+            # tick reviews their bracket against the quotes: no wake is idle while one is open.
+            and not loop.would_be_open()
             and book.journal_error is None
             and not book.waiting
             and not any(o.status in ("intent", "unknown", "pending") for o in book.live.values())
@@ -294,11 +302,15 @@ class WakePlanner:
         nothing, the broker cannot change before `at`, and no entry expires by then."""
         if not self.quiet or news is None or news < at:
             return False
+        return not self._entry_expired_by(at)
+
+    def _entry_expired_by(self, at: datetime) -> bool:
+        """A working entry reaches its time-out by `at`: `exits.cancel_stale_entries` cancels it,
+        or the unfilled rest of a partly filled one, at each wake from then (again when the
+        broker did not take the cancel, which journals nothing) until the broker says it is
+        gone."""
         timeout = timedelta(seconds=self.loop.ctx.settings.trading.interval_s)
-        return all(
-            e.filled_qty > 0 or e.intent_ts + timeout > at
-            for e in self.loop.ctx.book.working_entries()
-        )
+        return any(e.intent_ts + timeout <= at for e in self.loop.ctx.book.working_entries())
 
     def _tick_idle(
         self, tick: datetime, plan: SessionPlan, activity: bool, news: datetime | None
@@ -314,7 +326,10 @@ class WakePlanner:
             or tick >= plan.flatten_at
             or news is None
             or news < tick
+            # An unfilled entry may be cancelled by the tick's account stops; any entry at its
+            # time-out by the wake's stale-entry cancel.
             or any(e.filled_qty == 0 for e in book.working_entries())
+            or self._entry_expired_by(tick)
             or not self._account_silent(plan.session)
         ):
             return False

@@ -13,9 +13,16 @@ since (every writer in `tradebot.storage` calls `touched`). Another process's ch
 the next wake; `fresh()` forces a stat (an entry's last re-check under the journal's lock).
 
 Reading after the `stat` means the value is never older than the key it is stored under; a
-change that races the read shows up as a new key at the next call, which reads again. A failed
-derivation (a damaged file) is remembered with its key and raised again, so a damaged file is
-not re-parsed at every call but is re-read the moment it is repaired.
+change that races the read shows up as a new key at the next call, which reads again — unless
+the key cannot tell: a kernel stamps files with a coarse clock (a tick of 1–10 ms), so a write
+in the same tick as the one read keeps mtime and ctime, and an atomic replace may be handed the
+inode number the old file just freed (same size too: the same key). As git does with its
+"racily clean" index entries, a key whose mtime is within `RACY_NS` of the moment it was
+stat'ed is not trusted: the next call reads the file again, until its key is old enough (any
+write after that read is stamped at least a tick later: a new key).
+
+A failed derivation (a damaged file) is remembered with its key and raised again, so a damaged
+file is not re-parsed at every call but is re-read the moment it is repaired.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import contextvars
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +44,9 @@ _EPOCH: contextvars.ContextVar[int | None] = contextvars.ContextVar("watch_epoch
 _EPOCHS = itertools.count(1)
 _TOUCHED: dict[str, int] = {}  # per path: how many times this process wrote it
 _WRITES = [0]  # appends to any journal by this process
+# Two ticks of a coarse kernel clock (HZ=100: 10 ms), during which a second write may leave a
+# file's key as it was: a key that young is read again at the next call.
+RACY_NS = 20_000_000
 
 
 @contextmanager
@@ -82,6 +93,12 @@ def file_key(path: Path | str) -> FileKey | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def racy(key: FileKey | None, stat_ns: int) -> bool:
+    """Whether a file was written so shortly before `stat_ns` (the wall clock just before its
+    `stat`) that a later write may keep its key (a file stamped ahead of the clock is racy)."""
+    return key is not None and stat_ns - key[3] < RACY_NS
+
+
 class _Unknown:
     """A key that equals nothing: the file could not even be stat'ed (read it every time)."""
 
@@ -98,6 +115,7 @@ class Watched(Generic[T]):
         self._lock = threading.Lock()
         self._name = str(self.path)
         self._seen: tuple[int, int] | None = None  # (epoch, writes) of the last stat
+        self._racy = False  # the key was too young to vouch for the value (read again)
         self.reads = 0  # how many times the file was actually read (tests count them)
         self.stats = 0  # how many times it was stat'ed
         self.version = 0  # bumped at every read: values derived from this one key on it
@@ -110,24 +128,26 @@ class Watched(Generic[T]):
                 raise self._error
             return self._value  # type: ignore[return-value]
         self.stats += 1
+        stat_ns = time.time_ns()
         try:
             key: object = file_key(self.path)
         except OSError:
             key = _Unknown()  # e.g. a directory we may not search: read (and report) each time
         self._seen = seen
         with self._lock:
-            if key == self._key and not isinstance(key, _Unknown):
+            if key == self._key and not isinstance(key, _Unknown) and not self._racy:
                 if self._error is not None:
                     raise self._error
                 return self._value  # type: ignore[return-value]
             self.reads += 1
             self.version += 1
+            young = isinstance(key, tuple) and racy(key, stat_ns)
             try:
                 value = self._derive()
             except Exception as exc:
-                self._key, self._value, self._error = key, None, exc
+                self._key, self._value, self._error, self._racy = key, None, exc, young
                 raise
-            self._key, self._value, self._error = key, value, None
+            self._key, self._value, self._error, self._racy = key, value, None, young
             return value
 
     def forget(self) -> None:
@@ -143,5 +163,6 @@ __all__ = [
     "fresh",
     "journal_appends",
     "one_stat_per_file",
+    "racy",
     "touched",
 ]
