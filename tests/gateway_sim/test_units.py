@@ -126,7 +126,13 @@ def test_commands_arm_faults_and_answer_in_one_line() -> None:
     execute(sim, "notice")
     execute(sim, "cancel-race")
     execute(sim, "stale SPY")
+    assert execute(sim, "positions silent").text == "reqPositions is left unanswered"
+    assert execute(sim, "open-orders silent").text.startswith("reqAllOpenOrders")
+    assert execute(sim, "completed-orders answer").text.endswith("answered again")
+    assert not sim.faults.answers("positions") and sim.faults.answers("completed-orders")
+    assert execute(sim, "positions sometimes").text == "error: usage: positions silent|answer"
     status = execute(sim, "status").text
+    assert "positions requests left unanswered" in status
     assert "pacing violation for 2" in status and "nextValidId 3" in status
     assert "10349" in status and "stale since 2025-07-01 11:00:00 EDT" in status
     assert execute(sim, "clock +30m").text == "clock 2025-07-01 11:30:00 EDT frozen"

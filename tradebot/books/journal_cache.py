@@ -121,8 +121,10 @@ class CachedOrderJournal(OrderJournal):
             listener(list(self.tail.records), list(self.tail.line_numbers), True)
 
     def refresh(self) -> None:
-        """Read what was appended (and hand it to the subscribers)."""
-        new = self.tail.refresh()
+        """Read what was appended (and hand it to the subscribers); under our own lock
+        (`hold`) through it: a second flock would wait on it."""
+        held = self._held
+        new = self.tail.refresh() if held is None else self.tail.refresh_locked(held)
         self._parse_new(new, self.tail.new_line_numbers)
 
     def _parse_new(self, new: list[dict[str, Any]], numbers: list[int]) -> None:

@@ -6,6 +6,8 @@ the risk check count the session's entries from it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,22 @@ def parse_order_events(path: Path, contents: JsonlContents) -> list[OrderEvent]:
 class OrderJournal:
     def __init__(self, logs_dir: Path) -> None:
         self.file = JsonlFile(Path(logs_dir) / ORDERS_FILE)
+        self._held: LockedJsonl | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[LockedJsonl]:
+        """Hold the journal's inter-process lock: what this object reads and appends meanwhile
+        goes through it, so no other process (the loop, `journal close`) writes between a
+        decision and what it writes. Re-entrant within one object."""
+        if self._held is not None:
+            yield self._held
+            return
+        with self.file.locked() as locked:
+            self._held = locked
+            try:
+                yield locked
+            finally:
+                self._held = None
 
     @property
     def path(self) -> Path:
@@ -39,7 +57,8 @@ class OrderJournal:
 
     def read_events(self) -> list[OrderEvent]:
         """Every event; a malformed line raises CorruptRecordError naming file and line."""
-        return parse_order_events(self.path, self.file.read())
+        contents = self._held.read() if self._held is not None else self.file.read()
+        return parse_order_events(self.path, contents)
 
     def session_events(self, session: date) -> list[OrderEvent]:
         """The events of one exchange session (what the per-session entry count needs)."""
@@ -52,4 +71,7 @@ class OrderJournal:
     def append(self, record: dict[str, Any]) -> None:
         """Record one event durably (must carry v, ts, event, order_ref, role, session, mode)."""
         OrderEvent.from_record(record)  # refuse to write what could not be read back
-        self.file.append(record)
+        if self._held is not None:
+            self._held.append(record)
+        else:
+            self.file.append(record)

@@ -38,6 +38,11 @@ class BrokerError(TradebotError):
     """The broker could not do what was asked (not connected, timed out, refused a request)."""
 
 
+class PositionsUnknown(BrokerError):
+    """The broker has not said what the account holds (IB Gateway never answered reqPositions):
+    an empty list would read as "nothing held", which nobody may conclude from silence."""
+
+
 class OrderRejected(BrokerError):
     """The broker refused an order; `code` is the broker's error code when it gave one."""
 
@@ -112,6 +117,9 @@ class BrokerOrder:
     filled: int
     avg_fill_price: Decimal
     reason: str = ""
+    # When it finished (filled, cancelled), as the broker said: an exit recorded from this
+    # status (its executions no longer listed) happened then, not when tradebot read it.
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,12 @@ class Broker(Protocol):
         window), or None. Exits are never paused by this."""
         ...
 
+    def order_lists_complete(self) -> bool:
+        """Whether `orders()` holds every order the broker has: False while IB Gateway has not
+        answered its open-order or completed-order list (an order missing from an incomplete
+        list may still be working, or have filled). Nothing is closed as "never sent" then."""
+        ...
+
     async def account(self) -> AccountSnapshot: ...
 
     async def bars(self, symbol: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -230,10 +244,13 @@ class Broker(Protocol):
 
     async def cancel(self, order_ref: str) -> None: ...
 
-    async def positions(self) -> list[BrokerPosition]: ...
+    async def positions(self) -> list[BrokerPosition]:
+        """The account's option positions; PositionsUnknown when the broker has not said."""
+        ...
 
     async def holdings(self) -> list[Holding]:
-        """Every position of the account, options and anything else (see `Holding`)."""
+        """Every position of the account, options and anything else (see `Holding`);
+        PositionsUnknown when the broker has not said."""
         ...
 
     async def statement(self, since: date) -> Statement | None:

@@ -155,6 +155,9 @@ class SimBroker:
     def entries_paused(self, now: datetime) -> str | None:
         return None if self._connected else "the simulated broker is not connected"
 
+    def order_lists_complete(self) -> bool:
+        return True  # the simulated venue lists every order it has
+
     # -- account and market data ---------------------------------------------------------------
     async def account(self) -> AccountSnapshot:
         self._advance()
@@ -405,4 +408,5 @@ class SimBroker:
             filled=o.filled,
             avg_fill_price=o.avg_fill_price,
             reason=o.reason,
+            finished_at=o.finished_at,
         )

@@ -7,19 +7,26 @@ records how it ended (never a silent $0). The record is audited: the exit's fill
 `journal/orders.jsonl` carries the source "operator <user>" and the reason, and a
 `journal_close` event names who recorded what. With no loop running, the trade is written to
 `journal/trades.jsonl` at once; a running loop writes it at its next step.
+
+The journal is read, checked and written under its inter-process lock: a running loop that
+adopts a fill of the same position meanwhile waits, and what it then records is capped at
+what is still open (never two exits for one position).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tradebot.cli.context import state_of
 from tradebot.cli.output import MAX_OPERATOR, MAX_REASON, check_text, esc, stdout_console
 from tradebot.errors import RefusedError, UsageError
+
+if TYPE_CHECKING:
+    from tradebot.engine.order_book import OrderBook, TrackedOrder
 
 MAX_PRICE = Decimal(1_000_000)
 
@@ -57,7 +64,6 @@ def close(
     """Record the exit of an open trade that the broker no longer holds (audited)."""
     from tradebot.books.journal_cache import CachedOrderJournal, CachedTradeJournal
     from tradebot.books.ladder import default_operator
-    from tradebot.brokers.base import Execution
     from tradebot.engine.events import EventLog
     from tradebot.engine.order_book import OrderBook
 
@@ -75,43 +81,9 @@ def close(
     book = OrderBook(
         CachedOrderJournal(loaded.logs_dir), CachedTradeJournal(loaded.logs_dir), events
     )
-    book.refresh()
-    entry = book.orders.get(trade_id)
-    if entry is None or entry.role != "entry":
-        raise UsageError(
-            f"{trade_id!r} is not a trade in {loaded.logs_dir}/journal/orders.jsonl; `tradebot "
-            "status` lists the open ones"
-        )
-    pos = book.position(entry)
-    if pos.open_qty <= 0:
-        raise RefusedError(f"{trade_id} has nothing open in the journal: nothing to close")
-    if any(e.working and e.role == "exit" for e in pos.exits):
-        raise RefusedError(
-            f"{trade_id} has a closing order working at the broker; wait for it (or cancel it in "
-            "TWS) before recording the exit by hand"
-        )
-    closed = qty or pos.open_qty
-    if closed > pos.open_qty:
-        raise UsageError(f"--qty {closed} is more than the {pos.open_qty} still open")
-    n = 1 + sum(1 for f in entry.fills.values() if f.exec_id.startswith("operator:"))
-    x = Execution(
-        exec_id=f"operator:{trade_id}:{len(pos.exits) + n}",
-        order_ref=trade_id,
-        order_id=0,
-        perm_id=0,
-        contract=entry.contract,
-        side="SLD",
-        qty=closed,
-        price=exit_price,
-        time=when or now,
-        commission=fee,
-    )
-    book.record_exit(now, entry, x, source=f"operator {who}", note=reason.strip(), reason="manual")
-    if book.position(entry).open_qty <= 0:
-        for leg in book.position(entry).working_exits:
-            book.mark_status(
-                now, leg.ref, "cancelled", f"the trade was closed by {who} (journal close)"
-            )
+    with book.journal.hold():
+        recorded = _record(book, trade_id, qty, exit_price, fee, when or now, who, reason, now)
+    entry, closed = recorded
     events.record(
         now,
         "journal_close",
@@ -136,6 +108,59 @@ def close(
     if written:
         t = written[0]
         out.print(f"trade closed: P&L {t.pnl:+.2f} ({t.exit_reason})", highlight=False)
+
+
+def _record(
+    book: OrderBook,
+    trade_id: str,
+    qty: int | None,
+    exit_price: Decimal,
+    fee: Decimal,
+    when: datetime,
+    who: str,
+    reason: str,
+    now: datetime,
+) -> tuple[TrackedOrder, int]:
+    """Check and record the exit (the caller holds the journal's lock): (entry, qty closed)."""
+    from tradebot.brokers.base import Execution
+
+    book.refresh()
+    entry = book.orders.get(trade_id)
+    if entry is None or entry.role != "entry":
+        raise UsageError(
+            f"{trade_id!r} is not a trade in {book.journal.path}; `tradebot status` lists the "
+            "open ones"
+        )
+    pos = book.position(entry)
+    if pos.open_qty <= 0:
+        raise RefusedError(f"{trade_id} has nothing open in the journal: nothing to close")
+    if any(e.working and e.role == "exit" for e in pos.exits):
+        raise RefusedError(
+            f"{trade_id} has a closing order working at the broker; wait for it (or cancel it in "
+            "TWS) before recording the exit by hand"
+        )
+    closed = qty or pos.open_qty
+    if closed > pos.open_qty:
+        raise UsageError(f"--qty {closed} is more than the {pos.open_qty} still open")
+    x = Execution(
+        exec_id=f"operator:{trade_id}:{len(pos.exits) + 1}",  # one more exit order each time
+        order_ref=trade_id,
+        order_id=0,
+        perm_id=0,
+        contract=entry.contract,
+        side="SLD",
+        qty=closed,
+        price=exit_price,
+        time=when,
+        commission=fee,
+    )
+    book.record_exit(now, entry, x, source=f"operator {who}", note=reason.strip(), reason="manual")
+    if book.position(entry).open_qty <= 0:
+        for leg in book.position(entry).working_exits:
+            book.mark_status(
+                now, leg.ref, "cancelled", f"the trade was closed by {who} (journal close)"
+            )
+    return entry, closed
 
 
 def _moment(text: str | None) -> datetime | None:

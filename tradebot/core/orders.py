@@ -118,7 +118,9 @@ def impossible_fill(
     """Why no broker could have reported this fill of this order, or None when it could."""
     if already_filled + qty > ordered:
         return f"{already_filled + qty} filled, more than the {ordered} ordered"
-    if order_type == "EXPIRY":
+    if order_type in ("EXPIRY", "RECONCILED"):
+        # Settled at expiry, or recorded from evidence or by the operator: 0 is an option that
+        # expired worthless (or was exercised), which `journal close --price 0` records.
         return None if price >= 0 else f"settled at {price}, below zero"
     if price <= 0:
         return f"price {price} is not above zero"

@@ -12,6 +12,22 @@ A position whose option expires today must never reach the close (IB exercises a
 money by $0.01 or more into 100 shares a contract, or liquidates it itself): when its market
 sell is refused or left unfilled, the next attempt is a marketable limit (`marketable_limit`),
 and `ExpiryWatch` alerts `critical` every minute until it is gone.
+
+An exit the broker holds (IB's `Inactive`: a locate or precautionary hold) is not working and
+protects nothing, yet may still fill: a held closing sell or stop is cancelled at once and the
+operator alerted (`held_guards`); what replaces it — a marketable limit, or emulated legs — goes
+out only once the broker confirms the held one cancelled or no longer lists it, never beside it.
+
+A sell is sized against what the broker holds. While the broker has not said (IB Gateway never
+answered reqPositions), a close would cancel the legs and then have nothing to size the sell
+against: a position that does not expire today keeps its legs until the broker answers; one
+that expires today is sold on the journal's word once its legs' cancels are confirmed — an
+exercise at the close is the certain harm, a journal wrong about a position that its broker's
+executions and order statuses confirm the unlikely one.
+
+Why one module: every closing sell goes through the one cancel-confirm-sell sequence, whose order
+(no sell while a leg, an entry's remainder or a held sell can still fill) is the safety argument;
+the expiry watch reads the same positions and working sells that sequence leaves.
 """
 
 from __future__ import annotations
@@ -22,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from tradebot.brokers.base import BrokerError, Foresight, OrderRejected
+from tradebot.brokers.base import BrokerError, Foresight, OrderRejected, PositionsUnknown
 from tradebot.core.ticks import TickLadder, as_ladder
 from tradebot.core.trades import EXCHANGE_TZ, session_of
 from tradebot.engine.context import EngineContext
@@ -61,6 +77,37 @@ class ExitManager:
     oco: OcoWatcher
     confirm_wait_s: float = CONFIRM_WAIT_S
     _cancel_sent: dict[str, datetime] = field(default_factory=dict)
+    _held_told: set[str] = field(default_factory=set)
+
+    async def held_guards(self, now: datetime) -> list[str]:
+        """Closing sells and stops of open positions that the broker holds (not working, not
+        finished): each is cancelled now, and the operator told once. Its replacement waits for
+        the broker to confirm it gone (`close_positions`, the loop's `_protect`)."""
+        done = []
+        for pos in self.ctx.book.open_positions():
+            entry = pos.entry
+            for order in pos.working_exits:
+                if order.status != "held" or order.role not in ("exit", "stop_loss"):
+                    continue
+                what = "closing sell" if order.role == "exit" else "stop"
+                then = (
+                    "a marketable limit replaces it"
+                    if order.role == "exit"
+                    else "emulated stop and take-profit guard the position"
+                )
+                text = (
+                    f"{order.ref}: the broker holds the {what} of {entry.ref} ({order.qty} "
+                    f"{entry.contract.label}) Inactive — not working, so it protects nothing; "
+                    f"cancelled, and {then} once the broker confirms it gone"
+                )
+                if await self._cancel(order, now, "held Inactive by the broker", quiet=True):
+                    done.append(text)
+                if order.ref not in self._held_told:
+                    self._held_told.add(order.ref)
+                    self.ctx.events.record(now, "exit_held", text, order_ref=order.ref)
+                    self.ctx.notify("critical", text)
+                    log.error("%s", text)
+        return done
 
     async def cancel_stale_entries(self, now: datetime, timeout: timedelta) -> int:
         """Cancel entries still working after `timeout` — the whole unfilled remainder, also of
@@ -120,11 +167,23 @@ class ExitManager:
         book, broker = self.ctx.book, self.ctx.broker
         lines: dict[str, str] = {}
         pending: list[str] = []
+        unknown: PositionsUnknown | None = None
+        if any(not _selling(p) for p in positions):
+            try:
+                await broker.positions()
+            except PositionsUnknown as exc:
+                unknown = exc
         for pos in positions:
             entry = pos.entry
-            exits = [e for e in pos.working_exits if e.role == "exit"]
+            exits = _selling(pos)
             if exits:
                 lines[entry.ref] = await self._watch_exit(pos, exits, now)
+                continue
+            if unknown is not None and not _expiring(pos, now):
+                lines[entry.ref] = (
+                    f"{entry.ref}: not closed yet: {unknown.message}; its stop and take-profit "
+                    "keep guarding it until IB says what it holds"
+                )
                 continue
             for order in self._blockers(pos):
                 await self._cancel(order, now, f"{reason}: cancelled before closing", quiet=True)
@@ -157,9 +216,10 @@ class ExitManager:
 
     def _blockers(self, pos: Position, *, sendable_only: bool = True) -> list[TrackedOrder]:
         """Orders that could still buy or sell this position besides a closing sell: working
-        legs, and the unfilled remainder of its entry. `sendable_only`: leave out those whose
-        send failed (their fate is unknown until the broker lists them)."""
-        found = [e for e in pos.working_exits if e.role != "exit"]
+        legs, a closing sell the broker holds (it may still fill), and the unfilled remainder
+        of its entry. `sendable_only`: leave out those whose send failed (their fate is unknown
+        until the broker lists them)."""
+        found = [e for e in pos.working_exits if e.role != "exit" or e.status == "held"]
         if pos.entry.working:
             found.append(pos.entry)
         if sendable_only:
@@ -171,7 +231,7 @@ class ExitManager:
         EXIT_STUCK (IB holding a market order, no bid to meet) is cancelled: the next wake
         sends a marketable limit in its place."""
         entry = pos.entry
-        expiring = entry.contract.expiry <= session_of(now)
+        expiring = _expiring(pos, now)
         stuck = [e for e in exits if now - e.intent_ts >= EXIT_STUCK]
         if expiring and stuck:
             for order in stuck:
@@ -190,15 +250,24 @@ class ExitManager:
             self.oco.disarm(entry.ref)
             return f"{entry.ref}: already closed"
         # Never sell more than the broker holds (a fill not adopted yet must not make a short).
-        held = sum(
-            p.qty for p in await broker.positions() if p.contract.con_id == entry.contract.con_id
-        )
-        claimed = sum(
-            p.open_qty
-            for p in book.open_positions()
-            if p.entry.contract.con_id == entry.contract.con_id and p.entry.ref != entry.ref
-        )
-        qty = min(qty, max(0, held - claimed))
+        sized = ""
+        try:
+            held = sum(
+                p.qty
+                for p in await broker.positions()
+                if p.contract.con_id == entry.contract.con_id
+            )
+        except PositionsUnknown as exc:
+            if not _expiring(pos, now):
+                return f"{entry.ref}: not sold yet: {exc.message}"
+            sized = " (sized on the journal: IB has not answered its positions)"
+        else:
+            claimed = sum(
+                p.open_qty
+                for p in book.open_positions()
+                if p.entry.contract.con_id == entry.contract.con_id and p.entry.ref != entry.ref
+            )
+            qty = min(qty, max(0, held - claimed))
         if qty <= 0:
             return f"{entry.ref}: the broker holds nothing more to sell; waiting for its fills"
         earlier = [e for e in pos.exits if e.role == "exit"]
@@ -230,7 +299,7 @@ class ExitManager:
             stop_loss_pct=entry.stop_loss_pct,
             exit_reason=reason,
         )
-        how = "at market" if limit is None else f"with a marketable limit {limit}"
+        how = ("at market" if limit is None else f"with a marketable limit {limit}") + sized
         book.add_intent(now, order)
         self.oco.disarm(entry.ref)
         try:
@@ -278,6 +347,16 @@ class ExitManager:
         return True
 
 
+def _selling(pos: Position) -> list[TrackedOrder]:
+    """The closing sells of `pos` still working (one the broker holds is not working)."""
+    return [e for e in pos.working_exits if e.role == "exit" and e.status != "held"]
+
+
+def _expiring(pos: Position, now: datetime) -> bool:
+    """Whether the option of `pos` expires today (or has expired)."""
+    return pos.entry.contract.expiry <= session_of(now)
+
+
 @dataclass
 class ExpiryWatch:
     """Positions whose option expires today, still open after the flatten began: a `critical`
@@ -308,8 +387,15 @@ class ExpiryWatch:
         due = False
         for pos in positions:
             entry = pos.entry
-            exits = [e for e in pos.working_exits if e.role == "exit"]
-            doing = "its sell is working" if exits else "no sell is working"
+            exits = _selling(pos)
+            held = any(e.role == "exit" and e.status == "held" for e in pos.working_exits)
+            doing = (
+                "its sell is working"
+                if exits
+                else "its sell is held Inactive by the broker"
+                if held
+                else "no sell is working"
+            )
             lines.append(
                 f"EXPIRES TODAY: {entry.ref} {pos.open_qty} {entry.contract.label} still open, "
                 f"{minutes} min before the {close_ny:%H:%M %Z} close ({doing}); held at the close "

@@ -401,8 +401,16 @@ class TradingLoop:
         for o in await ctx.broker.orders():
             ours = book.find(o.order_ref, o.perm_id)  # by orderRef, else by IB's permId
             broker_refs.add(ours.ref if ours is not None else o.order_ref)
+        # Absent from order lists the broker did not send proves nothing: the intents wait for
+        # the reconciliation its answer brings (a new generation).
+        complete = ctx.broker.order_lists_complete()
         for order in list(book.orders.values()):
-            if order.status == "intent" and order.ref not in broker_refs:
+            if order.status == "intent" and order.ref not in broker_refs and not complete:
+                self.summary.reconcile.append(
+                    f"{order.ref}: intent not listed by the broker yet; decided once it sends "
+                    "its order lists"
+                )
+            elif order.status == "intent" and order.ref not in broker_refs:
                 # Journaled but never sent (a crash between the two): never re-sent late.
                 book.mark_status(
                     now,
@@ -438,8 +446,12 @@ class TradingLoop:
         armed = self.oco.legs()
         for pos in book.open_positions():
             entry = pos.entry
-            guarded = any(e.working and e.role in ("stop_loss", "exit") for e in pos.exits)
-            if guarded or entry.ref in armed:
+            guards = [e for e in pos.exits if e.working and e.role in ("stop_loss", "exit")]
+            if entry.ref in armed or any(e.status != "held" for e in guards):
+                continue
+            if guards:
+                # Held by the broker: no protection, but it may still fill. The exits step
+                # cancels it; the emulated legs are armed once the broker confirms it gone.
                 continue
             legs = {e.role: e for e in pos.exits if e.role in ("take_profit", "stop_loss")}
             tp = legs["take_profit"].limit if "take_profit" in legs else None
@@ -638,6 +650,10 @@ class TradingLoop:
     async def _protective(self, now: datetime, plan: SessionPlan) -> None:
         """What reduces risk: never blocked by a guard, nor by a failed sync."""
         ctx = self.ctx
+        if await self.exits.held_guards(now):
+            # A held sell cancelled: what replaces it is decided on what the broker now says.
+            await ctx.book.sync(ctx.broker, now)
+            self._protect(now)
         await self.exits.cancel_stale_entries(
             now, timedelta(seconds=ctx.settings.trading.interval_s)
         )

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -597,15 +597,17 @@ class OrderBook:
             ours = self.find(bo.order_ref, bo.perm_id)
             known.add(ours.ref if ours is not None else bo.order_ref)
             report.status_changes += self._adopt_status(now, bo, report)
+        complete = broker.order_lists_complete()  # else "not listed" proves nothing
         for order in list(self.live.values()):
             if (
-                order.status == "unknown"
+                complete
+                and order.status in ("unknown", "pending")
                 and order.ref not in known
                 and now - order.intent_ts >= UNKNOWN_GRACE
             ):
-                # A send that failed and that the broker does not list: it never arrived. Closed
-                # as abandoned (an entry still counts toward the session); an exit may be sent
-                # again under a new ref.
+                # A send that failed (or that the broker never acknowledged) and that it does
+                # not list: it never arrived. Closed as abandoned (an entry still counts toward
+                # the session); an exit may be sent again under a new ref.
                 self.mark_status(
                     now, order.ref, "abandoned", "the broker never listed it after a failed send"
                 )
@@ -676,7 +678,12 @@ class OrderBook:
                 )
             return 0
         changed = 0
-        if order.status in ("intent", "unknown", "pending") and bo.order_id:
+        if (
+            order.status in ("intent", "unknown", "pending")
+            and bo.order_id
+            and (bo.status, bo.order_id, bo.perm_id)
+            != (order.status, order.order_id, order.perm_id)
+        ):
             self.mark_submitted(now, order.ref, bo.order_id, bo.perm_id, bo.status)
             changed += 1
         if bo.status in FINAL and bo.filled > order.filled_qty:
@@ -699,11 +706,38 @@ class OrderBook:
         note: str,
         leg: TrackedOrder | None = None,
         reason: str = "manual",
-    ) -> TrackedOrder:
+    ) -> TrackedOrder | None:
         """An exit the broker's live reports could not show (filled while tradebot was away
         and older than IB's same-day executions, settled at expiry, or recorded by the
         operator), journaled with its `source`: on `leg` when the evidence names one of the
-        position's own orders, else on a new exit order `<entry>.r<n>`."""
+        position's own orders, else on a new exit order `<entry>.r<n>`.
+
+        Decided and written under the journal's inter-process lock, on the journal as it is
+        then: the loop's reconciliation and the operator's `journal close` never both record
+        the same exit. At most what is still open is recorded; None when nothing is."""
+        with self.journal.hold():
+            self.refresh()
+            qty = min(x.qty, self.position(entry).open_qty)
+            if qty <= 0:
+                return None
+            if qty != x.qty:
+                x = replace(x, qty=qty)
+            if leg is not None:
+                leg = self.orders.get(leg.ref, leg)
+            return self._record_exit(now, entry, x, source=source, note=note, leg=leg,
+                                     reason=reason)  # fmt: skip
+
+    def _record_exit(
+        self,
+        now: datetime,
+        entry: TrackedOrder,
+        x: Execution,
+        *,
+        source: str,
+        note: str,
+        leg: TrackedOrder | None,
+        reason: str,
+    ) -> TrackedOrder:
         order = leg
         if order is None:
             n = 1 + sum(1 for r in self.exits_of.get(entry.ref, []) if ".r" in r[len(entry.ref) :])

@@ -13,21 +13,36 @@ positions, contract by contract:
   $0;
 * **the broker holds something the journal does not**, or more of it (an exercise or
   assignment into shares, a manual trade, an IB liquidation the other way): entries on that
-  underlying are refused (never add on top), a `critical` alert goes out and `status` shows it.
+  underlying are refused (never add on top), a `critical` alert goes out and `status` shows it;
+* **the broker holds a short position** (an exercised long put leaves short shares, a sale
+  beyond what was held): tradebot never opens one, so it is never "an exit to record": the
+  operator is told to close it by hand (symbol, quantity, conId), and entries on the symbol are
+  refused until it is gone. Journal positions of that contract are gone too (IB holds none
+  long): their exits are explained from the evidence, or recorded by the operator.
 
 A difference seen while the loop runs must last `GRACE` before it is acted on (a fill whose
 commission report is on its way); at start and after a reconnect it counts at once. Entries on
 the underlying wait from the first moment either way.
+
+The account statement (IB's Flex query) can take IB a minute and more to prepare: the check
+waits for it at most `statement_wait_s` (real seconds), then lets it arrive in the background and
+uses it at a later check. Risk-reducing work that follows the check in a wake (exits, the
+flatten, expiry-day sells) never waits behind a statement; entries stay refused meanwhile.
+
+While the broker has not said what it holds (IB Gateway never answered reqPositions), nothing is
+compared: silence is not "nothing held". The verdicts drawn from its last answer stand, and
+entries wait anyway (the connection is degraded).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from tradebot.brokers.base import BrokerOrder, Execution, Holding, Statement
+from tradebot.brokers.base import BrokerOrder, Execution, Holding, PositionsUnknown, Statement
 from tradebot.core.instruments import OptionContract
 from tradebot.core.sessions import previous_sessions, session_open_close
 from tradebot.engine.context import EngineContext
@@ -36,6 +51,8 @@ from tradebot.engine.order_book import RECONCILED_PREFIX, Position, TrackedOrder
 log = logging.getLogger("tradebot.engine")
 
 GRACE = timedelta(seconds=90)
+# Real seconds a check waits for the account statement before leaving it to the background.
+STATEMENT_WAIT_S = 2.0
 
 
 @dataclass
@@ -56,7 +73,29 @@ class PositionWatch:
     seen: dict[str, Difference] = field(default_factory=dict)
     unexplained: dict[str, str] = field(default_factory=dict)  # key → the operator's step
     unknown: dict[str, str] = field(default_factory=dict)  # key → what the broker holds
-    _alerted: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _alerted: dict[str, tuple[int, int]] = field(default_factory=dict)  # "key/kind" → said
+    statement_wait_s: float = STATEMENT_WAIT_S
+    _statement: asyncio.Task[Statement | None] | None = None
+    _statement_since: date | None = None
+
+    async def _statement_for(self, since: date) -> Statement | None:
+        """The account statement from `since`, if it is at hand within `statement_wait_s`;
+        else None now, and it is fetched on in the background for a later check."""
+        task = self._statement
+        if task is None or (task.done() and (self._statement_since or since) > since):
+            task = self._statement = asyncio.create_task(self.ctx.broker.statement(since))
+            self._statement_since = since
+        if not task.done():
+            await asyncio.wait([task], timeout=self.statement_wait_s)
+        if not task.done():
+            log.info("the account statement is on its way; the check uses it once it is here")
+            return None
+        self._statement = None
+        try:
+            return task.result()
+        except Exception as exc:  # the broker's own failure: no evidence this time
+            log.warning("account statement not read: %s", exc)
+            return None
 
     # -- what the loop asks ------------------------------------------------------------------
     def refusal(self) -> str | None:
@@ -74,7 +113,11 @@ class PositionWatch:
         """Compare, explain what can be explained, and refuse what cannot. `settled`: nothing
         is in flight (start, reconnect): differences count at once. Returns what it did."""
         book, broker = self.ctx.book, self.ctx.broker
-        holdings = await broker.holdings()
+        try:
+            holdings = await broker.holdings()
+        except PositionsUnknown as exc:
+            log.debug("positions not compared: %s", exc)
+            return []
         ours: dict[int, list[Position]] = {}
         for pos in book.open_positions():
             ours.setdefault(pos.entry.contract.con_id, []).append(pos)
@@ -108,8 +151,10 @@ class PositionWatch:
                 diff.since = earlier.since
         self.seen = found
         self.ctx.blocked_symbols = {
-            d.symbol: f"the broker holds {d.broker} {d.label}, the journal {d.journal}"
-            for d in found.values()
+            d.symbol: _short_text(d)
+            if d.broker < 0
+            else f"the broker holds {d.broker} {d.label}, the journal {d.journal}"
+            for d in sorted(found.values(), key=lambda d: d.broker >= 0)
         }
         done: list[str] = []
         unexplained: dict[str, str] = {}
@@ -122,6 +167,16 @@ class PositionWatch:
                 if diff.key in self.unknown:
                     unknown[diff.key] = self.unknown[diff.key]
                 continue
+            if diff.broker < 0:
+                unknown[diff.key] = (
+                    f"{_short_text(diff)}: close it by hand (in TWS or the IBKR app), then "
+                    f"check the account; entries on {diff.symbol} are refused until it is gone, "
+                    "and tradebot leaves it alone"
+                )
+                if diff.journal <= 0:
+                    continue
+                # The journal's long positions of this contract are gone as well.
+                diff = replace(diff, broker=0)
             if diff.journal > diff.broker:
                 explained = await self._explain(now, diff, ours.get(diff.con_id, []))
                 done += explained
@@ -134,17 +189,19 @@ class PositionWatch:
                     "an exercise or assignment, a manual trade, or IB's own liquidation? "
                     f"entries on {diff.symbol} wait until it is gone; tradebot leaves it alone"
                 )
-        for key, text in [*unexplained.items(), *unknown.items()]:
+        told = [(f"{k}/exit", k, t) for k, t in unexplained.items()]
+        told += [(f"{k}/unknown", k, t) for k, t in unknown.items()]
+        for said, key, text in told:
             diff = found[key]
-            if self._alerted.get(key) != (diff.journal, diff.broker):
-                self._alerted[key] = (diff.journal, diff.broker)
+            if self._alerted.get(said) != (diff.journal, diff.broker):
+                self._alerted[said] = (diff.journal, diff.broker)
                 self.ctx.events.record(
                     now, "position_mismatch", text, con_id=diff.con_id, refs=list(diff.refs),
                     journal_qty=diff.journal, broker_qty=diff.broker,
                 )  # fmt: skip
                 self.ctx.notify("critical", text)
                 log.error("%s", text)
-        self._alerted = {k: v for k, v in self._alerted.items() if k in found}
+        self._alerted = {k: v for k, v in self._alerted.items() if k.split("/")[0] in found}
         self.unexplained, self.unknown = unexplained, unknown
         return done
 
@@ -195,22 +252,24 @@ class PositionWatch:
                 qty = min(bo.filled - leg.filled_qty, missing, book.position(pos.entry).open_qty)
                 if qty <= 0 or bo.avg_fill_price <= 0:
                     continue
+                # Sold when the broker says it filled, not when tradebot learnt it.
                 x = _execution(
                     f"{RECONCILED_PREFIX}{bo.perm_id or bo.order_id}:{leg.ref}", leg, qty,
-                    bo.avg_fill_price,
-                    now, None,
+                    bo.avg_fill_price, min(bo.finished_at or now, now), None,
                 )  # fmt: skip
-                book.record_exit(
+                recorded = book.record_exit(
                     now, pos.entry, x, leg=leg, source="broker order status",
                     note="IB reports the order filled; its execution is no longer listed",
                 )  # fmt: skip
+                if recorded is None:
+                    continue  # recorded meanwhile (`journal close`)
                 missing -= qty
                 done.append(f"{leg.ref}: {qty} sold at {bo.avg_fill_price} (IB's order status)")
         if missing <= 0:
             return self._finish(now, positions, done)
         # 2. The account statement (IB's Flex query), when the broker offers one.
         since = min((p.entry.session for p in positions), default=now.date())
-        statement = await broker.statement(since - timedelta(days=1))
+        statement = await self._statement_for(since - timedelta(days=1))
         if statement is not None:
             missing, more = self._from_statement(now, positions, statement, missing)
             done += more
@@ -240,11 +299,13 @@ class PositionWatch:
                     contract=entry.contract, side="SLD", qty=qty, price=t.price, time=t.time,
                     commission=t.commission,
                 )  # fmt: skip
-                book.record_exit(
+                recorded = book.record_exit(
                     now, entry, x, leg=leg if leg is not None and leg.working else None,
                     source=st.source, reason="manual" if leg is None else leg.role,
                     note="sold while tradebot could not see it",
                 )  # fmt: skip
+                if recorded is None:
+                    continue  # recorded meanwhile (`journal close`)
                 missing -= qty
                 done.append(f"{entry.ref}: {qty} sold at {t.price} ({st.source})")
             for ev in st.events:
@@ -260,10 +321,12 @@ class PositionWatch:
                     price=Decimal(0), time=self._close_of(ev.day), commission=Decimal(0),
                     kind="expiry",
                 )  # fmt: skip
-                book.record_exit(
+                recorded = book.record_exit(
                     now, entry, x, source=st.source, reason="expired",
                     note=f"expired worthless on {ev.day}",
                 )  # fmt: skip
+                if recorded is None:
+                    continue  # recorded meanwhile (`journal close`)
                 missing -= qty
                 done.append(f"{entry.ref}: {qty} expired worthless on {ev.day} ({st.source})")
         return missing, done
@@ -302,17 +365,26 @@ class PositionWatch:
         return done
 
 
+def _short_text(diff: Difference) -> str:
+    """A short position: what it is, by symbol, quantity and conId."""
+    return (
+        f"IB holds a short position tradebot never opens: {diff.broker} {diff.label} "
+        f"({diff.symbol}, con_id {diff.con_id}) — an exercised put, an assignment or a sale "
+        "beyond what was held"
+    )
+
+
 def _execution(
     exec_id: str,
     leg: TrackedOrder,
     qty: int,
     price: Decimal,
-    now: datetime,
+    when: datetime,
     commission: Decimal | None,
 ) -> Execution:
     return Execution(
         exec_id=exec_id, order_ref=leg.ref, order_id=leg.order_id, perm_id=leg.perm_id,
-        contract=leg.contract, side="SLD", qty=qty, price=price, time=now, commission=commission,
+        contract=leg.contract, side="SLD", qty=qty, price=price, time=when, commission=commission,
     )  # fmt: skip
 
 

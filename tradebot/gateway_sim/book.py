@@ -337,6 +337,8 @@ class OrderBook:
     def cancel(self, client_id: int, order_id: int, now: datetime) -> list[Notice]:
         for group in self.inactive:
             ids = {h.request.order_id for h in group if h.client_id == client_id}
+            if order_id in ids and self.faults.held_cancels_ignored:
+                return []  # IB goes on holding it (still listed, Inactive)
             if order_id in ids:
                 # Cancelling an order IB holds Inactive may bring no status at all
                 # (erdewit/ib_insync#363): it (and its children) are simply gone.
@@ -551,8 +553,15 @@ class OrderBook:
 
     # -- queries -------------------------------------------------------------------------------
     def open_orders(self, client_id: int | None) -> list[OrderView]:
-        """Working orders of `client_id` (every client's with None), in venue order."""
-        found = []
+        """Working orders of `client_id` (every client's with None), in venue order, after those
+        IB holds Inactive: IB lists a held order among the open ones, status Inactive (its
+        openOrder says so: ib_insync#554, #559), until it works or is cancelled."""
+        found = [
+            _request_view(h.client_id, h.request, h.contract, self.account, "Inactive")
+            for group in self.inactive
+            for h in group
+            if client_id is None or h.client_id == client_id
+        ]
         for venue_id, order in sorted(self.exchange.orders.items()):
             owner = self.owners.get(venue_id, (order.client_id, venue_id))[0]
             if order.working and (client_id is None or owner == client_id):

@@ -3,6 +3,9 @@
 `tradebot gateway sim` reads them from its standard input and, with `--control-port`, from a
 loopback socket (`nc 127.0.0.1 PORT`), so a rehearsal in one terminal can be disturbed from
 another. Every command answers with one line (several for `help` and `status`).
+
+Why one module: it is a table of commands, each a line that parses its words and calls one fault
+of the Python API; splitting the table would only scatter the one list `help` prints.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ commands (one per line):
   brackets refuse|accept          refuse orders with a parent (201)
   refs drop|keep                  orderRef missing from order and execution reports
   executions silent|answer        reqExecutions never answered (some Gateway builds)
+  positions|open-orders|completed-orders silent|answer
+                                  reqPositions, reqAllOpenOrders or reqCompletedOrders
+                                  never answered
   inactive [N] / release          the next N orders are held Inactive / start working
   liquidate SYMBOL                IB sells the account's SYMBOL options itself
   clock [set ISO | +30m | speed X]  show, set, advance the simulated clock, or its speed
@@ -262,12 +268,15 @@ def _refs(sim: GatewaySim, args: list[str]) -> Reply:
     return Reply("orderRef is " + ("dropped from reports" if drop else "echoed again"))
 
 
-def _executions(sim: GatewaySim, args: list[str]) -> Reply:
-    if not args or args[0].lower() not in ("silent", "answer"):
-        raise CommandError("usage: executions silent|answer")
-    silent = args[0].lower() == "silent"
-    sim.faults.leave_executions_unanswered(silent)
-    return Reply("reqExecutions is " + ("left unanswered" if silent else "answered again"))
+def _unanswered(request: str, name: str) -> Callable[[GatewaySim, list[str]], Reply]:
+    def command(sim: GatewaySim, args: list[str]) -> Reply:
+        if not args or args[0].lower() not in ("silent", "answer"):
+            raise CommandError(f"usage: {request} silent|answer")
+        silent = args[0].lower() == "silent"
+        sim.faults.leave_unanswered(request, silent)
+        return Reply(f"{name} is " + ("left unanswered" if silent else "answered again"))
+
+    return command
 
 
 def _inactive(sim: GatewaySim, args: list[str]) -> Reply:
@@ -343,7 +352,10 @@ COMMANDS: dict[str, Callable[[GatewaySim, list[str]], Reply]] = {
     "error": _error,
     "brackets": _brackets,
     "refs": _refs,
-    "executions": _executions,
+    "executions": _unanswered("executions", "reqExecutions"),
+    "positions": _unanswered("positions", "reqPositions"),
+    "open-orders": _unanswered("open-orders", "reqAllOpenOrders (and reqOpenOrders)"),
+    "completed-orders": _unanswered("completed-orders", "reqCompletedOrders"),
     "readonly": _readonly,
     "inactive": _inactive,
     "release": _release,

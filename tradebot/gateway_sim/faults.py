@@ -25,6 +25,8 @@ from tradebot.core.market_time import market_datetime
 
 Permission = Literal["live", "delayed", "none"]
 ANY = "*"
+# The start-up requests a Gateway may leave unanswered, by the name the control command takes.
+UNANSWERABLE = ("executions", "positions", "open-orders", "completed-orders")
 
 TIF_PRESET_CODE = 10349
 TIF_PRESET_TEXT = "Order TIF was set to DAY based on order preset."
@@ -76,8 +78,9 @@ class Faults:
     read_only_api: bool = False
     stale_since: dict[str, datetime] = field(default_factory=dict)
     order_refs_dropped: bool = False
-    executions_unanswered: bool = False
+    unanswered: set[str] = field(default_factory=set)  # of UNANSWERABLE
     inactive_first: int = 0
+    held_cancels_ignored: bool = False
 
     # -- armed: orders ---------------------------------------------------------------------
     def reject_next_order(
@@ -170,15 +173,33 @@ class Faults:
             return True
         return False
 
+    def ignore_held_cancels(self, ignore: bool = True) -> None:
+        """A cancel of an order held Inactive changes nothing yet: IB goes on holding it (and
+        listing it among the open orders, status Inactive) — the locate search may still find
+        shares and fill it (ib_insync#363)."""
+        self.held_cancels_ignored = ignore
+
     def release_inactive(self) -> None:
         """The orders held Inactive start working: Submitted (children PreSubmitted)."""
         self._server().release_inactive()
 
+    def leave_unanswered(self, request: str, silent: bool = True) -> None:
+        """`request` (one of UNANSWERABLE) gets no answer at all — no data, no end marker —
+        as some Gateway builds do with reqExecutions (ib-api-reloaded/ib_async#54, #82): a
+        client that waits for it at connect with raiseSyncErrors=True cannot connect, and a
+        client that reads the silence as "nothing" is wrong (no positions, no open orders)."""
+        if request not in UNANSWERABLE:
+            raise ValueError(f"request must be one of {', '.join(UNANSWERABLE)}, got {request!r}")
+        if silent:
+            self.unanswered.add(request)
+        else:
+            self.unanswered.discard(request)
+
     def leave_executions_unanswered(self, silent: bool = True) -> None:
-        """reqExecutions gets no answer at all — no execDetails, no execDetailsEnd — as from
-        some Gateway builds (ib-api-reloaded/ib_async#54, #82): a client that waits for it at
-        connect with raiseSyncErrors=True cannot connect."""
-        self.executions_unanswered = silent
+        self.leave_unanswered("executions", silent)
+
+    def answers(self, request: str) -> bool:
+        return request not in self.unanswered
 
     # -- armed: connection and data ----------------------------------------------------------
     def roll_back_next_valid_id(self, to: int = 1) -> None:
@@ -302,8 +323,9 @@ class Faults:
         self.read_only_api = False
         self.stale_since.clear()
         self.order_refs_dropped = False
-        self.executions_unanswered = False
+        self.unanswered.clear()
         self.inactive_first = 0
+        self.held_cancels_ignored = False
         if self.target is not None:
             self.target.refuse_brackets(False)
 
@@ -332,8 +354,10 @@ class Faults:
             armed.append("Read-Only API: every order refused with 321")
         if self.inactive_first:
             armed.append(f"the next {self.inactive_first} order(s) held Inactive")
-        if self.executions_unanswered:
-            armed.append("reqExecutions left unanswered")
+        if self.held_cancels_ignored:
+            armed.append("cancels of orders held Inactive ignored")
+        for request in sorted(self.unanswered):
+            armed.append(f"{request} requests left unanswered")
         if self.order_refs_dropped:
             armed.append("orderRef dropped from order and execution reports")
         for symbol, since in sorted(self.stale_since.items()):

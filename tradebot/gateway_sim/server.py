@@ -655,10 +655,14 @@ class GatewaySim:
         self._deliver(self.book.cancel_all(self.clock.now()))
 
     def _open_orders(self, session: Session, f: Fields) -> None:
+        if not self._answers(session, "open-orders", "reqOpenOrders"):
+            return
         cid = _cid(session)
         self._send_open_orders(session, None if cid == 0 else cid)
 
     def _all_open_orders(self, session: Session, f: Fields) -> None:
+        if not self._answers(session, "open-orders", "reqAllOpenOrders"):
+            return
         self._send_open_orders(session, None)
 
     def _send_open_orders(self, session: Session, client_id: int | None) -> None:
@@ -669,13 +673,15 @@ class GatewaySim:
 
     def _completed_orders(self, session: Session, f: Fields) -> None:
         rq.plain_int(f)  # apiOnly: every order here came through the API
+        if not self._answers(session, "completed-orders", "reqCompletedOrders"):
+            return
         for view in self.book.completed_orders(self.clock.now()):
             session.send(msg.completed_order(session.version, self._order_echo(view)))
         session.send(msg.completed_orders_end())
 
     def _executions(self, session: Session, f: Fields) -> None:
         flt = rq.executions(f)
-        if self.faults.executions_unanswered:
+        if not self.faults.answers("executions"):
             log.info(
                 "fault: reqExecutions %d of client %d left unanswered", flt.req_id, _cid(session)
             )
@@ -771,7 +777,15 @@ class GatewaySim:
         return out
 
     # -- account -------------------------------------------------------------------------------
+    def _answers(self, session: Session, request: str, name: str) -> bool:
+        if self.faults.answers(request):
+            return True
+        log.info("fault: %s of client %d left unanswered", name, _cid(session))
+        return False
+
     def _positions(self, session: Session, f: Fields) -> None:
+        if not self._answers(session, "positions", "reqPositions"):
+            return  # not even subscribed: no position, no positionEnd, no update later
         session.positions = True
         for pos in self.exchange.positions.values():
             wire = wire_contract(pos.contract)

@@ -343,11 +343,12 @@ async def open_position(
     take_profit_pct: int = 900,
     stop_loss_pct: int = 95,
     limit: Decimal | None = None,
+    right: str = "C",
 ) -> str:
-    """A call in the money bought at the ask with wide legs (they never trigger in these
-    tests), journaled
-    and sent exactly as the entry pipeline does (intents first, then the native bracket), for
-    tests about what happens to a position, not about the signals that open one."""
+    """A call (or with `right="P"` a put) in the money bought at the ask with wide legs (they
+    never trigger in these tests), journaled and sent exactly as the entry pipeline does
+    (intents first, then the native bracket), for tests about what happens to a position, not
+    about the signals that open one."""
     from tradebot.brokers.base import BracketSpec
     from tradebot.core.instruments import OptionContract
     from tradebot.core.sizing import bracket_prices
@@ -361,8 +362,9 @@ async def open_position(
     spot = r.sim.market.last_price(symbol, now)
     assert spot is not None
     # 2 % in the money: worth its intrinsic value to the close, so the wide legs stay quiet.
-    strike = min(chain.strikes, key=lambda k: abs(float(k) - spot * 0.98))
-    [contract] = await r.broker.qualify([OptionContract(symbol, expiry, strike, "C")])
+    moneyness = 0.98 if right == "C" else 1.02
+    strike = min(chain.strikes, key=lambda k: abs(float(k) - spot * moneyness))
+    [contract] = await r.broker.qualify([OptionContract(symbol, expiry, strike, right)])
     assert contract is not None
     [quote] = await r.broker.quotes([contract])
     assert quote is not None and quote.ask > 0
@@ -418,6 +420,9 @@ class FlexServer:
 
         self.statement = statement.read_bytes()
         self.requests: list[dict[str, str]] = []
+        self.gate = threading.Event()  # cleared: the statement waits (IB can take minutes)
+        self.gate.set()
+        self.served = 0  # statements delivered
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -439,7 +444,9 @@ class FlexServer:
                         "1019", "Statement generation in progress. Please try again shortly."
                     )
                 else:
+                    server.gate.wait(30)
                     body = server.statement
+                    server.served += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
                 self.end_headers()

@@ -71,38 +71,44 @@ def test_five_positions_flatten_in_seconds_each_sell_right_after_its_cancels(
     tmp_path: Path, version: int
 ) -> None:
     """Before: the sell waited for the next sync, a minute after the cancels. Now each sell
-    reaches the gateway within 2 s of the confirmation of its legs' cancels, and five positions
-    are all sold within 10 s of the first cancel (real time, at the simulator)."""
+    follows the confirmation of its legs' cancels within the same wake: one wake at the flatten
+    time (the simulated clock does not move meanwhile) sends all five, each after its own legs'
+    Cancelled and never before. Decided by the order of the messages at the simulator, not by
+    how fast this machine is; the wait for the confirmations is only bounded against a hang."""
 
     async def body(r: Rig) -> None:
         await r.start()
         refs = await _bought(r, SYMBOLS)
+        r.loop.exits.confirm_wait_s = 60.0  # the product waits 10 s; here only a hang guard
         r.sim.set_time(CLOSE - timedelta(minutes=10))  # the flatten time
         r.sim.wire.clear()
         await r.wake()
         wire = list(r.sim.wire)
         ids = {ref: r.client_order_id(f"{ref}.sl") for ref in refs}
         tp_ids = {ref: r.client_order_id(f"{ref}.tp") for ref in refs}
-        first_cancel = min(w.at for w in wire if w.what == "cancelOrder")
         for ref in refs:
-            confirmed = max(
-                w.at
-                for w in wire
+            confirmed = [
+                n
+                for n, w in enumerate(wire)
                 if w.what == "orderStatus"
                 and w.detail == "Cancelled"
                 and w.order_id in (ids[ref], tp_ids[ref])
-            )
-            [sell] = [w for w in wire if w.what == "placeOrder" and w.detail.endswith(f"{ref}.x1")]
-            assert sell.detail.startswith("SELL MKT")
-            assert 0 <= sell.at - confirmed < 2.0, (ref, sell.at - confirmed)
-            assert sell.at - first_cancel < 10.0
+            ]
+            sells = [
+                n
+                for n, w in enumerate(wire)
+                if w.what == "placeOrder" and w.detail.endswith(f"{ref}.x1")
+            ]
+            assert len(confirmed) == 2 and len(sells) == 1, (ref, confirmed, sells)
+            assert wire[sells[0]].detail.startswith("SELL MKT")
+            assert max(confirmed) < sells[0]  # after both legs are confirmed cancelled
         await r.advance(timedelta(seconds=5))
         await r.wake()
         trades = _trades(r)
         assert {trades[ref]["exit_reason"] for ref in refs} == {"flatten"}
         assert not r.sim.exchange.positions
 
-    rig(body, tmp_path, version=version, start=DAY, symbols=("SPY",), limit_s=30)
+    rig(body, tmp_path, version=version, start=DAY, symbols=("SPY",), limit_s=120)
 
 
 @pytest.mark.parametrize("version", [157, 178])

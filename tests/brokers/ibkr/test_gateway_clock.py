@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.brokers.ibkr.conftest import ThreadedSim, config_text
+from tests.gateway_sim.conftest import until
 from tradebot.brokers.ibkr.clock import GatewayClock
 from tradebot.config import load_config
 from tradebot.engine.loop import TradingLoop
@@ -105,40 +106,40 @@ def test_a_frozen_gateway_holds_and_time_never_runs_backward() -> None:
 
 def test_sleep_reads_the_gateway_between_slices() -> None:
     """A sleep toward a wake 10 minutes ahead on a frozen gateway ends as soon as a reading says
-    the gateway jumped past it."""
+    the gateway jumped past it: at the first reading after the jump, not when the frozen clock
+    would get there (never). Decided by the readings, not by how long the machine took."""
     readings: list[datetime] = []
     gateway = [T0]
+    jumped = asyncio.Event()
 
-    async def main() -> float:
-        clock = GatewayClock(slice_s=0.02)
+    async def main() -> int:
+        clock = GatewayClock(slice_s=0.01)
 
         async def source() -> None:
             readings.append(gateway[0])
             clock.follow(gateway[0])
+            if len(readings) == 5:  # the sleep is under way (three slices read): `clock +28m`
+                gateway[0] = T0 + timedelta(minutes=28)
+                jumped.set()
 
         clock.source = source
         await clock.sync()
         await clock.sync()  # frozen: pace 0 after a second reading
-        started = time.monotonic()
-
-        async def jump() -> None:
-            await asyncio.sleep(0.1)
-            gateway[0] = T0 + timedelta(minutes=28)
-
-        jumper = asyncio.ensure_future(jump())
-        await asyncio.wait_for(clock.sleep_until(T0 + timedelta(minutes=10)), 5)
-        await jumper
+        await asyncio.wait_for(clock.sleep_until(T0 + timedelta(minutes=10)), 30)  # hang guard
+        assert jumped.is_set()
         assert clock.now() >= T0 + timedelta(minutes=28)
-        return time.monotonic() - started
+        return len(readings)
 
-    elapsed = asyncio.run(main())
-    assert 0.1 <= elapsed < 1.0
-    assert len(readings) > 3
+    count = asyncio.run(main())
+    # Slept on the frozen clock, reading it each slice; woke at the first reading after the jump.
+    assert count == 6
+    assert readings[:5] == [T0] * 5 and readings[5] == T0 + timedelta(minutes=28)
 
 
 def test_a_clock_jump_is_noticed_at_the_next_wake(tmp_path: Path) -> None:
     """The real loop on the gateway's clock against the simulator (frozen at 11:00): after
-    `clock +28m` the loop's very next wake runs at 11:28, within a slice of real time."""
+    `clock +28m` the loop's very next wake runs at 11:28 (the gateway frozen, no other wake
+    could come)."""
     sim = ThreadedSim(start=T0, speed=0)
     try:
         path = tmp_path / "config.toml"
@@ -160,27 +161,23 @@ def test_a_clock_jump_is_noticed_at_the_next_wake(tmp_path: Path) -> None:
 
             loop.wake = recorded  # type: ignore[method-assign]
             task = asyncio.ensure_future(loop.run())
-            for _ in range(200):
-                if wakes:
-                    break
-                await asyncio.sleep(0.02)
-            await asyncio.sleep(0.3)  # the loop sleeps toward its next step at 11:01
+
+            def asleep() -> bool:
+                """The loop has woken once and is now sleeping toward its next step (11:01):
+                between wakes, with its next wake set."""
+                return bool(wakes) and loop.stuck_for(0.0) is None and loop._next_wake is not None
+
+            # Conditions, not delays; the long limits only stop a hang.
+            await until(asleep, timeout=20)
             count = len(wakes)
-            jumped_at = time.monotonic()
+            assert loop._next_wake is not None and loop._next_wake < T0 + timedelta(minutes=28)
             sim.call(sim.sim.clock.advance, timedelta(minutes=28))
-            for _ in range(100):
-                if len(wakes) > count:
-                    break
-                await asyncio.sleep(0.02)
+            # The gateway is frozen: without noticing the jump the loop would sleep forever.
+            await until(lambda: len(wakes) > count, timeout=20)
             stop.set()
             await asyncio.wait_for(task, 10)
-            after = wakes[count:]
-            assert after, "no wake after the jump"
-            moment, when = after[0]
+            moment, _ = wakes[count]
             assert moment >= T0 + timedelta(minutes=28)
-            # Within a few 0.05 s slices (the gateway is frozen: without the jump, the loop
-            # would sleep until the clock moved); a loaded machine may take a second or two.
-            assert when - jumped_at < 5.0
 
         asyncio.run(asyncio.wait_for(main(), 30))
         # The first wake at the gateway's time (give or take the first reading), not this

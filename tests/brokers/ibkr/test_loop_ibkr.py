@@ -313,6 +313,41 @@ def test_a_bracket_cut_after_its_held_parent_leaves_nothing_at_the_gateway(
     rig(body, tmp_path, symbols=("SPY",))
 
 
+def test_an_order_lost_in_flight_is_only_forgotten_once_ib_has_sent_its_order_lists(
+    tmp_path: Path,
+) -> None:
+    """The socket dies with the bracket's stop in flight (its parent and take-profit held at
+    the Gateway, transmit=False), and the Gateway it reconnects to does not answer
+    reqAllOpenOrders (IB API docs: openOrder per order, then openOrderEnd; unanswered start-up
+    requests: ib-api-reloaded/ib_async#54, #82). "Not in IB's lists" proves nothing while the
+    list has not come: the orders are neither forgotten nor closed as never sent (the stale
+    entry is cancelled, as any is: that reduces risk whatever its fate). Once IB answers, they
+    are closed, as after any reconnection."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        generation = r.broker.generation
+        r.sim.faults.leave_unanswered("open-orders")
+        r.sim.faults.lose_next_order(after=2)  # parent and take-profit arrive, held; stop lost
+        await r.tick()
+        ref = "SPY-250701-s1"
+        await until(lambda: r.broker.generation > generation, timeout=10)
+        await r.advance(timedelta(minutes=3))  # past the grace of a failed send
+        await r.wake()
+        for leg in (ref, f"{ref}.tp", f"{ref}.sl"):
+            assert r.statuses(leg)[-1] in ("unknown", "pending"), (leg, r.statuses(leg))
+        assert r.broker.tracker.by_order_ref(ref) is not None  # not forgotten
+        r.sim.faults.leave_unanswered("open-orders", False)
+        await r.advance(timedelta(minutes=1))
+        await r.wake()  # the sync asks IB again, in the background
+        await until(lambda: not r.broker.conn.missing)
+        await r.wake()
+        for leg in (ref, f"{ref}.tp", f"{ref}.sl"):
+            assert r.statuses(leg)[-1] in ("abandoned", "cancelled"), (leg, r.statuses(leg))
+
+    rig(body, tmp_path, symbols=("SPY",), limit_s=40)
+
+
 def test_an_entry_that_filled_before_its_refused_bracket_was_cancelled_is_protected(
     tmp_path: Path,
 ) -> None:

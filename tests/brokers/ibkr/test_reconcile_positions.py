@@ -128,6 +128,48 @@ def test_a_stop_filled_while_stopped_is_closed_from_the_flex_statement_the_next_
     rig(body, tmp_path, version=version, symbols=("QQQ",), broker=flex)
 
 
+def test_an_option_expiring_today_is_sold_while_a_slow_flex_statement_is_on_its_way(
+    tmp_path: Path, flex_server: FlexServer
+) -> None:
+    """IB can take a minute and more to prepare a Flex statement (Flex Web Service: "statement
+    generation in progress", error 1019, asked again until ready). The check that needs it
+    waits a moment, then leaves it to the background: the flatten of an option expiring today
+    goes out while the statement is still on its way, and the statement closes the other trade
+    once it arrives."""
+
+    async def body(r: Rig) -> None:
+        ref = await _stop_filled_while_away(r)
+        flex_server.gate.clear()  # IB is slow to prepare the statement
+        again = make_rig(r.sim, r.loaded)
+        again.loop.positions.statement_wait_s = 0.05
+        try:
+            await again.start()
+            assert again.loop.positions.refusal() is not None  # not explained yet
+            today = await open_position(again, "SPY", expiry=date(2025, 7, 2))
+            await filled(again, today)
+            await again.wake()
+            again.sim.set_time(datetime(2025, 7, 2, 19, 50, tzinfo=UTC))  # 15:50 New York
+            await again.wake()
+            assert flex_server.served == 0  # the statement has not come
+            assert again.statuses(f"{today}.x1"), "the flatten waited for the statement"
+            await until(lambda: not [p for p in again.sim.exchange.positions.values() if p.qty])
+            flex_server.gate.set()
+            await until(lambda: flex_server.served == 1)
+            await until(lambda: again.loop.positions._statement is not None
+                        and again.loop.positions._statement.done())  # fmt: skip
+            await again.advance(timedelta(seconds=15))
+            await again.wake()
+            [trade] = [t for t in again.journal("trades") if t["trade_id"] == ref]
+            assert trade["exit_reason"] == "stop_loss"
+            assert again.loop.positions.refusal() is None
+        finally:
+            flex_server.gate.set()
+            await again.stop()
+
+    flex = f'flex_query_id = "{FLEX_QUERY}"\nflex_token = "{FLEX_TOKEN}"'
+    rig(body, tmp_path, version=178, symbols=("QQQ",), broker=flex, limit_s=60)
+
+
 @pytest.mark.parametrize("version", [157, 178])
 def test_without_evidence_entries_are_refused_until_the_operator_records_the_exit(
     tmp_path: Path, version: int
@@ -237,6 +279,61 @@ def test_an_option_exercised_into_shares_is_a_difference_on_both_sides(
             await again.stop()
 
     rig(body, tmp_path, version=version, symbols=("QQQ",))
+
+
+def test_a_put_exercised_into_short_shares_is_an_unknown_position_to_close_by_hand(
+    tmp_path: Path,
+) -> None:
+    """Held through its expiry close, the put in the money is exercised: IB delivers 100 shares
+    a contract, leaving the account short 100 SPY (OCC exercise by exception; no execution is
+    reported: QuantConnect/Lean#5880). tradebot never opens a short, so it is not "an exit to
+    record": the operator is told to close it by hand, naming symbol, quantity and conId;
+    entries on SPY are refused with the rule `position_mismatch` naming the short, even once
+    the put's own exit is recorded (`tradebot journal close --price 0`)."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=date(2025, 7, 1), strategy="whale", right="P")
+        await filled(r, ref)
+        await r.ctx.book.sync(r.broker, r.now)
+        await r.stop()
+        r.sim.set_time(NEXT_MORNING)  # through the close of 2025-07-01: exercised
+        [shares] = [p for p in r.sim.exchange.positions.values() if p.qty < 0]
+        assert shares.qty == -100
+        again = await _restart(r)
+        try:
+            texts = [e["message"] for e in again.events("position_mismatch")]
+            [short] = [t for t in texts if "short" in t]
+            assert "-100 SPY" in short and f"con_id {shares.contract.con_id}" in short
+            assert "close it by hand" in short and "journal close" not in short
+            assert any(f"tradebot journal close {ref}" in t for t in texts)  # the put itself
+            assert any(e == "critical" and "short" in m for e, m in again.notes)
+            assert any("short" in line for line in again.loop.status().urgent)
+            await again.stop()
+            result = CliRunner().invoke(
+                app,
+                [
+                    "--config", str(again.loaded.path), "journal", "close", ref,
+                    "--price", "0", "--reason", "exercised 07-01 (IB statement)",
+                    "--time", "2025-07-01T16:00:00-04:00",
+                ],
+            )  # fmt: skip
+            assert result.exit_code == 0, result.output
+            third = await _restart(again)
+            try:
+                assert third.loop.positions.refusal() is None  # the put's exit is recorded
+                await third.advance(timedelta(minutes=5))
+                await third.tick()
+                [refused] = [e for e in third.events("entry_refused") if e["symbol"] == "SPY"]
+                assert refused["rule"] == "position_mismatch", refused["message"]
+                assert "short position" in refused["message"] and "-100 SPY" in refused["message"]
+                assert [e["order_ref"] for e in third.entries()] == [ref]  # nothing new
+            finally:
+                await third.stop()
+        finally:
+            await again.stop()
+
+    rig(body, tmp_path, version=178, symbols=("SPY",))
 
 
 @pytest.mark.parametrize("version", [157, 178])

@@ -93,6 +93,9 @@ class IbkrBroker:
     def entries_paused(self, now: datetime) -> str | None:
         return self.conn.entries_paused(now)
 
+    def order_lists_complete(self) -> bool:
+        return self.conn.order_lists_complete()
+
     # -- account and market data ---------------------------------------------------------------
     async def account(self) -> AccountSnapshot:
         """Net liquidation now; while the connection is down (or IB is slow), the last reading

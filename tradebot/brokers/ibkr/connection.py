@@ -63,6 +63,11 @@ Notify = Callable[[str, str], None]
 State = Literal["idle", "connected", "reconnecting", "closed"]
 MAX_REQUEST_ERRORS = 500
 RETRY_MISSING = timedelta(seconds=60)  # how often unanswered start-up requests are asked again
+# The start-up requests by the name a missing answer is known by.
+POSITIONS = "the positions"
+OPEN_ORDERS = "the open orders of every client"
+COMPLETED_ORDERS = "the completed orders"
+EXECUTIONS = "the executions"
 
 
 class _RelayFilter(logging.Filter):
@@ -234,6 +239,8 @@ class IbConnection:
         self._refused = asyncio.Event()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._restore_task: asyncio.Task[None] | None = None
+        self._retry_task: asyncio.Task[None] | None = None
+        self._unconfirmed: list[IbOrder] = []  # sent, unacknowledged, not yet found or forgotten
         _quiet_ib_async_relays()
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -250,12 +257,12 @@ class IbConnection:
 
     async def close(self) -> None:
         self.state = "closed"
-        for task in (self._reconnect_task, self._restore_task):
+        for task in (self._reconnect_task, self._restore_task, self._retry_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._reconnect_task = self._restore_task = None
+        self._reconnect_task = self._restore_task = self._retry_task = None
         ib, self.ib = self.ib, None
         if ib is not None:
             ib.disconnect()
@@ -317,8 +324,12 @@ class IbConnection:
         except BaseException:
             ib.disconnect()
             raise
+        self._unconfirmed = []
         if not s.readonly:
-            self._forget_lost(ib, unacknowledged)
+            if self.order_lists_complete():
+                self._forget_lost(ib, unacknowledged)
+            else:  # absent from a list IB did not send proves nothing: decided once it does
+                self._unconfirmed = unacknowledged
         self.ib = ib
         self.state = "connected"
         self.attempts = 0
@@ -433,12 +444,10 @@ class IbConnection:
     def _startup_requests(self, ib: _IB) -> dict[str, Callable[[], Awaitable[Any]]]:
         """What a connection reads before the loop may trust it (ib_async's start-up sync, done
         here so that each missing answer is known by name)."""
-        requests: dict[str, Callable[[], Awaitable[Any]]] = {
-            "the positions": ib.reqPositionsAsync,
-        }
+        requests: dict[str, Callable[[], Awaitable[Any]]] = {POSITIONS: ib.reqPositionsAsync}
         if not self.settings.readonly:
-            requests["the open orders of every client"] = ib.reqAllOpenOrdersAsync
-            requests["the completed orders"] = lambda: ib.reqCompletedOrdersAsync(False)
+            requests[OPEN_ORDERS] = ib.reqAllOpenOrdersAsync
+            requests[COMPLETED_ORDERS] = lambda: ib.reqCompletedOrdersAsync(False)
             if self.account:
                 requests["the account values"] = lambda: ib.reqAccountUpdatesAsync(self.account)
         return requests
@@ -455,9 +464,9 @@ class IbConnection:
         for what, result in zip(requests, results, strict=True):
             self._note_missing(what, result)
         try:
-            await self._call(ib, "the executions", ib.reqExecutionsAsync())
+            await self._call(ib, EXECUTIONS, ib.reqExecutionsAsync())
         except BrokerError as exc:
-            self._note_missing("the executions", exc)
+            self._note_missing(EXECUTIONS, exc)
         if self.missing:
             self._retried_at = self.now()  # asked again a minute from now, not at once
 
@@ -476,9 +485,30 @@ class IbConnection:
         elif isinstance(result, BaseException):
             raise result
 
+    def retry_missing_soon(self) -> None:
+        """`retry_missing` in the background, when it is due: the caller (the loop's sync, its
+        flatten) never waits for a Gateway that may not answer."""
+        if not self.missing or (self._retry_task is not None and not self._retry_task.done()):
+            return
+        now = self.now()
+        if self._retried_at is not None and now - self._retried_at < RETRY_MISSING:
+            return
+        self._retry_task = asyncio.get_running_loop().create_task(self._retry_in_background())
+
+    async def _retry_in_background(self) -> None:
+        try:
+            await self.retry_missing()
+        except TradebotError as exc:  # a refusal of the request: said, asked again later
+            log.warning("asking IB Gateway again for what it did not answer failed: %s", exc)
+        except Exception:
+            log.exception("asking IB Gateway again for what it did not answer failed")
+
     async def retry_missing(self) -> None:
         """Ask again what the Gateway did not answer at connect; once everything is in, the
         loop reconciles again (a new generation) and entries may resume."""
+        running = self._retry_task
+        if running is not None and not running.done() and running is not asyncio.current_task():
+            await asyncio.shield(running)  # one question at a time; then ask again if due
         if not self.missing or not self.is_connected() or self.ib is None:
             return
         now = self.now()
@@ -487,7 +517,7 @@ class IbConnection:
         self._retried_at = now
         ib = self.ib
         requests = self._startup_requests(ib)
-        requests["the executions"] = ib.reqExecutionsAsync
+        requests[EXECUTIONS] = ib.reqExecutionsAsync
         for what in list(self.missing):
             try:
                 if what == "the current time":
@@ -501,12 +531,24 @@ class IbConnection:
                 continue
             self.answered(what)
 
+    def order_lists_complete(self) -> bool:
+        """Whether IB has sent its open and completed orders on this connection: until then an
+        order missing from them may still be working, or have filled, at IB."""
+        return OPEN_ORDERS not in self.missing and COMPLETED_ORDERS not in self.missing
+
     def answered(self, what: str) -> None:
-        """`what` was answered after all: when it was the last missing answer, reconcile."""
+        """`what` was answered after all: the loop reconciles with what it says (an order list:
+        the orders it does not have are decided only now)."""
         if self.missing.pop(what, None) is not None:
             log.info("IB Gateway answered %s after all", what)
-            if not self.missing:
-                self.reconcile_soon("every start-up request is answered now")
+            if self._unconfirmed and self.order_lists_complete() and self.ib is not None:
+                self._forget_lost(self.ib, self._unconfirmed)
+                self._unconfirmed = []
+            self.reconcile_soon(
+                "every start-up request is answered now"
+                if not self.missing
+                else f"IB Gateway answered {what} after all"
+            )
 
     async def refresh_clock(self, ib: _IB | None = None) -> None:
         """Ask the gateway its time: follow it (broker.clock = 'gateway') and measure the skew."""
@@ -826,10 +868,19 @@ class IbConnection:
                 for resubscribe in list(self.on_data_lost):
                     resubscribe()
             ib = self.require()
-            await self._call(ib, "the open orders", ib.reqOpenOrdersAsync())
-            await self._call(ib, "the completed orders", ib.reqCompletedOrdersAsync(False))
-            await self._call(ib, "the executions", ib.reqExecutionsAsync())
-            await self._call(ib, "the positions", ib.reqPositionsAsync())
+            for what, request in (
+                (OPEN_ORDERS, ib.reqAllOpenOrdersAsync),
+                (COMPLETED_ORDERS, lambda: ib.reqCompletedOrdersAsync(False)),
+                (EXECUTIONS, ib.reqExecutionsAsync),
+                (POSITIONS, ib.reqPositionsAsync),
+            ):
+                try:
+                    await self._call(ib, what, request())
+                except IbRequestError:
+                    raise
+                except BrokerError as exc:  # unanswered: unknown, asked again like at connect
+                    self._note_missing(what, exc)
+                    self._retried_at = self.now()
             self.generation += 1
         except (TradebotError, ConnectionError) as exc:
             # ConnectionError: the socket dropped meanwhile (ib_async raises it on send); the

@@ -12,6 +12,11 @@
   before the cancel, the bracket is reported as placed (the fills are adopted, never doubled).
 * `orders()` and `executions()` are the tracker's view (our reading of IB's messages),
   `positions()` IB's position list.
+
+Why one module: sending, cancelling and reading back our orders share one tracker, one id
+reservation and one connection, and the safety arguments (a refused bracket's parent cancelled
+before the fallback, a held order finished only once IB no longer lists it) each span a send and
+what IB answers to it.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from tradebot.brokers.base import (
     OrderRejected,
     OrderSpec,
     PlacedOrder,
+    PositionsUnknown,
 )
 from tradebot.brokers.ibkr import mapping
-from tradebot.brokers.ibkr.connection import IbConnection
+from tradebot.brokers.ibkr.connection import POSITIONS, IbConnection
 from tradebot.brokers.ibkr.ids import OrderIds
 from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
 from tradebot.core.market_time import market_clock
@@ -42,9 +48,13 @@ from tradebot.core.market_time import market_clock
 log = logging.getLogger("tradebot.ibkr")
 
 EXECUTIONS_REFRESH = timedelta(minutes=5)
-# An order IB holds Inactive this long is cancelled; one whose cancel brings no status back in
-# as long again is finished for tradebot (IB may never answer it: ib_insync#363).
+# An order IB holds Inactive this long is cancelled (the loop cancels a held closing sell or stop
+# at once). A cancel of an Inactive order may bring no status back (ib_insync#363): the order is
+# finished for tradebot only once IB's open orders, asked after the cancel, no longer list it —
+# never on a timer (a held order may still fill: a locate found, ib_insync#363), and asked again
+# this often while IB still lists it or does not answer.
 HELD_WATCH = timedelta(minutes=2)
+HELD_RECHECK = timedelta(seconds=10)
 FORGET_AFTER = timedelta(days=10)  # finished orders and executions older than this are dropped
 ACK_POLL_S = 0.005
 
@@ -59,6 +69,8 @@ class IbOrders:
         self._positions: list[BrokerPosition] = []
         self._holdings: list[Holding] = []
         self._noted: set[int] = set()
+        self._held_check: asyncio.Task[None] | None = None
+        self._held_checked_at: datetime | None = None
 
     # -- sending -------------------------------------------------------------------------------
     def _check(self, spec: OrderSpec) -> None:
@@ -217,14 +229,63 @@ class IbOrders:
             self._cancel_id(record)
         except BrokerError as exc:
             log.warning("cancel of %s not sent: %s", order_ref, exc)
+            return
+        if record.status == "held":
+            # IB may never confirm this cancel (ib_insync#363): its open orders say.
+            record.held_cancel_at = record.held_cancel_at or self.conn.now()
+            await self.confirm_held_cancels()
+
+    async def confirm_held_cancels(self) -> None:
+        """Orders IB held Inactive that tradebot asked IB to cancel: each one IB's open orders
+        (asked now, after the cancel) no longer list is finished — it can no longer fill, and a
+        replacement can never double it. One IB still lists, or an unanswered request, leaves
+        them held."""
+        asked = [
+            o
+            for o in self.tracker.all_orders()
+            if o.status == "held"
+            and o.held_cancel_at is not None
+            and o.client_id == self.conn.settings.client_id
+        ]
+        if not asked or not self.conn.is_connected():
+            return
+        self._held_checked_at = self.conn.now()
+        try:
+            listed = await self.conn.call(
+                "the open orders (confirming a held order's cancel)",
+                lambda ib: ib.reqAllOpenOrdersAsync(),
+            )
+        except BrokerError as exc:
+            log.warning("held orders' cancel not confirmed yet: %s", exc)
+            return
+        perm_ids = {t.order.permId for t in listed if t.order.permId}
+        ids = {(t.order.clientId, t.order.orderId) for t in listed}
+        now = self.conn.now()
+        for o in asked:
+            if o.status != "held":
+                continue  # IB said more meanwhile (Cancelled, Submitted, Filled)
+            if (o.perm_id and o.perm_id in perm_ids) or (o.client_id, o.order_id) in ids:
+                continue
+            log.warning(
+                "%s (order id %d): IB held it Inactive, and its open orders no longer list it "
+                "after the cancel: finished",
+                o.order_ref, o.order_id,
+            )  # fmt: skip
+            self.tracker.give_up(
+                o,
+                "IB held it Inactive; cancelled, and IB no longer lists it (it never worked)",
+                now,
+            )
 
     # -- what IB did ---------------------------------------------------------------------------
     def _watch_held(self) -> None:
         """Orders IB holds Inactive (not working, not finished): cancelled once they have been
-        held for HELD_WATCH, and given up when the cancel brings no news for as long."""
+        held for HELD_WATCH; those cancelled are finished once IB no longer lists them
+        (`confirm_held_cancels`, in the background every HELD_RECHECK)."""
         if not self.conn.is_connected():
             return
         now = self.conn.now()
+        waiting = False
         for o in self.tracker.all_orders():
             if o.status != "held" or o.held_since is None:
                 continue
@@ -241,16 +302,19 @@ class IbOrders:
                     log.warning("cancel of held %s not sent: %s", o.order_ref, exc)
                     continue
                 o.held_cancel_at = now
-            elif o.held_cancel_at is not None and now - o.held_cancel_at >= HELD_WATCH:
-                self.tracker.give_up(
-                    o,
-                    "IB held it Inactive and did not confirm its cancel; it never worked",
-                    now,
-                )
+            waiting = waiting or o.held_cancel_at is not None
+        last = self._held_checked_at
+        due = last is None or now - last >= HELD_RECHECK or now < last
+        running = self._held_check is not None and not self._held_check.done()
+        if waiting and due and not running:
+            self._held_checked_at = now
+            self._held_check = asyncio.create_task(self.confirm_held_cancels())
 
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         """What IB told us about our orders (served while reconnecting too: the loop only reads
-        it then, and everything learnt meanwhile arrives with the reconnection's resync)."""
+        it then, and everything learnt meanwhile arrives with the reconnection's resync).
+        What the Gateway left unanswered at connect is asked again in the background."""
+        self.conn.retry_missing_soon()
         self._watch_held()
         out = []
         for o in self.tracker.orders(since):
@@ -284,6 +348,7 @@ class IbOrders:
                     filled=o.filled,
                     avg_fill_price=o.avg_fill_price,
                     reason=o.reason,
+                    finished_at=o.finished_at,
                 )
             )
         return out
@@ -334,9 +399,19 @@ class IbOrders:
             )
         return out
 
+    def _positions_answered(self) -> None:
+        """IB's position list is only IB's word once it has answered reqPositions (position
+        messages, then positionEnd); before that, ib_async's empty list means nothing."""
+        missing = self.conn.missing.get(POSITIONS)
+        if missing is not None:
+            raise PositionsUnknown(
+                f"IB has not answered its positions ({missing}); asked again every minute"
+            )
+
     async def holdings(self) -> list[Holding]:
         """Every position IB reports for the account, options and anything else (the last
         ones reported while the connection is being restored)."""
+        self._positions_answered()
         if not self.conn.is_connected() or self.conn.ib is None:
             return list(self._holdings)
         out = []
@@ -361,6 +436,7 @@ class IbOrders:
 
     async def positions(self) -> list[BrokerPosition]:
         """IB's positions (the last ones IB reported while the connection is being restored)."""
+        self._positions_answered()
         if not self.conn.is_connected() or self.conn.ib is None:
             return list(self._positions)
         ib = self.conn.ib
