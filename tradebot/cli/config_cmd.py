@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,13 +82,20 @@ def show(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         return
     import tomli_w
 
+    # The path on a line of its own keeps the header within 80 columns for a usual path; the
+    # document is written as it is, never re-wrapped to the terminal: a wrapped comment or
+    # string is no longer TOML (`config show > effective.toml`), and a terminal wraps a long
+    # line itself.
+    from tradebot.core.validation import escape_control
+
+    path = escape_control(str(loaded.path))  # a newline in a path must not end the comment
     header = (
-        f"# effective configuration from {loaded.path}"
+        f"# effective configuration from\n# {path}"
         if loaded.file_found
-        else f"# built-in defaults ({loaded.path} not found)"
+        else f"# built-in defaults\n# ({path} not found)"
     )
     text = tomli_w.dumps(_tomlable(loaded.settings.model_dump()))
-    stdout_console().print(header + "\n" + text, markup=False, highlight=False)
+    sys.stdout.write(header + "\n" + text)
 
 
 def _tomlable(value: Any) -> Any:

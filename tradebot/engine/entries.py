@@ -393,12 +393,16 @@ class EntryPipeline:
             recheck=recheck,
         )
         if not decision.allowed:
+            # `_refuse` names the first rule; the others follow with their own names.
+            first, *others = decision.refusals or [
+                Refusal("phase", "the phase ladder refused the entry")
+            ]
             self._refuse(
                 now,
                 symbol,
                 strategy,
-                decision.refusals[0].rule if decision.refusals else "phase",
-                "; ".join(f"{r.rule}: {r.message}" for r in decision.refusals),
+                first.rule,
+                "; ".join([first.message, *(f"{r.rule}: {r.message}" for r in others)]),
             )
             return "refused by the phase ladder"
         book.refresh()
