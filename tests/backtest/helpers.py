@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -69,3 +70,15 @@ def operated_ladder(
     ladder = PhaseLadder(loaded, notify=operator.notify, cached=True)
     operator.ladder = ladder
     return ladder, operator, TradeJournal(loaded.logs_dir)
+
+
+def text_of(root: Path, name: str) -> str:
+    """The file `name` under a run's logs `root`, or "" when it was never written."""
+    path = root / name
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def history_of(root: Path) -> list[dict[str, object]]:
+    """The phase history's records, without their random `transition_id`s."""
+    lines = text_of(root, "phase/phase-history.jsonl").splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "transition_id"} for x in lines]

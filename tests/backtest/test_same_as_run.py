@@ -4,13 +4,12 @@ leaving out the ticks in which the loop provably does nothing."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.backtest.helpers import ALL_COUNT, backtest
+from tests.backtest.helpers import ALL_COUNT, backtest, history_of, text_of
 from tests.conftest import shared_data
 from tests.engine.harness import config, run
 from tradebot.config import LoadedConfig
@@ -26,23 +25,13 @@ symbols = ["SPY", "QQQ"]
 FILES = ("journal/orders.jsonl", "journal/trades.jsonl", "journal/events.jsonl")
 
 
-def _text(root: Path, name: str) -> str:
-    path = root / name
-    return path.read_text(encoding="utf-8") if path.exists() else ""
-
-
-def _history(root: Path) -> list[dict[str, object]]:
-    lines = _text(root, "phase/phase-history.jsonl").splitlines()
-    return [{k: v for k, v in json.loads(x).items() if k != "transition_id"} for x in lines]
-
-
 def _assert_same(live: LoadedConfig, out: Path) -> None:
     for name in FILES:
-        assert _text(out, name) == _text(live.logs_dir, name), name
-    assert _text(out, "phase/session-metrics.jsonl") == _text(
+        assert text_of(out, name) == text_of(live.logs_dir, name), name
+    assert text_of(out, "phase/session-metrics.jsonl") == text_of(
         live.logs_dir, "phase/session-metrics.jsonl"
     )
-    assert _history(out) == _history(live.logs_dir)
+    assert history_of(out) == history_of(live.logs_dir)
 
 
 def test_synthetic_backtest_writes_what_run_writes(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.backtest.helpers import NOW
+from tests.backtest.helpers import NOW, history_of, text_of
 from tests.engine.harness import Recorder, config
 from tradebot.backtest.engine import run_backtest
 from tradebot.backtest.plan import BacktestRequest, prepare
@@ -142,16 +142,6 @@ def _backtest(root: Path, case: Case) -> tuple[RunSummary, Path]:
     return result.summary, root / "bt"
 
 
-def _text(root: Path, name: str) -> str:
-    path = root / name
-    return path.read_text(encoding="utf-8") if path.exists() else ""
-
-
-def _history(root: Path) -> list[dict[str, object]]:
-    lines = _text(root, "phase/phase-history.jsonl").splitlines()
-    return [{k: v for k, v in json.loads(x).items() if k != "transition_id"} for x in lines]
-
-
 COUNTER: list[int] = [0]
 
 
@@ -170,15 +160,15 @@ def test_run_and_an_unskipped_backtest_write_the_same_journals(tmp_path: Path, c
         every = _run(root, case, skip_idle=False) if case.mode == "dry_run" else None
     bt_summary, bt_out = every or _backtest(root, case)
     for name in FILES:
-        assert _text(bt_out, name) == _text(run_logs, name), (name, case)
-    assert _history(bt_out) == _history(run_logs), case
+        assert text_of(bt_out, name) == text_of(run_logs, name), (name, case)
+    assert history_of(bt_out) == history_of(run_logs), case
     assert bt_summary.ticks_idle == 0  # the backtest ran every scheduled tick ...
     assert bt_summary.ticks == run_summary.ticks  # ... the run counted the same schedule
     assert [t.model_dump() for t in bt_summary.trades] == [
         t.model_dump() for t in run_summary.trades
     ]
     if os.environ.get("PROPERTY_STATS"):
-        events = _text(run_logs, "journal/events.jsonl")
+        events = text_of(run_logs, "journal/events.jsonl")
         print(
             "\nSTATS",
             case.mode,
@@ -188,7 +178,7 @@ def test_run_and_an_unskipped_backtest_write_the_same_journals(tmp_path: Path, c
             "halt" if "halt_noticed" in events else "-",
             "flat" if "halt_flatten" in events else "-",
             "oco" if "bracket_refused" in events else "-",
-            "down" if "auto_downgrade" in _text(run_logs, "phase/phase-history.jsonl") else "-",
+            "down" if "auto_downgrade" in text_of(run_logs, "phase/phase-history.jsonl") else "-",
             "early"
             if any(
                 d in (date(2024, 7, 3), date(2024, 11, 29), date(2024, 12, 24), date(2025, 7, 3))
