@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.core.data_loaders import lean_goog_chain, yahoo_chain
 from tradebot.config import RiskConfig
 from tradebot.core.option_selection import OptionQuote
-from tradebot.core.sizing import bracket_prices, liquidity_check, position_size
+from tradebot.core.sizing import bracket_prices, cash_shortfall, liquidity_check, position_size
 
 D = Decimal
 RISK = RiskConfig()  # 1 % risk, 50 % stop, 100 % target, 10 % spread, 100 contracts volume
@@ -189,3 +189,24 @@ def test_bracket_invariants(premium: Decimal, tp: Decimal, sl: Decimal) -> None:
     for price in (b.entry, b.take_profit, b.stop_loss):
         assert price % tick == 0
     assert b.entry - b.stop_loss <= b.entry * sl / 100  # never more loss than planned
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 50),
+    st.decimals(min_value="0.01", max_value="50", places=2),
+    st.sampled_from([1, 10, 100]),
+    st.decimals(min_value="0", max_value="100000", places=2),
+)
+def test_an_entry_is_refused_for_cash_exactly_when_it_costs_more_than_the_cash(
+    contracts: int, entry: Decimal, multiplier: int, cash: Decimal
+) -> None:
+    reason = cash_shortfall(contracts, entry, multiplier, cash)
+    cost = entry * multiplier * contracts
+    assert (reason is not None) == (cost > cash)
+    if reason is not None:  # the refusal names its numbers
+        assert f"${cost:,.2f}" in reason and f"${cash:,.2f}" in reason
+
+
+def test_unknown_cash_refuses_nothing() -> None:
+    assert cash_shortfall(3, Decimal("9.99"), 100, None) is None

@@ -91,6 +91,20 @@ def test_tiny_cap_means_no_trade_with_the_cheapest_cost_in_the_reason(tmp_path: 
     assert "cheapest is" in refused[0]["message"]
 
 
+def test_an_entry_the_cash_cannot_pay_is_refused_never_sent(tmp_path: Path) -> None:
+    """An account whose cash no longer buys one contract sends nothing: before, each signal
+    sent a bracket the broker cancelled for want of funds (IB: error 201), every few minutes,
+    and the simulated venue's order list grew without end."""
+    loaded = config(tmp_path, "[risk]\npaper_equity = 60\n")
+    run(loaded, "2025-07-01", "2025-07-01T13:00")
+    assert not entry_intents(loaded)
+    refused = refusals(loaded, "cash")
+    assert refused, "the scenario needs a signal"
+    assert "the account has $60.00 in cash" in refused[0]["message"]
+    assert "before commission" in refused[0]["message"]
+    assert Decimal(str(refused[0]["cash"])) == Decimal(60)
+
+
 def test_wide_spread_quote_is_refused_and_journaled_with_numbers(tmp_path: Path) -> None:
     loaded = config(tmp_path, "[risk]\nmax_spread_pct = 1\n")
     run(loaded, "2025-07-01", "2025-07-01T12:00")

@@ -218,3 +218,21 @@ def bracket_prices(
             f"{_pct(stop_loss_pct)} on tick {grid.describe()}: no trade"
         )
     return BracketPrices(entry=entry, take_profit=take_profit, stop_loss=stop)
+
+
+def cash_shortfall(
+    contracts: int, entry: Decimal, multiplier: int, cash: Decimal | None
+) -> str | None:
+    """Why a buy of `contracts` at `entry` a share cannot be paid from the account's `cash`, or
+    None when it can (or the cash is not known). An option is paid in full when bought; an order
+    the broker is sure to refuse for want of funds is not sent (IB answers error 201 each time,
+    and the bot would send it again at every signal)."""
+    if cash is None:
+        return None
+    cost = entry * multiplier * contracts
+    if cost <= cash:
+        return None
+    return (
+        f"{contracts} × {entry} × {multiplier} costs {_usd(cost)} before commission; "
+        f"the account has {_usd(cash)} in cash"
+    )

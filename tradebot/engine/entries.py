@@ -39,7 +39,12 @@ from tradebot.core.option_selection import (
     select_contract,
 )
 from tradebot.core.phase_rules import EntryDecision, Refusal
-from tradebot.core.sizing import bracket_prices, liquidity_check, position_size
+from tradebot.core.sizing import (
+    bracket_prices,
+    cash_shortfall,
+    liquidity_check,
+    position_size,
+)
 from tradebot.core.strategies import (
     Action,
     apply_debounce,
@@ -80,8 +85,10 @@ class EntryPipeline:
         equity: Decimal,
         *,
         scalp_until: datetime | None = None,
+        cash: Decimal | None = None,
     ) -> str:
-        """Run the pipeline for `symbol`; returns what happened, in a few words."""
+        """Run the pipeline for `symbol`; returns what happened, in a few words. `cash`: the
+        account's cash at this tick, when the broker said (an entry it cannot pay is refused)."""
         s = self.ctx.settings
         bars = await self.data.refresh(symbol, now, session)
         scalp = bars.scalp(s.strategies.scalp)
@@ -132,7 +139,7 @@ class EntryPipeline:
                     f"{s.trading.flatten_minutes_before_close} min before the close)",
                 )  # fmt: skip
             return "blocked (flatten_time)"
-        return await self._enter(symbol, now, session, risk, equity, action, bars.last_close)
+        return await self._enter(symbol, now, session, risk, equity, action, bars.last_close, cash)
 
     async def _enter(
         self,
@@ -143,6 +150,7 @@ class EntryPipeline:
         equity: Decimal,
         action: Action,
         spot: float | None,
+        cash: Decimal | None = None,
     ) -> str:
         ctx, s = self.ctx, self.ctx.settings
         strategy = action.strategy or "scalp"
@@ -270,6 +278,10 @@ class EntryPipeline:
         except ValueError as exc:
             self._refuse(now, symbol, strategy, "bracket", str(exc))
             return "no bracket"
+        short = cash_shortfall(sizing.contracts, prices.entry, contract.multiplier, cash)
+        if short is not None:
+            self._refuse(now, symbol, strategy, "cash", short, cash=cash)
+            return "no cash"
         return await self._send(
             symbol,
             now,

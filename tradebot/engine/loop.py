@@ -876,7 +876,13 @@ class TradingLoop:
             async with limit:
                 try:
                     return await self.entries.evaluate(
-                        symbol, now, session, risk, equity, scalp_until=plan.flatten_at
+                        symbol,
+                        now,
+                        session,
+                        risk,
+                        equity,
+                        scalp_until=plan.flatten_at,
+                        cash=marked.cash,
                     )
                 except TradebotError as exc:
                     ctx.events.record(now, "broker_error", f"{symbol}: {exc.message}")
