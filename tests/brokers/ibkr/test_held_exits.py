@@ -146,3 +146,32 @@ def test_a_held_closing_sell_is_not_a_guard_emulated_legs_follow_once_it_is_gone
         assert r.statuses(f"{ref}.x2")[-1] == "filled"
 
     rig(body, tmp_path, version=157, start=DAY, symbols=("SPY",), limit_s=60)
+
+
+def test_overlapping_open_order_requests_each_get_all_of_ibs_open_orders(
+    tmp_path: Path,
+) -> None:
+    """ib_async keeps one result slot for reqAllOpenOrders ('openOrders'): a second request
+    started before the first's openOrderEnd empties the first's list, is resolved by the
+    first's end with only part of IB's orders, and leaves the first to time out (ib_async
+    wrapper.startReq/openOrder/openOrderEnd). A held sell missing from such an answer would be
+    given up and its replacement sent beside it (review of fixes1, finding 3). The
+    connection's open-order requests take turns: the held-cancel check, the start-up retry and
+    the 1101/1102 resync asked at once each get IB's whole list, the held order in it."""
+    import asyncio
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=DAY.date())
+        await filled(r, ref)
+        conn = r.broker.conn
+        ib = conn.require()
+        what = "the open orders"
+        answers = await asyncio.gather(
+            *(conn.call(what, conn.open_orders) for _ in range(3)),
+            conn._call(ib, what, conn.open_orders(ib)),
+        )
+        for listed in answers:
+            assert {t.order.orderRef for t in listed} >= {f"{ref}.tp", f"{ref}.sl"}
+
+    rig(body, tmp_path, start=DAY, symbols=("SPY",), limit_s=30)

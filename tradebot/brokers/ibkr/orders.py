@@ -265,22 +265,31 @@ class IbOrders:
         if not asked or not self.conn.is_connected():
             return
         self._held_checked_at = self.conn.now()
-        try:
-            listed = await self.conn.call(
-                "the open orders (confirming a held order's cancel)",
-                lambda ib: ib.reqAllOpenOrdersAsync(),
-            )
-        except BrokerError as exc:
-            log.warning("held orders' cancel not confirmed yet: %s", exc)
-            return
-        perm_ids = {t.order.permId for t in listed if t.order.permId}
-        ids = {(t.order.clientId, t.order.orderId) for t in listed}
+        # Two answers in a row, each asked after the cancel and one at a time, must both leave
+        # the order out: an answer that reached ib_async late (after its own request timed
+        # out) resolves the next request instead, and could predate the order.
+        gone = list(asked)
+        for _ in range(2):
+            try:
+                listed = await self.conn.call(
+                    "the open orders (confirming a held order's cancel)", self.conn.open_orders
+                )
+            except BrokerError as exc:
+                log.warning("held orders' cancel not confirmed yet: %s", exc)
+                return
+            perm_ids = {t.order.permId for t in listed if t.order.permId}
+            ids = {(t.order.clientId, t.order.orderId) for t in listed}
+            gone = [
+                o
+                for o in gone
+                if not ((o.perm_id and o.perm_id in perm_ids) or (o.client_id, o.order_id) in ids)
+            ]
+            if not gone:
+                return
         now = self.conn.now()
-        for o in asked:
+        for o in gone:
             if o.status != "held":
                 continue  # IB said more meanwhile (Cancelled, Submitted, Filled)
-            if (o.perm_id and o.perm_id in perm_ids) or (o.client_id, o.order_id) in ids:
-                continue
             log.warning(
                 "%s (order id %d): IB held it Inactive, and its open orders no longer list it "
                 "after the cancel: finished",
