@@ -391,12 +391,22 @@ class ExpiryWatch:
             entry = pos.entry
             exits = _selling(pos)
             since = self.closing_since[entry.ref]
-            held = any(e.role == "exit" and e.status == "held" for e in pos.working_exits)
+            held = [e.ref for e in pos.working_exits if e.role == "exit" and e.status == "held"]
             legs = [e.ref for e in pos.working_exits if e.role != "exit"]
             legs += [entry.ref] if entry.working else []
             act = "tradebot keeps retrying the sell"
             if exits:
                 doing = "its sell is working"
+            elif held and now - since >= EXIT_STUCK:
+                # Cancelled at once (`held_guards`), and the broker has not confirmed it since:
+                # nothing is sent beside an order that may still fill; only a person can act.
+                names = ", ".join(held)
+                doing = (
+                    f"the broker holds its sell {names} Inactive and has not confirmed its cancel"
+                )
+                act = (
+                    f"tradebot sells nothing beside it: cancel {names} and sell by hand in TWS now"
+                )
             elif held:
                 doing = "its sell is held Inactive by the broker"
             elif legs and now - since >= EXIT_STUCK:
