@@ -32,6 +32,10 @@ flatten, expiry-day sells) never waits behind a statement; entries stay refused 
 While the broker has not said what it holds (IB Gateway never answered reqPositions), nothing is
 compared: silence is not "nothing held". The verdicts drawn from its last answer stand, and
 entries wait anyway (the connection is degraded).
+
+Why one module: comparing, explaining from the evidence (order status, statement) and refusing
+are one verdict per difference, and the statement fetched in the background belongs to the
+check that asked for it.
 """
 
 from __future__ import annotations
