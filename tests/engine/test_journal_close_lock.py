@@ -39,12 +39,18 @@ CONTRACT = OptionContract("SPY", date(2025, 7, 18), Decimal(600), "C", con_id=90
 class Broker:
     """IB after its day ended: the executions are gone, the stop's order status says Filled."""
 
-    def __init__(self, stop: BrokerOrder | None = None, holdings: list[Holding] | None = None):
+    def __init__(
+        self,
+        qty: int = 1,
+        stop: BrokerOrder | None = None,
+        holdings: list[Holding] | None = None,
+    ):
+        self.qty = qty
         self.stop = stop
         self.held = holdings or []
         self.entry_fill = Execution(
             exec_id="e1", order_ref=REF, order_id=1, perm_id=101, contract=CONTRACT,
-            side="BOT", qty=1, price=Decimal("2.00"), time=T0, commission=Decimal("0.65"),
+            side="BOT", qty=qty, price=Decimal("2.00"), time=T0, commission=Decimal("0.65"),
         )  # fmt: skip
 
     async def holdings(self) -> list[Holding]:
@@ -56,8 +62,9 @@ class Broker:
     async def orders(self, since: datetime | None = None) -> list[BrokerOrder]:
         entry = BrokerOrder(
             order_ref=REF, order_id=1, perm_id=101, parent_id=0, contract=CONTRACT,
-            action="BUY", qty=1, order_type="LMT", limit=Decimal("2.00"), stop=None, tif="DAY",
-            status="filled", filled=1, avg_fill_price=Decimal("2.00"), finished_at=T0,
+            action="BUY", qty=self.qty, order_type="LMT", limit=Decimal("2.00"), stop=None,
+            tif="DAY", status="filled", filled=self.qty, avg_fill_price=Decimal("2.00"),
+            finished_at=T0,
         )  # fmt: skip
         return [entry] if self.stop is None else [entry, self.stop]
 
@@ -72,23 +79,23 @@ def _book(logs: Path) -> OrderBook:
     return OrderBook(CachedOrderJournal(logs), CachedTradeJournal(logs), EventLog(logs))
 
 
-def _open_position(logs: Path) -> OrderBook:
+def _open_position(logs: Path, qty: int = 1) -> OrderBook:
     """An entry bought and its stop working, as the loop journals them."""
     book = _book(logs)
     common: dict[str, Any] = {
         "symbol": "SPY", "strategy": "whale", "contract": CONTRACT, "session": T0.date(),
         "mode": "paper", "phase": "experience", "intent_ts": T0,
     }  # fmt: skip
-    book.add_intent(T0, TrackedOrder(ref=REF, role="entry", action="BUY", qty=1,
+    book.add_intent(T0, TrackedOrder(ref=REF, role="entry", action="BUY", qty=qty,
                                      order_type="LMT", tif="DAY", limit=Decimal("2.00"),
                                      **common))  # fmt: skip
-    book.add_intent(T0, TrackedOrder(ref=f"{REF}.sl", role="stop_loss", action="SELL", qty=1,
+    book.add_intent(T0, TrackedOrder(ref=f"{REF}.sl", role="stop_loss", action="SELL", qty=qty,
                                      order_type="STP", tif="GTC", stop=Decimal("1.00"),
                                      parent_ref=REF, **common))  # fmt: skip
     book.mark_submitted(T0, REF, 1, 101, "submitted")
     book.mark_submitted(T0, f"{REF}.sl", 2, 102, "submitted")
-    asyncio.run(book.sync(Broker(), T0 + timedelta(minutes=2)))  # type: ignore[arg-type]
-    assert book.position(book.orders[REF]).open_qty == 1
+    asyncio.run(book.sync(Broker(qty), T0 + timedelta(minutes=2)))  # type: ignore[arg-type]
+    assert book.position(book.orders[REF]).open_qty == qty
     return book
 
 
@@ -127,7 +134,7 @@ def test_an_exit_from_the_brokers_order_status_is_dated_when_the_broker_filled_i
     logs = tmp_path / "logs"
     book = _open_position(logs)
     sold_at = T0 + timedelta(minutes=70)
-    watch = _watch(book, Broker(stop=_filled_stop(sold_at)), logs)
+    watch = _watch(book, Broker(1, stop=_filled_stop(sold_at)), logs)
     done = asyncio.run(watch.check(T0 + timedelta(hours=20), settled=True))
     assert done == [f"{REF}.sl: 1 sold at 0.98 (IB's order status)"]
     assert _exit_fills(logs) == [
@@ -145,7 +152,7 @@ def test_a_short_position_is_an_unknown_one_to_close_by_hand_never_an_exit_to_re
     logs = tmp_path / "logs"
     short = Holding(symbol="SPY", sec_type="STK", label="SPY", con_id=756733, qty=-100,
                     option=None)  # fmt: skip
-    watch = _watch(_book(logs), Broker(holdings=[short]), logs)
+    watch = _watch(_book(logs), Broker(1, holdings=[short]), logs)
     asyncio.run(watch.check(T0, settled=True))
     assert watch.refusal() is None
     [text] = watch.unknown.values()
@@ -194,7 +201,7 @@ def test_journal_close_waits_for_the_journal_lock_and_decides_on_what_it_then_ho
             time.sleep(0.01)
         # The exclusive lock, before reading anything: read, check and write are one step.
         assert waiting == "WRITE"
-        watch = _watch(book, Broker(stop=_filled_stop(T0 + timedelta(minutes=70))), logs)
+        watch = _watch(book, Broker(1, stop=_filled_stop(T0 + timedelta(minutes=70))), logs)
         asyncio.run(watch.check(T0 + timedelta(hours=20), settled=True))
     out, err = cli.communicate(timeout=60)
     assert cli.returncode == 4, (out, err)  # refused: nothing open
@@ -207,7 +214,7 @@ def test_a_reconciliation_after_journal_close_records_nothing_more(config_dir: P
     view of the journal, re-reads it under the lock and records nothing more."""
     logs = config_dir / "logs"
     book = _open_position(logs)
-    watch = _watch(book, Broker(stop=_filled_stop(T0 + timedelta(minutes=70))), logs)
+    watch = _watch(book, Broker(1, stop=_filled_stop(T0 + timedelta(minutes=70))), logs)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
     done = subprocess.run(
         [sys.executable, "-m", "tradebot", "journal", "close", REF, "--price", "0.98",
@@ -220,3 +227,58 @@ def test_a_reconciliation_after_journal_close_records_nothing_more(config_dir: P
     done_by_loop = asyncio.run(watch.check(T0 + timedelta(hours=20), settled=True))
     assert done_by_loop == []
     assert len(_exit_fills(logs)) == 1
+
+
+def _reconciled(qty: int, n: int) -> Execution:
+    return Execution(
+        exec_id=f"statement:{n}", order_ref=REF, order_id=0, perm_id=0, contract=CONTRACT,
+        side="SLD", qty=qty, price=Decimal("1.50"), time=T0 + timedelta(hours=1),
+        commission=Decimal(0),
+    )  # fmt: skip
+
+
+def test_a_recorded_exit_is_final_at_once_partial_or_whole(tmp_path: Path) -> None:
+    """An exit recorded from a statement or by the operator (`REF.rN`) has sold what it says:
+    it is 'filled' in the journal at once, so it never reads as a sell still working — which
+    would stop the flatten, the expiry-day sell and the emulated guards of what is left
+    (review of fixes1, finding 1). True for one contract of two, then for the last one."""
+    logs = tmp_path / "logs"
+    book = _open_position(logs, qty=2)
+    entry = book.orders[REF]
+    first = book.record_exit(T0, entry, _reconciled(1, 1), source="statement", note="sold 1")
+    assert first is not None and first.ref == f"{REF}.r1"
+    assert book.orders[f"{REF}.r1"].status == "filled"
+    pos = book.position(entry)
+    assert pos.open_qty == 1
+    assert [e.ref for e in pos.working_exits] == [f"{REF}.sl"]  # the stop, not the record
+    book.record_exit(T0, entry, _reconciled(1, 2), source="statement", note="sold the rest")
+    assert book.orders[f"{REF}.r2"].status == "filled"
+    # A fresh reader of the journal agrees.
+    again = _book(logs)
+    again.refresh()
+    assert {r: again.orders[r].status for r in (f"{REF}.r1", f"{REF}.r2")} == {
+        f"{REF}.r1": "filled",
+        f"{REF}.r2": "filled",
+    }
+    assert again.position(again.orders[REF]).open_qty == 0
+
+
+def test_journal_close_of_the_whole_position_leaves_its_own_exit_filled(
+    config_dir: Path,
+) -> None:
+    """`tradebot journal close` of everything that is open: its exit `.r1` is 'filled' (never
+    marked cancelled with the legs it closes), and the trade is written once."""
+    logs = config_dir / "logs"
+    _open_position(logs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tradebot", "journal", "close", REF, "--price", "0.50",
+         "--reason", "sold in TWS"],
+        cwd=config_dir, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    book = _book(logs)
+    book.refresh()
+    assert book.orders[f"{REF}.r1"].status == "filled"
+    assert book.orders[f"{REF}.sl"].status == "cancelled"
+    assert len(book.trades.read().trades) == 1

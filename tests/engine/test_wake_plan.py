@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from time import sleep
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -205,11 +206,11 @@ def _partly_filled_run(root: Path, *, skip: bool) -> tuple[list[dict[str, object
     cancel = broker.cancel
     refused: list[str] = []
 
-    async def fails_once(order_ref: str) -> None:
+    async def fails_once(order_ref: str, **known: Any) -> None:
         if order_ref in partly and not refused:  # a gateway's timeout: nothing is journaled
             refused.append(order_ref)
             raise BrokerError("request timed out (cancel)")
-        await cancel(order_ref)
+        await cancel(order_ref, **known)
 
     broker.place_bracket = rests_then_fills_one  # type: ignore[method-assign]
     broker.cancel = fails_once  # type: ignore[method-assign]

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from tests.engine.harness import config
 from tests.review.helpers import HOLD, positions, prepare, run_loop, sim, trading
@@ -90,13 +91,13 @@ def test_a_flatten_never_sells_more_than_the_broker_holds(tmp_path: Path) -> Non
     raced: list[str] = []
     oversold: list[str] = []
 
-    async def take_profit_fills_first(order_ref: str) -> None:
+    async def take_profit_fills_first(order_ref: str, **known: Any) -> None:
         # The take-profit trades just before the flatten's cancel reaches the broker.
         if order_ref.endswith(".tp") and not raced:
             order = next(o for o in broker.exchange.working_orders() if o.order_ref == order_ref)
             broker.exchange.force_fill(order.order_id, broker.now())
             raced.append(order_ref)
-        await cancel(order_ref)
+        await cancel(order_ref, **known)
 
     async def watched(order: OrderSpec) -> PlacedOrder:
         held = broker.exchange.positions.get(order.contract.con_id)

@@ -242,7 +242,12 @@ class Broker(Protocol):
 
     async def place_order(self, order: OrderSpec) -> PlacedOrder: ...
 
-    async def cancel(self, order_ref: str) -> None: ...
+    async def cancel(
+        self, order_ref: str, *, order_id: int = 0, contract: OptionContract | None = None
+    ) -> None:
+        """Ask the broker to cancel `order_ref`; `order_id` and `contract` are what the journal
+        knows of it, for a broker that has not listed the order since a restart."""
+        ...
 
     async def positions(self) -> list[BrokerPosition]:
         """The account's option positions; PositionsUnknown when the broker has not said."""

@@ -224,7 +224,9 @@ class SimBroker:
         self._check(events, sim, bracket=False)
         return self._placed(sim)
 
-    async def cancel(self, order_ref: str) -> None:
+    async def cancel(
+        self, order_ref: str, *, order_id: int = 0, contract: OptionContract | None = None
+    ) -> None:
         self._advance()
         for order in self.exchange.working_orders():
             if order.order_ref == order_ref:

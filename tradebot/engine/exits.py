@@ -335,7 +335,9 @@ class ExitManager:
         if last is not None and now - last < CANCEL_AGAIN and now >= last:
             return False
         try:
-            await self.ctx.broker.cancel(order.ref)
+            await self.ctx.broker.cancel(
+                order.ref, order_id=order.order_id, contract=order.contract
+            )
         except BrokerError as exc:
             log.warning("%s: cancel failed: %s", order.ref, exc)
             return False
@@ -388,28 +390,49 @@ class ExpiryWatch:
         for pos in positions:
             entry = pos.entry
             exits = _selling(pos)
-            held = any(e.role == "exit" and e.status == "held" for e in pos.working_exits)
-            doing = (
-                "its sell is working"
-                if exits
-                else "its sell is held Inactive by the broker"
-                if held
-                else "no sell is working"
-            )
+            since = self.closing_since[entry.ref]
+            held = [e.ref for e in pos.working_exits if e.role == "exit" and e.status == "held"]
+            legs = [e.ref for e in pos.working_exits if e.role != "exit"]
+            legs += [entry.ref] if entry.working else []
+            act = "tradebot keeps retrying the sell"
+            if exits:
+                doing = "its sell is working"
+            elif held and now - since >= EXIT_STUCK:
+                # Cancelled at once (`held_guards`), and the broker has not confirmed it since:
+                # nothing is sent beside an order that may still fill; only a person can act.
+                names = ", ".join(held)
+                doing = (
+                    f"the broker holds its sell {names} Inactive and has not confirmed its cancel"
+                )
+                act = (
+                    f"tradebot sells nothing beside it: cancel {names} and sell by hand in TWS now"
+                )
+            elif held:
+                doing = "its sell is held Inactive by the broker"
+            elif legs and now - since >= EXIT_STUCK:
+                # Their cancel is unconfirmed (a Gateway that never listed its open orders):
+                # no sell goes out beside orders that can still fill; only a person can act.
+                names = ", ".join(legs)
+                doing = f"the broker has not confirmed the cancel of {names}"
+                act = (
+                    f"tradebot sells nothing beside them: cancel {names} and sell by hand in "
+                    "TWS now"
+                )
+            else:
+                doing = "no sell is working"
             lines.append(
                 f"EXPIRES TODAY: {entry.ref} {pos.open_qty} {entry.contract.label} still open, "
                 f"{minutes} min before the {close_ny:%H:%M %Z} close ({doing}); held at the close "
-                "it is exercised if in the money"
+                f"it is exercised if in the money; {act}"
             )
             # Alert when the sell failed or was never possible, or has not filled in a minute.
-            since = self.closing_since[entry.ref]
             if not exits or not connected or now - since >= EXIT_STUCK:
                 due = True
         self.urgent = lines
         if due and (self.last_alert is None or now - self.last_alert >= timedelta(minutes=1)):
             self.last_alert = now
             why = "" if connected else " (the broker is disconnected: nothing can be sent)"
-            text = "; ".join(lines) + why + "; tradebot keeps retrying the sell"
+            text = "; ".join(lines) + why
             self.ctx.events.record(now, "expiry_risk", text, refs=sorted(refs))
             self.ctx.notify("critical", text)
             log.error("%s", text)

@@ -242,6 +242,7 @@ class TradingLoop:
             if supervisor_task is not None:
                 supervisor_task.cancel()
                 await asyncio.gather(supervisor_task, return_exceptions=True)
+            self.positions.close()
             try:
                 ctx.events.record(
                     end,

@@ -131,7 +131,9 @@ class OcoWatcher:
                     continue  # a stop or a market exit is already selling it
                 for e in working:  # a resting take-profit gives way to the stop
                     try:
-                        await self.ctx.broker.cancel(e.ref)
+                        await self.ctx.broker.cancel(
+                            e.ref, order_id=e.order_id, contract=e.contract
+                        )
                     except BrokerError as exc:
                         log.warning("%s: cancel of %s failed: %s", ref, e.ref, exc)
                 if working:

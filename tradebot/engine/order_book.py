@@ -825,7 +825,11 @@ class OrderBook:
                 exit_reason=reason,
             )
             self.add_intent(now, order, note=note, source=source)
+        # The book tracks its own copy, rebuilt from the journal: read the fill back from it
+        # (the local one never learns it, and a `.rN` left 'intent' reads as a working sell).
+        order = self.orders[order.ref]
         self._record_fill(now, order, x, x.qty, source=source)
+        order = self.orders[order.ref]
         if order.filled_qty >= order.qty:
             self.mark_status(now, order.ref, "filled", f"{note} ({source})")
         return order

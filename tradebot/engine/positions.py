@@ -32,6 +32,10 @@ flatten, expiry-day sells) never waits behind a statement; entries stay refused 
 While the broker has not said what it holds (IB Gateway never answered reqPositions), nothing is
 compared: silence is not "nothing held". The verdicts drawn from its last answer stand, and
 entries wait anyway (the connection is degraded).
+
+Why one module: comparing, explaining from the evidence (order status, statement) and refusing
+are one verdict per difference, and the statement fetched in the background belongs to the
+check that asked for it.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ log = logging.getLogger("tradebot.engine")
 GRACE = timedelta(seconds=90)
 # Real seconds a check waits for the account statement before leaving it to the background.
 STATEMENT_WAIT_S = 2.0
+# A statement fetched in the background is used only this long after it was asked for (IB's
+# adapter asks Flex at most every 10 minutes): one left unread because the difference that
+# asked for it was explained otherwise cannot hold a sale made later.
+STATEMENT_FRESH_S = 600.0
 
 
 @dataclass
@@ -77,14 +85,28 @@ class PositionWatch:
     statement_wait_s: float = STATEMENT_WAIT_S
     _statement: asyncio.Task[Statement | None] | None = None
     _statement_since: date | None = None
+    _statement_asked: float = 0.0  # the event loop's clock when it was asked for
 
     async def _statement_for(self, since: date) -> Statement | None:
         """The account statement from `since`, if it is at hand within `statement_wait_s`;
-        else None now, and it is fetched on in the background for a later check."""
+        else None now, and it is fetched on in the background for a later check (the same
+        check asking again). A download asked for another `since`, or more than
+        STATEMENT_FRESH_S ago, is not used: it may predate the sale this check looks for."""
+        loop = asyncio.get_running_loop()
         task = self._statement
-        if task is None or (task.done() and (self._statement_since or since) > since):
+        if task is not None:
+            covers = (
+                (self._statement_since or since) <= since
+                if not task.done()
+                else (self._statement_since == since)
+            )
+            if not covers or loop.time() - self._statement_asked > STATEMENT_FRESH_S:
+                task.cancel()
+                task = None
+        if task is None:
             task = self._statement = asyncio.create_task(self.ctx.broker.statement(since))
             self._statement_since = since
+            self._statement_asked = loop.time()
         if not task.done():
             await asyncio.wait([task], timeout=self.statement_wait_s)
         if not task.done():
@@ -96,6 +118,13 @@ class PositionWatch:
         except Exception as exc:  # the broker's own failure: no evidence this time
             log.warning("account statement not read: %s", exc)
             return None
+
+    def close(self) -> None:
+        """The loop stops: a download still running is cancelled (asyncio.run would otherwise
+        wait for its thread at shutdown)."""
+        if self._statement is not None:
+            self._statement.cancel()
+            self._statement = None
 
     # -- what the loop asks ------------------------------------------------------------------
     def refusal(self) -> str | None:

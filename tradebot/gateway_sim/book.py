@@ -358,7 +358,9 @@ class OrderBook:
             return notices
         order = self.order(client_id, order_id)
         if order is None:
-            return [ErrorNotice(client_id, order_id, 135, f"Can't find order with id ={order_id}")]
+            # IB's answer to a cancel of an id it has no open order for (ib_insync#656).
+            text = f"OrderId {order_id} that needs to be cancelled is not found."
+            return [ErrorNotice(client_id, order_id, 10147, text)]
         notices = []
         if order.working and self.faults.take_fill_before_cancel():
             self._take_snapshot()

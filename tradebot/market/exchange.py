@@ -422,7 +422,9 @@ class SimExchange:
         events = self.advance(now)
         order = self.orders.get(order_id)
         if order is None:
-            return [*events, ErrorEvent(order_id, 135, f"Can't find order with id ={order_id}")]
+            # IB's answer to a cancel of an id it has no open order for (ib_insync#656).
+            text = f"OrderId {order_id} that needs to be cancelled is not found."
+            return [*events, ErrorEvent(order_id, 10147, text)]
         if not order.working:
             code = 10148 if order.status == "Filled" else 161
             text = (

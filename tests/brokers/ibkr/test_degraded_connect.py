@@ -254,3 +254,72 @@ def test_unanswered_order_lists_close_no_intent_and_arm_no_exit_on_top_of_ibs_le
             await again.stop()
 
     rig(body, tmp_path, start=DAY - timedelta(hours=2), symbols=("QQQ",), limit_s=40)
+
+
+def test_unanswered_open_orders_after_a_restart_the_legs_are_cancelled_by_order_id(
+    tmp_path: Path,
+) -> None:
+    """A bracket bought and filled (legs working at IB), tradebot restarted, and the Gateway
+    never answers reqAllOpenOrders. The option expires today. The legs' order ids are in the
+    journal, and IB answers a cancel by order id (same client id) with the order's status even
+    without the open-order list (IB API docs, "Cancelling an order": cancelOrder(orderId));
+    the legs are cancelled that way and the option is sold before the close (review of
+    fixes1, finding 2). Before, the cancel of an order the adapter had not seen listed was
+    dropped silently, and the legs blocked the sell forever."""
+
+    async def body(r: Rig) -> None:
+        ref, again = await _expiring_position_then_restart(r, "open-orders", expiry=DAY.date())
+        try:
+            again.loop.exits.confirm_wait_s = 0.2
+            again.sim.set_time(CLOSE - timedelta(minutes=10))  # the flatten
+            for _ in range(6):
+                await again.wake()
+                await again.advance(timedelta(seconds=10))
+            at_ib = {o.order_ref: o.status for o in again.venue_orders()}
+            assert not again.sim.exchange.positions, at_ib
+            assert at_ib[f"{ref}.tp"] == at_ib[f"{ref}.sl"] == "Cancelled"
+            assert again.statuses(f"{ref}.sl")[-1] == "cancelled"
+            assert [e["order_ref"] for e in again.events("position_closing")] == [f"{ref}.x1"]
+        finally:
+            await again.stop()
+
+    rig(body, tmp_path, start=DAY, symbols=("QQQ",), limit_s=60)
+
+
+def test_a_leg_ib_no_longer_has_is_settled_by_error_10147_and_the_option_is_sold(
+    tmp_path: Path,
+) -> None:
+    """The legs were cancelled at IB while tradebot was away and IB has forgotten them; after
+    the restart IB never answers its open orders. The cancel by order id is answered with error
+    10147 "OrderId N that needs to be cancelled is not found" (ib_insync#656; Lean's IB
+    brokerage finishes the order on it, QuantConnect/Lean.Brokerages.InteractiveBrokers#248):
+    nothing of them can trade, so the option is sold."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=DAY.date())
+        await filled(r, ref)
+        await r.ctx.book.sync(r.broker, r.now)
+        await r.stop()
+        book = r.sim.book
+        for key, venue in list(book.venue_ids.items()):
+            if r.sim.exchange.orders[venue].order_ref in (f"{ref}.tp", f"{ref}.sl"):
+                if r.sim.exchange.orders[venue].working:
+                    r.sim.exchange.cancel(venue, r.now)
+                del book.venue_ids[key]  # IB no longer knows the id
+        r.sim.faults.leave_unanswered("open-orders")
+        again = make_rig(r.sim, r.loaded)
+        await again.start()
+        try:
+            again.loop.exits.confirm_wait_s = 0.2
+            again.sim.set_time(CLOSE - timedelta(minutes=10))
+            for _ in range(6):
+                await again.wake()
+                await again.advance(timedelta(seconds=10))
+            assert not again.sim.exchange.positions
+            assert again.statuses(f"{ref}.tp")[-1] == "cancelled"
+            assert again.statuses(f"{ref}.sl")[-1] == "cancelled"
+        finally:
+            await again.stop()
+
+    rig(body, tmp_path, start=DAY, symbols=("QQQ",), limit_s=60)

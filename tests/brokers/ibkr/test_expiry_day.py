@@ -213,3 +213,52 @@ def test_the_flatten_cancels_a_partly_filled_entrys_rest_before_it_sells(tmp_pat
         assert (sell.action, sell.qty, sell.status) == ("SELL", 2, "Filled")
 
     rig(body, tmp_path, start=DAY, symbols=("SPY",))
+
+
+def test_after_a_partial_journal_close_the_rest_of_an_expiring_position_is_still_sold(
+    tmp_path: Path,
+) -> None:
+    """2 contracts expiring today; the operator sells 1 in TWS (another API client here) and
+    records it with `tradebot journal close REF --qty 1`, as the position_mismatch alert tells
+    them to. The recorded exit `REF.r1` is filled, not a sell still working: the flatten sells
+    the other contract before the close (review of fixes1, finding 1)."""
+    import subprocess
+    import sys
+
+    from ib_async import IB, Contract, MarketOrder
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=DAY.date(), qty=2)
+        await filled(r, ref)
+        await r.wake()
+        con_id = r.ctx.book.orders[ref].contract.con_id
+        other = IB()  # the operator, in TWS
+        await other.connectAsync("127.0.0.1", r.sim.port, clientId=5, timeout=2)
+        [option] = await other.qualifyContractsAsync(Contract(conId=con_id, exchange="SMART"))
+        manual = other.placeOrder(option, MarketOrder("SELL", 1, tif="DAY"))
+        for _ in range(200):
+            if manual.isDone():
+                break
+            await r.advance(timedelta(seconds=1))
+        other.disconnect()
+        assert [p.qty for p in r.sim.exchange.positions.values()] == [1]
+        result = subprocess.run(
+            [sys.executable, "-m", "tradebot", "--config", str(r.loaded.path), "journal",
+             "close", ref, "--qty", "1", "--price", "5", "--reason", "sold 1 in TWS"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        r.loop.exits.confirm_wait_s = 0.2
+        r.sim.set_time(CLOSE - timedelta(minutes=10))  # the flatten
+        for _ in range(12):
+            await r.wake()
+            await r.advance(timedelta(seconds=10))
+        assert r.ctx.book.orders[f"{ref}.r1"].status == "filled"
+        assert not r.sim.exchange.positions, (
+            f"the last contract is still held 8 minutes before its expiry close: "
+            f"{[(o.order_ref, o.status) for o in r.venue_orders()]}"
+        )
+        assert _trades(r)[ref]["qty"] == 2
+
+    rig(body, tmp_path, start=DAY - timedelta(minutes=20), symbols=("SPY",), limit_s=90)

@@ -146,3 +146,62 @@ def test_a_held_closing_sell_is_not_a_guard_emulated_legs_follow_once_it_is_gone
         assert r.statuses(f"{ref}.x2")[-1] == "filled"
 
     rig(body, tmp_path, version=157, start=DAY, symbols=("SPY",), limit_s=60)
+
+
+def test_overlapping_open_order_requests_each_get_all_of_ibs_open_orders(
+    tmp_path: Path,
+) -> None:
+    """ib_async keeps one result slot for reqAllOpenOrders ('openOrders'): a second request
+    started before the first's openOrderEnd empties the first's list, is resolved by the
+    first's end with only part of IB's orders, and leaves the first to time out (ib_async
+    wrapper.startReq/openOrder/openOrderEnd). A held sell missing from such an answer would be
+    given up and its replacement sent beside it (review of fixes1, finding 3). The
+    connection's open-order requests take turns: the held-cancel check, the start-up retry and
+    the 1101/1102 resync asked at once each get IB's whole list, the held order in it."""
+    import asyncio
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=DAY.date())
+        await filled(r, ref)
+        conn = r.broker.conn
+        ib = conn.require()
+        what = "the open orders"
+        answers = await asyncio.gather(
+            *(conn.call(what, conn.open_orders) for _ in range(3)),
+            conn._call(ib, what, conn.open_orders(ib)),
+        )
+        for listed in answers:
+            assert {t.order.orderRef for t in listed} >= {f"{ref}.tp", f"{ref}.sl"}
+
+    rig(body, tmp_path, start=DAY, symbols=("SPY",), limit_s=30)
+
+
+def test_a_held_sell_ib_never_lets_go_of_on_expiry_day_tells_the_operator_to_act_by_hand(
+    tmp_path: Path,
+) -> None:
+    """The closing sell of an option expiring today is held Inactive and IB ignores the cancel
+    (ib_insync#363). tradebot rightly sends nothing beside it; then only a person can act, and
+    the per-minute alert says so: which order is held, that its cancel is unconfirmed, and to
+    cancel it and sell by hand in TWS — not "tradebot keeps retrying the sell", which it is not
+    (review of fixes1, finding 4)."""
+
+    async def body(r: Rig) -> None:
+        await r.start()
+        ref = await open_position(r, "SPY", expiry=DAY.date())
+        await filled(r, ref)
+        await r.wake()
+        r.loop.exits.confirm_wait_s = 0.2
+        r.sim.set_time(CLOSE - timedelta(minutes=6))
+        r.sim.faults.inactive_next()
+        r.sim.faults.ignore_held_cancels()
+        await r.wake()
+        for _ in range(8):
+            await r.advance(timedelta(seconds=30))
+            await r.wake()
+        last = r.events("expiry_risk")[-1]["message"]
+        assert f"cancel {ref}.x1 and sell by hand in TWS now" in last, last
+        assert "keeps retrying" not in last
+        assert {o for _, o, _ in _journal_order(r)} == {f"{ref}.x1"}  # nothing beside it
+
+    rig(body, tmp_path, version=178, start=DAY, symbols=("SPY",), limit_s=60)

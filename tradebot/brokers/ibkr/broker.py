@@ -181,8 +181,10 @@ class IbkrBroker:
     async def place_order(self, order: OrderSpec) -> PlacedOrder:
         return await self.exec.place_order(order)
 
-    async def cancel(self, order_ref: str) -> None:
-        await self.exec.cancel(order_ref)
+    async def cancel(
+        self, order_ref: str, *, order_id: int = 0, contract: OptionContract | None = None
+    ) -> None:
+        await self.exec.cancel(order_ref, order_id=order_id, contract=contract)
 
     async def positions(self) -> list[BrokerPosition]:
         return await self.exec.positions()

@@ -56,6 +56,11 @@ RATE_EXCEEDED = 100
 REJECTIONS = frozenset({103, 110, 200, 201, 203, 321})
 # Information about an order that is (or was) working; never a cancel by itself. 202 is IB's
 # "order cancelled" notice: the orderStatus that comes with it is what counts.
+# "OrderId N that needs to be cancelled is not found": IB has no open order with that id (it
+# was cancelled, expired or filled before; ib_insync#656 shows 10148 "state: Filled" first,
+# then 10147 for the same id). Lean's IB brokerage finishes such an order on it
+# (QuantConnect/Lean.Brokerages.InteractiveBrokers#248).
+CANCEL_NOT_FOUND = 10147
 ORDER_INFO = frozenset({105, 135, 161, 202, 329, 399, 404, 434, 492, 10147, 10148, 10311, 10349})
 MARKET_DATA = frozenset({354, 10089, 10090, 10091, 10167, 10168, 10186, 10197})
 INFO = frozenset({165, 366, 2100, 2101, 2102, 2109, 2137, 2150, 2168, 2169})

@@ -240,6 +240,11 @@ class IbConnection:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._restore_task: asyncio.Task[None] | None = None
         self._retry_task: asyncio.Task[None] | None = None
+        # ib_async keeps ONE result slot for reqAllOpenOrders/reqOpenOrders ('openOrders'): a
+        # second request started before the first's openOrderEnd empties the first's list and
+        # is resolved by the first's end with only part of IB's orders. Every open-order
+        # request of this connection waits its turn here (`open_orders`).
+        self._open_orders_lock = asyncio.Lock()
         self._unconfirmed: list[IbOrder] = []  # sent, unacknowledged, not yet found or forgotten
         _quiet_ib_async_relays()
 
@@ -446,7 +451,7 @@ class IbConnection:
         here so that each missing answer is known by name)."""
         requests: dict[str, Callable[[], Awaitable[Any]]] = {POSITIONS: ib.reqPositionsAsync}
         if not self.settings.readonly:
-            requests[OPEN_ORDERS] = ib.reqAllOpenOrdersAsync
+            requests[OPEN_ORDERS] = lambda: self.open_orders(ib)
             requests[COMPLETED_ORDERS] = lambda: ib.reqCompletedOrdersAsync(False)
             if self.account:
                 requests["the account values"] = lambda: ib.reqAccountUpdatesAsync(self.account)
@@ -643,6 +648,15 @@ class IbConnection:
                 + (" (reconnecting)" if self.state == "reconnecting" else "")
             )
         return self.ib
+
+    async def open_orders(self, ib: _IB) -> list[Any]:
+        """reqAllOpenOrders, one at a time on this connection: ib_async resolves overlapping
+        ones from one shared 'openOrders' slot (ib_async wrapper.startReq / openOrderEnd), so
+        an answer could lack an order IB still holds — and a held sell "no longer listed" is
+        given up (`IbOrders.confirm_held_cancels`). The request is started only once the one
+        before it is over. The caller bounds the wait (`_call`)."""
+        async with self._open_orders_lock:
+            return await ib.reqAllOpenOrdersAsync()
 
     async def call(self, what: str, request: Callable[[_IB], Awaitable[T]]) -> T:
         """One request, bounded by broker.timeout_s; every failure is a BrokerError."""
@@ -869,7 +883,7 @@ class IbConnection:
                     resubscribe()
             ib = self.require()
             for what, request in (
-                (OPEN_ORDERS, ib.reqAllOpenOrdersAsync),
+                (OPEN_ORDERS, lambda: self.open_orders(ib)),
                 (COMPLETED_ORDERS, lambda: ib.reqCompletedOrdersAsync(False)),
                 (EXECUTIONS, ib.reqExecutionsAsync),
                 (POSITIONS, ib.reqPositionsAsync),

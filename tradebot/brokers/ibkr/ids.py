@@ -80,6 +80,10 @@ class OrderIds:
         """The orderRef our order `order_id` was sent with ("" when unknown)."""
         return self._refs.get(order_id, "")
 
+    def id_of(self, order_ref: str) -> int:
+        """The latest order id sent with `order_ref` (0 when none is remembered)."""
+        return max((i for i, r in self._refs.items() if r == order_ref), default=0)
+
     def reserve(self, count: int, server_next: int, refs: list[str] | None = None) -> list[int]:
         """`count` consecutive new ids, above both the server's next id and every id we used,
         remembered with the orderRefs they are for (`refs`, in order).

@@ -43,6 +43,7 @@ from tradebot.brokers.ibkr import mapping
 from tradebot.brokers.ibkr.connection import POSITIONS, IbConnection
 from tradebot.brokers.ibkr.ids import OrderIds
 from tradebot.brokers.ibkr.tracker import IbOrder, OrderTracker
+from tradebot.core.instruments import OptionContract
 from tradebot.core.market_time import market_clock
 
 log = logging.getLogger("tradebot.ibkr")
@@ -210,10 +211,24 @@ class IbOrders:
         return PlacedOrder(record.order_ref, record.order_id, record.perm_id, record.status)
 
     # -- cancelling ----------------------------------------------------------------------------
-    async def cancel(self, order_ref: str) -> None:
-        """Ask IB to cancel; the order is believed cancelled only when IB's status says so."""
+    async def cancel(
+        self, order_ref: str, *, order_id: int = 0, contract: OptionContract | None = None
+    ) -> None:
+        """Ask IB to cancel; the order is believed cancelled only when IB's status says so.
+
+        An order IB has not listed since a restart (its open orders unanswered) is cancelled by
+        the order id it was sent with (`order_id` from the journal, else the id file): IB
+        answers a cancel by id with the order's status (Cancelled), or error 10147 when it has
+        no such open order (QuantConnect/Lean.Brokerages.InteractiveBrokers#248); either
+        settles it. Without an id nothing can be sent, and the caller's alerts say so."""
         record = self.tracker.by_order_ref(order_ref)
-        if record is None or record.final:
+        if record is None:
+            order_id = order_id or self.ids.id_of(order_ref)
+            if order_id <= 0:
+                log.warning("cancel of %s not sent: IB has not listed it, no order id", order_ref)
+                return
+            record = self.tracker.track_unlisted(order_ref, order_id, contract, self.conn.now())
+        if record.final:
             return
         if record.client_id != self.conn.settings.client_id:
             raise BrokerError(
@@ -250,22 +265,31 @@ class IbOrders:
         if not asked or not self.conn.is_connected():
             return
         self._held_checked_at = self.conn.now()
-        try:
-            listed = await self.conn.call(
-                "the open orders (confirming a held order's cancel)",
-                lambda ib: ib.reqAllOpenOrdersAsync(),
-            )
-        except BrokerError as exc:
-            log.warning("held orders' cancel not confirmed yet: %s", exc)
-            return
-        perm_ids = {t.order.permId for t in listed if t.order.permId}
-        ids = {(t.order.clientId, t.order.orderId) for t in listed}
+        # Two answers in a row, each asked after the cancel and one at a time, must both leave
+        # the order out: an answer that reached ib_async late (after its own request timed
+        # out) resolves the next request instead, and could predate the order.
+        gone = list(asked)
+        for _ in range(2):
+            try:
+                listed = await self.conn.call(
+                    "the open orders (confirming a held order's cancel)", self.conn.open_orders
+                )
+            except BrokerError as exc:
+                log.warning("held orders' cancel not confirmed yet: %s", exc)
+                return
+            perm_ids = {t.order.permId for t in listed if t.order.permId}
+            ids = {(t.order.clientId, t.order.orderId) for t in listed}
+            gone = [
+                o
+                for o in gone
+                if not ((o.perm_id and o.perm_id in perm_ids) or (o.client_id, o.order_id) in ids)
+            ]
+            if not gone:
+                return
         now = self.conn.now()
-        for o in asked:
+        for o in gone:
             if o.status != "held":
                 continue  # IB said more meanwhile (Cancelled, Submitted, Filled)
-            if (o.perm_id and o.perm_id in perm_ids) or (o.client_id, o.order_id) in ids:
-                continue
             log.warning(
                 "%s (order id %d): IB held it Inactive, and its open orders no longer list it "
                 "after the cancel: finished",
@@ -318,6 +342,10 @@ class IbOrders:
         self._watch_held()
         out = []
         for o in self.tracker.orders(since):
+            if o.unlisted:
+                if o.final and o.contract is not None:
+                    out.append(_unlisted_view(o, o.contract))  # IB settled our cancel by id
+                continue
             if o.contract is None or o.order_type not in ("LMT", "STP", "MKT"):
                 if o.working and o.perm_id not in self._noted:
                     self._noted.add(o.perm_id)  # once: the loop asks every minute
@@ -451,3 +479,14 @@ class IbOrders:
             out.append(BrokerPosition(option, qty, avg / option.multiplier))
         self._positions = out
         return out
+
+
+def _unlisted_view(o: IbOrder, contract: OptionContract) -> BrokerOrder:
+    """An order IB never described since the restart, settled by its answer to our cancel:
+    only its ids and final status are IB's word (the book knows the rest)."""
+    return BrokerOrder(
+        order_ref=o.order_ref, order_id=o.order_id, perm_id=o.perm_id, parent_id=0,
+        contract=contract, action="SELL", qty=o.qty, order_type="LMT", limit=None,
+        stop=None, tif="", status=o.status, filled=o.filled, avg_fill_price=o.avg_fill_price,
+        reason=o.reason, finished_at=o.finished_at,
+    )  # fmt: skip

@@ -135,6 +135,9 @@ class IbOrder:
     held_since: datetime | None = None  # IB has said Inactive since then (not final yet)
     held_cancel_at: datetime | None = None  # when tradebot asked IB to cancel it
     retired: bool = False  # a refused bracket's order: its orderRef is sent again (OCO fallback)
+    # Known only from tradebot's own records (IB has not listed it since a restart): its cancel
+    # was sent by order id, and IB's answer to that cancel settles it.
+    unlisted: bool = False
 
     @property
     def final(self) -> bool:
@@ -203,6 +206,34 @@ class OrderTracker:
         self.live_ids[(self.client_id, order_id)] = order
         return order
 
+    def track_unlisted(
+        self, order_ref: str, order_id: int, contract: OptionContract | None, now: datetime
+    ) -> IbOrder:
+        """An order of ours IB has not listed since a restart (its open orders unanswered),
+        known by the order id it was sent with: tracked so that IB's answer to a cancel by
+        that id (an order status, or error 10147) settles it."""
+        order = IbOrder(
+            order_ref=order_ref,
+            order_id=order_id,
+            client_id=self.client_id,
+            perm_id=0,
+            parent_id=0,
+            contract=contract,
+            label=contract.label if contract is not None else order_ref,
+            action="SELL",
+            qty=0,
+            order_type="",
+            limit=None,
+            stop=None,
+            tif="",
+            status="submitted",
+            updated_at=now,
+            unlisted=True,
+        )
+        self.by_ref[order_ref] = order
+        self.live_ids[(self.client_id, order_id)] = order
+        return order
+
     # -- IB's messages -----------------------------------------------------------------------
     def _find(self, client_id: int, order_id: int, perm_id: int, order_ref: str) -> IbOrder | None:
         if perm_id and perm_id in self.by_perm:
@@ -262,6 +293,10 @@ class OrderTracker:
         if not completed:
             order.order_id = report.order_id or order.order_id
             order.client_id = report.client_id
+        if order.unlisted:  # IB describes it now: take IB's word for all of it
+            order.unlisted = False
+            order.action, order.order_type = report.action, report.order_type
+            order.label = report.label
         self._link(order)
         if report.filled is not None:
             order.filled = max(order.filled, report.filled)
@@ -296,6 +331,12 @@ class OrderTracker:
             order.reason = f"{code}: {text}"
             self._apply(order, "inactive", now, now)
             return ErrorOutcome(order, "rejected", code, text)
+        if order.unlisted and code == codes.CANCEL_NOT_FOUND and order.working:
+            # Our cancel by order id found nothing open at IB: the order cannot trade any more
+            # (it was cancelled, expired, or filled earlier: a fill shows in the positions).
+            order.reason = f"{code}: {text}"
+            self._apply(order, "cancelled", now, now)
+            return ErrorOutcome(order, "notice", code, text)
         order.notices.append(f"{code}: {text}")
         del order.notices[:-20]
         return ErrorOutcome(order, "notice", code, text)
