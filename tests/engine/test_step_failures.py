@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.engine.harness import config, events, orders
 from tests.market_time_text import utc_shown
-from tests.review.helpers import prepare, sim, trading
+from tests.review.helpers import HOLD, prepare, sim, trading
 from tradebot.brokers.base import BrokerError, Execution
 from tradebot.engine.loop import RETRY_MAX, TradingLoop
 from tradebot.engine.status_view import loop_report
@@ -171,3 +171,38 @@ def test_a_sync_that_fails_after_the_order_list_still_adopts_the_fill_next_time(
     assert "position_mismatch" not in names
     cancels = [e for e in events(loaded) if e["event"] == "order_cancel"]
     assert len(cancels) == len({e.get("ref", e["message"]) for e in cancels})
+
+
+def test_a_failed_sync_after_a_held_cancel_never_skips_the_flatten(tmp_path: Path) -> None:
+    """The sync that follows the cancel of a held order (IB's Inactive) is inside the
+    risk-reducing steps: when it fails (the broker times out, a journal line is damaged), the
+    halt, the flatten and the expiry sells after it in the same wake must still run. Before,
+    its exception ended the steps, at every wake the cancel was re-sent (review of fixes1)."""
+    loaded = config(tmp_path, HOLD, base=trading("", symbols='"SPY"'))
+    ctx, until = prepare(loaded, "2025-07-01", "2025-07-02")
+    loop = TradingLoop(ctx, until=until)
+    sync = ctx.book.sync
+    state = {"fail_next": False, "failed": 0}
+
+    async def held_guards(now: datetime) -> list[str]:
+        # From the flatten time on, a held order is cancelled at every wake, and the sync
+        # that follows it fails.
+        if now >= datetime(2025, 7, 1, 19, 50, tzinfo=UTC):
+            state["fail_next"] = True
+            return ["a held order cancelled"]
+        return []
+
+    async def failing_sync(broker: Any, now: datetime) -> Any:
+        if state["fail_next"]:
+            state["fail_next"] = False
+            state["failed"] += 1
+            raise BrokerError("request timed out (executions)")
+        return await sync(broker, now)
+
+    loop.exits.held_guards = held_guards  # type: ignore[method-assign]
+    ctx.book.sync = failing_sync  # type: ignore[method-assign]
+    asyncio.run(loop.run())
+    assert state["failed"] > 0, "the scenario needs the held-cancel sync to fail"
+    sells = [r for r in orders(loaded) if r["event"] == "intent" and r["role"] == "exit"]
+    assert sells, "the flatten's sells were never sent"
+    assert any("held order" in e["message"] for e in events(loaded) if e["event"] == "broker_error")

@@ -658,8 +658,17 @@ class TradingLoop:
         ctx = self.ctx
         if await self.exits.held_guards(now):
             # A held sell cancelled: what replaces it is decided on what the broker now says.
-            await ctx.book.sync(ctx.broker, now)
-            self._protect(now)
+            try:
+                await ctx.book.sync(ctx.broker, now)
+            except Exception as exc:  # the steps below (halt, flatten, expiry sells) still run
+                text = (
+                    f"the sync after cancelling a held order failed: {exc}; the next wake "
+                    "syncs again"
+                )
+                ctx.events.record(now, "broker_error", text)
+                log.warning("%s", text)
+            else:
+                self._protect(now)
         await self.exits.cancel_stale_entries(
             now, timedelta(seconds=ctx.settings.trading.interval_s)
         )
