@@ -122,3 +122,14 @@ def set_phase(loaded: LoadedConfig, phase: PhaseName, at: datetime) -> PhaseTran
 
 def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+# A dry run on the simulated broker: would-be positions, nothing sent.
+DRY = """
+[broker.sim]
+seed = 1
+
+[trading]
+mode = "dry_run"
+symbols = ["SPY", "QQQ"]
+"""

@@ -9,16 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.engine.harness import config, read_jsonl, run
-
-DRY = """
-[broker.sim]
-seed = 1
-
-[trading]
-mode = "dry_run"
-symbols = ["SPY", "QQQ"]
-"""
+from tests.engine.harness import DRY, config, read_jsonl, run
 
 
 def _ts(record: dict[str, Any]) -> datetime:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.harness import config, run
+from tests.engine.harness import DRY, config, run
 from tradebot.config import LoadedConfig
 from tradebot.engine.context import EngineContext
 from tradebot.engine.dry_run import WouldBePositions
@@ -90,16 +90,6 @@ def test_a_replaced_journal_with_a_damaged_line_leaves_the_book_as_it_was(
     book.refresh()
     assert book.holds(symbol, strategy) is not None
     assert {ref: (o.status, o.filled_qty) for ref, o in book.orders.items()} == before
-
-
-DRY = """
-[broker.sim]
-seed = 1
-
-[trading]
-mode = "dry_run"
-symbols = ["SPY", "QQQ"]
-"""
 
 
 def test_forget_finished_keeps_open_would_be_positions(tmp_path: Path) -> None:
