@@ -6,8 +6,12 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.remote.fake_telegram import FakeTelegram
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
@@ -63,3 +67,16 @@ def shared_data(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"real market data not available: {path} is absent (see README, Tests)")
     return path
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:
+    """The fake Telegram Bot API on loopback (tests/remote/fake_telegram.py), for the remote's
+    tests and the screen tests of `tradebot remote check`."""
+    from tests.remote.fake_telegram import FakeTelegram
+
+    server = FakeTelegram().start()
+    try:
+        yield server
+    finally:
+        server.stop()

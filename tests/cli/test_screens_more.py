@@ -342,15 +342,6 @@ def test_phase_export_shows_the_win_rate_as_a_percentage(columns: int, advanced:
 # -- remote check ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    server = FakeTelegram().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.parametrize("columns", COLUMNS)
 def test_remote_check_against_the_fake_bot_api(
     columns: int, tmp_path: Path, fake: FakeTelegram

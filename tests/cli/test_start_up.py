@@ -42,8 +42,8 @@ cli.main()
 """
 
 
-def imported(tmp_path: Path, *args: str) -> set[str]:
-    """Every module a real `tradebot ARGS` process has imported when it exits."""
+def probe(tmp_path: Path, *args: str) -> tuple[str, set[str]]:
+    """A real `tradebot ARGS` process: its stdout and every module it had imported at exit."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=tmp_path,
@@ -54,7 +54,12 @@ def imported(tmp_path: Path, *args: str) -> set[str]:
     )
     assert done.returncode in (0, 4), done.stderr[-2000:]
     [line] = [x for x in done.stderr.splitlines() if x.startswith("MODULES ")]
-    return set(line.split()[1:])
+    return done.stdout, set(line.split()[1:])
+
+
+def imported(tmp_path: Path, *args: str) -> set[str]:
+    """Every module a real `tradebot ARGS` process has imported when it exits."""
+    return probe(tmp_path, *args)[1]
 
 
 @pytest.fixture
@@ -108,18 +113,8 @@ def _cache(config: Path) -> Path:
 
 def _risk_doc(tmp_path: Path, config: Path) -> tuple[dict[str, object], set[str]]:
     """`risk check --json` from a real process: its document and the modules it imported."""
-    args = ["--config", str(config), "risk", "check", "--json", "--at", AT]
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode in (0, 4), done.stderr[-2000:]
-    [line] = [x for x in done.stderr.splitlines() if x.startswith("MODULES ")]
-    return json.loads(done.stdout), set(line.split()[1:])
+    out, modules = probe(tmp_path, "--config", str(config), "risk", "check", "--json", "--at", AT)
+    return json.loads(out), modules
 
 
 def test_risk_check_imports_no_pandas_once_the_calendar_is_cached(

@@ -38,15 +38,6 @@ def no_token_anywhere(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> Iter
     assert scan_for_token(tmp_path) == []
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    server = FakeTelegram().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def remote_config(
     tmp_path: Path,
     url: str,
